@@ -1,0 +1,15 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/cairnd/cairn/agent"
+)
+
+// VersionCmd prints the version in Consul's layout.
+type VersionCmd struct{}
+
+func (VersionCmd) Run(*Globals) error {
+	fmt.Printf("Cairn v%s\n", agent.Version)
+	return nil
+}
