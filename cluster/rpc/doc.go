@@ -1,0 +1,23 @@
+// Package rpc is the wire between client agents and servers, and between
+// servers: one TCP port (server RPC, default 8300) carrying two protocols,
+// told apart by the first byte of each connection, as Consul does.
+//
+//   - ProtoRPC (0x01): a yamux session follows; the dialling side is the
+//     yamux client. Every request uses its own stream: a length-prefixed
+//     msgpack header {Method} and a length-prefixed msgpack body; the
+//     response is a length-prefixed {Error} header and a length-prefixed
+//     body. The server closes the stream after the response.
+//   - ProtoRaft (0x02): the raw hashicorp/raft network transport stream,
+//     handed to the raft.StreamLayer returned by Server.RaftLayer.
+//
+// The package owns framing, limits and session lifetime; it knows nothing
+// about endpoints (cluster registers Handlers) or about server selection
+// and failover (the forwarder owns those).
+//
+// Invariants a caller relies on: a malformed connection or stream only
+// ever costs itself (it is closed with a logged reason, other sessions keep
+// being served); a length prefix is checked against Limits.MaxFrameSize
+// before any buffer is allocated; Call reports with a *TransportError
+// whether the request may have reached the server (MaybeSent), so writes
+// are never resent blindly by the layers above.
+package rpc

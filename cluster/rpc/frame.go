@@ -1,0 +1,197 @@
+package rpc
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/cairnd/cairn/cluster/structs"
+	"github.com/hashicorp/go-msgpack/v2/codec"
+)
+
+// Frame layout: a 4-byte big-endian payload length, then the payload.
+const frameLenSize = 4
+
+// ErrFrameTooLarge is returned when a length prefix exceeds the frame limit.
+// It is detected before any buffer for the payload is allocated.
+var ErrFrameTooLarge = errors.New("rpc: frame too large")
+
+// requestHeader precedes every request body.
+type requestHeader struct {
+	Method string
+}
+
+// responseHeader precedes every response body. Error is the handler's
+// error text, empty on success.
+type responseHeader struct {
+	Error string
+}
+
+// Decoder decodes the request body for a Handler. It is valid only until
+// the Handler returns.
+type Decoder interface {
+	Decode(v any) error
+}
+
+// countWriter counts the bytes handed to the underlying writer, so Call can
+// tell whether any part of a request left the process.
+type countWriter struct {
+	w     io.Writer
+	n     int
+	calls int
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	c.calls++
+	n, err := c.w.Write(p)
+	c.n += n
+	return n, err
+}
+
+// codecState is the per-stream scratch space: buffered reader and writer,
+// reusable msgpack encoder/decoder and frame buffers. Pooled so that a
+// round trip allocates little.
+type codecState struct {
+	br      *bufio.Reader
+	bw      *bufio.Writer
+	cw      countWriter
+	enc     *codec.Encoder
+	dec     *codec.Decoder
+	scratch []byte
+	hdr     []byte
+	body    []byte
+	lenBuf  [frameLenSize]byte
+}
+
+// Decode implements Decoder over the last body read.
+func (st *codecState) Decode(v any) error {
+	st.dec.ResetBytes(st.body)
+	if err := st.dec.Decode(v); err != nil {
+		return fmt.Errorf("rpc: decode body: %w", err)
+	}
+	return nil
+}
+
+// codecPool hands out codecStates built around one msgpack handle.
+type codecPool struct {
+	h    *codec.MsgpackHandle
+	pool sync.Pool
+}
+
+func newCodecPool() *codecPool {
+	p := &codecPool{h: structs.MsgpackHandle()}
+	p.pool.New = func() any {
+		st := &codecState{
+			br:      bufio.NewReaderSize(nil, bufioSize),
+			scratch: make([]byte, 0, 512),
+		}
+		st.bw = bufio.NewWriterSize(&st.cw, bufioSize)
+		st.enc = codec.NewEncoderBytes(&st.scratch, p.h)
+		st.dec = codec.NewDecoderBytes(nil, p.h)
+		return st
+	}
+	return p
+}
+
+// get returns a state reading from r and writing to w.
+func (p *codecPool) get(r io.Reader, w io.Writer) *codecState {
+	st := p.pool.Get().(*codecState)
+	st.br.Reset(r)
+	st.cw = countWriter{w: w}
+	st.bw.Reset(&st.cw)
+	return st
+}
+
+func (p *codecPool) put(st *codecState) {
+	if cap(st.hdr) > pooledBufferCap || cap(st.body) > pooledBufferCap || cap(st.scratch) > pooledBufferCap {
+		return
+	}
+	st.br.Reset(nil)
+	st.bw.Reset(nil)
+	st.cw = countWriter{}
+	st.hdr, st.body = st.hdr[:0], st.body[:0]
+	p.pool.Put(st)
+}
+
+// readFrame reads one length-prefixed frame into buf (reusing its
+// capacity) and returns the payload. The length is checked against max
+// before the payload buffer is grown.
+func readFrame(r io.Reader, lenBuf *[frameLenSize]byte, buf []byte, max int) ([]byte, error) {
+	if _, err := io.ReadFull(r, lenBuf[:]); err != nil {
+		return buf[:0], err
+	}
+	n := binary.BigEndian.Uint32(lenBuf[:])
+	if uint64(n) > uint64(max) {
+		return buf[:0], fmt.Errorf("%w: length prefix %d exceeds limit %d", ErrFrameTooLarge, n, max)
+	}
+	if cap(buf) < int(n) {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return buf[:0], fmt.Errorf("rpc: truncated frame (%d bytes announced): %w", n, err)
+	}
+	return buf, nil
+}
+
+// writeFrame encodes v and writes it, length-prefixed, to st.bw.
+func (st *codecState) writeFrame(v any, max int) error {
+	st.scratch = st.scratch[:0]
+	st.enc.ResetBytes(&st.scratch)
+	if err := st.enc.Encode(v); err != nil {
+		return fmt.Errorf("rpc: encode: %w", err)
+	}
+	if len(st.scratch) > max {
+		return fmt.Errorf("%w: encoded %d bytes, limit %d", ErrFrameTooLarge, len(st.scratch), max)
+	}
+	binary.BigEndian.PutUint32(st.lenBuf[:], uint32(len(st.scratch)))
+	if _, err := st.bw.Write(st.lenBuf[:]); err != nil {
+		return err
+	}
+	_, err := st.bw.Write(st.scratch)
+	return err
+}
+
+// readRequest reads a request header and body from st.br. On success the
+// body stays in st.body for Decode.
+func (st *codecState) readRequest(max int) (requestHeader, error) {
+	var hdr requestHeader
+	var err error
+	if st.hdr, err = readFrame(st.br, &st.lenBuf, st.hdr, max); err != nil {
+		return hdr, err
+	}
+	st.dec.ResetBytes(st.hdr)
+	if err := st.dec.Decode(&hdr); err != nil {
+		return hdr, fmt.Errorf("rpc: bad request header: %w", err)
+	}
+	if hdr.Method == "" {
+		return hdr, errors.New("rpc: request header without method")
+	}
+	if st.body, err = readFrame(st.br, &st.lenBuf, st.body, max); err != nil {
+		return hdr, err
+	}
+	return hdr, nil
+}
+
+// readResponse reads a response header and body; the body stays in st.body.
+func (st *codecState) readResponse(max int) (responseHeader, error) {
+	var hdr responseHeader
+	var err error
+	if st.hdr, err = readFrame(st.br, &st.lenBuf, st.hdr, max); err != nil {
+		return hdr, err
+	}
+	st.dec.ResetBytes(st.hdr)
+	if err := st.dec.Decode(&hdr); err != nil {
+		return hdr, fmt.Errorf("rpc: bad response header: %w", err)
+	}
+	if st.body, err = readFrame(st.br, &st.lenBuf, st.body, max); err != nil {
+		return hdr, err
+	}
+	return hdr, nil
+}

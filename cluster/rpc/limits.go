@@ -1,0 +1,95 @@
+package rpc
+
+import "time"
+
+// Protocol bytes: the first byte of every connection to the server RPC port.
+const (
+	// ProtoRPC starts a yamux session carrying request streams.
+	ProtoRPC byte = 0x01
+	// ProtoRaft starts a raw raft network-transport stream.
+	ProtoRaft byte = 0x02
+)
+
+const (
+	// DefaultMaxFrameSize bounds one header or body frame. The largest
+	// legitimate payload is a KV value (Consul caps those at 512 KiB) or a
+	// catalog listing of a big datacenter; 8 MiB leaves ample headroom while
+	// keeping one hostile length prefix from costing more than that.
+	DefaultMaxFrameSize = 8 << 20
+
+	// DefaultMaxConcurrentStreams bounds the handlers running for one
+	// session (and the yamux accept backlog). A client agent multiplexes
+	// its DNS misses, blocking queries and anti-entropy over one session;
+	// 4096 is far above that yet caps the goroutines one peer can pin.
+	DefaultMaxConcurrentStreams = 4096
+
+	// DefaultStreamReadTimeout is how long a stream may take to deliver its
+	// whole request. Requests are small and sent in one write, so a stream
+	// that is silent for 10 s is broken or hostile and is closed.
+	DefaultStreamReadTimeout = 10 * time.Second
+
+	// DefaultHandshakeTimeout bounds the time from accept to the protocol
+	// byte and, for ProtoRPC, the first yamux frame (our client pings right
+	// after dialling). Idle half-open connections must not pile up.
+	DefaultHandshakeTimeout = 5 * time.Second
+
+	// DefaultWriteTimeout bounds writing one response; a peer that stops
+	// reading must not pin a handler goroutine forever.
+	DefaultWriteTimeout = 10 * time.Second
+
+	// keepAliveInterval: yamux pings at this period; a peer that does not
+	// answer within connectionWriteTimeout has its session torn down, which
+	// is how a client notices a silently dead server.
+	keepAliveInterval      = 10 * time.Second
+	connectionWriteTimeout = 10 * time.Second
+
+	// pooledBufferCap: buffers grown beyond this by one big frame are not
+	// returned to the pool, so a rare 8 MiB request does not pin 8 MiB per
+	// pooled entry for the life of the process.
+	pooledBufferCap = 64 << 10
+
+	// bufioSize is the read/write buffer of one stream: a typical request
+	// or response (a few hundred bytes) fits in one yamux frame.
+	bufioSize = 4 << 10
+)
+
+// Limits bound what one peer can make the server do. Zero fields take the
+// Default* values.
+type Limits struct {
+	MaxFrameSize         int
+	MaxConcurrentStreams int
+	StreamReadTimeout    time.Duration
+	HandshakeTimeout     time.Duration
+	WriteTimeout         time.Duration
+}
+
+// DefaultLimits returns the limits a production server uses.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxFrameSize:         DefaultMaxFrameSize,
+		MaxConcurrentStreams: DefaultMaxConcurrentStreams,
+		StreamReadTimeout:    DefaultStreamReadTimeout,
+		HandshakeTimeout:     DefaultHandshakeTimeout,
+		WriteTimeout:         DefaultWriteTimeout,
+	}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxFrameSize <= 0 {
+		l.MaxFrameSize = d.MaxFrameSize
+	}
+	if l.MaxConcurrentStreams <= 0 {
+		l.MaxConcurrentStreams = d.MaxConcurrentStreams
+	}
+	if l.StreamReadTimeout <= 0 {
+		l.StreamReadTimeout = d.StreamReadTimeout
+	}
+	if l.HandshakeTimeout <= 0 {
+		l.HandshakeTimeout = d.HandshakeTimeout
+	}
+	if l.WriteTimeout <= 0 {
+		l.WriteTimeout = d.WriteTimeout
+	}
+	return l
+}
