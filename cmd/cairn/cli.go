@@ -11,4 +11,7 @@ type CLI struct {
 
 	Agent   AgentCmd   `cmd:"" help:"Run a Cairn agent (client or server)."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
+	KV      KVCmd      `cmd:"" name:"kv" help:"Read and write the key-value store."`
+	Catalog CatalogCmd `cmd:"" help:"List the catalog's services and nodes."`
+	Maint   MaintCmd   `cmd:"" help:"Toggle or list node and service maintenance mode."`
 }

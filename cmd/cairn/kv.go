@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// KVCmd groups the key-value store commands (Consul's `consul kv`).
+type KVCmd struct {
+	Get    KVGetCmd    `cmd:"" help:"Read a value (or, with --recurse, every value under a prefix)."`
+	Put    KVPutCmd    `cmd:"" help:"Write a value."`
+	Delete KVDeleteCmd `cmd:"" help:"Delete a key (or, with --recurse, a prefix)."`
+}
+
+// kvEntry is the /v1/kv JSON the CLI reads.
+type kvEntry struct {
+	Key         string
+	Value       []byte
+	Flags       uint64
+	LockIndex   uint64
+	Session     string
+	CreateIndex uint64
+	ModifyIndex uint64
+}
+
+// kvPath is the API path of key; Consul's CLI strips one leading slash.
+func kvPath(key string) string {
+	key = strings.TrimPrefix(key, "/")
+	segs := strings.Split(key, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return "/v1/kv/" + strings.Join(segs, "/")
+}
+
+// KVGetCmd is `cairn kv get`.
+type KVGetCmd struct {
+	Recurse   bool   `help:"Read every key under the prefix KEY, printed as key:value."`
+	Detailed  bool   `help:"Print every field of the entry, not just the value."`
+	Keys      bool   `help:"List the keys under the prefix KEY instead of values."`
+	Separator string `default:"/" help:"With --keys, group keys up to this separator."`
+	Key       string `arg:"" optional:"" help:"Key (or prefix) to read."`
+}
+
+func (c *KVGetCmd) Run(g *Globals) error {
+	ctx, cancel := cmdContext()
+	defer cancel()
+	return finish(c.run(ctx, newAPIClient(g), os.Stdout, os.Stderr))
+}
+
+func (c *KVGetCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Writer) error {
+	key := strings.TrimPrefix(c.Key, "/")
+	if key == "" && !c.Recurse && !c.Keys {
+		fmt.Fprintln(stderr, "Error! Missing KEY argument")
+		return exitCode(1)
+	}
+	q := url.Values{}
+	switch {
+	case c.Keys:
+		q.Set("keys", "")
+		if c.Separator != "" {
+			q.Set("separator", c.Separator)
+		}
+		var keys []string
+		if _, err := api.getJSON(ctx, kvPath(key), q, &keys); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			fmt.Fprintln(stdout, k)
+		}
+		return nil
+	case c.Recurse:
+		q.Set("recurse", "")
+	}
+	var entries []kvEntry
+	found, err := api.getJSON(ctx, kvPath(key), q, &entries)
+	if err != nil {
+		return err
+	}
+	if !found || len(entries) == 0 {
+		if c.Recurse {
+			return nil
+		}
+		fmt.Fprintf(stderr, "Error! No key exists at: %s\n", key)
+		return exitCode(1)
+	}
+	for i, e := range entries {
+		switch {
+		case c.Detailed:
+			if i > 0 {
+				fmt.Fprintln(stdout)
+			}
+			printKVDetailed(stdout, &e)
+		case c.Recurse:
+			fmt.Fprintf(stdout, "%s:%s\n", e.Key, e.Value)
+		default:
+			fmt.Fprintf(stdout, "%s\n", e.Value)
+		}
+	}
+	return nil
+}
+
+func printKVDetailed(w io.Writer, e *kvEntry) {
+	tw := tabwriter.NewWriter(w, 0, 4, 6, ' ', 0)
+	session := e.Session
+	if session == "" {
+		session = "-"
+	}
+	fmt.Fprintf(tw, "CreateIndex\t%d\n", e.CreateIndex)
+	fmt.Fprintf(tw, "Flags\t%d\n", e.Flags)
+	fmt.Fprintf(tw, "Key\t%s\n", e.Key)
+	fmt.Fprintf(tw, "LockIndex\t%d\n", e.LockIndex)
+	fmt.Fprintf(tw, "ModifyIndex\t%d\n", e.ModifyIndex)
+	fmt.Fprintf(tw, "Session\t%s\n", session)
+	fmt.Fprintf(tw, "Value\t%s\n", e.Value)
+	_ = tw.Flush()
+}
+
+// KVPutCmd is `cairn kv put`.
+type KVPutCmd struct {
+	CAS         bool    `name:"cas" help:"Write only if the key's modify index equals --modify-index (0: only if absent)."`
+	ModifyIndex *uint64 `name:"modify-index" help:"Index for --cas."`
+	Flags       uint64  `help:"Opaque flags stored with the value."`
+	Key         string  `arg:"" help:"Key to write."`
+	Value       string  `arg:"" optional:"" help:"Value; '-' reads stdin, '@file' reads a file. Empty if omitted."`
+}
+
+func (c *KVPutCmd) Run(g *Globals) error {
+	ctx, cancel := cmdContext()
+	defer cancel()
+	return finish(c.run(ctx, newAPIClient(g), os.Stdin, os.Stdout, os.Stderr))
+}
+
+func (c *KVPutCmd) run(ctx context.Context, api *apiClient, stdin io.Reader, stdout, stderr io.Writer) error {
+	key := strings.TrimPrefix(c.Key, "/")
+	if key == "" {
+		fmt.Fprintln(stderr, "Error! Missing KEY argument")
+		return exitCode(1)
+	}
+	if c.CAS && c.ModifyIndex == nil {
+		fmt.Fprintln(stderr, "Must specify --modify-index with --cas!")
+		return exitCode(1)
+	}
+	value, err := readValue(c.Value, stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error! %v\n", err)
+		return exitCode(1)
+	}
+	q := url.Values{}
+	if c.Flags != 0 {
+		q.Set("flags", strconv.FormatUint(c.Flags, 10))
+	}
+	if c.CAS {
+		q.Set("cas", strconv.FormatUint(*c.ModifyIndex, 10))
+	}
+	b, _, err := api.do(ctx, http.MethodPut, kvPath(key), q, bytes.NewReader(value))
+	if err != nil {
+		fmt.Fprintf(stderr, "Error! Failed writing data: %v\n", err)
+		return exitCode(1)
+	}
+	if strings.TrimSpace(string(b)) != "true" {
+		fmt.Fprintf(stderr, "Error! Did not write to %s: CAS failed\n", key)
+		return exitCode(1)
+	}
+	fmt.Fprintf(stdout, "Success! Data written to: %s\n", key)
+	return nil
+}
+
+// readValue resolves Consul's value forms: "-" stdin, "@path" a file.
+func readValue(v string, stdin io.Reader) ([]byte, error) {
+	switch {
+	case v == "-":
+		return io.ReadAll(stdin)
+	case strings.HasPrefix(v, "@"):
+		b, err := os.ReadFile(v[1:])
+		if err != nil {
+			return nil, fmt.Errorf("reading value: %w", err)
+		}
+		return b, nil
+	}
+	return []byte(v), nil
+}
+
+// KVDeleteCmd is `cairn kv delete`.
+type KVDeleteCmd struct {
+	Recurse     bool    `help:"Delete every key under the prefix KEY."`
+	CAS         bool    `name:"cas" help:"Delete only if the key's modify index equals --modify-index."`
+	ModifyIndex *uint64 `name:"modify-index" help:"Index for --cas."`
+	Key         string  `arg:"" optional:"" help:"Key (or prefix) to delete."`
+}
+
+func (c *KVDeleteCmd) Run(g *Globals) error {
+	ctx, cancel := cmdContext()
+	defer cancel()
+	return finish(c.run(ctx, newAPIClient(g), os.Stdout, os.Stderr))
+}
+
+func (c *KVDeleteCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Writer) error {
+	key := strings.TrimPrefix(c.Key, "/")
+	switch {
+	case c.CAS && c.Recurse:
+		fmt.Fprintln(stderr, "Cannot specify both --cas and --recurse!")
+		return exitCode(1)
+	case c.CAS && c.ModifyIndex == nil:
+		fmt.Fprintln(stderr, "Must specify --modify-index with --cas!")
+		return exitCode(1)
+	case key == "" && !c.Recurse:
+		fmt.Fprintln(stderr, "Error! Missing KEY argument")
+		return exitCode(1)
+	}
+	q := url.Values{}
+	if c.Recurse {
+		q.Set("recurse", "")
+	}
+	if c.CAS {
+		q.Set("cas", strconv.FormatUint(*c.ModifyIndex, 10))
+	}
+	b, _, err := api.do(ctx, http.MethodDelete, kvPath(key), q, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error! Failed deleting data: %v\n", err)
+		return exitCode(1)
+	}
+	switch {
+	case strings.TrimSpace(string(b)) != "true":
+		fmt.Fprintf(stderr, "Error! Did not delete key %s: CAS failed\n", key)
+		return exitCode(1)
+	case c.Recurse:
+		fmt.Fprintf(stdout, "Success! Deleted keys with prefix: %s\n", key)
+	default:
+		fmt.Fprintf(stdout, "Success! Deleted key: %s\n", key)
+	}
+	return nil
+}
