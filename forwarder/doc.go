@@ -1,0 +1,21 @@
+// Package forwarder is a client agent's connection to the server tier: it
+// keeps exactly one TCP connection (one rpc.Session) to one server of its
+// datacenter and sends every RPC over it, multiplexed.
+//
+// The agent feeds it the servers' RPC addresses from gossip (SetServers);
+// Run owns the connection: it dials a server from a shuffled list, moves to
+// the next one as soon as the session dies (bounded by
+// Config.FailoverWithin), and every RebalanceInterval (jittered, and
+// stretched for big clusters as Consul does) moves to a random other
+// server so clients spread evenly after servers come back. A rebalance
+// drains: new calls use the new session, the old one closes once its
+// in-flight calls finish.
+//
+// Retry rule: reads (idempotent) are retried on the next server until ctx
+// ends. Writes are retried only when the request provably never left the
+// process; otherwise Call returns ErrWriteOutcomeUnknown and the caller
+// decides (a write is never resent blindly).
+//
+// It does not pick servers by latency or talk to other datacenters directly:
+// servers forward cross-DC requests.
+package forwarder

@@ -1,0 +1,541 @@
+package forwarder
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairnd/cairn/cluster/rpc"
+	"github.com/cairnd/cairn/cluster/structs"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+)
+
+type echoArgs struct {
+	Msg string
+	N   int
+}
+
+// testServer is an rpc.Server on 127.0.0.1:0 whose handlers count calls.
+type testServer struct {
+	srv   *rpc.Server
+	addr  string
+	port  int
+	calls sync.Map // method -> *atomic.Int64
+	// block makes Block-style handlers wait for ctx (the session's death).
+	block   atomic.Bool
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *testServer) count(method string) int64 {
+	v, _ := s.calls.LoadOrStore(method, new(atomic.Int64))
+	return v.(*atomic.Int64).Load()
+}
+
+func (s *testServer) inc(method string) {
+	v, _ := s.calls.LoadOrStore(method, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+}
+
+func (s *testServer) stop() { s.once.Do(func() { s.srv.Close() }) }
+
+func startServers(t testing.TB, n int) []*testServer {
+	t.Helper()
+	out := make([]*testServer, n)
+	for i := range out {
+		ts := &testServer{release: make(chan struct{})}
+		ts.srv = rpc.NewServer(zap.NewNop(), nil, rpc.Limits{})
+		ts.srv.Handle("Test.Echo", func(ctx context.Context, dec rpc.Decoder) (any, error) {
+			ts.inc("Test.Echo")
+			var a echoArgs
+			if err := dec.Decode(&a); err != nil {
+				return nil, err
+			}
+			return &a, nil
+		})
+		// Barrier holds every call until the test closes release.
+		ts.srv.Handle("Test.Barrier", func(ctx context.Context, dec rpc.Decoder) (any, error) {
+			ts.inc("Test.Barrier")
+			select {
+			case <-ts.release:
+				return &echoArgs{Msg: ts.addr}, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		})
+		// Write and Read block while ts.block is set, until the session dies.
+		for _, m := range []string{"Test.Write", "Test.Read"} {
+			ts.srv.Handle(m, func(ctx context.Context, dec rpc.Decoder) (any, error) {
+				ts.inc(m)
+				if ts.block.Load() {
+					<-ctx.Done()
+					return nil, ctx.Err()
+				}
+				return &echoArgs{Msg: ts.addr}, nil
+			})
+		}
+		ts.srv.Handle("Test.Fail", func(context.Context, rpc.Decoder) (any, error) {
+			ts.inc("Test.Fail")
+			return nil, structs.ErrNotLeader
+		})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts.addr = ln.Addr().String()
+		ts.port = ln.Addr().(*net.TCPAddr).Port
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = ts.srv.Serve(context.Background(), ln)
+		}()
+		t.Cleanup(func() {
+			ts.stop()
+			<-done
+		})
+		out[i] = ts
+	}
+	return out
+}
+
+func addrs(servers []*testServer) []string {
+	out := make([]string, len(servers))
+	for i, s := range servers {
+		out[i] = s.addr
+	}
+	return out
+}
+
+func byAddr(servers []*testServer, addr string) *testServer {
+	for _, s := range servers {
+		if s.addr == addr {
+			return s
+		}
+	}
+	return nil
+}
+
+// startForwarder runs a Forwarder until the test ends.
+func startForwarder(t testing.TB, cfg Config, servers []string) (*Forwarder, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	logger := zap.NewNop()
+	if tt, ok := t.(*testing.T); ok {
+		logger = zaptest.NewLogger(tt, zaptest.Level(zap.WarnLevel))
+	}
+	f := New(cfg, logger, reg)
+	if servers != nil {
+		f.SetServers(servers)
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.Run(context.Background()) }()
+	t.Cleanup(func() {
+		f.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return f, reg
+}
+
+// metricValue sums every series of the named metric.
+func metricValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if g := m.GetGauge(); g != nil {
+				sum += g.GetValue()
+			}
+			if c := m.GetCounter(); c != nil {
+				sum += c.GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// establishedTo counts this process's ESTABLISHED TCP sockets whose remote
+// port is one of ports. The servers live in this process too, but their
+// accepted sockets have the server port as the local end, so only the
+// client side of each connection is counted. Sockets are matched to this
+// process through the inodes behind /proc/self/fd.
+func establishedTo(t testing.TB, servers []*testServer) int {
+	t.Helper()
+	ports := make(map[int]bool)
+	for _, s := range servers {
+		ports[s.port] = true
+	}
+	inodes := make(map[string]bool)
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for _, fd := range fds {
+		link, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err == nil && strings.HasPrefix(link, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
+		}
+	}
+	n := 0
+	for _, file := range []string{"/proc/self/net/tcp", "/proc/self/net/tcp6"} {
+		fh, err := os.Open(file)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(fh)
+		sc.Scan() // header
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) < 10 || f[3] != "01" { // 01 = ESTABLISHED
+				continue
+			}
+			remote := f[2]
+			port, err := strconv.ParseInt(remote[strings.LastIndexByte(remote, ':')+1:], 16, 32)
+			if err == nil && ports[int(port)] && inodes[f[9]] {
+				n++
+			}
+		}
+		fh.Close()
+	}
+	return n
+}
+
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func testConfig() Config {
+	cfg := DefaultConfig()
+	cfg.RebalanceInterval = time.Hour // tests that rebalance say so
+	return cfg
+}
+
+func TestOneConnectionCarriesManyCalls(t *testing.T) {
+	servers := startServers(t, 3)
+	f, reg := startForwarder(t, testConfig(), addrs(servers))
+
+	const n = 1000
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var out echoArgs
+			if err := f.Call(context.Background(), "Test.Barrier", &echoArgs{N: i}, &out, true); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	total := func(m string) int64 {
+		var sum int64
+		for _, s := range servers {
+			sum += s.count(m)
+		}
+		return sum
+	}
+	// All 1000 calls are inside handlers at once...
+	waitFor(t, 10*time.Second, "1000 calls in flight", func() bool { return total("Test.Barrier") == n })
+	// ...over exactly one TCP connection.
+	if g := metricValue(t, reg, "cairn_forwarder_connections"); g != 1 {
+		t.Errorf("cairn_forwarder_connections = %v with %d calls in flight, want 1", g, n)
+	}
+	if c := establishedTo(t, servers); c != 1 {
+		t.Errorf("%d established client connections to servers in /proc, want 1", c)
+	}
+	cur := byAddr(servers, f.Server())
+	if cur == nil || cur.count("Test.Barrier") != n {
+		t.Errorf("calls spread over servers; want all on the connected one")
+	}
+	for _, s := range servers {
+		close(s.release)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := metricValue(t, reg, "cairn_forwarder_requests_total"); got != n {
+		t.Errorf("cairn_forwarder_requests_total = %v, want %d", got, n)
+	}
+	if c := establishedTo(t, servers); c != 1 {
+		t.Errorf("%d established connections after the burst, want 1", c)
+	}
+}
+
+func TestFailoverWithinTwoSeconds(t *testing.T) {
+	servers := startServers(t, 3)
+	f, reg := startForwarder(t, testConfig(), addrs(servers))
+	if err := f.Call(context.Background(), "Test.Echo", &echoArgs{}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	first := f.Server()
+	byAddr(servers, first).stop()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var out echoArgs
+	if err := f.Call(ctx, "Test.Echo", &echoArgs{Msg: "after"}, &out, true); err != nil {
+		t.Fatalf("no failover within 2s: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("failover took %v", d)
+	}
+	if now := f.Server(); now == first || now == "" {
+		t.Fatalf("still on %q after its server closed", now)
+	}
+	// A write (non-idempotent) also goes through: the dead session is
+	// detected before sending, so it is safe to send on the new one.
+	if err := f.Call(ctx, "Test.Write", &echoArgs{}, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "gauge back to 1", func() bool { return metricValue(t, reg, "cairn_forwarder_connections") == 1 })
+	if c := establishedTo(t, servers); c != 1 {
+		t.Errorf("%d established connections after failover, want 1", c)
+	}
+	// Handler errors are returned as they are, not retried.
+	before := byAddr(servers, f.Server()).count("Test.Fail")
+	if err := f.Call(ctx, "Test.Fail", nil, nil, true); !errors.Is(err, structs.ErrNotLeader) {
+		t.Fatalf("got %v, want ErrNotLeader", err)
+	}
+	if got := byAddr(servers, f.Server()).count("Test.Fail") - before; got != 1 {
+		t.Fatalf("handler error retried: %d calls", got)
+	}
+}
+
+func TestInFlightWriteNotResent(t *testing.T) {
+	servers := startServers(t, 3)
+	f, _ := startForwarder(t, testConfig(), addrs(servers))
+	if err := f.Call(context.Background(), "Test.Echo", &echoArgs{}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	victim := byAddr(servers, f.Server())
+	victim.block.Store(true)
+
+	writeErr := make(chan error, 1)
+	readErr := make(chan error, 1)
+	var readOut echoArgs
+	go func() {
+		writeErr <- f.Call(context.Background(), "Test.Write", &echoArgs{Msg: "w"}, nil, false)
+	}()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		readErr <- f.Call(ctx, "Test.Read", &echoArgs{Msg: "r"}, &readOut, true)
+	}()
+	waitFor(t, 5*time.Second, "write and read in flight", func() bool {
+		return victim.count("Test.Write") == 1 && victim.count("Test.Read") == 1
+	})
+	victim.stop()
+
+	select {
+	case err := <-writeErr:
+		if !errors.Is(err, ErrWriteOutcomeUnknown) {
+			t.Fatalf("write: got %v, want ErrWriteOutcomeUnknown", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("write call did not return after its server died")
+	}
+	select {
+	case err := <-readErr:
+		if err != nil {
+			t.Fatalf("read was not retried elsewhere: %v", err)
+		}
+		if readOut.Msg == victim.addr || readOut.Msg == "" {
+			t.Fatalf("read answered by %q", readOut.Msg)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("read call did not return")
+	}
+	// Give a hypothetical resend time to land, then count.
+	time.Sleep(300 * time.Millisecond)
+	var writes int64
+	for _, s := range servers {
+		writes += s.count("Test.Write")
+	}
+	if writes != 1 {
+		t.Fatalf("write handled %d times, want exactly 1 (never resent)", writes)
+	}
+}
+
+func TestRebalanceMovesAndDrains(t *testing.T) {
+	servers := startServers(t, 3)
+	cfg := testConfig()
+	cfg.RebalanceInterval = 300 * time.Millisecond
+	f, reg := startForwarder(t, cfg, addrs(servers))
+	if err := f.Call(context.Background(), "Test.Echo", &echoArgs{}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	first := f.Server()
+	// A long call on the first session must survive the move.
+	long := make(chan error, 1)
+	var longOut echoArgs
+	go func() { long <- f.Call(context.Background(), "Test.Barrier", &echoArgs{}, &longOut, true) }()
+	waitFor(t, 5*time.Second, "long call in flight", func() bool { return byAddr(servers, first).count("Test.Barrier") == 1 })
+
+	waitFor(t, 5*time.Second, "rebalance to another server", func() bool {
+		s := f.Server()
+		return s != "" && s != first
+	})
+	// The old session drains: still open while the long call runs.
+	if g := metricValue(t, reg, "cairn_forwarder_connections"); g != 2 {
+		t.Errorf("connections while draining = %v, want 2", g)
+	}
+	// New calls go to the new server.
+	var out echoArgs
+	if err := f.Call(context.Background(), "Test.Read", &echoArgs{}, &out, true); err != nil {
+		t.Fatal(err)
+	}
+	if out.Msg == first {
+		t.Errorf("new call went to the draining server")
+	}
+	close(byAddr(servers, first).release)
+	if err := <-long; err != nil || longOut.Msg != first {
+		t.Fatalf("long call across rebalance: %v (%+v)", err, longOut)
+	}
+	// Stop further moves, then the count settles at one.
+	f.SetServers([]string{f.Server()})
+	waitFor(t, 3*time.Second, "one connection after drain", func() bool {
+		return metricValue(t, reg, "cairn_forwarder_connections") == 1 && establishedTo(t, servers) == 1
+	})
+	if metricValue(t, reg, "cairn_forwarder_rebalances_total") < 1 {
+		t.Error("rebalances not counted")
+	}
+}
+
+func TestServerRemovedFromList(t *testing.T) {
+	servers := startServers(t, 2)
+	f, _ := startForwarder(t, testConfig(), addrs(servers))
+	if err := f.Call(context.Background(), "Test.Echo", &echoArgs{}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	first := f.Server()
+	var other string
+	for _, a := range addrs(servers) {
+		if a != first {
+			other = a
+		}
+	}
+	f.SetServers([]string{other})
+	waitFor(t, 3*time.Second, "move off removed server", func() bool { return f.Server() == other })
+}
+
+func TestNoServersFailsFast(t *testing.T) {
+	f, _ := startForwarder(t, testConfig(), nil)
+	start := time.Now()
+	err := f.Call(context.Background(), "Test.Echo", nil, nil, true)
+	if !errors.Is(err, structs.ErrNoServers) {
+		t.Fatalf("got %v, want ErrNoServers", err)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Fatalf("took %v to report no servers", d)
+	}
+	// Servers arriving while a call waits are used.
+	servers := startServers(t, 1)
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		f.SetServers(addrs(servers))
+	}()
+	if err := f.Call(context.Background(), "Test.Echo", &echoArgs{}, nil, false); err != nil {
+		t.Fatalf("call waiting for first server: %v", err)
+	}
+}
+
+func TestUnreachableServersHonourDeadline(t *testing.T) {
+	// A port with nothing listening.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	f, _ := startForwarder(t, testConfig(), []string{dead})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := f.Call(ctx, "Test.Echo", nil, nil, true); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want deadline exceeded", err)
+	}
+}
+
+func TestCloseFailsCalls(t *testing.T) {
+	servers := startServers(t, 1)
+	f, reg := startForwarder(t, testConfig(), addrs(servers))
+	if err := f.Call(context.Background(), "Test.Echo", &echoArgs{}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := f.Call(context.Background(), "Test.Echo", &echoArgs{}, nil, true); !errors.Is(err, ErrClosed) {
+		t.Fatalf("got %v after Close", err)
+	}
+	if g := metricValue(t, reg, "cairn_forwarder_connections"); g != 0 {
+		t.Fatalf("connections after Close = %v", g)
+	}
+}
+
+func BenchmarkForwarderCall(b *testing.B) {
+	servers := startServers(b, 3)
+	f, _ := startForwarder(b, testConfig(), addrs(servers))
+	ctx := context.Background()
+	in := &echoArgs{Msg: "ping", N: 1}
+	var out echoArgs
+	if err := f.Call(ctx, "Test.Echo", in, &out, true); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := f.Call(ctx, "Test.Echo", in, &out, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkForwarderParallel(b *testing.B) {
+	servers := startServers(b, 3)
+	f, _ := startForwarder(b, testConfig(), addrs(servers))
+	if err := f.Call(context.Background(), "Test.Echo", &echoArgs{}, nil, true); err != nil {
+		b.Fatal(err)
+	}
+	// 256 goroutines in flight regardless of GOMAXPROCS.
+	b.SetParallelism(max(1, 256/runtime.GOMAXPROCS(0)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		in := &echoArgs{Msg: "ping", N: 1}
+		var out echoArgs
+		for pb.Next() {
+			if err := f.Call(context.Background(), "Test.Echo", in, &out, true); err != nil {
+				b.Error(fmt.Errorf("call: %w", err))
+				return
+			}
+		}
+	})
+}
