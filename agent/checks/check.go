@@ -22,6 +22,15 @@ const (
 	// (Consul's default for HTTP and TCP checks).
 	DefaultTimeout = 10 * time.Second
 
+	// DefaultScriptTimeout bounds a script run when the definition sets no
+	// timeout (Consul's: scripts get longer than network probes).
+	DefaultScriptTimeout = 30 * time.Second
+
+	// MinDeregisterCriticalServiceAfter is the shortest reap delay
+	// ReapAfter returns (Consul's minimum of 1 minute): a shorter one
+	// would deregister services on a routine restart of the backend.
+	MinDeregisterCriticalServiceAfter = time.Minute
+
 	// MinInterval is the shortest interval New accepts; shorter ones are
 	// raised to it (Consul's checks.MinInterval) so a typo cannot turn a
 	// check into a busy loop.
@@ -134,12 +143,12 @@ func (d *Definition) Validate() error {
 }
 
 // HealthCheck returns the catalog record for d before its first run.
-// Name defaults to "Service '<id>' check" or the check ID, as Consul's.
+// Name defaults to "service:<service-id>" or the check ID, as Consul's.
 func (d *Definition) HealthCheck(node string) *structs.HealthCheck {
 	name := d.Name
 	if name == "" {
 		if d.ServiceID != "" {
-			name = fmt.Sprintf("Service '%s' check", d.ServiceID)
+			name = "service:" + d.ServiceID
 		} else {
 			name = d.ID
 		}
@@ -157,6 +166,16 @@ func (d *Definition) HealthCheck(node string) *structs.HealthCheck {
 		ServiceID: d.ServiceID,
 		Type:      d.Type(),
 	}
+}
+
+// ReapAfter is DeregisterCriticalServiceAfter raised to
+// MinDeregisterCriticalServiceAfter, or 0 when unset: the value the runtime
+// hands to local.State.SetDeregisterCriticalServiceAfter.
+func (d *Definition) ReapAfter() time.Duration {
+	if d.DeregisterCriticalServiceAfter <= 0 {
+		return 0
+	}
+	return max(d.DeregisterCriticalServiceAfter, MinDeregisterCriticalServiceAfter)
 }
 
 // Options carry what New needs beyond the definition.
@@ -196,6 +215,9 @@ func New(d Definition, n Notifier, opts Options) (Runner, error) {
 	case TypeScript:
 		if !opts.AllowScripts {
 			return nil, fmt.Errorf("check %q: %w", d.ID, ErrScriptsDisabled)
+		}
+		if s.Timeout <= 0 {
+			s.Timeout = DefaultScriptTimeout
 		}
 		return NewPeriodic(d.ID, &Script{Args: d.Args}, s, n, logger), nil
 	}

@@ -235,8 +235,15 @@ func TestDefinitionValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	hc := ttl.HealthCheck("n1")
-	if hc.Status != structs.HealthCritical || hc.Type != TypeTTL || hc.Name != "Service 'web' check" || hc.Node != "n1" {
+	if hc.Status != structs.HealthCritical || hc.Type != TypeTTL || hc.Name != "service:web" || hc.Node != "n1" {
 		t.Fatalf("%+v", hc)
+	}
+	if ttl.ReapAfter() != 0 {
+		t.Fatal("unset reap delay not 0")
+	}
+	ttl.DeregisterCriticalServiceAfter = time.Second
+	if ttl.ReapAfter() != MinDeregisterCriticalServiceAfter {
+		t.Fatalf("reap delay %v not raised to the minimum", ttl.ReapAfter())
 	}
 	r, err := New(ttl, newRecorder(), Options{})
 	if err != nil {

@@ -16,7 +16,7 @@
 //     run never overlaps the previous one, so a slow check delays the next
 //     run instead of piling up concurrent ones.
 //   - Each run is bounded by Timeout (default DefaultTimeout, 10 s as
-//     Consul's HTTP/TCP checks). Timeout is not capped below Interval: since
+//     Consul's HTTP/TCP checks; scripts DefaultScriptTimeout, 30 s). Timeout is not capped below Interval: since
 //     runs never overlap, a Timeout longer than Interval only stretches the
 //     period, it cannot cause pile-up.
 //   - Output is bounded by CheckBufSize (Consul's 4 KiB default): HTTP keeps

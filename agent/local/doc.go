@@ -21,4 +21,11 @@
 //   - Nothing is written when nothing differs: a second sync of unchanged
 //     state issues only the two reads.
 //   - Notify's channel has one consumer, the Syncer.
+//   - Reaping takes the delay as given; Consul's 1-minute floor is applied
+//     by the caller (checks.Definition.ReapAfter), so tests can use
+//     milliseconds. A check's critical clock restarts whenever it leaves
+//     critical.
+//   - Syncer.Run's periodic full sync waits Interval plus a random stagger
+//     in [0, aeScale(Interval, clusterSize)), Consul's anti-entropy timing:
+//     above 128 nodes the period grows with log2 of the cluster size.
 package local

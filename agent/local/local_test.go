@@ -441,3 +441,19 @@ func TestAEScale(t *testing.T) {
 		}
 	}
 }
+
+// State is what the check runners report to.
+var _ checks.Notifier = (*State)(nil)
+
+func TestPeriodicFullSyncRepairs(t *testing.T) {
+	st, cat := NewState(), newMemCatalog()
+	s := NewSyncer(SyncConfig{Datacenter: "dc1", NodeName: node, Address: "10.0.0.1", Interval: 30 * time.Millisecond}, st, cat, nil)
+	_ = st.AddService(webService(), nil)
+	runSyncer(t, s)
+	eventually(t, "initial sync", func() bool { return cat.service(node, "web-1") != nil })
+	cat.edit(func(m *memCatalog) {
+		delete(m.services[node], "web-1")
+		m.services[node]["stray"] = &structs.NodeService{ID: "stray", Service: "stray"}
+	})
+	eventually(t, "periodic repair", func() bool { return cat.service(node, "web-1") != nil && cat.service(node, "stray") == nil })
+}
