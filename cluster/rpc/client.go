@@ -66,7 +66,11 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Session, error) 
 	_ = conn.SetWriteDeadline(time.Time{})
 
 	cfg := yamuxConfig(opts.Logger.With(zap.String("server", addr)), DefaultMaxConcurrentStreams)
-	mux, err := yamux.Client(conn, cfg)
+	// No per-stream open timer: yamux would start a goroutine and timer
+	// for every Call (it halved our round-trip rate). A server that never
+	// ACKs is caught by Call's ctx and by the session keepalive instead.
+	cfg.StreamOpenTimeout = 0
+	mux, err := yamux.Client(&coalescingConn{Conn: conn}, cfg)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("rpc: dial %s: yamux: %w", addr, err)
