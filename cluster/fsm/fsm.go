@@ -1,0 +1,173 @@
+package fsm
+
+import (
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-msgpack/v2/codec"
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+
+	"github.com/cairnd/cairn/cluster/state"
+	"github.com/cairnd/cairn/cluster/structs"
+)
+
+// FSM applies Raft log entries to a state.Store. raft calls Apply,
+// ApplyBatch, Snapshot and Restore from one goroutine; State and Applied
+// are safe to call from any.
+type FSM struct {
+	logger  *zap.Logger
+	handle  *codec.MsgpackHandle
+	state   atomic.Pointer[state.Store]
+	applied atomic.Uint64
+}
+
+var (
+	_ raft.FSM         = (*FSM)(nil)
+	_ raft.BatchingFSM = (*FSM)(nil)
+)
+
+// New returns an FSM over an empty Store. A nil logger discards logs.
+func New(logger *zap.Logger) *FSM {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	f := &FSM{logger: logger, handle: structs.MsgpackHandle()}
+	f.state.Store(state.New())
+	return f
+}
+
+// State returns the current Store. It changes on Restore.
+func (f *FSM) State() *state.Store {
+	return f.state.Load()
+}
+
+// Applied returns how many command entries the FSM has applied (rejected
+// ones included), for cairn_raft_applies_total.
+func (f *FSM) Applied() uint64 {
+	return f.applied.Load()
+}
+
+// Apply applies one log entry; see the package doc for its return value.
+func (f *FSM) Apply(l *raft.Log) any {
+	return f.apply(codec.NewDecoderBytes(nil, f.handle), l)
+}
+
+// ApplyBatch applies entries in order with one decoder, returning one
+// response per entry.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	dec := codec.NewDecoderBytes(nil, f.handle)
+	out := make([]any, len(logs))
+	for i, l := range logs {
+		out[i] = f.apply(dec, l)
+	}
+	return out
+}
+
+func (f *FSM) apply(dec *codec.Decoder, l *raft.Log) any {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	f.applied.Add(1)
+	if len(l.Data) == 0 {
+		return fmt.Errorf("fsm: log %d: empty command", l.Index)
+	}
+	t := structs.MessageType(l.Data[0])
+	dec.ResetBytes(l.Data[1:])
+	s := f.state.Load()
+	switch t {
+	case structs.RegisterRequestType:
+		var req structs.RegisterRequest
+		if err := dec.Decode(&req); err != nil {
+			return decodeErr(l, t, err)
+		}
+		return response(s.EnsureRegistration(l.Index, &req))
+	case structs.DeregisterRequestType:
+		var req structs.DeregisterRequest
+		if err := dec.Decode(&req); err != nil {
+			return decodeErr(l, t, err)
+		}
+		return response(s.Deregister(l.Index, &req))
+	case structs.KVSRequestType:
+		var req structs.KVSRequest
+		if err := dec.Decode(&req); err != nil {
+			return decodeErr(l, t, err)
+		}
+		return applyKVS(s, l.Index, &req)
+	}
+	f.logger.Error("unknown message type in raft log", zap.Uint64("index", l.Index), zap.Uint8("type", uint8(t)))
+	return fmt.Errorf("fsm: log %d: %w %d", l.Index, structs.ErrUnknownMessageTyp, t)
+}
+
+func applyKVS(s *state.Store, idx uint64, req *structs.KVSRequest) any {
+	e := &req.DirEnt
+	switch req.Op {
+	case structs.KVSet:
+		return response(s.KVSSet(idx, e))
+	case structs.KVDelete:
+		return response(s.KVSDelete(idx, e.Key))
+	case structs.KVDeleteTree:
+		return response(s.KVSDeleteTree(idx, e.Key))
+	case structs.KVCAS:
+		ok, err := s.KVSSetCAS(idx, e)
+		if err != nil {
+			return err
+		}
+		return ok
+	case structs.KVDeleteCAS:
+		ok, err := s.KVSDeleteCAS(idx, e.ModifyIndex, e.Key)
+		if err != nil {
+			return err
+		}
+		return ok
+	}
+	return fmt.Errorf("fsm: log %d: unknown KV op %q", idx, req.Op)
+}
+
+// response turns a nil error into an untyped nil so callers can compare
+// the ApplyFuture response with nil.
+func response(err error) any {
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+func decodeErr(l *raft.Log, t structs.MessageType, err error) error {
+	return fmt.Errorf("fsm: log %d: decode message type %d: %w", l.Index, t, err)
+}
+
+// Snapshot captures the current Store; persisting happens later, off the
+// apply goroutine, while applies continue.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &snapshot{snap: f.state.Load().Snapshot()}, nil
+}
+
+// Restore replaces the Store with the one in rc and abandons the old one.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	s, err := state.Restore(rc)
+	if err != nil {
+		return fmt.Errorf("fsm: restore: %w", err)
+	}
+	old := f.state.Swap(s)
+	old.Abandon()
+	f.logger.Info("restored state from snapshot", zap.Uint64("index", s.Index()))
+	return nil
+}
+
+// snapshot adapts a state.Snapshot to raft.FSMSnapshot.
+type snapshot struct {
+	snap *state.Snapshot
+}
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.snap.Persist(sink); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("fsm: persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() {}

@@ -1,0 +1,248 @@
+package state
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cairnd/cairn/cluster/structs"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata expectations with the actual output")
+
+// ddCase is one command of a testdata file and the output expected of it.
+type ddCase struct {
+	comments []string
+	line     int
+	cmd      string
+	expected string
+}
+
+// parseDD reads the pebble-datadriven-like format: a command line, a
+// "----" line, the expected output up to a blank line. Lines starting with
+// '#' between cases are comments.
+func parseDD(t *testing.T, path string) []ddCase {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(raw), "\n")
+	var cases []ddCase
+	var comments []string
+	for i := 0; i < len(lines); i++ {
+		l := strings.TrimSpace(lines[i])
+		if l == "" {
+			continue
+		}
+		if strings.HasPrefix(l, "#") {
+			comments = append(comments, l)
+			continue
+		}
+		c := ddCase{comments: comments, line: i + 1, cmd: l}
+		comments = nil
+		if i+1 >= len(lines) || strings.TrimSpace(lines[i+1]) != "----" {
+			t.Fatalf("%s:%d: command %q not followed by ----", path, i+1, l)
+		}
+		i += 2
+		var out []string
+		for ; i < len(lines) && strings.TrimSpace(lines[i]) != ""; i++ {
+			out = append(out, lines[i])
+		}
+		c.expected = strings.Join(out, "\n")
+		cases = append(cases, c)
+	}
+	return cases
+}
+
+func writeDD(t *testing.T, path string, cases []ddCase) {
+	t.Helper()
+	var b strings.Builder
+	for _, c := range cases {
+		for _, l := range c.comments {
+			fmt.Fprintf(&b, "%s\n", l)
+		}
+		fmt.Fprintf(&b, "%s\n----\n%s\n\n", c.cmd, c.expected)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDataDriven(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata: %v", err)
+	}
+	for _, path := range files {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			cases := parseDD(t, path)
+			r := &ddRunner{s: New()}
+			for i := range cases {
+				got := strings.TrimRight(r.run(t, cases[i].cmd), "\n")
+				if *update {
+					cases[i].expected = got
+					continue
+				}
+				if got != cases[i].expected {
+					t.Errorf("%s:%d: %s\n got:\n%s\nwant:\n%s", path, cases[i].line, cases[i].cmd, got, cases[i].expected)
+				}
+			}
+			if *update {
+				writeDD(t, path, cases)
+			}
+		})
+	}
+}
+
+type ddRunner struct {
+	s   *Store
+	idx uint64
+}
+
+// args splits "cmd k=v k2 ..." into the command and its arguments; a bare
+// word maps to "".
+func ddArgs(line string) (string, map[string][]string) {
+	f := strings.Fields(line)
+	a := make(map[string][]string)
+	for _, kv := range f[1:] {
+		k, v, _ := strings.Cut(kv, "=")
+		a[k] = append(a[k], v)
+	}
+	return f[0], a
+}
+
+func one(a map[string][]string, k string) string {
+	if v := a[k]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func num(t *testing.T, a map[string][]string, k string) uint64 {
+	v := one(a, k)
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		t.Fatalf("bad %s=%q", k, v)
+	}
+	return n
+}
+
+func list(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+// parseCheck reads id:status[:serviceID].
+func parseCheck(s string) *structs.HealthCheck {
+	p := strings.Split(s, ":")
+	c := &structs.HealthCheck{CheckID: p[0], Name: p[0]}
+	if len(p) > 1 {
+		c.Status = p[1]
+	}
+	if len(p) > 2 {
+		c.ServiceID = p[2]
+	}
+	return c
+}
+
+func result(idx uint64, err error) string {
+	if err != nil {
+		return fmt.Sprintf("idx=%d error: %v", idx, err)
+	}
+	return fmt.Sprintf("idx=%d ok", idx)
+}
+
+func (r *ddRunner) run(t *testing.T, line string) string {
+	cmd, a := ddArgs(line)
+	write := func() uint64 { r.idx++; return r.idx }
+	switch cmd {
+	case "register":
+		req := &structs.RegisterRequest{
+			Node: one(a, "node"), Address: one(a, "addr"), ID: one(a, "id"),
+			SkipNodeUpdate: a["skip-node-update"] != nil,
+		}
+		if m := one(a, "meta"); m != "" {
+			req.NodeMeta = map[string]string{}
+			for _, kv := range list(m) {
+				k, v, _ := strings.Cut(kv, ":")
+				req.NodeMeta[k] = v
+			}
+		}
+		if svc := one(a, "svc"); svc != "" {
+			req.Service = &structs.NodeService{Service: svc, ID: one(a, "svc-id"), Tags: list(one(a, "tags")), Port: int(num(t, a, "port"))}
+		}
+		for _, c := range a["check"] {
+			req.Checks = append(req.Checks, parseCheck(c))
+		}
+		idx := write()
+		return result(idx, r.s.EnsureRegistration(idx, req))
+	case "deregister":
+		idx := write()
+		return result(idx, r.s.Deregister(idx, &structs.DeregisterRequest{Node: one(a, "node"), ServiceID: one(a, "svc"), CheckID: one(a, "check")}))
+	case "kv-set":
+		idx := write()
+		return result(idx, r.s.KVSSet(idx, &structs.DirEntry{Key: one(a, "key"), Value: []byte(one(a, "value")), Flags: num(t, a, "flags")}))
+	case "kv-cas":
+		idx := write()
+		ok, err := r.s.KVSSetCAS(idx, &structs.DirEntry{Key: one(a, "key"), Value: []byte(one(a, "value")), ModifyIndex: num(t, a, "index")})
+		return fmt.Sprintf("%s success=%v", result(idx, err), ok)
+	case "kv-delete":
+		idx := write()
+		return result(idx, r.s.KVSDelete(idx, one(a, "key")))
+	case "kv-delete-cas":
+		idx := write()
+		ok, err := r.s.KVSDeleteCAS(idx, num(t, a, "index"), one(a, "key"))
+		return fmt.Sprintf("%s success=%v", result(idx, err), ok)
+	case "kv-delete-tree":
+		idx := write()
+		return result(idx, r.s.KVSDeleteTree(idx, one(a, "prefix")))
+	case "kv-keys":
+		idx, keys := r.s.KVSListKeys(one(a, "prefix"), one(a, "sep"))
+		return fmt.Sprintf("index=%d keys=%v", idx, keys)
+	case "services":
+		idx, svcs := r.s.Services()
+		var b strings.Builder
+		fmt.Fprintf(&b, "index=%d\n", idx)
+		for _, name := range sortedKeysOf(svcs) {
+			fmt.Fprintf(&b, "%s %v\n", name, svcs[name])
+		}
+		return b.String()
+	case "health":
+		idx, csns := r.s.CheckServiceNodes(one(a, "svc"), one(a, "tag"), a["passing"] != nil)
+		var b strings.Builder
+		fmt.Fprintf(&b, "index=%d\n", idx)
+		for _, c := range csns {
+			fmt.Fprintf(&b, "%s/%s %s checks=", c.Node.Node, c.Service.ID, c.AggregatedStatus())
+			for i, hc := range c.Checks {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				fmt.Fprintf(&b, "%s:%s", hc.CheckID, hc.Status)
+			}
+			b.WriteByte('\n')
+		}
+		return b.String()
+	case "dump":
+		return dump(r.s)
+	}
+	t.Fatalf("unknown command %q", cmd)
+	return ""
+}
+
+func sortedKeysOf[V any](m map[string]V) []string {
+	var sk sortedKeys
+	for k := range m {
+		sk.insert(k)
+	}
+	return sk.all()
+}
