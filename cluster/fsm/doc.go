@@ -16,7 +16,7 @@
 // (configuration changes handed to ApplyBatch) are ignored and answer nil.
 //
 // Restore builds a new Store and swaps it in atomically; the old Store is
-// then abandoned so queries blocked on it wake (state.ErrAbandoned) and
+// then abandoned so queries blocked on it return (its AbandonCh closes) and
 // re-run against the new one. Readers must therefore fetch State() per
 // query, not cache it. The FSM owns no goroutines.
 package fsm

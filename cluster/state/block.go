@@ -19,9 +19,10 @@ const (
 // minIndex, waits for a change to one of tables and runs it again. It
 // returns run's last result when the index moves past minIndex, when
 // maxWait (0 = DefaultMaxWait, capped at MaxMaxWait, plus jitter) passes,
-// with ctx.Err() when ctx ends, and with ErrAbandoned when the Store is
-// abandoned by a snapshot restore (the caller then re-runs against the new
-// Store). run must read this Store.
+// with ctx.Err() when ctx ends, and with a nil error as soon as the Store
+// is abandoned by a snapshot restore: callers check AbandonCh after Block
+// and, if it is closed, re-run the query against the new Store. run must
+// read this Store.
 func (s *Store) Block(ctx context.Context, minIndex uint64, maxWait time.Duration, tables []Table, run func() (uint64, error)) (uint64, error) {
 	if minIndex == 0 {
 		return run()
@@ -50,7 +51,7 @@ func (s *Store) Block(ctx context.Context, minIndex uint64, maxWait time.Duratio
 		case <-ctx.Done():
 			return idx, ctx.Err()
 		case <-s.abandonCh:
-			return idx, ErrAbandoned
+			return idx, nil
 		}
 	}
 }

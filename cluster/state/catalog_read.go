@@ -102,11 +102,14 @@ func (s *Store) NodeServices(node string) (uint64, *structs.NodeServices) {
 
 func byCheckID(a, b *structs.HealthCheck) int { return strings.Compare(a.CheckID, b.CheckID) }
 
+// The check reads return an empty, non-nil slice when nothing matches, so
+// the HTTP API encodes [] as Consul does.
+
 // NodeChecks returns the node's checks sorted by CheckID.
 func (s *Store) NodeChecks(node string) (uint64, []*structs.HealthCheck) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var out []*structs.HealthCheck
+	out := []*structs.HealthCheck{}
 	if nr := s.nodes[node]; nr != nil {
 		out = make([]*structs.HealthCheck, 0, len(nr.checks))
 		for _, c := range nr.checks {
@@ -122,7 +125,7 @@ func (s *Store) NodeChecks(node string) (uint64, []*structs.HealthCheck) {
 func (s *Store) ServiceChecks(service string) (uint64, []*structs.HealthCheck) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var out []*structs.HealthCheck
+	out := []*structs.HealthCheck{}
 	for _, sr := range s.byService[service] {
 		for _, c := range sr.checks {
 			if c.ServiceID == sr.svc.ID {
@@ -138,7 +141,7 @@ func (s *Store) ServiceChecks(service string) (uint64, []*structs.HealthCheck) {
 func (s *Store) ChecksInState(state string) (uint64, []*structs.HealthCheck) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var out []*structs.HealthCheck
+	out := []*structs.HealthCheck{}
 	s.nodeNames.ascendPrefix("", func(name string) bool {
 		start := len(out)
 		for _, c := range s.nodes[name].checks {

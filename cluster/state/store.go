@@ -51,9 +51,6 @@ func maskOf(tables []Table) tableMask {
 
 // Errors returned by the Store.
 var (
-	// ErrAbandoned is returned by Block when the Store was replaced by a
-	// snapshot restore; the caller re-runs its query against the new Store.
-	ErrAbandoned = errors.New("state: store abandoned by snapshot restore")
 	// ErrMissingKey rejects a KV write without a key.
 	ErrMissingKey = errors.New("missing key name")
 	// ErrMissingCheckID rejects a check with neither CheckID nor Name.
@@ -190,7 +187,7 @@ func (s *Store) notify(m tableMask) {
 }
 
 // Abandon marks the Store as replaced: AbandonCh closes and blocked queries
-// return ErrAbandoned. Calling it more than once is harmless.
+// return at once. Calling it more than once is harmless.
 func (s *Store) Abandon() {
 	s.abandonOnce.Do(func() { close(s.abandonCh) })
 }
