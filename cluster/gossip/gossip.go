@@ -1,0 +1,173 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cairnd/cairn/cluster/logging"
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
+	"go.uber.org/zap"
+)
+
+// Tag names and values shared with Consul.
+const (
+	TagRole       = "role"
+	TagDC         = "dc"
+	TagPort       = "port"
+	TagExpect     = "expect"
+	TagID         = "id"
+	TagBuild      = "build"
+	TagVsn        = "vsn"
+	RoleServer    = "consul"
+	RoleClient    = "node"
+	eventBuffer   = 2048 // serf events queued for the owner before serf blocks
+	defaultReconn = 72 * time.Hour
+)
+
+// Config describes one pool.
+type Config struct {
+	NodeName         string
+	BindAddr         string
+	BindPort         int
+	AdvertiseAddr    string
+	AdvertisePort    int
+	Tags             map[string]string
+	WAN              bool
+	EncryptKey       []byte
+	ReconnectTimeout time.Duration
+	// Fast shortens probe and gossip intervals (tests and --dev).
+	Fast bool
+}
+
+// Pool is one running serf instance.
+type Pool struct {
+	serf   *serf.Serf
+	events chan serf.Event
+	log    *zap.Logger
+	once   sync.Once
+}
+
+// New creates and starts the pool. Events arrive on Events() and must be
+// drained by the owner.
+func New(cfg Config, logger *zap.Logger) (*Pool, error) {
+	sc := serf.DefaultConfig()
+	sc.NodeName = cfg.NodeName
+	sc.Tags = cfg.Tags
+	ev := make(chan serf.Event, eventBuffer)
+	sc.EventCh = ev
+	sc.ReconnectTimeout = cfg.ReconnectTimeout
+	if sc.ReconnectTimeout == 0 {
+		sc.ReconnectTimeout = defaultReconn
+	}
+	sc.Logger = logging.StdLog(logger)
+	sc.EnableNameConflictResolution = true
+	if cfg.WAN {
+		sc.MemberlistConfig = memberlist.DefaultWANConfig()
+	} else {
+		sc.MemberlistConfig = memberlist.DefaultLANConfig()
+	}
+	if cfg.Fast {
+		sc.MemberlistConfig = memberlist.DefaultLocalConfig()
+		sc.ReapInterval = 2 * time.Second
+		sc.ReconnectInterval = 2 * time.Second
+		sc.CoalescePeriod = 100 * time.Millisecond
+		sc.QuiescentPeriod = 20 * time.Millisecond
+		sc.UserCoalescePeriod = 100 * time.Millisecond
+		sc.UserQuiescentPeriod = 20 * time.Millisecond
+	}
+	mc := sc.MemberlistConfig
+	mc.Name = cfg.NodeName
+	mc.BindAddr = cfg.BindAddr
+	mc.BindPort = cfg.BindPort
+	mc.AdvertiseAddr = cfg.AdvertiseAddr
+	mc.AdvertisePort = cfg.AdvertisePort
+	if mc.AdvertisePort == 0 {
+		mc.AdvertisePort = cfg.BindPort
+	}
+	mc.Logger = sc.Logger
+	if len(cfg.EncryptKey) > 0 {
+		kr, err := memberlist.NewKeyring(nil, cfg.EncryptKey)
+		if err != nil {
+			return nil, fmt.Errorf("gossip: encryption key: %w", err)
+		}
+		mc.Keyring = kr
+		mc.GossipVerifyIncoming = true
+		mc.GossipVerifyOutgoing = true
+	}
+	s, err := serf.Create(sc)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: start serf on %s: %w", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
+	}
+	return &Pool{serf: s, events: ev, log: logger}, nil
+}
+
+// Events delivers serf member and user events.
+func (p *Pool) Events() <-chan serf.Event { return p.events }
+
+// Serf exposes the underlying instance (keyring, stats).
+func (p *Pool) Serf() *serf.Serf { return p.serf }
+
+// Join contacts addrs and returns how many were reached.
+func (p *Pool) Join(addrs []string) (int, error) {
+	n, err := p.serf.Join(addrs, true)
+	if err != nil && !p.serf.EncryptionEnabled() && n == 0 {
+		err = fmt.Errorf("%w (if the cluster uses gossip encryption, this agent needs its key: --encrypt)", err)
+	}
+	return n, err
+}
+
+// Members lists every known member with its status.
+func (p *Pool) Members() []serf.Member { return p.serf.Members() }
+
+// LocalMember is this agent's own member entry.
+func (p *Pool) LocalMember() serf.Member { return p.serf.LocalMember() }
+
+// Leave leaves the pool gracefully (others see "left").
+func (p *Pool) Leave() error { return p.serf.Leave() }
+
+// Shutdown stops the pool without leaving (others will see "failed").
+func (p *Pool) Shutdown() error {
+	var err error
+	p.once.Do(func() { err = p.serf.Shutdown() })
+	return err
+}
+
+// ServerAddr returns the RPC address of a server member, or false when the
+// member is not a server or carries no usable port.
+func ServerAddr(m serf.Member) (dc, addr string, ok bool) {
+	if m.Tags[TagRole] != RoleServer {
+		return "", "", false
+	}
+	port, err := strconv.Atoi(m.Tags[TagPort])
+	if err != nil || port <= 0 {
+		return "", "", false
+	}
+	return m.Tags[TagDC], net.JoinHostPort(m.Addr.String(), strconv.Itoa(port)), true
+}
+
+// RetryJoin joins addrs, retrying every interval until one succeeds, stop
+// closes, or attempts run out (0 = forever). It logs each failure.
+func (p *Pool) RetryJoin(stop <-chan struct{}, addrs []string, interval time.Duration, attempts int) error {
+	if len(addrs) == 0 {
+		return nil
+	}
+	for i := 0; attempts == 0 || i < attempts; i++ {
+		n, err := p.Join(addrs)
+		if n > 0 {
+			p.log.Info("joined", zap.Int("contacted", n), zap.Strings("addrs", addrs))
+			return nil
+		}
+		p.log.Warn("join failed, will retry", zap.Strings("addrs", addrs), zap.Error(err), zap.Duration("retry_in", interval))
+		select {
+		case <-stop:
+			return errors.New("gossip: retry join stopped")
+		case <-time.After(interval):
+		}
+	}
+	return fmt.Errorf("gossip: could not join %v after %d attempts", addrs, attempts)
+}

@@ -1,0 +1,85 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Config is everything a server needs; the agent fills it from agent/config.
+type Config struct {
+	NodeName   string
+	NodeID     string
+	Datacenter string
+	// DataDir holds raft/ (Pebble log+stable store) and snapshots/.
+	// Ignored when InMemory.
+	DataDir  string
+	InMemory bool
+
+	BootstrapExpect int
+
+	BindAddr      string
+	AdvertiseAddr string
+	RPCPort       int
+	SerfLANPort   int
+	SerfWANPort   int // 0 disables the WAN pool
+	RetryJoin     []string
+	RetryJoinWAN  []string
+	EncryptKey    []byte
+
+	ReconnectTimeout time.Duration
+	// FastGossip shortens serf/memberlist timings (tests, --dev).
+	FastGossip bool
+
+	// Raft tuning (Consul's raft_snapshot_threshold etc.).
+	RaftSnapshotThreshold uint64
+	RaftSnapshotInterval  time.Duration
+	RaftTrailingLogs      uint64
+	// RaftNoSync skips fsync of the log (benchmarks of CPU only; never in
+	// production: acknowledged writes could be lost on power failure).
+	RaftNoSync bool
+
+	Build string
+
+	Logger   *zap.Logger
+	Registry prometheus.Registerer
+
+	// UserEvent, if set, receives every serf user event seen on the LAN.
+	UserEvent func(name string, payload []byte, ltime uint64)
+}
+
+// DefaultConfig returns Consul's defaults for a single server.
+func DefaultConfig() Config {
+	return Config{
+		Datacenter:            "dc1",
+		BootstrapExpect:       1,
+		BindAddr:              "127.0.0.1",
+		RPCPort:               8300,
+		SerfLANPort:           8301,
+		SerfWANPort:           8302,
+		ReconnectTimeout:      72 * time.Hour,
+		RaftSnapshotThreshold: 16384,
+		RaftSnapshotInterval:  30 * time.Second,
+		RaftTrailingLogs:      10240,
+	}
+}
+
+// Validate reports the first problem with c.
+func (c *Config) Validate() error {
+	switch {
+	case c.NodeName == "":
+		return errors.New("server: node name is required")
+	case c.Datacenter == "":
+		return errors.New("server: datacenter is required")
+	case !c.InMemory && c.DataDir == "":
+		return errors.New("server: data dir is required (or run in memory with --dev)")
+	case c.BootstrapExpect < 0:
+		return fmt.Errorf("server: bootstrap-expect %d must be >= 0", c.BootstrapExpect)
+	case c.RPCPort < 0 || c.RPCPort > 65535:
+		return fmt.Errorf("server: bad server port %d", c.RPCPort)
+	}
+	return nil
+}
