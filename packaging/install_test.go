@@ -83,7 +83,7 @@ func TestInstallOnSystemdHost(t *testing.T) {
 	if out, err := c.sh("systemctl start cairn"); err != nil {
 		t.Fatalf("systemctl start cairn: %v\n%s\n%s", err, out, c.out("systemctl status cairn --no-pager; journalctl -u cairn --no-pager -n 50"))
 	}
-	c.mustEqual("systemctl show -p Type,ActiveState,SubState --value cairn", "notify\nactive\nrunning")
+	c.mustUnit("Type=notify", "ActiveState=active", "SubState=running")
 	pid := c.out("systemctl show -p MainPID --value cairn")
 
 	deadline := time.Now().Add(dnsTimeout)
@@ -102,13 +102,13 @@ func TestInstallOnSystemdHost(t *testing.T) {
 
 	c.must("systemctl reload cairn")
 	time.Sleep(2 * time.Second)
-	c.mustEqual("systemctl show -p ActiveState,SubState --value cairn", "active\nrunning")
+	c.mustUnit("ActiveState=active", "SubState=running")
 	if got := c.out("systemctl show -p MainPID --value cairn"); got != pid {
 		t.Errorf("reload restarted the agent: MainPID %s → %s", pid, got)
 	}
 
 	c.must("systemctl stop cairn")
-	c.mustEqual("systemctl show -p ActiveState,Result --value cairn", "inactive\nsuccess")
+	c.mustUnit("ActiveState=inactive", "Result=success")
 
 	c.must("dpkg -r cairn")
 	c.must("! test -e /usr/bin/cairn && ! test -e /usr/lib/systemd/system/cairn.service")
@@ -157,6 +157,15 @@ func (c container) mustEqual(script, want string) {
 	c.t.Helper()
 	if got, err := c.sh(script); err != nil || got != want {
 		c.t.Fatalf("in container: %s = %q (%v), want %q", script, got, err, want)
+	}
+}
+
+// mustUnit checks cairn.service's properties, each given as Name=value.
+func (c container) mustUnit(props ...string) {
+	c.t.Helper()
+	for _, p := range props {
+		name, _, _ := strings.Cut(p, "=")
+		c.mustEqual("systemctl show -p "+name+" cairn", p)
 	}
 }
 
