@@ -339,7 +339,10 @@ func (s *Server) serveStream(ctx context.Context, stream *yamux.Stream, log *zap
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			reason, detail = "truncated", "truncated request frame"
 		case errors.Is(err, io.EOF):
-			reason, detail = "truncated", "stream closed before request"
+			// Nothing sent at all: a client that gave up (ctx cancelled)
+			// between opening the stream and writing. Not worth a warning.
+			log.Debug("rpc: stream closed before request", zap.Uint32("stream", stream.StreamID()))
+			return
 		}
 		s.metrics.rejected.WithLabelValues(reason).Inc()
 		log.Warn("rpc: closing stream", zap.String("reason", detail), zap.Uint32("stream", stream.StreamID()), zap.Error(err))
