@@ -1,0 +1,184 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"time"
+)
+
+// Defaults that are Consul's, so operators' muscle memory carries over.
+const (
+	DefaultDatacenter = "dc1"
+	DefaultDomain     = "consul."
+	DefaultBindAddr   = "0.0.0.0"
+	DefaultClientAddr = "127.0.0.1"
+
+	DefaultDNSPort     = 8600
+	DefaultHTTPPort    = 8500
+	DefaultServerPort  = 8300
+	DefaultSerfLANPort = 8301
+	DefaultSerfWANPort = 8302
+
+	// PortDisabled turns off the DNS, HTTP or serf WAN listener (Consul's -1).
+	PortDisabled = -1
+
+	// DefaultRecursorPort is used for recursors given without a port.
+	DefaultRecursorPort = "53"
+)
+
+// Config is the whole agent configuration: defaults, then config files, then
+// command-line flags, in that order of precedence (see Load).
+type Config struct {
+	// Dev runs one in-memory server on loopback. Only the --dev flag sets it,
+	// as in Consul; a config file cannot.
+	Dev bool `json:"-"`
+
+	Server          bool   `json:"server"`
+	BootstrapExpect int    `json:"bootstrap_expect"`
+	DataDir         string `json:"data_dir"`
+	NodeName        string `json:"node_name"`
+	NodeID          string `json:"node_id"`
+	Datacenter      string `json:"datacenter"`
+
+	BindAddr      string `json:"bind_addr"`
+	AdvertiseAddr string `json:"advertise_addr"`
+	ClientAddr    string `json:"client_addr"`
+
+	RetryJoin    []string `json:"retry_join"`
+	RetryJoinWAN []string `json:"retry_join_wan"`
+
+	// Encrypt is the base64 gossip key (16, 24 or 32 bytes decoded).
+	Encrypt string `json:"encrypt"`
+
+	// Recursors are upstream DNS servers as IP or IP:port; Load normalises
+	// them to IP:port with port 53 when omitted.
+	Recursors []string `json:"recursors"`
+
+	Ports Ports `json:"ports"`
+
+	// Domain and AltDomain are normalised to lower-case FQDNs ("consul.").
+	Domain    string `json:"domain"`
+	AltDomain string `json:"alt_domain"`
+
+	// LogLevel is one of debug, info, warn, error (Consul's trace, warning
+	// and err are accepted and folded into these).
+	LogLevel string `json:"log_level"`
+	LogJSON  bool   `json:"log_json"`
+
+	EnableLocalScriptChecks bool `json:"enable_local_script_checks"`
+	DisableRemoteExec       bool `json:"disable_remote_exec"`
+
+	// ReconnectTimeout is how long a failed node stays in the member list
+	// before it is reaped (Consul's minimum is 8h).
+	ReconnectTimeout Duration `json:"reconnect_timeout"`
+
+	NodeMeta map[string]string `json:"node_meta"`
+
+	DNSConfig DNSConfig `json:"dns_config"`
+	Cache     Cache     `json:"cache"`
+
+	// Services and Checks collect the "service"/"services" and
+	// "check"/"checks" keys of every config file, in load order.
+	Services []ServiceDefinition `json:"services"`
+	Checks   []CheckDefinition   `json:"checks"`
+}
+
+// Ports are the listener ports. DNS, HTTP and SerfWAN may be PortDisabled.
+type Ports struct {
+	DNS     int `json:"dns"`
+	HTTP    int `json:"http"`
+	Server  int `json:"server"`
+	SerfLAN int `json:"serf_lan"`
+	SerfWAN int `json:"serf_wan"`
+}
+
+// DNSConfig is Consul's dns_config block.
+type DNSConfig struct {
+	AllowStale bool     `json:"allow_stale"`
+	MaxStale   Duration `json:"max_stale"`
+	NodeTTL    Duration `json:"node_ttl"`
+	// ServiceTTL maps service names to answer TTLs; see ServiceTTLFor for the
+	// wildcard rules.
+	ServiceTTL         map[string]Duration `json:"service_ttl"`
+	OnlyPassing        bool                `json:"only_passing"`
+	EnableTruncate     bool                `json:"enable_truncate"`
+	UDPAnswerLimit     int                 `json:"udp_answer_limit"`
+	ARecordLimit       int                 `json:"a_record_limit"`
+	RecursorTimeout    Duration            `json:"recursor_timeout"`
+	DisableCompression bool                `json:"disable_compression"`
+	SOA                SOA                 `json:"soa"`
+}
+
+// SOA holds the SOA record timers, in seconds as in Consul.
+type SOA struct {
+	Refresh uint32 `json:"refresh"`
+	Retry   uint32 `json:"retry"`
+	Expire  uint32 `json:"expire"`
+	MinTTL  uint32 `json:"min_ttl"`
+}
+
+// Cache bounds the client agent's DNS/catalog cache.
+type Cache struct {
+	MaxEntries int `json:"max_entries"`
+	// MaxStale is how long an entry may be served when no server answers.
+	MaxStale Duration `json:"max_stale"`
+}
+
+// DefaultConfig returns the configuration before any file or flag is
+// applied. NodeName is the host name (or "cairn" when it cannot be read);
+// AdvertiseAddr is left empty and resolved by Load from the final BindAddr.
+func DefaultConfig() *Config {
+	node, err := os.Hostname()
+	if err != nil || node == "" {
+		node = "cairn"
+	}
+	return &Config{
+		NodeName:          node,
+		Datacenter:        DefaultDatacenter,
+		BindAddr:          DefaultBindAddr,
+		ClientAddr:        DefaultClientAddr,
+		Domain:            DefaultDomain,
+		LogLevel:          "info",
+		DisableRemoteExec: true,
+		ReconnectTimeout:  Duration(72 * time.Hour),
+		Ports: Ports{
+			DNS:     DefaultDNSPort,
+			HTTP:    DefaultHTTPPort,
+			Server:  DefaultServerPort,
+			SerfLAN: DefaultSerfLANPort,
+			SerfWAN: DefaultSerfWANPort,
+		},
+		DNSConfig: DNSConfig{
+			AllowStale:      true,
+			MaxStale:        Duration(87600 * time.Hour),
+			UDPAnswerLimit:  3,
+			RecursorTimeout: Duration(2 * time.Second),
+			SOA:             SOA{Refresh: 3600, Retry: 600, Expire: 86400},
+		},
+		Cache: Cache{
+			MaxEntries: 10000,
+			MaxStale:   Duration(72 * time.Hour),
+		},
+	}
+}
+
+// ServiceTTLFor returns the DNS TTL for answers about service name:
+// an exact key wins, then the longest "prefix*" key, then "*", else 0.
+// Matching is case-insensitive, as DNS names are.
+func (d *DNSConfig) ServiceTTLFor(name string) time.Duration {
+	name = strings.ToLower(name)
+	best, bestLen, found := Duration(0), -1, false
+	for k, ttl := range d.ServiceTTL {
+		k = strings.ToLower(k)
+		if k == name {
+			return ttl.Duration()
+		}
+		if n := len(k) - 1; n >= 0 && k[n] == '*' && len(name) >= n && name[:n] == k[:n] && n > bestLen {
+			best, bestLen, found = ttl, n, true
+		}
+	}
+	if found {
+		return best.Duration()
+	}
+	return 0
+}

@@ -1,0 +1,27 @@
+// Package config owns the agent's configuration: the Config struct with
+// Consul's key names and defaults, loading JSON files from config dirs,
+// merging CLI flags, and validation. It also exports DecodeStrict, the
+// strict JSON decoder the HTTP API reuses for request bodies.
+//
+// Decisions:
+//   - Keys match case-insensitively and ignoring underscores, so Consul's
+//     snake_case files, its CamelCase API bodies and python-consul's
+//     lower-case bodies all decode. Unknown keys are errors, never ignored.
+//   - Precedence is defaults < files (lexical order) < flags. Lists that
+//     accumulate in Consul (retry_join, retry_join_wan, recursors, services,
+//     checks) append across files; everything else is last-writer-wins.
+//   - Load is all-or-nothing: on any error it returns nil, so a reload with a
+//     bad file keeps the running configuration.
+//   - Ports: dns, http and serf_wan may be -1 (Consul's "disabled"); 0 is
+//     refused rather than meaning "kernel picks", which no client could find.
+//     server and serf_lan must be 1..65535. Two services may not share a port.
+//   - Durations are Go duration strings; bare numbers are refused because
+//     Consul users mean seconds and Go means nanoseconds. The SOA timers are
+//     plain integer seconds, as in Consul.
+//   - Recursors must be IPs (a recursor named by host name would need a
+//     recursor); they are stored as IP:port, port 53 by default.
+//   - Script checks: the legacy "script" string is always refused (use args);
+//     args checks need enable_local_script_checks / --enable-local-script-checks.
+//   - --dev forces server mode with bootstrap_expect 1 and no data dir, and
+//     binds to 127.0.0.1 unless bind/advertise were set explicitly.
+package config
