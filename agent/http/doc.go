@@ -1,0 +1,27 @@
+// Package http is the agent's Consul-compatible HTTP API.
+//
+// It owns request parsing and response encoding only. Every catalog,
+// health, KV, event, status and operator handler translates the HTTP request
+// into a cluster/structs request (QueryOptions from ?index, ?wait, ?stale,
+// ?consistent, ?max_stale; Datacenter from ?dc), makes one Backend.RPC call
+// and writes Consul's JSON and headers, exactly as Consul's
+// agent/*_endpoint.go files do. Agent-local endpoints (/v1/agent/...) call
+// methods on the Backend. It owns no state and starts no goroutines beyond
+// the request's own; listening is the agent's job.
+//
+// Invariants callers rely on:
+//   - Every response carries X-Consul-Index, X-Consul-KnownLeader and
+//     X-Consul-LastContact (milliseconds), errors and KV 404s included;
+//     responses without a query result carry index 0.
+//   - Bad input (malformed JSON, unknown fields, wrong types, bad query
+//     parameters, invalid KV keys) is rejected with 400 and a one-line text
+//     reason, oversized bodies with 413, before any Backend call is made.
+//   - Request JSON keys match case-insensitively (python-consul sends
+//     "name", "check": {"ttl": ...}).
+//   - A panicking handler answers 500 and is logged; the agent keeps running.
+//
+// Decisions where Consul is loose: one leading "/" of a KV key is stripped
+// (/v1/kv//a is key "a"), as Consul's CLI does; keys with control characters
+// or invalid UTF-8 are rejected. ?wait is capped at MaxQueryTime (10m, as
+// Consul). Sessions (?acquire/?release) are not supported and answer 400.
+package http
