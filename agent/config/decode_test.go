@@ -197,6 +197,7 @@ func TestServiceDefaultsAndValidate(t *testing.T) {
 		{ServiceDefinition{Name: "a", Port: 65536}, "port: 65536 is not in 0..65535"},
 		{ServiceDefinition{Name: "a", Weights: Weights{Passing: 0, Warning: 2}}, "weights.passing: must be at least 1, got 0"},
 		{ServiceDefinition{Name: "a", Meta: map[string]string{"": "x"}}, "meta: empty key"},
+		{ServiceDefinition{Name: "a", Meta: map[string]string{"a.b": "x"}}, `meta: key "a.b": only letters, digits, '-' and '_' are allowed`},
 		{ServiceDefinition{Name: "a", Meta: map[string]string{"k": strings.Repeat("v", MetaValueMaxLength+1)}}, `meta: key "k": value longer than 512 bytes`},
 		{ServiceDefinition{Name: "a", Checks: []CheckDefinition{{TTL: 1}, {}}}, "checks[1]: one of http, tcp, ttl or args is required"},
 		{ServiceDefinition{Name: "a", Check: &CheckDefinition{TTL: 1, ServiceID: "b"}}, `check: service_id "b" does not match the service's id "a"`},

@@ -315,6 +315,8 @@ func validateMeta(m map[string]string) error {
 			return errors.New("empty key")
 		case len(k) > MetaKeyMaxLength:
 			return fmt.Errorf("key %.20q...: longer than %d bytes", k, MetaKeyMaxLength)
+		case strings.IndexFunc(k, notMetaKeyRune) >= 0:
+			return fmt.Errorf("key %q: only letters, digits, '-' and '_' are allowed", k)
 		case strings.HasPrefix(k, metaReservedPrefix):
 			return fmt.Errorf("key %q: prefix %q is reserved", k, metaReservedPrefix)
 		case len(v) > MetaValueMaxLength:
@@ -322,4 +324,8 @@ func validateMeta(m map[string]string) error {
 		}
 	}
 	return nil
+}
+
+func notMetaKeyRune(r rune) bool {
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
 }

@@ -230,7 +230,10 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: get %q: %w", key, err)
 	}
-	out := append([]byte(nil), val...)
+	// Copy: val is only valid until closer.Close. A present-but-empty value
+	// comes back as an empty, non-nil slice.
+	out := make([]byte, len(val))
+	copy(out, val)
 	_ = closer.Close()
 	return out, nil
 }

@@ -223,6 +223,9 @@ func TestStableStore(t *testing.T) {
 			t.Fatalf("Get(%q) = %q, %v; want %q", c.key, got, err, c.val)
 		}
 	}
+	if got, err := s.Get([]byte("empty-value")); err != nil || got == nil {
+		t.Fatalf("Get(empty-value) = %#v, %v; want empty non-nil slice", got, err)
+	}
 	// Stable keys live in their own prefix: a key that looks like a log key
 	// must not show up as a log entry or move the bounds.
 	if err := s.Set([]byte("l\x00\x00\x00\x00\x00\x00\x00\x01"), []byte("x")); err != nil {
