@@ -25,7 +25,10 @@ type Backend interface {
 	Datacenter() string
 	// NodeName is the agent's node name.
 	NodeName() string
-	// Self is the /v1/agent/self body ("Config", "Member", ...).
+	// Self is the /v1/agent/self body, Consul's shape: at least
+	// "Config" (with "Datacenter", "NodeName", "Server", "Version"; the
+	// official client's Agent().NodeName() reads Config.NodeName) and
+	// "Member" (a Member).
 	Self() map[string]any
 	// Members lists the serf LAN (or WAN) members.
 	Members(wan bool) []Member
