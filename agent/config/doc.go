@@ -14,7 +14,7 @@
 //     bad file keeps the running configuration.
 //   - Ports: dns, http and serf_wan may be -1 (Consul's "disabled"); 0 is
 //     refused rather than meaning "kernel picks", which no client could find.
-//     server and serf_lan must be 1..65535. Two services may not share a port.
+//     server and serf_lan must be 1..65535. No two enabled listeners may share a port.
 //   - Durations are Go duration strings; bare numbers are refused because
 //     Consul users mean seconds and Go means nanoseconds. The SOA timers are
 //     plain integer seconds, as in Consul.

@@ -80,6 +80,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("raftstore: open %s: read log bounds: %w", dir, err)
 	}
+	logger.Info("raft store opened", zap.String("dir", dir),
+		zap.Uint64("first_index", s.first.Load()), zap.Uint64("last_index", s.last.Load()),
+		zap.Bool("sync", !opts.NoSync))
 	return s, nil
 }
 
