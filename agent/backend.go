@@ -1,0 +1,315 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/cairnd/cairn/agent/config"
+	agenthttp "github.com/cairnd/cairn/agent/http"
+	"github.com/cairnd/cairn/cluster/gossip"
+	"github.com/cairnd/cairn/cluster/server"
+	"github.com/cairnd/cairn/cluster/structs"
+	"github.com/hashicorp/serf/serf"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// The agent is the HTTP API's backend.
+var _ agenthttp.Backend = (*Agent)(nil)
+
+// eventRingSize is how many user events /v1/event/list remembers (Consul
+// keeps 256).
+const eventRingSize = 256
+
+type eventRing struct {
+	mu     sync.Mutex
+	events []structs.UserEvent
+	seen   map[string]bool
+	notify chan struct{}
+}
+
+func newEventRing() *eventRing {
+	return &eventRing{seen: map[string]bool{}, notify: make(chan struct{})}
+}
+
+func (r *eventRing) add(ev structs.UserEvent) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen[ev.ID] {
+		return false
+	}
+	r.seen[ev.ID] = true
+	r.events = append(r.events, ev)
+	if len(r.events) > eventRingSize {
+		delete(r.seen, r.events[0].ID)
+		r.events = append(r.events[:0:0], r.events[1:]...)
+	}
+	close(r.notify)
+	r.notify = make(chan struct{})
+	return true
+}
+
+func (r *eventRing) list() ([]structs.UserEvent, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]structs.UserEvent(nil), r.events...), r.notify
+}
+
+// onUserEvent records a user event this agent should see (its filters
+// match this node and its services), as Consul's agent does.
+func (a *Agent) onUserEvent(name string, payload []byte, ltime uint64) {
+	if !strings.HasPrefix(name, server.UserEventPrefix) {
+		return
+	}
+	var ev structs.UserEvent
+	if err := structs.DecodeMsgpack(payload, &ev); err != nil {
+		a.log.Warn("bad user event payload", zap.String("name", name), zap.Error(err))
+		return
+	}
+	ev.LTime = ltime
+	if !a.eventMatches(&ev) {
+		return
+	}
+	if a.events.add(ev) {
+		a.log.Debug("user event", zap.String("name", ev.Name), zap.String("id", ev.ID))
+	}
+}
+
+func (a *Agent) eventMatches(ev *structs.UserEvent) bool {
+	if ev.NodeFilter != "" {
+		re, err := regexp.Compile(ev.NodeFilter)
+		if err != nil || !re.MatchString(a.cfg.NodeName) {
+			return false
+		}
+	}
+	if ev.ServiceFilter != "" {
+		re, err := regexp.Compile(ev.ServiceFilter)
+		if err != nil {
+			return false
+		}
+		var tagRE *regexp.Regexp
+		if ev.TagFilter != "" {
+			if tagRE, err = regexp.Compile(ev.TagFilter); err != nil {
+				return false
+			}
+		}
+		ok := false
+		for _, svc := range a.local.Services() {
+			if !re.MatchString(svc.Service) {
+				continue
+			}
+			if tagRE == nil {
+				ok = true
+				break
+			}
+			for _, t := range svc.Tags {
+				if tagRE.MatchString(t) {
+					ok = true
+				}
+			}
+		}
+		return ok
+	}
+	return true
+}
+
+// UserEvents implements agenthttp.Backend.
+func (a *Agent) UserEvents() []structs.UserEvent {
+	evs, _ := a.events.list()
+	return evs
+}
+
+// Datacenter implements agenthttp.Backend.
+func (a *Agent) Datacenter() string { return a.cfg.Datacenter }
+
+// NodeName implements agenthttp.Backend.
+func (a *Agent) NodeName() string { return a.cfg.NodeName }
+
+// Self implements agenthttp.Backend (the fields the official clients read).
+func (a *Agent) Self() map[string]any {
+	cfg := a.config()
+	var member any
+	if p := a.lanPool(); p != nil {
+		member = toMember(p.LocalMember())
+	}
+	return map[string]any{
+		"Config": map[string]any{
+			"Datacenter": cfg.Datacenter, "NodeName": cfg.NodeName, "NodeID": cfg.NodeID,
+			"Server": cfg.Server, "Revision": "", "Version": Version,
+			"Domain": cfg.Domain, "ClientAddr": cfg.ClientAddr, "AdvertiseAddr": a.advertise(),
+		},
+		"Member": member,
+		"Meta":   cfg.NodeMeta,
+		"Stats":  a.Stats(),
+	}
+}
+
+// Stats are the `cairn info` sections.
+func (a *Agent) Stats() map[string]map[string]string {
+	cfg := a.config()
+	out := map[string]map[string]string{
+		"agent": {"server": fmt.Sprint(cfg.Server), "node": cfg.NodeName, "datacenter": cfg.Datacenter, "checks": fmt.Sprint(len(a.local.Checks())), "services": fmt.Sprint(len(a.local.Services()))},
+		"cairn": {"version": Version},
+	}
+	if a.srv != nil {
+		out["raft"] = a.srv.Raft().Stats()
+		out["cairn"]["leader"] = fmt.Sprint(a.srv.IsLeader())
+		out["cairn"]["leader_addr"] = a.srv.Leader()
+		if w := a.srv.WAN(); w != nil {
+			out["serf_wan"] = w.Serf().Stats()
+		}
+	}
+	if p := a.lanPool(); p != nil {
+		out["serf_lan"] = p.Serf().Stats()
+	}
+	return out
+}
+
+func toMember(m serf.Member) agenthttp.Member {
+	return agenthttp.Member{
+		Name: m.Name, Addr: m.Addr.String(), Port: m.Port, Tags: m.Tags, Status: int(m.Status),
+		ProtocolMin: m.ProtocolMin, ProtocolMax: m.ProtocolMax, ProtocolCur: m.ProtocolCur,
+		DelegateMin: m.DelegateMin, DelegateMax: m.DelegateMax, DelegateCur: m.DelegateCur,
+	}
+}
+
+func (a *Agent) pool(wan bool) (*gossip.Pool, error) {
+	if wan {
+		if a.srv == nil || a.srv.WAN() == nil {
+			return nil, fmt.Errorf("%w: this agent is not in a WAN pool (servers only)", agenthttp.ErrBadRequest)
+		}
+		return a.srv.WAN(), nil
+	}
+	p := a.lanPool()
+	if p == nil {
+		return nil, errors.New("agent: no LAN pool")
+	}
+	return p, nil
+}
+
+// Members implements agenthttp.Backend.
+func (a *Agent) Members(wan bool) []agenthttp.Member {
+	p, err := a.pool(wan)
+	if err != nil {
+		return nil
+	}
+	ms := p.Members()
+	out := make([]agenthttp.Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, toMember(m))
+	}
+	return out
+}
+
+// Join implements agenthttp.Backend.
+func (a *Agent) Join(ctx context.Context, addrs []string, wan bool) (int, error) {
+	p, err := a.pool(wan)
+	if err != nil {
+		return 0, err
+	}
+	return p.Join(addrs)
+}
+
+// Leave leaves gracefully and then shuts the agent down.
+func (a *Agent) Leave(ctx context.Context) error {
+	var err error
+	if a.srv != nil {
+		err = a.srv.Leave(ctx)
+	} else if a.lan != nil {
+		err = a.lan.Leave()
+	}
+	a.leaveOnce.Do(func() { close(a.leaveCh) })
+	return err
+}
+
+// ForceLeave implements agenthttp.Backend.
+func (a *Agent) ForceLeave(ctx context.Context, node string, prune bool) error {
+	p := a.lanPool()
+	var err error
+	if prune {
+		err = p.Serf().RemoveFailedNodePrune(node)
+	} else {
+		err = p.Serf().RemoveFailedNode(node)
+	}
+	if err != nil {
+		return err
+	}
+	if a.srv != nil && a.srv.WAN() != nil {
+		a.srv.WAN().Serf().RemoveFailedNode(node + "." + a.cfg.Datacenter)
+	}
+	return nil
+}
+
+// LocalServices implements agenthttp.Backend.
+func (a *Agent) LocalServices() map[string]*structs.NodeService { return a.local.Services() }
+
+// LocalChecks implements agenthttp.Backend.
+func (a *Agent) LocalChecks() map[string]*structs.HealthCheck { return a.local.Checks() }
+
+// AddService implements agenthttp.Backend.
+func (a *Agent) AddService(ctx context.Context, def *config.ServiceDefinition) error {
+	return a.addService(def, false)
+}
+
+// RemoveService implements agenthttp.Backend.
+func (a *Agent) RemoveService(ctx context.Context, id string) error { return a.removeService(id) }
+
+// AddCheck implements agenthttp.Backend.
+func (a *Agent) AddCheck(ctx context.Context, def *config.CheckDefinition) error {
+	return a.addCheck(def, false)
+}
+
+// RemoveCheck implements agenthttp.Backend.
+func (a *Agent) RemoveCheck(ctx context.Context, id string) error { return a.removeCheck(id) }
+
+// UpdateTTL implements agenthttp.Backend.
+func (a *Agent) UpdateTTL(ctx context.Context, checkID, status, output string) error {
+	if a.local.Check(checkID) == nil {
+		return fmt.Errorf("%w: unknown check %q", agenthttp.ErrNotFound, checkID)
+	}
+	t := a.checks.ttl(checkID)
+	if t == nil {
+		return fmt.Errorf("%w: check %q is not a TTL check", agenthttp.ErrBadRequest, checkID)
+	}
+	if err := t.Update(status, output); err != nil {
+		return fmt.Errorf("%w: %v", agenthttp.ErrBadRequest, err)
+	}
+	return nil
+}
+
+// ServiceMaintenance implements agenthttp.Backend.
+func (a *Agent) ServiceMaintenance(ctx context.Context, serviceID string, enable bool, reason string) error {
+	if !a.local.ServiceExists(serviceID) {
+		return fmt.Errorf("%w: unknown service %q", agenthttp.ErrNotFound, serviceID)
+	}
+	if enable {
+		return a.local.EnableServiceMaintenance(serviceID, reason)
+	}
+	return a.local.DisableServiceMaintenance(serviceID)
+}
+
+// NodeMaintenance implements agenthttp.Backend.
+func (a *Agent) NodeMaintenance(ctx context.Context, enable bool, reason string) error {
+	if enable {
+		a.local.EnableNodeMaintenance(reason)
+	} else {
+		a.local.DisableNodeMaintenance()
+	}
+	return nil
+}
+
+// Monitor implements agenthttp.Backend.
+func (a *Agent) Monitor(ctx context.Context, level string) (<-chan []byte, error) {
+	ch, err := a.mon.Subscribe(ctx, level)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", agenthttp.ErrBadRequest, err)
+	}
+	return ch, nil
+}
+
+// Metrics implements agenthttp.Backend.
+func (a *Agent) Metrics() prometheus.Gatherer { return a.reg }
