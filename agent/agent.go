@@ -339,9 +339,20 @@ func (a *Agent) advertise() string {
 	return "127.0.0.1"
 }
 
+// aeInterval is the periodic full anti-entropy sync period. Tests shorten
+// it with CAIRN_AE_INTERVAL (a Go duration); 0 means local's default (1m).
+func aeInterval() time.Duration {
+	d, err := time.ParseDuration(os.Getenv("CAIRN_AE_INTERVAL"))
+	if err != nil || d <= 0 {
+		return 0
+	}
+	return d
+}
+
 func (a *Agent) startSync() {
 	cfg := a.cfg
 	a.syncer = local.NewSyncer(local.SyncConfig{
+		Interval:   aeInterval(),
 		Datacenter: cfg.Datacenter,
 		NodeName:   cfg.NodeName,
 		NodeID:     cfg.NodeID,
