@@ -1,0 +1,452 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	nethttp "net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/cairnd/cairn/agent/agenttest"
+)
+
+// devAgent starts a real `cairn agent --dev` process (plus extra args and
+// env) and returns it with an official-client handle on its HTTP API, once
+// the agent has a leader.
+func devAgent(t *testing.T, env []string, args ...string) (*agenttest.Proc, *api.Client) {
+	t.Helper()
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v) // inherited by the child process
+	}
+	p := agenttest.Start(t, agenttest.Binary(t), "dev", agenttest.NewPorts(t), append([]string{"--dev"}, args...)...)
+	c, err := api.NewClient(&api.Config{Address: p.HTTPAddr(), Scheme: "http"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agenttest.WaitFor(t, 30*time.Second, "leader", func() error {
+		l, err := c.Status().Leader()
+		if err != nil {
+			return err
+		}
+		if l == "" {
+			return fmt.Errorf("no leader yet")
+		}
+		return nil
+	})
+	return p, c
+}
+
+// TestAPIE2E drives a real dev agent with github.com/hashicorp/consul/api
+// (issue 7): services with TTL and HTTP checks, health filtering, KV,
+// blocking queries, events, members and status.
+func TestAPIE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real agent process")
+	}
+	_, c := devAgent(t, nil)
+	ag := c.Agent()
+
+	// --- service with a TTL check and an HTTP check -----------------------
+	var hmu sync.Mutex
+	httpStatus := nethttp.StatusOK
+	hs := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		hmu.Lock()
+		defer hmu.Unlock()
+		w.WriteHeader(httpStatus)
+		io.WriteString(w, "ok")
+	}))
+	defer hs.Close()
+
+	const svc = "web"
+	err := ag.ServiceRegister(&api.AgentServiceRegistration{
+		ID: "web1", Name: svc, Port: 8080, Tags: []string{"v1"},
+		Checks: api.AgentServiceChecks{
+			{CheckID: "web1-ttl", Name: "ttl", TTL: "30s"},
+			{CheckID: "web1-http", Name: "http", HTTP: hs.URL, Interval: "1s", Timeout: "1s"},
+		},
+	})
+	if err != nil {
+		t.Fatalf("ServiceRegister: %v", err)
+	}
+	svcs, err := ag.Services()
+	if err != nil || svcs["web1"] == nil || svcs["web1"].Port != 8080 {
+		t.Fatalf("agent services = %v, %v", svcs, err)
+	}
+
+	passing := func() ([]*api.ServiceEntry, error) {
+		entries, _, err := c.Health().Service(svc, "", true, nil)
+		return entries, err
+	}
+	// Before the TTL passes the service is critical, so passing-only hides it.
+	if e, err := passing(); err != nil || len(e) != 0 {
+		t.Fatalf("passing before TTL pass = %v, %v (want none)", e, err)
+	}
+	if err := ag.UpdateTTL("web1-ttl", "all good", api.HealthPassing); err != nil {
+		t.Fatalf("UpdateTTL pass: %v", err)
+	}
+	agenttest.WaitFor(t, 10*time.Second, "web1 passing in health", func() error {
+		e, err := passing()
+		if err != nil {
+			return err
+		}
+		if len(e) != 1 || e[0].Service.ID != "web1" {
+			return fmt.Errorf("passing entries = %d", len(e))
+		}
+		for _, ch := range e[0].Checks {
+			if ch.Status != api.HealthPassing {
+				return fmt.Errorf("check %s is %s", ch.CheckID, ch.Status)
+			}
+		}
+		return nil
+	})
+
+	// The HTTP check failing takes it out too; recovering brings it back.
+	hmu.Lock()
+	httpStatus = nethttp.StatusServiceUnavailable
+	hmu.Unlock()
+	agenttest.WaitFor(t, 10*time.Second, "web1 dropped after HTTP check fails", func() error {
+		e, err := passing()
+		if err != nil {
+			return err
+		}
+		if len(e) != 0 {
+			return fmt.Errorf("still %d passing", len(e))
+		}
+		return nil
+	})
+	hmu.Lock()
+	httpStatus = nethttp.StatusOK
+	hmu.Unlock()
+	agenttest.WaitFor(t, 10*time.Second, "web1 back after HTTP check recovers", func() error {
+		e, err := passing()
+		if err != nil {
+			return err
+		}
+		if len(e) != 1 {
+			return fmt.Errorf("%d passing", len(e))
+		}
+		return nil
+	})
+
+	// Failing the TTL drops it from passing-only results, and the
+	// unfiltered read shows it critical.
+	if err := ag.UpdateTTL("web1-ttl", "broken", api.HealthCritical); err != nil {
+		t.Fatalf("UpdateTTL fail: %v", err)
+	}
+	agenttest.WaitFor(t, 10*time.Second, "web1 dropped after TTL fail", func() error {
+		e, err := passing()
+		if err != nil {
+			return err
+		}
+		if len(e) != 0 {
+			return fmt.Errorf("still %d passing", len(e))
+		}
+		return nil
+	})
+	all, _, err := c.Health().Service(svc, "", false, nil)
+	if err != nil || len(all) != 1 || all[0].Checks.AggregatedStatus() != api.HealthCritical {
+		t.Fatalf("unfiltered health = %v, %v", all, err)
+	}
+	for _, ch := range all[0].Checks {
+		if ch.CheckID == "web1-ttl" && ch.Output != "broken" {
+			t.Errorf("TTL output = %q, want %q", ch.Output, "broken")
+		}
+	}
+
+	// --- KV ----------------------------------------------------------------
+	kv := c.KV()
+	for _, k := range []string{"app/a", "app/b", "app/sub/c", "other"} {
+		if _, err := kv.Put(&api.KVPair{Key: k, Value: []byte("v-" + k), Flags: 7}, nil); err != nil {
+			t.Fatalf("Put %s: %v", k, err)
+		}
+	}
+	p, _, err := kv.Get("app/a", nil)
+	if err != nil || p == nil || string(p.Value) != "v-app/a" || p.Flags != 7 {
+		t.Fatalf("Get app/a = %+v, %v", p, err)
+	}
+	if p, _, err := kv.Get("missing", nil); err != nil || p != nil {
+		t.Fatalf("Get missing = %+v, %v", p, err)
+	}
+	list, _, err := kv.List("app/", nil)
+	if err != nil || len(list) != 3 {
+		t.Fatalf("List app/ = %d, %v", len(list), err)
+	}
+	keys, _, err := kv.Keys("app/", "/", nil)
+	if err != nil || strings.Join(keys, ",") != "app/a,app/b,app/sub/" {
+		t.Fatalf("Keys app/ / = %v, %v", keys, err)
+	}
+	// CAS: stale index loses, current index wins.
+	stale := p.ModifyIndex
+	if _, err := kv.Put(&api.KVPair{Key: "app/a", Value: []byte("v2")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, err := kv.CAS(&api.KVPair{Key: "app/a", Value: []byte("lost"), ModifyIndex: stale}, nil); err != nil || ok {
+		t.Fatalf("CAS with stale index = %v, %v (want false)", ok, err)
+	}
+	cur, _, _ := kv.Get("app/a", nil)
+	if cur == nil || string(cur.Value) != "v2" {
+		t.Fatalf("after losing CAS: %+v", cur)
+	}
+	if ok, _, err := kv.CAS(&api.KVPair{Key: "app/a", Value: []byte("v3"), ModifyIndex: cur.ModifyIndex}, nil); err != nil || !ok {
+		t.Fatalf("CAS with current index = %v, %v (want true)", ok, err)
+	}
+	// cas=0 creates only if absent.
+	if ok, _, err := kv.CAS(&api.KVPair{Key: "app/a", Value: []byte("x"), ModifyIndex: 0}, nil); err != nil || ok {
+		t.Fatalf("CAS(0) on existing key = %v, %v (want false)", ok, err)
+	}
+
+	// Blocking Get wakes on change.
+	cur, meta, err := kv.Get("app/b", nil)
+	if err != nil || cur == nil {
+		t.Fatalf("Get app/b: %v", err)
+	}
+	type res struct {
+		p   *api.KVPair
+		idx uint64
+		err error
+		dur time.Duration
+	}
+	ch := make(chan res, 1)
+	go func() {
+		start := time.Now()
+		p, m, err := kv.Get("app/b", &api.QueryOptions{WaitIndex: meta.LastIndex, WaitTime: 20 * time.Second})
+		r := res{p: p, err: err, dur: time.Since(start)}
+		if m != nil {
+			r.idx = m.LastIndex
+		}
+		ch <- r
+	}()
+	time.Sleep(300 * time.Millisecond) // let the query park
+	select {
+	case r := <-ch:
+		t.Fatalf("blocking Get returned before any change: %+v", r)
+	default:
+	}
+	if _, err := kv.Put(&api.KVPair{Key: "app/b", Value: []byte("changed")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-ch:
+		if r.err != nil || r.p == nil || string(r.p.Value) != "changed" || r.idx <= meta.LastIndex {
+			t.Fatalf("blocking Get woke with %+v (index before %d)", r, meta.LastIndex)
+		}
+		if r.dur > 10*time.Second {
+			t.Fatalf("blocking Get took %v to wake", r.dur)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("blocking Get did not wake on change")
+	}
+
+	// Delete tree.
+	if _, err := kv.DeleteTree("app/", nil); err != nil {
+		t.Fatalf("DeleteTree: %v", err)
+	}
+	if list, _, err := kv.List("app/", nil); err != nil || len(list) != 0 {
+		t.Fatalf("List after DeleteTree = %d, %v", len(list), err)
+	}
+	if p, _, err := kv.Get("other", nil); err != nil || p == nil {
+		t.Fatalf("DeleteTree app/ removed other: %+v, %v", p, err)
+	}
+
+	// --- events ------------------------------------------------------------
+	id, _, err := c.Event().Fire(&api.UserEvent{Name: "deploy", Payload: []byte("v42")}, nil)
+	if err != nil || id == "" {
+		t.Fatalf("Fire: %q, %v", id, err)
+	}
+	agenttest.WaitFor(t, 10*time.Second, "event in list", func() error {
+		evs, _, err := c.Event().List("deploy", nil)
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			if e.ID == id {
+				if string(e.Payload) != "v42" {
+					return fmt.Errorf("payload %q", e.Payload)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("%d events, %s not among them", len(evs), id)
+	})
+
+	// --- members & status --------------------------------------------------
+	members, err := ag.Members(false)
+	if err != nil || len(members) != 1 || members[0].Name != "dev" || members[0].Status != 1 {
+		t.Fatalf("Members = %+v, %v", members, err)
+	}
+	leader, err := c.Status().Leader()
+	if err != nil || leader == "" {
+		t.Fatalf("Leader = %q, %v", leader, err)
+	}
+	peers, err := c.Status().Peers()
+	if err != nil || len(peers) != 1 || peers[0] != leader {
+		t.Fatalf("Peers = %v, %v (leader %q)", peers, err, leader)
+	}
+
+	// Deregistering the service removes it from health.
+	if err := ag.ServiceDeregister("web1"); err != nil {
+		t.Fatal(err)
+	}
+	agenttest.WaitFor(t, 10*time.Second, "web1 gone from catalog", func() error {
+		e, _, err := c.Health().Service(svc, "", false, nil)
+		if err != nil {
+			return err
+		}
+		if len(e) != 0 {
+			return fmt.Errorf("%d entries", len(e))
+		}
+		return nil
+	})
+}
+
+// TestAPIE2EBadInput: malformed JSON, unknown fields, oversized bodies and
+// a bad ?wait against the real agent get 400/413 and change nothing.
+func TestAPIE2EBadInput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real agent process")
+	}
+	p, c := devAgent(t, nil)
+	base := "http://" + p.HTTPAddr()
+	if _, err := c.KV().Put(&api.KVPair{Key: "keep", Value: []byte("orig")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	snapshot := func() string {
+		svcs, err := c.Agent().Services()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cat, _, err := c.Catalog().Services(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pairs, _, err := c.KV().List("", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "agent=%d catalog=%v kv:", len(svcs), cat)
+		for _, p := range pairs {
+			fmt.Fprintf(&b, " %s=%q@%d", p.Key, p.Value, p.ModifyIndex)
+		}
+		return b.String()
+	}
+	before := snapshot()
+
+	big := strings.Repeat("x", 2<<20)
+	cases := []struct {
+		method, path, body string
+		want               int
+	}{
+		{"PUT", "/v1/agent/service/register", `{"Name":"bad",`, 400},
+		{"PUT", "/v1/agent/service/register", `{"Name":"bad","Bogus":1}`, 400},
+		{"PUT", "/v1/agent/service/register", `{"Name":"` + big + `"}`, 413},
+		{"PUT", "/v1/agent/check/register", `{"Name":"c","TTL":`, 400},
+		{"PUT", "/v1/catalog/register", `{"Node":"n","Address":"1.2.3.4","Nope":true}`, 400},
+		{"PUT", "/v1/catalog/register", `not json`, 400},
+		{"PUT", "/v1/catalog/register", `{"Node":"n","Address":"` + big + `"}`, 413},
+		{"PUT", "/v1/kv/keep", big, 413},
+		{"GET", "/v1/kv/keep?index=1&wait=banana", "", 400},
+		{"GET", "/v1/catalog/services?index=1&wait=-5s", "", 400},
+		{"GET", "/v1/health/service/web?wait=10parsecs&index=1", "", 400},
+		{"PUT", "/v1/event/fire/e", strings.Repeat("p", 4096), 413},
+	}
+	hc := &nethttp.Client{Timeout: 10 * time.Second}
+	for _, tc := range cases {
+		req, err := nethttp.NewRequestWithContext(context.Background(), tc.method, base+tc.path, bytes.NewBufferString(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+		}
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		short := tc.body
+		if len(short) > 40 {
+			short = short[:40] + "…"
+		}
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s %q = %d %q, want %d", tc.method, tc.path, short, resp.StatusCode, msg, tc.want)
+		} else if len(bytes.TrimSpace(msg)) == 0 {
+			t.Errorf("%s %s: %d with an empty reason", tc.method, tc.path, resp.StatusCode)
+		}
+	}
+	if after := snapshot(); after != before {
+		t.Fatalf("bad input changed state:\nbefore %s\nafter  %s", before, after)
+	}
+	evs, _, err := c.Event().List("e", nil)
+	if err != nil || len(evs) != 0 {
+		t.Fatalf("oversized event fired anyway: %v, %v", evs, err)
+	}
+}
+
+// TestAPIE2EAntiEntropy: a service the agent owns, removed from the
+// catalog behind its back with /v1/catalog/deregister, is put back by the
+// agent's next full anti-entropy sync. The periodic full sync is 1 min (+
+// stagger) by default, so the test shortens it with CAIRN_AE_INTERVAL (a
+// test-only override read in agent.startSync); the restore itself is the
+// ordinary periodic sync, as in Consul — a catalog write does not poke the
+// agent.
+func TestAPIE2EAntiEntropy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real agent process")
+	}
+	const interval = time.Second
+	_, c := devAgent(t, []string{"CAIRN_AE_INTERVAL=" + interval.String()})
+	err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "db1", Name: "db", Port: 5432})
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := c.Agent().NodeName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inCatalog := func() (bool, error) {
+		svcs, _, err := c.Catalog().Service("db", "", nil)
+		if err != nil {
+			return false, err
+		}
+		for _, s := range svcs {
+			if s.ServiceID == "db1" && s.Node == self {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	agenttest.WaitFor(t, 10*time.Second, "db1 synced to catalog", func() error {
+		if ok, err := inCatalog(); err != nil || !ok {
+			return fmt.Errorf("not in catalog (%v)", err)
+		}
+		return nil
+	})
+
+	if _, err := c.Catalog().Deregister(&api.CatalogDeregistration{Node: self, ServiceID: "db1"}, nil); err != nil {
+		t.Fatalf("catalog deregister: %v", err)
+	}
+	if ok, err := inCatalog(); err != nil || ok {
+		t.Fatalf("db1 still in catalog right after deregister (%v)", err)
+	}
+	start := time.Now()
+	// One full sync: interval + stagger in [0, interval) for a 1-node
+	// cluster, so 2×interval plus slack.
+	agenttest.WaitFor(t, 2*interval+5*time.Second, "db1 restored by anti-entropy", func() error {
+		if ok, err := inCatalog(); err != nil || !ok {
+			return fmt.Errorf("not restored (%v)", err)
+		}
+		return nil
+	})
+	t.Logf("anti-entropy restored db1 after %v", time.Since(start).Round(10*time.Millisecond))
+	// The agent's own record is untouched.
+	if svcs, err := c.Agent().Services(); err != nil || svcs["db1"] == nil {
+		t.Fatalf("agent services = %v, %v", svcs, err)
+	}
+}
