@@ -36,13 +36,20 @@ func (s *Server) fit(r *response, edns *dns.OPT, tcp bool, qtype uint16) ([]byte
 
 	numAnswers := len(m.Answer)
 	if maxAnswers == numAnswers {
-		// The common case: pack once and check the size.
-		packed, err := m.PackBuffer(r.buf[:cap(r.buf)])
+		// The common case: pack once and check the size. Small answers go
+		// out uncompressed: compression cannot matter below 512 bytes and
+		// costs a map per answer; larger ones are packed again compressed.
+		compress := m.Compress
+		m.Compress = false
+		packed, err := s.pack(r)
+		m.Compress = compress
 		if err != nil {
 			return nil, err
 		}
-		if cap(packed) > cap(r.buf) {
-			r.buf = packed[:cap(packed)]
+		if compress && len(packed) > defaultUDPSize {
+			if packed, err = s.pack(r); err != nil {
+				return nil, err
+			}
 		}
 		if len(packed) <= maxSize || len(m.Answer) <= 1 {
 			return packed, nil
@@ -71,7 +78,12 @@ func (s *Server) fit(r *response, edns *dns.OPT, tcp bool, qtype uint16) ([]byte
 	if len(m.Answer) < numAnswers && !tcp && s.cfg.EnableTruncate {
 		m.Truncated = true
 	}
-	packed, err := m.PackBuffer(r.buf[:cap(r.buf)])
+	return s.pack(r)
+}
+
+// pack packs r.msg into r's reusable buffer.
+func (s *Server) pack(r *response) ([]byte, error) {
+	packed, err := r.msg.PackBuffer(r.buf[:cap(r.buf)])
 	if err != nil {
 		return nil, err
 	}

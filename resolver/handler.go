@@ -209,7 +209,7 @@ func catalogOutcome(err error) outcome {
 
 // healthy drops instances the query must not return, in place.
 func (s *Server) healthy(insts []Instance) []Instance {
-	kept := insts[:0]
+	n := 0
 	for i := range insts {
 		switch insts[i].Status {
 		case StatusCritical:
@@ -220,10 +220,13 @@ func (s *Server) healthy(insts []Instance) []Instance {
 				continue
 			}
 		}
-		kept = append(kept, insts[i])
+		if n != i { // copy only once something was dropped
+			insts[n] = insts[i]
+		}
+		n++
 	}
-	clear(insts[len(kept):])
-	return kept
+	clear(insts[n:])
+	return insts[:n]
 }
 
 func (s *Server) lookupService(r *response, qname string, qtype uint16, pq query, domain string, edns bool, level int) outcome {
@@ -240,17 +243,34 @@ func (s *Server) lookupService(r *response, qname string, qtype uint16, pq query
 	if len(insts) == 0 {
 		return notFound
 	}
-	rand.Shuffle(len(insts), func(i, j int) { insts[i], insts[j] = insts[j], insts[i] })
+	order := r.shuffled(len(insts))
 	ttl := s.ttls.lookup(pq.service)
 	if qtype == dns.TypeSRV {
-		s.serviceSRV(r, qname, dc, domain, insts, ttl, edns, level)
+		s.serviceSRV(r, qname, dc, domain, insts, order, ttl, edns, level)
 	} else {
-		s.serviceAddrs(r, qname, qtype, insts, ttl, edns, level)
+		s.serviceAddrs(r, qname, qtype, insts, order, ttl, edns, level)
 	}
 	if len(r.answer) == 0 {
 		return noData
 	}
 	return found
+}
+
+// parseIP parses an IP address; host names and "" are rejected without
+// calling netip.ParseAddr, whose error allocates.
+func parseIP(s string) (netip.Addr, bool) {
+	if s == "" {
+		return netip.Addr{}, false
+	}
+	if strings.IndexByte(s, ':') < 0 {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c != '.' && (c < '0' || c > '9') {
+				return netip.Addr{}, false
+			}
+		}
+	}
+	a, err := netip.ParseAddr(s)
+	return a, err == nil
 }
 
 // wantsAddr reports whether an address of this family answers qtype.
@@ -269,28 +289,28 @@ func wantsAddr(qtype uint16, a netip.Addr) bool {
 // serviceAddrs answers A, AAAA and ANY for service instances: the service
 // address, else the node address; a host name becomes a CNAME, used only
 // when no instance has an IP answer.
-func (s *Server) serviceAddrs(r *response, qname string, qtype uint16, insts []Instance, ttl uint32, edns bool, level int) {
+func (s *Server) serviceAddrs(r *response, qname string, qtype uint16, insts []Instance, order []int32, ttl uint32, edns bool, level int) {
 	if qtype != dns.TypeA && qtype != dns.TypeAAAA && qtype != dns.TypeANY {
 		return
 	}
 	var cname []dns.RR
 	count := 0
-	for i := range insts {
+	for _, i := range order {
 		in := &insts[i]
 		addr := in.Address
-		ip, err := netip.ParseAddr(addr)
+		ip, isIP := parseIP(addr)
 		if addr == "" {
 			addr = in.Node.Address
-			ip, err = netip.ParseAddr(addr)
-		} else if err != nil && strings.EqualFold(dns.Fqdn(addr), qname) {
+			ip, isIP = parseIP(addr)
+		} else if !isIP && strings.EqualFold(dns.Fqdn(addr), qname) {
 			// A service address naming the service itself: use the node.
 			addr = in.Node.Address
-			ip, err = netip.ParseAddr(addr)
+			ip, isIP = parseIP(addr)
 		}
 		if addr == "" {
 			continue
 		}
-		if err != nil {
+		if !isIP {
 			if cname == nil { // only the first host name is followed
 				cname = s.cnameChain(qname, addr, ttl, edns, level)
 			}
@@ -397,10 +417,10 @@ type srvKey struct {
 
 // serviceSRV answers SRV: one record per node/address/port, targets named
 // as Consul names them, their addresses and node meta in additional.
-func (s *Server) serviceSRV(r *response, qname, dc, domain string, insts []Instance, ttl uint32, edns bool, level int) {
+func (s *Server) serviceSRV(r *response, qname, dc, domain string, insts []Instance, order []int32, ttl uint32, edns bool, level int) {
 	seen := make([]srvKey, 0, len(insts))
 next:
-	for i := range insts {
+	for _, i := range order {
 		in := &insts[i]
 		k := srvKey{in.Node.Name, in.Address, in.Port}
 		for _, o := range seen {
@@ -417,19 +437,19 @@ next:
 			Port:     uint16(in.Port),
 		}
 		node := nodeFQDN(in.Node.Name, dc, domain)
-		nodeIP, nodeErr := netip.ParseAddr(in.Node.Address)
-		svcIP, svcErr := netip.ParseAddr(in.Address)
+		nodeIP, nodeOK := parseIP(in.Node.Address)
+		svcIP, svcOK := parseIP(in.Address)
 		switch {
 		case in.Address == "" && in.Node.Address == "":
 			continue
-		case in.Address == "" && nodeErr == nil,
-			svcErr != nil && nodeErr == nil && strings.EqualFold(dns.Fqdn(in.Address), qname):
+		case in.Address == "" && nodeOK,
+			!svcOK && nodeOK && strings.EqualFold(dns.Fqdn(in.Address), qname):
 			srv.Target = node
 			r.extra = append(r.extra, r.ipRR(node, nodeIP, ttl))
 		case in.Address == "":
 			srv.Target = dns.Fqdn(in.Node.Address)
 			r.extra = append(r.extra, s.resolveHost(srv.Target, ttl, edns, level)...)
-		case svcErr == nil:
+		case svcOK:
 			srv.Target = addrFQDN(svcIP, dc, domain)
 			r.extra = append(r.extra, r.ipRR(srv.Target, svcIP, ttl))
 		default:
@@ -476,8 +496,8 @@ func (s *Server) lookupNode(r *response, qname string, qtype uint16, pq query, l
 
 // nodeAddr appends the address records of a node named name.
 func (s *Server) nodeAddr(r *response, dst []dns.RR, name string, qtype uint16, addr string, ttl uint32, level int) []dns.RR {
-	ip, err := netip.ParseAddr(addr)
-	if err != nil {
+	ip, ok := parseIP(addr)
+	if !ok {
 		if addr == "" {
 			return dst
 		}
@@ -594,7 +614,7 @@ func (s *Server) lookupPTR(r *response, q *dns.Question, _ string, pq query) out
 		})
 	}
 	for i := range nodes {
-		if a, err := netip.ParseAddr(nodes[i].Address); err == nil && a.Unmap() == pq.addr.Unmap() {
+		if a, ok := parseIP(nodes[i].Address); ok && a.Unmap() == pq.addr.Unmap() {
 			dc := nodes[i].Datacenter
 			if dc == "" {
 				dc = s.defaultDC

@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"math/rand/v2"
 	"net/netip"
 
 	"github.com/miekg/dns"
@@ -20,6 +21,7 @@ type response struct {
 	aaaas    []dns.AAAA
 	ips      []byte
 	seen     []netip.Addr
+	order    []int32
 	soa      dns.SOA
 	opt      dns.OPT
 	buf      []byte
@@ -49,7 +51,7 @@ func (r *response) reset() {
 	clear(r.answer[:cap(r.answer)])
 	clear(r.extra[:cap(r.extra)])
 	r.answer, r.extra, r.ns = r.answer[:0], r.extra[:0], nil
-	r.as, r.aaaas, r.ips, r.seen = r.as[:0], r.aaaas[:0], r.ips[:0], r.seen[:0]
+	r.as, r.aaaas, r.ips, r.seen, r.order = r.as[:0], r.aaaas[:0], r.ips[:0], r.seen[:0], r.order[:0]
 	r.msg = dns.Msg{}
 }
 
@@ -70,6 +72,17 @@ func (r *response) ipRR(name string, a netip.Addr, ttl uint32) dns.RR {
 	hdr.Rrtype = dns.TypeAAAA
 	r.aaaas = append(r.aaaas, dns.AAAA{Hdr: hdr, AAAA: r.ips[start:len(r.ips):len(r.ips)]})
 	return &r.aaaas[len(r.aaaas)-1]
+}
+
+// shuffled returns a random permutation of [0, n): answers are shuffled by
+// index so the (large) instances are not moved.
+func (r *response) shuffled(n int) []int32 {
+	r.order = r.order[:0]
+	for i := range n {
+		r.order = append(r.order, int32(i))
+	}
+	rand.Shuffle(n, func(i, j int) { r.order[i], r.order[j] = r.order[j], r.order[i] })
+	return r.order
 }
 
 // seenAddr reports whether a was already answered, and records it.
