@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -18,8 +19,11 @@ import (
 	"go.uber.org/zap"
 )
 
-// The agent is the HTTP API's backend.
-var _ agenthttp.Backend = (*Agent)(nil)
+// The agent is the HTTP API's backend, keyring included.
+var (
+	_ agenthttp.Backend        = (*Agent)(nil)
+	_ agenthttp.KeyringBackend = (*Agent)(nil)
+)
 
 // eventRingSize is how many user events /v1/event/list remembers (Consul
 // keeps 256).
@@ -76,6 +80,9 @@ func (a *Agent) onUserEvent(name string, payload []byte, ltime uint64) {
 	}
 	if a.events.add(ev) {
 		a.log.Debug("user event", zap.String("name", ev.Name), zap.String("id", ev.ID))
+		if ev.Name == remoteExecEvent {
+			a.startRemoteExec(ev)
+		}
 	}
 }
 
@@ -166,7 +173,56 @@ func (a *Agent) Stats() map[string]map[string]string {
 	if p := a.lanPool(); p != nil {
 		out["serf_lan"] = p.Serf().Stats()
 	}
+	out["runtime"] = map[string]string{
+		"goroutines": fmt.Sprint(runtime.NumGoroutine()),
+		"arch":       runtime.GOARCH,
+		"os":         runtime.GOOS,
+		"version":    runtime.Version(),
+		"cpu_count":  fmt.Sprint(runtime.NumCPU()),
+		"max_procs":  fmt.Sprint(runtime.GOMAXPROCS(0)),
+	}
 	return out
+}
+
+// Keyring implements agenthttp.KeyringBackend: the operation runs on the
+// LAN pool and, on servers, on the WAN pool too (WAN first, as Consul
+// lists it).
+func (a *Agent) Keyring(ctx context.Context, op, key string) ([]agenthttp.KeyringResponse, error) {
+	type target struct {
+		pool *gossip.Pool
+		wan  bool
+	}
+	var targets []target
+	if a.srv != nil && a.srv.WAN() != nil {
+		targets = append(targets, target{a.srv.WAN(), true})
+	}
+	if p := a.lanPool(); p != nil {
+		targets = append(targets, target{p, false})
+	}
+	var out []agenthttp.KeyringResponse
+	var errs []error
+	for _, t := range targets {
+		res, err := t.pool.Keyring(gossip.KeyOp(op), key)
+		if errors.Is(err, gossip.ErrEncryptionDisabled) {
+			return nil, fmt.Errorf("%w: %v", agenthttp.ErrBadRequest, err)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if res == nil {
+			continue
+		}
+		out = append(out, agenthttp.KeyringResponse{
+			WAN: t.wan, Datacenter: a.cfg.Datacenter, Messages: res.Messages,
+			Keys: res.Keys, PrimaryKeys: res.PrimaryKeys, NumNodes: res.NumNodes,
+		})
+	}
+	if err := errors.Join(errs...); err != nil {
+		a.log.Warn("keyring operation failed", zap.String("op", op), zap.Error(err))
+		return out, err
+	}
+	a.log.Info("keyring operation done", zap.String("op", op))
+	return out, nil
 }
 
 func toMember(m serf.Member) agenthttp.Member {

@@ -77,6 +77,7 @@ func New(b Backend, logger *zap.Logger) nethttp.Handler {
 		{"/v1/status/leader", get, a.statusLeader},
 		{"/v1/status/peers", get, a.statusPeers},
 		{"/v1/operator/raft/configuration", get, a.operatorRaftConfiguration},
+		{"/v1/operator/keyring", []string{nethttp.MethodGet, nethttp.MethodPost, nethttp.MethodPut, nethttp.MethodDelete}, a.operatorKeyring},
 	} {
 		if strings.HasSuffix(rt.path, "/") {
 			a.prefix = append(a.prefix, &rt)

@@ -115,8 +115,10 @@ func (p *Pool) Serf() *serf.Serf { return p.serf }
 // Join contacts addrs and returns how many were reached.
 func (p *Pool) Join(addrs []string) (int, error) {
 	n, err := p.serf.Join(addrs, true)
-	if err != nil && !p.serf.EncryptionEnabled() && n == 0 {
-		err = fmt.Errorf("%w (if the cluster uses gossip encryption, this agent needs its key: --encrypt)", err)
+	if err != nil && n == 0 {
+		err = fmt.Errorf("gossip: join %v: %w (%s)", addrs, err, p.encryptionHint())
+		p.log.Error("join failed: no member reached; gossip encryption keys may differ",
+			zap.Strings("addrs", addrs), zap.Bool("encryption_enabled", p.serf.EncryptionEnabled()), zap.Error(err))
 	}
 	return n, err
 }
@@ -170,4 +172,15 @@ func (p *Pool) RetryJoin(stop <-chan struct{}, addrs []string, interval time.Dur
 		}
 	}
 	return fmt.Errorf("gossip: could not join %v after %d attempts", addrs, attempts)
+}
+
+// encryptionHint explains the most common reason a join reaches nobody:
+// memberlist drops packets it cannot decrypt (or that are not encrypted
+// when it expects them to be) without answering, so the joiner only sees
+// a timeout or a reset.
+func (p *Pool) encryptionHint() string {
+	if p.serf.EncryptionEnabled() {
+		return "gossip encryption is enabled here: if the cluster uses a different key, or no encryption, --encrypt must match the cluster's"
+	}
+	return "gossip encryption is disabled here: if the cluster uses gossip encryption, this agent needs its key (--encrypt)"
 }
