@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -151,8 +152,8 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("resolver: service_ttl %q must not be negative", k)
 		}
 	}
-	if c.UDPAnswerLimit < 0 {
-		return errors.New("resolver: udp_answer_limit must not be negative")
+	if c.UDPAnswerLimit < 1 {
+		return errors.New("resolver: udp_answer_limit must be at least 1")
 	}
 	if c.ARecordLimit < 0 {
 		return errors.New("resolver: a_record_limit must not be negative")
@@ -163,20 +164,17 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// recursorAddr adds the default port 53 to a recursor address without one.
+// recursorAddr checks a recursor address (an IP literal, optionally with a
+// port) and adds the default port 53 when there is none.
 func recursorAddr(r string) (string, error) {
-	if _, _, err := net.SplitHostPort(r); err == nil {
-		return r, nil
+	if ap, err := netip.ParseAddrPort(r); err == nil {
+		return ap.String(), nil
 	}
-	host := strings.TrimSuffix(strings.TrimPrefix(r, "["), "]")
-	if host == "" {
-		return "", fmt.Errorf("resolver: recursor %q: empty address", r)
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(r, "["), "]"))
+	if err != nil {
+		return "", fmt.Errorf("resolver: recursor %q: want an IP address with an optional port", r)
 	}
-	addr := net.JoinHostPort(host, "53")
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return "", fmt.Errorf("resolver: recursor %q: %w", r, err)
-	}
-	return addr, nil
+	return netip.AddrPortFrom(a, 53).String(), nil
 }
 
 // serviceTTLs resolves service_ttl lookups: exact names first, then the
