@@ -21,6 +21,7 @@ import (
 	"github.com/cairnd/cairn/cluster/gossip"
 	"github.com/cairnd/cairn/cluster/server"
 	"github.com/cairnd/cairn/cluster/structs"
+	"github.com/cairnd/cairn/cache"
 	"github.com/cairnd/cairn/forwarder"
 	"github.com/cairnd/cairn/resolver"
 	"github.com/hashicorp/serf/serf"
@@ -108,6 +109,8 @@ type Agent struct {
 	fwd *forwarder.Forwarder
 
 	dns     *resolver.Server
+	cache   *cache.Catalog // clients only
+	front   *cache.Front   // clients only: the DNS port's UDP side
 	httpLn  net.Listener
 	httpSrv *http.Server
 
@@ -419,18 +422,46 @@ func (a *Agent) startDNS(ctx context.Context) error {
 	rc.ARecordLimit = d.ARecordLimit
 	rc.DisableCompression = d.DisableCompression
 	rc.SOA = resolver.SOAConfig{Refresh: d.SOA.Refresh, Retry: d.SOA.Retry, Expire: d.SOA.Expire, MinTTL: d.SOA.MinTTL}
-	cat := &dnsCatalog{dc: cfg.Datacenter, rpc: a.RPC, allowStale: d.AllowStale}
+	var cat resolver.Catalog
 	if a.srv != nil {
-		cat.local = a.srv.State
+		cat = &dnsCatalog{dc: cfg.Datacenter, rpc: a.RPC, allowStale: d.AllowStale, local: a.srv.State}
+	} else {
+		cc := cache.DefaultConfig()
+		cc.Datacenter = cfg.Datacenter
+		cc.MaxEntries = cfg.Cache.MaxEntries
+		cc.MaxStale = cfg.Cache.MaxStale.Duration()
+		cc.NegativeTTL = time.Duration(d.SOA.MinTTL) * time.Second
+		cc2, err := cache.New(cc, a.RPC, a.log.Named("cache"), a.reg)
+		if err != nil {
+			return err
+		}
+		a.cache, cat = cc2, cc2
 	}
 	srv, err := resolver.New(rc, cat, a.log.Named("dns"), a.reg)
 	if err != nil {
 		return err
 	}
+	if a.cache != nil {
+		return a.startClientDNS(ctx, rc.Addr, srv)
+	}
 	if err := srv.Start(ctx); err != nil {
 		return fmt.Errorf("agent: dns on %s: %w", rc.Addr, err)
 	}
 	a.dns = srv
+	return nil
+}
+
+// startClientDNS serves the DNS port of a client agent through the cache's
+// wire-level front; the resolver answers only what the front cannot.
+func (a *Agent) startClientDNS(ctx context.Context, addr string, srv *resolver.Server) error {
+	front, err := cache.NewFront(cache.FrontConfig{Addr: addr}, srv, a.cache, a.log.Named("dns"))
+	if err != nil {
+		return err
+	}
+	if err := front.Start(ctx); err != nil {
+		return fmt.Errorf("agent: dns on %s: %w", addr, err)
+	}
+	a.dns, a.front = srv, front
 	return nil
 }
 
@@ -465,8 +496,14 @@ func (a *Agent) Close() error {
 			a.httpSrv.Shutdown(ctx)
 			cancel()
 		}
+		if a.front != nil {
+			errs = append(errs, a.front.Close())
+		}
 		if a.dns != nil {
 			errs = append(errs, a.dns.Close())
+		}
+		if a.cache != nil {
+			errs = append(errs, a.cache.Close())
 		}
 		a.checks.stopAll()
 		a.cancel()

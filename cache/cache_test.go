@@ -1,0 +1,295 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairnd/cairn/cluster/structs"
+	"github.com/cairnd/cairn/resolver"
+	"github.com/miekg/dns"
+	"go.uber.org/zap"
+)
+
+// fakeTier is a server tier holding one service; blocking queries wait
+// until the index moves.
+type fakeTier struct {
+	mu     sync.Mutex
+	index  uint64
+	status string
+	down   bool
+	moved  chan struct{}
+	calls  atomic.Int64
+	delay  time.Duration
+}
+
+func newFakeTier() *fakeTier {
+	return &fakeTier{index: 10, status: structs.HealthPassing, moved: make(chan struct{})}
+}
+
+func (t *fakeTier) set(status string) {
+	t.mu.Lock()
+	t.status = status
+	t.index++
+	close(t.moved)
+	t.moved = make(chan struct{})
+	t.mu.Unlock()
+}
+
+func (t *fakeTier) rpc(ctx context.Context, method string, args, reply any) error {
+	t.calls.Add(1)
+	if t.delay > 0 {
+		time.Sleep(t.delay)
+	}
+	req, ok := args.(*structs.ServiceSpecificRequest)
+	if !ok {
+		return errors.New("unsupported")
+	}
+	for {
+		t.mu.Lock()
+		down, idx, st, moved := t.down, t.index, t.status, t.moved
+		t.mu.Unlock()
+		if down {
+			return structs.ErrNoServers
+		}
+		if req.MinQueryIndex == 0 || idx > req.MinQueryIndex {
+			out := reply.(*structs.IndexedCheckServiceNodes)
+			out.Index = idx
+			if req.ServiceName == "web" {
+				for i, a := range []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"} {
+					s := st
+					if i > 0 {
+						s = structs.HealthPassing
+					}
+					out.Nodes = append(out.Nodes, structs.CheckServiceNode{
+						Node:    &structs.Node{Node: "n" + a, Address: a, Datacenter: "dc1"},
+						Service: &structs.NodeService{ID: "web", Service: "web", Port: 80},
+						Checks:  []*structs.HealthCheck{{Status: s}},
+					})
+				}
+			}
+			return nil
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond): // re-check down
+		}
+	}
+}
+
+func newTestCatalog(t *testing.T, tier *fakeTier) *Catalog {
+	cfg := DefaultConfig()
+	c, err := New(cfg, tier.rpc, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestSingleflight(t *testing.T) {
+	tier := newFakeTier()
+	tier.delay = 50 * time.Millisecond
+	c := newTestCatalog(t, tier)
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	for range 1000 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			insts, err := c.ServiceNodes(context.Background(), "", "web", "", false, nil)
+			if err != nil || len(insts) != 3 {
+				bad.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Fatalf("%d lookups failed", bad.Load())
+	}
+	time.Sleep(20 * time.Millisecond)
+	// One fetch plus the watch's first blocking query.
+	if n := tier.calls.Load(); n > 2 {
+		t.Fatalf("%d server calls for 1000 identical misses", n)
+	}
+}
+
+func TestPushRefreshAndStale(t *testing.T) {
+	tier := newFakeTier()
+	c := newTestCatalog(t, tier)
+	ctx := context.Background()
+	status := func() string {
+		insts, err := c.ServiceNodes(ctx, "", "web", "", false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range insts {
+			if in.Node.Address == "10.0.0.1" {
+				return in.Status
+			}
+		}
+		return "gone"
+	}
+	if s := status(); s != resolver.StatusPassing {
+		t.Fatalf("status %s", s)
+	}
+	calls := tier.calls.Load()
+	tier.set(structs.HealthCritical)
+	deadline := time.Now().Add(time.Second)
+	for status() != resolver.StatusCritical {
+		if time.Now().After(deadline) {
+			t.Fatal("refresh not pushed within 1s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := tier.calls.Load() - calls; n > 2 {
+		t.Fatalf("%d calls: polling, not push", n)
+	}
+	tier.mu.Lock()
+	tier.down = true
+	tier.mu.Unlock()
+	time.Sleep(200 * time.Millisecond)
+	if s := status(); s != resolver.StatusCritical {
+		t.Fatalf("stale status %s", s)
+	}
+	start := time.Now()
+	if _, err := c.ServiceNodes(ctx, "", "db", "", false, nil); err == nil {
+		t.Fatal("uncached miss during outage succeeded")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("miss during outage took %s", d)
+	}
+}
+
+func TestFrontParity(t *testing.T) {
+	tier := newFakeTier()
+	c := newTestCatalog(t, tier)
+	rc := resolver.DefaultConfig()
+	rc.Addr = "127.0.0.1:0"
+	res, err := resolver.New(rc, c, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewFront(FrontConfig{Addr: "127.0.0.1:0", Readers: 2}, res, c, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close(); res.Close() })
+	udp, _ := f.Addr()
+	for _, tc := range []struct {
+		name string
+		qt   uint16
+		edns bool
+	}{
+		{"web.service.consul.", dns.TypeA, false},
+		{"WeB.Service.consul.", dns.TypeA, true},
+		{"web.service.dc1.consul.", dns.TypeSRV, true},
+		{"web.service.consul.", dns.TypeSRV, false},
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion(tc.name, tc.qt)
+		if tc.edns {
+			m.SetEdns0(1232, false)
+		}
+		var first []byte
+		for i := 0; i < rotations+3; i++ {
+			got := exchangeRaw(t, udp.String(), m)
+			if i == 0 {
+				first = got
+				continue
+			}
+			if canon(t, got) != canon(t, first) {
+				t.Fatalf("%s %d: query %d differs:\n%s\nvs\n%s", tc.name, tc.qt, i, canon(t, got), canon(t, first))
+			}
+		}
+	}
+	if f.wireHits() == 0 {
+		t.Fatal("no wire-level hits")
+	}
+	// Different case after the entry exists: same answer, case kept.
+	m := new(dns.Msg)
+	m.SetQuestion("WEB.service.consul.", dns.TypeA)
+	r := new(dns.Msg)
+	if err := r.Unpack(exchangeRaw(t, udp.String(), m)); err != nil {
+		t.Fatal(err)
+	}
+	if r.Question[0].Name != "WEB.service.consul." || len(r.Answer) != 3 || r.Id != m.Id {
+		t.Fatalf("bad answer %v", r)
+	}
+	// A check turning critical drops the packed answers at once.
+	tier.set(structs.HealthCritical)
+	deadline := time.Now().Add(time.Second)
+	for {
+		r := new(dns.Msg)
+		if err := r.Unpack(exchangeRaw(t, udp.String(), m)); err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Answer) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("critical instance still answered")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func exchangeRaw(t *testing.T, addr string, m *dns.Msg) []byte {
+	t.Helper()
+	m.Id = dns.Id()
+	b, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := conn.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65535)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if buf[0] != b[0] || buf[1] != b[1] {
+		t.Fatal("id not echoed")
+	}
+	return buf[:n]
+}
+
+// canon renders a response with ID zeroed and each section sorted, so two
+// shuffles of one answer compare equal; sizes must match exactly.
+func canon(t *testing.T, b []byte) string {
+	t.Helper()
+	m := new(dns.Msg)
+	if err := m.Unpack(b); err != nil {
+		t.Fatal(err)
+	}
+	m.Id = 0
+	s := m.MsgHdr.String() + m.Question[0].String()
+	for _, sec := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		var rrs []string
+		for _, rr := range sec {
+			rrs = append(rrs, rr.String())
+		}
+		sort.Strings(rrs)
+		for _, r := range rrs {
+			s += "\n" + r
+		}
+	}
+	return s + "\nlen=" + string(rune('0'+len(b)%10)) + string(rune('0'+len(b)/10%10)) + string(rune('0'+len(b)/100%10))
+}

@@ -1,0 +1,581 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cairnd/cairn/cluster/structs"
+	"github.com/cairnd/cairn/resolver"
+	"go.uber.org/zap"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// RPCFunc sends one read RPC to the server tier (the forwarder on clients).
+type RPCFunc func(ctx context.Context, method string, args, reply any) error
+
+type kind uint8
+
+const (
+	kindService kind = iota
+	kindNode
+	kindNodes
+)
+
+type key struct {
+	dc      string
+	kind    kind
+	name    string
+	tag     string
+	passing bool
+}
+
+// value is one server answer; immutable once published.
+type value struct {
+	index uint64
+	insts []resolver.Instance
+	node  *resolver.Node
+	nodes []resolver.Node
+	// expires (unix nanos) is set on negative answers to cold misses.
+	expires int64
+}
+
+func (v *value) empty() bool {
+	return len(v.insts) == 0 && v.node == nil && len(v.nodes) == 0
+}
+
+type entry struct {
+	key   key
+	ready chan struct{} // closed once the first fetch ended
+	err   error         // first fetch's error; read after ready
+
+	val     atomic.Pointer[value]
+	version atomic.Uint64 // moves on every replacement and on removal
+	lastHit atomic.Int64  // coarse clock (unix nanos)
+	lastOK  atomic.Int64  // unix nanos of the last answer from a server
+	stale   atomic.Bool   // the last refresh failed
+	removed atomic.Bool
+}
+
+// Limits.
+const (
+	// numShards spreads keys so concurrent hits on different keys never
+	// share a lock; a power of two for a cheap mask.
+	numShards = 64
+	// evictSlack lets the entry count run this far over MaxEntries before
+	// an insert evicts synchronously; the janitor trims the rest.
+	evictSlack = 64
+	// clockTick is the resolution of the hit clock: idle detection needs
+	// seconds, not nanoseconds, and a coarse clock keeps time.Now off the
+	// hit path.
+	clockTick = 100 * time.Millisecond
+	// janitorEvery is how often the entry bound is enforced.
+	janitorEvery = time.Second
+	// minWatchBackoff and maxWatchBackoff bound the pause after a failed
+	// blocking query, so a dead tier is not hammered and a live one is
+	// found again within a second.
+	minWatchBackoff = 50 * time.Millisecond
+	maxWatchBackoff = time.Second
+	// watchGrace is added to WatchWait for the RPC deadline: the server
+	// holds the query for up to WatchWait (plus its jitter).
+	watchGrace = 15 * time.Second
+	// maxDeps bounds how many catalog entries one packed answer may be tied
+	// to; answers built from more are not kept.
+	maxDeps = 8
+)
+
+type shard struct {
+	mu sync.RWMutex
+	m  map[key]*entry
+}
+
+// Catalog implements resolver.Catalog for client agents.
+type Catalog struct {
+	cfg     Config
+	rpc     RPCFunc
+	log     *zap.Logger
+	metrics *metrics
+	seed    maphash.Seed
+	shards  [numShards]shard
+	count   atomic.Int64
+	hits    atomic.Uint64
+	clock   atomic.Int64
+	outage  atomic.Bool
+
+	// recording > 0 while a Front fill runs: lookups are then also noted
+	// in every active recorder, tying the packed answer to its entries.
+	recording atomic.Int32
+	recMu     sync.Mutex
+	recs      map[*recorder]struct{}
+
+	// hitSources are Fronts whose wire-level hits count as hits.
+	srcMu      sync.Mutex
+	hitSources []func() uint64
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (c *Catalog) addHitSource(f func() uint64) {
+	c.srcMu.Lock()
+	c.hitSources = append(c.hitSources, f)
+	c.srcMu.Unlock()
+}
+
+func (c *Catalog) wireHits() uint64 {
+	c.srcMu.Lock()
+	defer c.srcMu.Unlock()
+	var n uint64
+	for _, f := range c.hitSources {
+		n += f()
+	}
+	return n
+}
+
+var _ resolver.Catalog = (*Catalog)(nil)
+
+// New returns a running Catalog; Close stops its watches. reg may be nil.
+func New(cfg Config, rpc RPCFunc, logger *zap.Logger, reg prometheus.Registerer) (*Catalog, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if rpc == nil {
+		return nil, errors.New("cache: nil rpc")
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	c := &Catalog{cfg: cfg, rpc: rpc, log: logger, seed: maphash.MakeSeed(), recs: map[*recorder]struct{}{}}
+	m, err := newMetrics(reg, func() float64 { return float64(c.hits.Load() + c.wireHits()) }, func() float64 { return float64(c.wireHits()) })
+	if err != nil {
+		return nil, err
+	}
+	c.metrics = m
+	for i := range c.shards {
+		c.shards[i].m = make(map[key]*entry)
+	}
+	c.clock.Store(time.Now().UnixNano())
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.janitor()
+	}()
+	return c, nil
+}
+
+// Close stops every watch and waits for them.
+func (c *Catalog) Close() error {
+	c.cancel()
+	c.wg.Wait()
+	return nil
+}
+
+func (c *Catalog) shardOf(k *key) *shard {
+	h := maphash.String(c.seed, k.name)
+	return &c.shards[(h^uint64(k.kind))&(numShards-1)]
+}
+
+func (c *Catalog) janitor() {
+	t := time.NewTicker(clockTick)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case now := <-t.C:
+			c.clock.Store(now.UnixNano())
+			if now.Sub(last) >= janitorEvery {
+				last = now
+				c.trim(c.cfg.MaxEntries)
+			}
+		}
+	}
+}
+
+// trim drops the least recently hit entries until at most max remain.
+func (c *Catalog) trim(max int) {
+	over := int(c.count.Load()) - max
+	if over <= 0 {
+		return
+	}
+	type cand struct {
+		e   *entry
+		hit int64
+	}
+	var all []cand
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		for _, e := range s.m {
+			all = append(all, cand{e, e.lastHit.Load()})
+		}
+		s.mu.RUnlock()
+	}
+	slices.SortFunc(all, func(a, b cand) int {
+		switch {
+		case a.hit < b.hit:
+			return -1
+		case a.hit > b.hit:
+			return 1
+		}
+		return 0
+	})
+	for i := 0; i < over && i < len(all); i++ {
+		c.remove(all[i].e)
+	}
+}
+
+// remove drops e from its shard (if still there) and invalidates it.
+func (c *Catalog) remove(e *entry) {
+	s := c.shardOf(&e.key)
+	s.mu.Lock()
+	if s.m[e.key] == e {
+		delete(s.m, e.key)
+		c.count.Add(-1)
+		c.metrics.entries.Dec()
+	}
+	s.mu.Unlock()
+	e.removed.Store(true)
+	e.version.Add(1)
+}
+
+// usable reports whether v may answer now, given e's staleness.
+func (c *Catalog) usable(e *entry, v *value, now int64) bool {
+	if v.expires != 0 && now > v.expires {
+		return false
+	}
+	if e.stale.Load() && now-e.lastOK.Load() > int64(c.cfg.MaxStale) {
+		return false
+	}
+	return true
+}
+
+// get returns the current value for k, fetching it on a miss.
+func (c *Catalog) get(ctx context.Context, k key) (*value, error) {
+	if k.dc == "" {
+		k.dc = c.cfg.Datacenter
+	}
+	s := c.shardOf(&k)
+	// Bounded: a second round only follows an entry found unusable or
+	// failed, which is then replaced by our own fetch.
+	for attempt := 0; attempt < 3; attempt++ {
+		s.mu.RLock()
+		e := s.m[k]
+		s.mu.RUnlock()
+		if e != nil {
+			select {
+			case <-e.ready:
+			default:
+				c.metrics.coalesced.Inc()
+				select {
+				case <-e.ready:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+				if e.err != nil {
+					return nil, e.err
+				}
+				c.record(e)
+				return e.val.Load(), nil
+			}
+			if v := e.val.Load(); v != nil {
+				now := c.clock.Load()
+				if c.usable(e, v, now) {
+					c.hit(e, now)
+					return v, nil
+				}
+			}
+			c.remove(e)
+			continue
+		}
+		// Miss: publish a pending entry so identical misses wait for ours.
+		ne := &entry{key: k, ready: make(chan struct{})}
+		ne.lastHit.Store(c.clock.Load())
+		s.mu.Lock()
+		if cur := s.m[k]; cur != nil {
+			s.mu.Unlock()
+			continue
+		}
+		s.m[k] = ne
+		s.mu.Unlock()
+		if n := c.count.Add(1); n > int64(c.cfg.MaxEntries+evictSlack) {
+			c.trim(c.cfg.MaxEntries)
+		}
+		c.metrics.entries.Inc()
+		c.metrics.misses.Inc()
+		return c.fill(ne)
+	}
+	return nil, fmt.Errorf("cache: %s %q: entry kept changing", kindName(k.kind), k.name)
+}
+
+func (c *Catalog) hit(e *entry, now int64) {
+	if now-e.lastHit.Load() > int64(clockTick) {
+		e.lastHit.Store(now) // written at most once per tick per key
+	}
+	c.hits.Add(1)
+	if e.stale.Load() {
+		c.metrics.staleHits.Inc()
+	}
+	c.record(e)
+}
+
+// fill runs the first fetch of e and, on success, starts its watch.
+func (c *Catalog) fill(e *entry) (*value, error) {
+	timeout := c.cfg.FetchTimeout
+	if c.outage.Load() {
+		timeout = c.cfg.OutageFetchTimeout
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, timeout)
+	v, err := c.fetch(ctx, e.key, 0)
+	cancel()
+	if err != nil {
+		e.err = err
+		close(e.ready)
+		c.remove(e)
+		return nil, err
+	}
+	if v.empty() && c.cfg.NegativeTTL > 0 {
+		v.expires = time.Now().Add(c.cfg.NegativeTTL).UnixNano()
+	}
+	e.val.Store(v)
+	e.lastOK.Store(time.Now().UnixNano())
+	e.version.Add(1)
+	close(e.ready)
+	c.record(e)
+	if v.empty() && c.cfg.NegativeTTL <= 0 {
+		c.remove(e) // no negative caching: the next ask fetches again
+		return v, nil
+	}
+	if v.expires == 0 {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.watch(e)
+		}()
+	}
+	return v, nil
+}
+
+// watch keeps e fresh with blocking queries until it goes idle, is
+// removed, or the Catalog closes.
+func (c *Catalog) watch(e *entry) {
+	c.metrics.watched.Inc()
+	defer c.metrics.watched.Dec()
+	var backoff time.Duration
+	for !e.removed.Load() {
+		if c.clock.Load()-e.lastHit.Load() > int64(c.cfg.IdleTimeout) {
+			c.remove(e)
+			return
+		}
+		cur := e.val.Load()
+		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.WatchWait+watchGrace)
+		v, err := c.fetch(ctx, e.key, max(cur.index, 1))
+		cancel()
+		if c.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			e.stale.Store(true)
+			if c.outage.CompareAndSwap(false, true) {
+				c.log.Warn("no server answers; serving cached entries stale", zap.Duration("max_stale", c.cfg.MaxStale), zap.Error(err))
+			}
+			backoff = min(max(2*backoff, minWatchBackoff), maxWatchBackoff)
+			if !c.sleep(backoff) {
+				return
+			}
+			continue
+		}
+		backoff = 0
+		e.lastOK.Store(time.Now().UnixNano())
+		e.stale.Store(false)
+		if c.outage.CompareAndSwap(true, false) {
+			c.log.Info("servers answer again; fresh answers resumed")
+		}
+		if v.index != cur.index {
+			e.val.Store(v)
+			e.version.Add(1)
+		}
+	}
+}
+
+func (c *Catalog) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
+func kindName(k kind) string {
+	switch k {
+	case kindService:
+		return "service"
+	case kindNode:
+		return "node"
+	}
+	return "nodes"
+}
+
+// fetch asks the server tier for k; minIndex > 0 makes it a blocking query.
+func (c *Catalog) fetch(ctx context.Context, k key, minIndex uint64) (*value, error) {
+	q := structs.QueryOptions{AllowStale: true, MinQueryIndex: minIndex}
+	if minIndex > 0 {
+		q.MaxQueryTime = c.cfg.WatchWait
+	}
+	var err error
+	v := &value{}
+	switch k.kind {
+	case kindService:
+		var out structs.IndexedCheckServiceNodes
+		err = c.rpc(ctx, structs.MethodHealthServiceNodes, &structs.ServiceSpecificRequest{
+			Datacenter: k.dc, ServiceName: k.name, ServiceTag: k.tag, TagFilter: k.tag != "",
+			PassingOnly: k.passing, QueryOptions: q,
+		}, &out)
+		v.index, v.insts = out.Index, instances(out.Nodes)
+	case kindNode:
+		var out structs.IndexedNodeServices
+		err = c.rpc(ctx, structs.MethodCatalogNodeServices, &structs.NodeSpecificRequest{Datacenter: k.dc, Node: k.name, QueryOptions: q}, &out)
+		v.index = out.Index
+		if out.NodeServices != nil && out.NodeServices.Node != nil {
+			n := toNode(out.NodeServices.Node)
+			v.node = &n
+		}
+	case kindNodes:
+		var out structs.IndexedNodes
+		err = c.rpc(ctx, structs.MethodCatalogListNodes, &structs.DCSpecificRequest{Datacenter: k.dc, QueryOptions: q}, &out)
+		v.index = out.Index
+		for _, n := range out.Nodes {
+			v.nodes = append(v.nodes, toNode(n))
+		}
+	}
+	if err != nil {
+		if errors.Is(err, structs.ErrNoPathToDC) {
+			return nil, resolver.ErrNoSuchDatacenter
+		}
+		return nil, err
+	}
+	return v, nil
+}
+
+// ServiceNodes implements resolver.Catalog.
+func (c *Catalog) ServiceNodes(ctx context.Context, dc, service, tag string, passingOnly bool, dst []resolver.Instance) ([]resolver.Instance, error) {
+	v, err := c.get(ctx, key{dc: dc, kind: kindService, name: service, tag: tag, passing: passingOnly})
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, v.insts...), nil
+}
+
+// Node implements resolver.Catalog.
+func (c *Catalog) Node(ctx context.Context, dc, name string) (*resolver.Node, error) {
+	v, err := c.get(ctx, key{dc: dc, kind: kindNode, name: name})
+	if err != nil || v.node == nil {
+		return nil, err
+	}
+	n := *v.node
+	return &n, nil
+}
+
+// Nodes implements resolver.Catalog.
+func (c *Catalog) Nodes(ctx context.Context, dc string) ([]resolver.Node, error) {
+	v, err := c.get(ctx, key{dc: dc, kind: kindNodes})
+	if err != nil {
+		return nil, err
+	}
+	return v.nodes, nil
+}
+
+// ServicesByAddress implements resolver.Catalog. Reverse lookups of
+// service addresses are rare: the service list is fetched each time, the
+// instances come from the cache.
+func (c *Catalog) ServicesByAddress(ctx context.Context, dc, addr string) ([]resolver.Instance, error) {
+	if dc == "" {
+		dc = c.cfg.Datacenter
+	}
+	var out structs.IndexedServices
+	fctx, cancel := context.WithTimeout(ctx, c.cfg.FetchTimeout)
+	err := c.rpc(fctx, structs.MethodCatalogListServices, &structs.DCSpecificRequest{Datacenter: dc, QueryOptions: structs.QueryOptions{AllowStale: true}}, &out)
+	cancel()
+	if err != nil {
+		if errors.Is(err, structs.ErrNoPathToDC) {
+			return nil, resolver.ErrNoSuchDatacenter
+		}
+		return nil, err
+	}
+	want := net.ParseIP(addr)
+	var res []resolver.Instance
+	for name := range out.Services {
+		insts, err := c.ServiceNodes(ctx, dc, name, "", false, nil)
+		if err != nil {
+			return nil, err
+		}
+		for _, in := range insts {
+			if ip := net.ParseIP(in.Address); ip != nil && want != nil && ip.Equal(want) || in.Address == addr {
+				res = append(res, in)
+			}
+		}
+	}
+	return res, nil
+}
+
+// Len returns the number of cached keys.
+func (c *Catalog) Len() int { return int(c.count.Load()) }
+
+// recorder collects the entries consulted while a Front fill runs.
+type recorder struct {
+	deps []*entry
+	vers []uint64
+	over bool
+}
+
+func (c *Catalog) startRecording() *recorder {
+	r := &recorder{}
+	c.recMu.Lock()
+	c.recs[r] = struct{}{}
+	c.recMu.Unlock()
+	c.recording.Add(1)
+	return r
+}
+
+func (c *Catalog) stopRecording(r *recorder) {
+	c.recording.Add(-1)
+	c.recMu.Lock()
+	delete(c.recs, r)
+	c.recMu.Unlock()
+}
+
+// record notes e in every active recorder. Concurrent fills may note each
+// other's entries: a packed answer is then tied to more entries than it
+// needs, which only costs an early refill.
+func (c *Catalog) record(e *entry) {
+	if c.recording.Load() == 0 {
+		return
+	}
+	ver := e.version.Load()
+	c.recMu.Lock()
+	for r := range c.recs {
+		if r.over || slices.Contains(r.deps, e) {
+			continue
+		}
+		if len(r.deps) == maxDeps {
+			r.over = true
+			continue
+		}
+		r.deps = append(r.deps, e)
+		r.vers = append(r.vers, ver)
+	}
+	c.recMu.Unlock()
+}
