@@ -1,0 +1,185 @@
+package resolver
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// freePort returns a port free for both TCP and UDP on 127.0.0.1.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", ln.Addr().String())
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// TestEndToEnd runs `cairn agent --dev`, registers a service through the
+// HTTP API and asks the agent's DNS port over real UDP and TCP sockets:
+// UDP trims to three answers with TC (enable_truncate from --config-dir),
+// TCP returns all of them.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test builds and runs the cairn binary")
+	}
+	bin := filepath.Join(t.TempDir(), "cairn")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/cairn")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Skipf("cannot build ../cmd/cairn, skipping the end-to-end test: %v\n%s", err, lastLines(out, 10))
+	}
+
+	dnsPort, httpPort := freePort(t), freePort(t)
+	confDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(confDir, "dns.json"), []byte(`{"dns_config": {"enable_truncate": true}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"agent", "--dev", "--node", "e2e", "--client", "127.0.0.1",
+		"--dns-port", strconv.Itoa(dnsPort), "--http-port", strconv.Itoa(httpPort),
+		"--server-port", strconv.Itoa(freePort(t)), "--serf-lan-port", strconv.Itoa(freePort(t)),
+		"--serf-wan-port", strconv.Itoa(freePort(t)), "--config-dir", confDir}
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("agent output:\n%s", lastLines(logs.Bytes(), 40))
+		}
+	})
+
+	// Registration works once the dev server has elected itself.
+	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	const instances = 12
+	register := func(i int) error {
+		body := fmt.Sprintf(`{"Node":"e2e-n%d","Address":"127.0.0.%d","Service":{"Service":"e2e-web","Port":%d}}`, i, i+1, 8000+i)
+		req, _ := http.NewRequest(http.MethodPut, base+"/v1/catalog/register", strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %s", resp.Status)
+		}
+		return nil
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := register(1)
+		if err == nil {
+			break
+		}
+		select {
+		case e := <-exited:
+			t.Fatalf("agent exited: %v\n%s", e, lastLines(logs.Bytes(), 40))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent not accepting registrations within 10s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for i := 2; i <= instances; i++ {
+		if err := register(i); err != nil {
+			t.Fatalf("register %d: %v", i, err)
+		}
+	}
+
+	addr := fmt.Sprintf("127.0.0.1:%d", dnsPort)
+	ask := func(network string, qtype uint16) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetQuestion("e2e-web.service.consul.", qtype)
+		r, _, err := (&dns.Client{Net: network, Timeout: 2 * time.Second}).Exchange(m, addr)
+		if err != nil {
+			t.Fatalf("%s query: %v", network, err)
+		}
+		return r
+	}
+	// All instances visible over TCP (the catalog may lag the API briefly).
+	var full *dns.Msg
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if full = ask("tcp", dns.TypeA); len(full.Answer) == instances || time.Now().After(deadline) {
+			break
+		}
+	}
+	if full.Rcode != dns.RcodeSuccess || len(full.Answer) != instances || full.Truncated {
+		t.Fatalf("TCP A: rcode %s, %d answers, TC %v; want NOERROR, %d, false\n%v",
+			dns.RcodeToString[full.Rcode], len(full.Answer), full.Truncated, instances, full)
+	}
+	seen := map[string]bool{}
+	for _, rr := range full.Answer {
+		a, ok := rr.(*dns.A)
+		if !ok || !strings.HasPrefix(a.A.String(), "127.0.0.") {
+			t.Fatalf("unexpected record %v", rr)
+		}
+		seen[a.A.String()] = true
+	}
+	if len(seen) != instances {
+		t.Fatalf("TCP answer has %d distinct addresses, want %d", len(seen), instances)
+	}
+
+	udp := ask("udp", dns.TypeA)
+	if udp.Rcode != dns.RcodeSuccess || len(udp.Answer) != 3 || !udp.Truncated {
+		t.Fatalf("UDP A: rcode %s, %d answers, TC %v; want NOERROR, 3, true",
+			dns.RcodeToString[udp.Rcode], len(udp.Answer), udp.Truncated)
+	}
+
+	srv := ask("tcp", dns.TypeSRV)
+	if len(srv.Answer) != instances || len(srv.Extra) < instances {
+		t.Fatalf("TCP SRV: %d answers, %d additional; want %d each", len(srv.Answer), len(srv.Extra), instances)
+	}
+	for _, rr := range srv.Answer {
+		s := rr.(*dns.SRV)
+		if s.Port < 8001 || s.Port > 8000+instances || !strings.HasSuffix(s.Target, ".node.dc1.consul.") {
+			t.Fatalf("SRV record %v", s)
+		}
+	}
+
+	nx := ask("udp", dns.TypeAAAA)
+	if nx.Rcode != dns.RcodeSuccess || len(nx.Answer) != 0 || len(nx.Ns) != 1 {
+		t.Fatalf("AAAA for IPv4-only service: %v", nx)
+	}
+}
+
+func lastLines(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
