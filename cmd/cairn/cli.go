@@ -14,4 +14,18 @@ type CLI struct {
 	KV      KVCmd      `cmd:"" name:"kv" help:"Read and write the key-value store."`
 	Catalog CatalogCmd `cmd:"" help:"List the catalog's services and nodes."`
 	Maint   MaintCmd   `cmd:"" help:"Toggle or list node and service maintenance mode."`
+
+	Members    MembersCmd    `cmd:"" help:"List the members of the gossip pool."`
+	Join       JoinCmd       `cmd:"" help:"Tell the agent to join a cluster."`
+	Leave      LeaveCmd      `cmd:"" help:"Leave the cluster gracefully and shut the agent down."`
+	ForceLeave ForceLeaveCmd `cmd:"" name:"force-leave" help:"Move a failed node to the left state (--prune: forget it)."`
+	Keygen     KeygenCmd     `cmd:"" help:"Print a new gossip encryption key."`
+	Keyring    KeyringCmd    `cmd:"" help:"Install, use, remove or list gossip encryption keys across the cluster."`
+	Event      EventCmd      `cmd:"" help:"Fire a user event."`
+	Exec       ExecCmd       `cmd:"" help:"Run a command on remote agents (remote exec must be enabled on them)."`
+	Watch      WatchCmd      `cmd:"" help:"Watch a view of the cluster and run a handler on every change."`
+	Monitor    MonitorCmd    `cmd:"" help:"Stream the agent's logs."`
+	Info       InfoCmd       `cmd:"" help:"Print the agent's debugging information."`
+	Reload     ReloadCmd     `cmd:"" help:"Re-read the agent's configuration files."`
+	Operator   OperatorCmd   `cmd:"" help:"Operator commands (raft)."`
 }

@@ -10,6 +10,7 @@ import (
 
 func main() {
 	var cli CLI
+	os.Args = append(os.Args[:1:1], consulArgs(os.Args[1:])...)
 	ctx := kong.Parse(&cli, kong.Name("cairn"),
 		kong.Description("DNS-first service discovery (Consul-compatible)."),
 		kong.UsageOnError())

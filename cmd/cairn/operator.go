@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+
+	"github.com/cairnd/cairn/cluster/structs"
+)
+
+// OperatorCmd groups the operator commands.
+type OperatorCmd struct {
+	Raft OperatorRaftCmd `cmd:"" help:"Inspect the Raft configuration."`
+}
+
+// OperatorRaftCmd is `cairn operator raft`.
+type OperatorRaftCmd struct {
+	ListPeers OperatorRaftListPeersCmd `cmd:"" name:"list-peers" help:"List the Raft peers."`
+}
+
+// OperatorRaftListPeersCmd is `cairn operator raft list-peers`.
+type OperatorRaftListPeersCmd struct {
+	Stale bool `help:"Let any server answer (works without a leader)."`
+}
+
+func (c *OperatorRaftListPeersCmd) Run(g *Globals) error {
+	ctx, cancel := cmdContext()
+	defer cancel()
+	return finish(c.run(ctx, newAPIClient(g), os.Stdout, os.Stderr))
+}
+
+func (c *OperatorRaftListPeersCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Writer) error {
+	var out structs.RaftConfigurationResponse
+	if _, err := api.getJSON(ctx, "/v1/operator/raft/configuration", readParams("", c.Stale), &out); err != nil {
+		fmt.Fprintf(stderr, "Error getting peers: %v\n", err)
+		return exitCode(1)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "Node\tID\tAddress\tState\tVoter\tRaftProtocol")
+	for _, s := range out.Servers {
+		state := "follower"
+		if s.Leader {
+			state = "leader"
+		}
+		proto := s.Protocol
+		if proto == "" {
+			proto = "<=1"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.Node, s.ID, s.Address, state, s.Voter, proto)
+	}
+	return tw.Flush()
+}
