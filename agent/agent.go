@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -473,7 +474,7 @@ func (a *Agent) startHTTP() error {
 	}
 	a.httpLn = ln
 	a.httpSrv = &http.Server{
-		Handler:           agenthttp.New(a, a.log.Named("http")),
+		Handler:           withPprof(agenthttp.New(a, a.log.Named("http"))),
 		ReadHeaderTimeout: httpReadHeaderTimeout,
 		ErrorLog:          zap.NewStdLog(a.log.Named("http")),
 	}
@@ -485,6 +486,22 @@ func (a *Agent) startHTTP() error {
 		}
 	}()
 	return nil
+}
+
+// withPprof serves net/http/pprof under /debug/pprof/ next to api when
+// CAIRN_PPROF=1 (benchmarks profile a server with it); otherwise api alone.
+func withPprof(api http.Handler) http.Handler {
+	if os.Getenv("CAIRN_PPROF") != "1" {
+		return api
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", api)
+	return mux
 }
 
 // Close stops everything (without leaving the cluster) and waits.
