@@ -254,7 +254,7 @@ func (c *Catalog) usable(e *entry, v *value, now int64) bool {
 	if v.expires != 0 && now > v.expires {
 		return false
 	}
-	if e.stale.Load() && now-e.lastOK.Load() > int64(c.cfg.MaxStale) {
+	if (e.stale.Load() || c.outage.Load()) && now-e.lastOK.Load() > int64(c.cfg.MaxStale) {
 		return false
 	}
 	return true
@@ -323,7 +323,7 @@ func (c *Catalog) hit(e *entry, now int64) {
 		e.lastHit.Store(now) // written at most once per tick per key
 	}
 	c.hits.Add(1)
-	if e.stale.Load() {
+	if e.stale.Load() || c.outage.Load() {
 		c.metrics.staleHits.Inc()
 	}
 	c.record(e)
@@ -339,11 +339,15 @@ func (c *Catalog) fill(e *entry) (*value, error) {
 	v, err := c.fetch(ctx, e.key, 0)
 	cancel()
 	if err != nil {
+		if !errors.Is(err, resolver.ErrNoSuchDatacenter) {
+			c.markOutage(err)
+		}
 		e.err = err
 		close(e.ready)
 		c.remove(e)
 		return nil, err
 	}
+	c.markUp()
 	if v.empty() && c.cfg.NegativeTTL > 0 {
 		v.expires = time.Now().Add(c.cfg.NegativeTTL).UnixNano()
 	}
@@ -386,9 +390,7 @@ func (c *Catalog) watch(e *entry) {
 		}
 		if err != nil {
 			e.stale.Store(true)
-			if c.outage.CompareAndSwap(false, true) {
-				c.log.Warn("no server answers; serving cached entries stale", zap.Duration("max_stale", c.cfg.MaxStale), zap.Error(err))
-			}
+			c.markOutage(err)
 			backoff = min(max(2*backoff, minWatchBackoff), maxWatchBackoff)
 			if !c.sleep(backoff) {
 				return
@@ -398,13 +400,25 @@ func (c *Catalog) watch(e *entry) {
 		backoff = 0
 		e.lastOK.Store(time.Now().UnixNano())
 		e.stale.Store(false)
-		if c.outage.CompareAndSwap(true, false) {
-			c.log.Info("servers answer again; fresh answers resumed")
-		}
+		c.markUp()
 		if v.index != cur.index {
 			e.val.Store(v)
 			e.version.Add(1)
 		}
+	}
+}
+
+// markOutage notes that a server request failed: from now on hits count as
+// stale and misses get one short try. Logged once per outage.
+func (c *Catalog) markOutage(err error) {
+	if c.outage.CompareAndSwap(false, true) {
+		c.log.Warn("no server answers; serving cached entries stale", zap.Duration("max_stale", c.cfg.MaxStale), zap.Error(err))
+	}
+}
+
+func (c *Catalog) markUp() {
+	if c.outage.CompareAndSwap(true, false) {
+		c.log.Info("servers answer again; fresh answers resumed")
 	}
 }
 

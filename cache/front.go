@@ -258,11 +258,12 @@ func (f *Front) lookup(p []byte, q *question, turn uint32, out []byte) ([]byte, 
 		return nil, false
 	}
 	now := f.cat.clock.Load()
+	outage := f.cat.outage.Load()
 	for i, d := range we.deps {
 		if d.version.Load() != we.vers[i] {
 			return nil, false
 		}
-		if d.stale.Load() {
+		if outage || d.stale.Load() {
 			if !f.cat.usable(d, d.val.Load(), now) {
 				return nil, false
 			}

@@ -1,0 +1,257 @@
+package agent_test
+
+// End-to-end proof of the client cache with real processes: 3 servers + 1
+// client on loopback. 1,000 concurrent identical cold DNS questions make
+// one server request; a check turning critical on the server tier leaves
+// the client's answers within 1 s; with every server down cached names are
+// still answered and uncached ones fail fast with SERVFAIL.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairnd/cairn/agent/agenttest"
+	"github.com/miekg/dns"
+)
+
+func cacheHTTP(method, url string, body any) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if resp.StatusCode != http.StatusOK {
+		return b, fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, b)
+	}
+	return b, err
+}
+
+// cacheMetric sums the samples of name in p's Prometheus exposition.
+func cacheMetric(t *testing.T, p *agenttest.Proc, name string) float64 {
+	t.Helper()
+	b, err := cacheHTTP(http.MethodGet, "http://"+p.HTTPAddr()+"/v1/agent/metrics?format=prometheus", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		f := strings.Fields(line)
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		sum += v
+	}
+	return sum
+}
+
+// register puts an external instance of service on node with one check.
+func register(t *testing.T, srv *agenttest.Proc, node, addr, service, status string) {
+	t.Helper()
+	_, err := cacheHTTP(http.MethodPut, "http://"+srv.HTTPAddr()+"/v1/catalog/register", map[string]any{
+		"Node": node, "Address": addr,
+		"Service": map[string]any{"ID": service, "Service": service, "Port": 80},
+		"Check":   map[string]any{"CheckID": "chk-" + service, "Name": service, "Status": status, "ServiceID": service},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func dnsA(addr, name string, timeout time.Duration) (*dns.Msg, error) {
+	c := &dns.Client{Net: "udp", Timeout: timeout}
+	m := new(dns.Msg)
+	m.SetQuestion(name, dns.TypeA)
+	r, _, err := c.Exchange(m, addr)
+	return r, err
+}
+
+func answerAddrs(r *dns.Msg) []string {
+	var out []string
+	for _, rr := range r.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			out = append(out, a.A.String())
+		}
+	}
+	return out
+}
+
+func hasAddr(r *dns.Msg, addr string) bool {
+	for _, a := range answerAddrs(r) {
+		if a == addr {
+			return true
+		}
+	}
+	return false
+}
+
+func TestClientCacheE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 4 agent processes")
+	}
+	bin := agenttest.Binary(t)
+	t.Setenv("CAIRN_FAST_GOSSIP", "1")
+	var servers []*agenttest.Proc
+	join := ""
+	for i := range 3 {
+		args := []string{"--server", "--bootstrap-expect", "3"}
+		if join != "" {
+			args = append(args, "--retry-join", join)
+		}
+		p := agenttest.Start(t, bin, "cs"+strconv.Itoa(i+1), agenttest.NewPorts(t), args...)
+		if join == "" {
+			join = p.SerfAddr()
+		}
+		servers = append(servers, p)
+	}
+	client := agenttest.Start(t, bin, "cc1", agenttest.NewPorts(t), "--retry-join", join)
+	agenttest.WaitFor(t, 60*time.Second, "catalog writes accepted", func() error {
+		_, err := cacheHTTP(http.MethodPut, "http://"+servers[0].HTTPAddr()+"/v1/catalog/register",
+			map[string]any{"Node": "probe", "Address": "10.9.9.9"})
+		return err
+	})
+	for i := 1; i <= 3; i++ {
+		register(t, servers[0], "web"+strconv.Itoa(i), "10.1.0."+strconv.Itoa(i), "web", "passing")
+	}
+	register(t, servers[0], "db1", "10.2.0.1", "db", "passing")
+	dnsAddr := client.DNSAddr()
+	agenttest.WaitFor(t, 30*time.Second, "client DNS answers db", func() error {
+		r, err := dnsA(dnsAddr, "db.service.consul.", time.Second)
+		if err != nil {
+			return err
+		}
+		if len(answerAddrs(r)) != 1 {
+			return fmt.Errorf("db answer %v", r)
+		}
+		return nil
+	})
+
+	t.Run("1000 identical cold misses make one server request", func(t *testing.T) {
+		before := cacheMetric(t, client, "cairn_forwarder_requests_total")
+		missBefore := cacheMetric(t, client, "cairn_cache_misses_total")
+		var wg sync.WaitGroup
+		var bad atomic.Int64
+		var firstErr atomic.Value
+		start := make(chan struct{})
+		for range 1000 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				r, err := dnsA(dnsAddr, "web.service.consul.", 5*time.Second)
+				if err == nil && len(answerAddrs(r)) != 3 {
+					err = fmt.Errorf("answer %v", answerAddrs(r))
+				}
+				if err != nil {
+					bad.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if n := bad.Load(); n > 0 {
+			t.Fatalf("%d of 1000 queries failed, first: %v", n, firstErr.Load())
+		}
+		fwd := cacheMetric(t, client, "cairn_forwarder_requests_total") - before
+		miss := cacheMetric(t, client, "cairn_cache_misses_total") - missBefore
+		t.Logf("forwarder requests %v, cache misses %v, coalesced %v", fwd, miss, cacheMetric(t, client, "cairn_cache_coalesced_total"))
+		if miss != 1 || fwd != 1 {
+			t.Fatalf("1000 identical cold queries: %v forwarder requests, %v misses; want 1", fwd, miss)
+		}
+	})
+
+	t.Run("critical check leaves client answers within 1s", func(t *testing.T) {
+		for _, status := range []string{"critical", "passing"} {
+			register(t, servers[1], "web2", "10.1.0.2", "web", status)
+			changed := time.Now()
+			for {
+				r, err := dnsA(dnsAddr, "web.service.consul.", time.Second)
+				if err == nil && hasAddr(r, "10.1.0.2") == (status == "passing") {
+					break
+				}
+				if time.Since(changed) > time.Second {
+					t.Fatalf("check %s not reflected by the client within 1s (last %v, %v)", status, err, r)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			t.Logf("check %s reflected in %s", status, time.Since(changed))
+		}
+	})
+
+	t.Run("servers down: cached served, uncached SERVFAIL, then fresh", func(t *testing.T) {
+		for _, s := range servers {
+			s.Kill()
+		}
+		time.Sleep(500 * time.Millisecond)
+		for range 10 {
+			r, err := dnsA(dnsAddr, "web.service.consul.", 2*time.Second)
+			if err != nil || len(answerAddrs(r)) != 3 {
+				t.Fatalf("cached name during outage: %v %v", err, r)
+			}
+		}
+		start := time.Now()
+		r, err := dnsA(dnsAddr, "nosuch.service.consul.", 5*time.Second)
+		if err != nil || r.Rcode != dns.RcodeServerFailure {
+			t.Fatalf("uncached name during outage: %v %v", err, r)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("uncached SERVFAIL took %s", d)
+		}
+		if r, err := dnsA(dnsAddr, "web.service.consul.", time.Second); err != nil || len(answerAddrs(r)) != 3 {
+			t.Fatalf("resolver blocked after a failing miss: %v %v", err, r)
+		}
+		if cacheMetric(t, client, "cairn_cache_stale_hits_total") == 0 {
+			t.Fatal("stale hits not counted")
+		}
+		for _, s := range servers {
+			s.Restart()
+		}
+		agenttest.WaitFor(t, 60*time.Second, "servers accept writes again", func() error {
+			_, err := cacheHTTP(http.MethodPut, "http://"+servers[0].HTTPAddr()+"/v1/catalog/register",
+				map[string]any{"Node": "probe", "Address": "10.9.9.8"})
+			return err
+		})
+		register(t, servers[0], "web4", "10.1.0.4", "web", "passing")
+		agenttest.WaitFor(t, 30*time.Second, "fresh answers after servers return", func() error {
+			r, err := dnsA(dnsAddr, "web.service.consul.", time.Second)
+			if err != nil {
+				return err
+			}
+			if !hasAddr(r, "10.1.0.4") {
+				return fmt.Errorf("answer %v", answerAddrs(r))
+			}
+			return nil
+		})
+	})
+}
