@@ -100,7 +100,12 @@ func (n *names) parse(name string, qtype uint16) query {
 		return q
 	}
 
-	var starts, ends [maxLabels]int
+	// Label offsets fit a byte (names are at most 255 bytes); small arrays
+	// keep this frame from growing the per-query goroutine's stack.
+	if len(rest) > 255 {
+		return q
+	}
+	var starts, ends [maxLabels]uint8
 	nl := 0
 	for i := 0; i <= len(rest); {
 		j := strings.IndexByte(rest[i:], '.')
@@ -110,7 +115,7 @@ func (n *names) parse(name string, qtype uint16) query {
 		if j == 0 || nl == maxLabels {
 			return q // empty label or absurd name
 		}
-		starts[nl], ends[nl] = i, i+j
+		starts[nl], ends[nl] = uint8(i), uint8(i+j)
 		nl++
 		i += j + 1
 	}
