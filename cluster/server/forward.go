@@ -39,7 +39,7 @@ func (p *connPool) get(ctx context.Context, addr string) (*rpc.Session, error) {
 	defer cancel()
 	s, err := rpc.Dial(dctx, addr, rpc.DialOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("server: dial %s: %w", addr, err)
+		return nil, &dialError{fmt.Errorf("server: dial %s: %w", addr, err)}
 	}
 	p.m[addr] = s
 	return s, nil
@@ -75,14 +75,54 @@ func (s *Server) forward(ctx context.Context, method, dc string, q *structs.Quer
 			return false, nil
 		}
 	}
-	leader, err := s.waitLeader(ctx)
-	if err != nil {
-		return true, err
+	// The leader may have just died: until raft elects another one,
+	// Leader() still names it. Retry the hop while that can be safe (a
+	// read, or a write that provably never left) for up to leaderWait, as
+	// Consul's RPC hold timeout does, instead of failing the caller.
+	read := q != nil
+	deadline := time.Now().Add(leaderWait)
+	for {
+		leader, err := s.waitLeader(ctx)
+		if err != nil {
+			return true, err
+		}
+		if leader == "" {
+			return false, nil // we are the leader
+		}
+		err = s.pool.call(ctx, leader, method, args, reply)
+		if err == nil || !retryableHop(err, read) || ctx.Err() != nil || time.Now().After(deadline) {
+			return true, err
+		}
+		s.log.Debug("leader unreachable, retrying", zap.String("leader", leader), zap.String("method", method), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return true, err
+		case <-s.ctx.Done():
+			return true, err
+		case <-time.After(leaderRetryPause):
+		}
 	}
-	if leader == "" {
-		return false, nil // we are the leader
+}
+
+// leaderRetryPause spaces the retries of a failed hop to the leader.
+const leaderRetryPause = 50 * time.Millisecond
+
+// dialError marks a failure to connect: the request never left.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// retryableHop reports whether a failed call to another server may be
+// repeated: always if the connection could not be made or the request
+// provably never left, and for reads whenever the transport failed.
+func retryableHop(err error, read bool) bool {
+	var de *dialError
+	if errors.As(err, &de) {
+		return true
 	}
-	return true, s.pool.call(ctx, leader, method, args, reply)
+	var te *rpc.TransportError
+	return errors.As(err, &te) && (read || !te.MaybeSent)
 }
 
 // waitLeader returns "" when this server leads (and is ready for reads),
