@@ -55,12 +55,14 @@ func runHTTP(ctx context.Context, o *Options) error {
 	// PUT /v1/catalog/register: each client owns a node, 64 services on it.
 	logf("http register: %d clients for %v", o.Concurrency, o.Duration)
 	wait := profilePhase(ctx, o.ProfileDir, leader, o.Duration, "http_register")
+	cpu := newCPUMeter(c)
 	p := runLoad(ctx, o.Concurrency, o.Duration, func(ctx context.Context, w, i int) error {
 		body := fmt.Appendf(nil, `{"Node":"hbench-%d","Address":"10.1.%d.%d","Service":{"ID":"svc-%d","Service":"hbench","Port":%d,"Tags":["bench"]}}`,
 			w, w>>8&255, w&255, i%64, 1024+i%64)
 		return do(ctx, http.MethodPut, base+"/v1/catalog/register", body, http.StatusOK)
 	})
 	wait()
+	cpu.report("http_register")
 	if err := p.check("http register"); err != nil {
 		return err
 	}
@@ -76,10 +78,12 @@ func runHTTP(ctx context.Context, o *Options) error {
 	}
 	logf("http kv get: %d clients for %v", o.Concurrency, o.Duration)
 	wait = profilePhase(ctx, o.ProfileDir, leader, o.Duration, "http_kv_get")
+	cpu = newCPUMeter(c)
 	p = runLoad(ctx, o.Concurrency, o.Duration, func(ctx context.Context, w, i int) error {
 		return do(ctx, http.MethodGet, fmt.Sprintf("%s/v1/kv/hbench/%d", base, (w+i)%nkeys), nil, http.StatusOK)
 	})
 	wait()
+	cpu.report("http_kv_get")
 	if err := p.check("http kv get"); err != nil {
 		return err
 	}

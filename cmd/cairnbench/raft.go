@@ -26,7 +26,7 @@ func runRaft(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
-	logf("leader is %s (rpc %s)", leader.name, leader.rpcAddr())
+	logf("leader is %s (rpc %s, http %s)", leader.name, leader.rpcAddr(), leader.httpAddr())
 
 	nsess := (o.Writers + writersPerSession - 1) / writersPerSession
 	sessions := make([]*rpc.Session, 0, nsess)
@@ -48,6 +48,7 @@ func runRaft(ctx context.Context, o *Options) error {
 	// 64 service IDs on it, so the catalog stays bounded.
 	logf("raft register: %d writers for %v", o.Writers, o.Duration)
 	wait := profilePhase(ctx, o.ProfileDir, leader, o.Duration, "raft_register")
+	cpu := newCPUMeter(c)
 	p := runLoad(ctx, o.Writers, o.Duration, func(ctx context.Context, w, i int) error {
 		req := &structs.RegisterRequest{
 			Datacenter: "dc1",
@@ -63,6 +64,7 @@ func runRaft(ctx context.Context, o *Options) error {
 		return sess(w).Call(ctx, structs.MethodCatalogRegister, req, &structs.WriteResponse{})
 	})
 	wait()
+	cpu.report("raft_register")
 	if err := p.check("raft register"); err != nil {
 		return err
 	}
@@ -72,6 +74,7 @@ func runRaft(ctx context.Context, o *Options) error {
 	value := []byte(strings.Repeat("v", 128))
 	logf("raft kv put: %d writers for %v", o.Writers, o.Duration)
 	wait = profilePhase(ctx, o.ProfileDir, leader, o.Duration, "raft_kv_put")
+	cpu = newCPUMeter(c)
 	p = runLoad(ctx, o.Writers, o.Duration, func(ctx context.Context, w, i int) error {
 		req := &structs.KVSRequest{
 			Datacenter: "dc1",
@@ -81,6 +84,7 @@ func runRaft(ctx context.Context, o *Options) error {
 		return sess(w).Call(ctx, structs.MethodKVSApply, req, &structs.WriteResponse{})
 	})
 	wait()
+	cpu.report("raft_kv_put")
 	if err := p.check("raft kv put"); err != nil {
 		return err
 	}
