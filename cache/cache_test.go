@@ -244,7 +244,7 @@ func TestFrontParity(t *testing.T) {
 	}
 }
 
-func exchangeRaw(t *testing.T, addr string, m *dns.Msg) []byte {
+func exchangeRaw(t testing.TB, addr string, m *dns.Msg) []byte {
 	t.Helper()
 	m.Id = dns.Id()
 	b, err := m.Pack()
@@ -273,7 +273,7 @@ func exchangeRaw(t *testing.T, addr string, m *dns.Msg) []byte {
 
 // canon renders a response with ID zeroed and each section sorted, so two
 // shuffles of one answer compare equal; sizes must match exactly.
-func canon(t *testing.T, b []byte) string {
+func canon(t testing.TB, b []byte) string {
 	t.Helper()
 	m := new(dns.Msg)
 	if err := m.Unpack(b); err != nil {
