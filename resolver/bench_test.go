@@ -25,10 +25,13 @@ func (b *benchCatalog) ServicesByAddress(context.Context, string, string) ([]Ins
 }
 
 // discard is a ResponseWriter that only counts bytes.
-type discard struct{ n int }
+type discard struct {
+	n    int
+	addr net.UDPAddr
+}
 
-func (d *discard) LocalAddr() net.Addr  { return &net.UDPAddr{} }
-func (d *discard) RemoteAddr() net.Addr { return &net.UDPAddr{} }
+func (d *discard) LocalAddr() net.Addr  { return &d.addr }
+func (d *discard) RemoteAddr() net.Addr { return &d.addr }
 func (d *discard) WriteMsg(m *dns.Msg) error {
 	b, err := m.Pack()
 	d.n += len(b)

@@ -294,6 +294,10 @@ func (s *Server) serviceAddrs(r *response, qname string, qtype uint16, insts []I
 		return
 	}
 	var cname []dns.RR
+	var seen map[netip.Addr]struct{} // large services: avoid quadratic dedup
+	if len(order) > linearDedupMax {
+		seen = make(map[netip.Addr]struct{}, len(order))
+	}
 	count := 0
 	for _, i := range order {
 		in := &insts[i]
@@ -316,7 +320,15 @@ func (s *Server) serviceAddrs(r *response, qname string, qtype uint16, insts []I
 			}
 			continue
 		}
-		if !wantsAddr(qtype, ip) || r.seenAddr(ip) {
+		if !wantsAddr(qtype, ip) {
+			continue
+		}
+		if seen != nil {
+			if _, dup := seen[ip]; dup {
+				continue
+			}
+			seen[ip] = struct{}{}
+		} else if r.seenAddr(ip) {
 			continue
 		}
 		r.answer = append(r.answer, r.ipRR(qname, ip, ttl))
@@ -410,6 +422,10 @@ func srvWeight(in *Instance) uint16 {
 	return 1
 }
 
+// linearDedupMax is the instance count up to which duplicate addresses
+// are found by scanning (no allocation); beyond it a map is cheaper.
+const linearDedupMax = 64
+
 type srvKey struct {
 	node, addr string
 	port       int
@@ -418,17 +434,14 @@ type srvKey struct {
 // serviceSRV answers SRV: one record per node/address/port, targets named
 // as Consul names them, their addresses and node meta in additional.
 func (s *Server) serviceSRV(r *response, qname, dc, domain string, insts []Instance, order []int32, ttl uint32, edns bool, level int) {
-	seen := make([]srvKey, 0, len(insts))
-next:
+	seen := make(map[srvKey]struct{}, len(order))
 	for _, i := range order {
 		in := &insts[i]
 		k := srvKey{in.Node.Name, in.Address, in.Port}
-		for _, o := range seen {
-			if o == k {
-				continue next
-			}
+		if _, dup := seen[k]; dup {
+			continue
 		}
-		seen = append(seen, k)
+		seen[k] = struct{}{}
 
 		srv := &dns.SRV{
 			Hdr:      dns.RR_Header{Name: qname, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: ttl},

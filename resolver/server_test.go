@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -240,5 +241,32 @@ func TestParseName(t *testing.T) {
 		if got := n.parse(name, dns.TypePTR).addr.String(); got != want {
 			t.Errorf("%s: %s, want %s", name, got, want)
 		}
+	}
+}
+
+func TestLargeServiceDeduplicates(t *testing.T) {
+	cat := &benchCatalog{}
+	for i := range 200 {
+		addr := "10.9.0.1" // 200 instances, 100 on one address
+		if i%2 == 1 {
+			addr = "10.9.1." + strconv.Itoa(i/2)
+		}
+		cat.insts = append(cat.insts, Instance{Node: Node{Name: "n" + strconv.Itoa(i), Address: addr}, Service: "web", Port: 80, Status: StatusPassing})
+	}
+	s, err := New(testConfig(), cat, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &recorder{remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5353}}
+	req := new(dns.Msg)
+	req.SetQuestion("web.service.consul.", dns.TypeA)
+	s.ServeDNS(w, req)
+	if w.msg == nil || len(w.msg.Answer) != 101 {
+		t.Fatalf("want 101 distinct addresses over TCP, got %v", w.msg)
+	}
+	req.SetQuestion("web.service.consul.", dns.TypeSRV)
+	s.ServeDNS(w, req)
+	if w.msg == nil || len(w.msg.Answer) != 200 {
+		t.Fatalf("want 200 SRV records (one per node) over TCP, got %d", len(w.msg.Answer))
 	}
 }
