@@ -70,6 +70,8 @@
 //     other than QUERY NOTIMP.
 //   - allow_stale/max_stale are carried in Config for the Catalog adapter;
 //     the resolver itself never blocks on consistency.
+//   - Not done: EDNS Client Subnet is not echoed, DNSSEC is not signed,
+//     recursor_strategy is always "sequential".
 //
 // Metrics: cairn_dns_queries_total{result=<rcode, lower case>},
 // cairn_dns_query_duration_seconds, cairn_dns_recursor_queries_total.

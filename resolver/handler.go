@@ -159,7 +159,7 @@ func (s *Server) replyError(w dns.ResponseWriter, req *dns.Msg, rcode int) int {
 // as Consul's.
 func (s *Server) makeSOA(r *response, domain string, now time.Time) dns.RR {
 	soa := &r.soa
-	if r.soa.Hdr.Rrtype != 0 { // a second SOA in one answer (SOA query + NXDOMAIN cannot happen, but stay safe)
+	if r.soa.Hdr.Rrtype != 0 { // already used in this answer
 		soa = new(dns.SOA)
 	}
 	*soa = s.soa

@@ -53,6 +53,7 @@ func (r *response) reset() {
 	r.answer, r.extra, r.ns = r.answer[:0], r.extra[:0], nil
 	r.as, r.aaaas, r.ips, r.seen, r.order = r.as[:0], r.aaaas[:0], r.ips[:0], r.seen[:0], r.order[:0]
 	r.msg = dns.Msg{}
+	r.soa = dns.SOA{}
 }
 
 // ipRR returns an A or AAAA record for a, owned by r.
