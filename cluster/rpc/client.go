@@ -70,7 +70,7 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Session, error) 
 	// for every Call (it halved our round-trip rate). A server that never
 	// ACKs is caught by Call's ctx and by the session keepalive instead.
 	cfg.StreamOpenTimeout = 0
-	mux, err := yamux.Client(&coalescingConn{Conn: conn}, cfg)
+	mux, err := yamux.Client(newBatchConn(conn), cfg)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("rpc: dial %s: yamux: %w", addr, err)

@@ -271,7 +271,7 @@ func (s *Server) serveSession(ctx context.Context, conn net.Conn) {
 	_ = conn.SetReadDeadline(time.Time{})
 
 	log := s.logger.With(zap.String("remote", remote))
-	sess, err := yamux.Server(&coalescingConn{Conn: &prefixConn{Conn: conn, prefix: hdr}}, yamuxConfig(log, s.limits.MaxConcurrentStreams))
+	sess, err := yamux.Server(newBatchConn(&prefixConn{Conn: conn, prefix: hdr}), yamuxConfig(log, s.limits.MaxConcurrentStreams))
 	if err != nil {
 		s.reject(conn, "handshake", "yamux setup failed", err)
 		return
