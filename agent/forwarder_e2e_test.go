@@ -275,6 +275,9 @@ func startE2ECluster(t *testing.T, hc *http.Client, bin string, nServers, nClien
 			if _, err := c.connectedServer(p); err != nil {
 				return err
 			}
+			if g, err := e2eMetric(hc, p, "cairn_forwarder_connections"); err != nil || g != 1 {
+				return fmt.Errorf("%s: cairn_forwarder_connections = %v (%v), want 1", p.Name, g, err)
+			}
 		}
 		return nil
 	})
@@ -720,8 +723,8 @@ func testKillConnectedServer(t *testing.T, hc *http.Client, cl *e2eCluster, clie
 	}
 	var written time.Time
 	agenttest.WaitFor(t, 15*time.Second, "write after failover", func() error {
-		_, err := e2ePut(hc, base+"/v1/kv/e2e/x", []byte("after"))
 		written = time.Now()
+		_, err := e2ePut(hc, base+"/v1/kv/e2e/x", []byte("after"))
 		return err
 	})
 	select {
@@ -736,7 +739,7 @@ func testKillConnectedServer(t *testing.T, hc *http.Client, cl *e2eCluster, clie
 		if string(ents[0].Value) != "after" || r.idx <= idx {
 			t.Fatalf("blocking query returned value %q index %d, want \"after\" and index > %d", ents[0].Value, r.idx, idx)
 		}
-		t.Logf("blocking query (index %d) completed %v after the write with the new value, index %d",
+		t.Logf("blocking query (index %d) completed %v after the write was sent, with the new value, index %d",
 			idx, r.at.Sub(written).Round(time.Millisecond), r.idx)
 	case <-time.After(10 * time.Second):
 		t.Fatal("blocking query did not complete within 10s of the change")
