@@ -126,6 +126,26 @@ func TestMetrics(t *testing.T) {
 	}
 	exchange(t, "tcp", s, "nope.service.consul.", dns.TypeA)
 	exchange(t, "udp", s, "example.org.", dns.TypeA)
+	// The server counts after writing, so the last answer can arrive first.
+	var got map[string]float64
+	var observed uint64
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		got, observed = gatherDNS(t, reg)
+		if observed == 5 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if got["noerror"] != 3 || got["nxdomain"] != 1 || got["refused"] != 1 || observed != 5 {
+		t.Fatalf("queries %v, latency samples %d", got, observed)
+	}
+	// A second server on the same registry is refused, not silently merged.
+	if _, err := New(testConfig(), loadFixture(t), nil, reg); err == nil {
+		t.Fatal("second Server on one registry accepted")
+	}
+}
+
+func gatherDNS(t *testing.T, reg *prometheus.Registry) (map[string]float64, uint64) {
+	t.Helper()
 	got := map[string]float64{}
 	var observed uint64
 	mfs, err := reg.Gather()
@@ -142,13 +162,7 @@ func TestMetrics(t *testing.T) {
 			}
 		}
 	}
-	if got["noerror"] != 3 || got["nxdomain"] != 1 || got["refused"] != 1 || observed != 5 {
-		t.Fatalf("queries %v, latency samples %d", got, observed)
-	}
-	// A second server on the same registry is refused, not silently merged.
-	if _, err := New(testConfig(), loadFixture(t), nil, reg); err == nil {
-		t.Fatal("second Server on one registry accepted")
-	}
+	return got, observed
 }
 
 func labelValue(m *dto.Metric, name string) string {
