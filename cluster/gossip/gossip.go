@@ -16,17 +16,20 @@ import (
 
 // Tag names and values shared with Consul.
 const (
-	TagRole       = "role"
-	TagDC         = "dc"
-	TagPort       = "port"
-	TagExpect     = "expect"
-	TagID         = "id"
-	TagBuild      = "build"
-	TagVsn        = "vsn"
-	RoleServer    = "consul"
-	RoleClient    = "node"
-	eventBuffer   = 2048 // serf events queued for the owner before serf blocks
-	defaultReconn = 72 * time.Hour
+	TagRole   = "role"
+	TagDC     = "dc"
+	TagPort   = "port"
+	TagExpect = "expect"
+	TagID     = "id"
+	TagBuild  = "build"
+	TagVsn    = "vsn"
+	// TagWANJoinPort is a server's serf WAN port, advertised on the LAN
+	// so the other servers of its datacenter can flood-join it.
+	TagWANJoinPort = "wan_join_port"
+	RoleServer     = "consul"
+	RoleClient     = "node"
+	eventBuffer    = 2048 // serf events queued for the owner before serf blocks
+	defaultReconn  = 72 * time.Hour
 )
 
 // Config describes one pool.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/serf/serf"
+	"go.uber.org/zap"
 )
 
 // KeySize is the gossip key length: 32 bytes selects AES-256 in
@@ -41,6 +42,15 @@ type KeyringResult struct {
 	Messages map[string]string
 }
 
+// keyringAttempts is how often an operation is sent when some member
+// did not answer: serf's query timeout is short on small pools, and one
+// lost response must not fail a rotation that every member applied.
+const keyringAttempts = 3
+
+// keyringRelay asks members to relay their answers through this many
+// other members, so one dropped UDP packet does not lose an answer.
+const keyringRelay = 2
+
 // NewKey returns a fresh random gossip key, base64 encoded.
 func NewKey() string {
 	var b [KeySize]byte
@@ -64,22 +74,19 @@ func (p *Pool) Keyring(op KeyOp, key string) (*KeyringResult, error) {
 			return nil, fmt.Errorf("gossip: keyring: key is %d bytes, want 16, 24 or 32", n)
 		}
 	}
-	km := p.serf.KeyManager()
 	var (
 		resp *serf.KeyResponse
 		err  error
 	)
-	switch op {
-	case KeyList:
-		resp, err = km.ListKeys()
-	case KeyInstall:
-		resp, err = km.InstallKey(key)
-	case KeyUse:
-		resp, err = km.UseKey(key)
-	case KeyRemove:
-		resp, err = km.RemoveKey(key)
-	default:
-		return nil, fmt.Errorf("gossip: keyring: unknown operation %q", op)
+	for attempt := 0; attempt < keyringAttempts; attempt++ {
+		resp, err = p.keyringOnce(op, key)
+		// Every operation is idempotent, so a member that did not answer
+		// in time (a lost or late response, not a refusal) is asked again.
+		if err == nil || resp == nil || resp.NumErr > 0 {
+			break
+		}
+		p.log.Warn("keyring: not every member answered, retrying", zap.String("op", string(op)),
+			zap.Int("answered", resp.NumResp), zap.Int("members", resp.NumNodes))
 	}
 	if resp == nil {
 		return nil, fmt.Errorf("gossip: keyring %s: %w", op, err)
@@ -93,4 +100,20 @@ func (p *Pool) Keyring(op KeyOp, key string) (*KeyringResult, error) {
 		return out, fmt.Errorf("gossip: keyring %s: %w %s", op, err, strings.Join(msgs, "; "))
 	}
 	return out, nil
+}
+
+func (p *Pool) keyringOnce(op KeyOp, key string) (*serf.KeyResponse, error) {
+	km := p.serf.KeyManager()
+	opts := &serf.KeyRequestOptions{RelayFactor: keyringRelay}
+	switch op {
+	case KeyList:
+		return km.ListKeysWithOptions(opts)
+	case KeyInstall:
+		return km.InstallKeyWithOptions(key, opts)
+	case KeyUse:
+		return km.UseKeyWithOptions(key, opts)
+	case KeyRemove:
+		return km.RemoveKeyWithOptions(key, opts)
+	}
+	return nil, fmt.Errorf("gossip: keyring: unknown operation %q", op)
 }

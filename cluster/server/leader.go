@@ -241,6 +241,9 @@ func (s *Server) lanEventLoop() {
 					if ev.Type == serf.EventMemberReap {
 						m.Status = serf.StatusLeft
 					}
+					if ev.Type == serf.EventMemberJoin {
+						s.floodWAN(m)
+					}
 					select {
 					case s.reconcileCh <- m:
 					default: // the periodic sweep catches up

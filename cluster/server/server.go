@@ -239,6 +239,9 @@ func (s *Server) tags(wan bool) map[string]string {
 	if s.cfg.BootstrapExpect > 1 && !wan {
 		t[gossip.TagExpect] = strconv.Itoa(s.cfg.BootstrapExpect)
 	}
+	if !wan && s.cfg.SerfWANPort > 0 {
+		t[gossip.TagWANJoinPort] = strconv.Itoa(s.cfg.SerfWANPort)
+	}
 	return t
 }
 
