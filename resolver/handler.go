@@ -316,7 +316,7 @@ func (s *Server) serviceAddrs(r *response, qname string, qtype uint16, insts []I
 		}
 		if !isIP {
 			if cname == nil { // only the first host name is followed
-				cname = s.cnameChain(qname, addr, ttl, edns, level)
+				cname = s.cnameChain(qname, addr, ttl, true, edns, level)
 			}
 			continue
 		}
@@ -343,19 +343,24 @@ func (s *Server) serviceAddrs(r *response, qname string, qtype uint16, insts []I
 }
 
 // cnameChain is the CNAME for a host-name address plus what the target
-// resolves to.
-func (s *Server) cnameChain(qname, host string, ttl uint32, edns bool, level int) []dns.RR {
+// resolves to. Like Consul, service answers give the resolved records the
+// service TTL (setTTL) and node answers keep the recursor's.
+func (s *Server) cnameChain(qname, host string, ttl uint32, setTTL, edns bool, level int) []dns.RR {
 	target := dns.Fqdn(host)
 	rrs := []dns.RR{&dns.CNAME{
 		Hdr:    dns.RR_Header{Name: qname, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: ttl},
 		Target: target,
 	}}
-	return append(rrs, s.resolveHost(target, ttl, edns, level)...)
+	return append(rrs, s.resolveHostTTL(target, ttl, setTTL, edns, level)...)
 }
 
 // resolveHost looks a host name up: inside our domain by ourselves, else
 // with the recursors. Only CNAME, A and AAAA are kept, with the TTL set.
 func (s *Server) resolveHost(target string, ttl uint32, edns bool, level int) []dns.RR {
+	return s.resolveHostTTL(target, ttl, true, edns, level)
+}
+
+func (s *Server) resolveHostTTL(target string, ttl uint32, setTTL, edns bool, level int) []dns.RR {
 	var got []dns.RR
 	lower := strings.ToLower(target)
 	pq := s.names.parse(lower, dns.TypeANY)
@@ -380,7 +385,9 @@ func (s *Server) resolveHost(target string, ttl uint32, edns bool, level int) []
 	for _, rr := range got {
 		switch rr.Header().Rrtype {
 		case dns.TypeCNAME, dns.TypeA, dns.TypeAAAA:
-			rr.Header().Ttl = ttl
+			if setTTL {
+				rr.Header().Ttl = ttl
+			}
 			out = append(out, rr)
 			if len(out) == maxRecurseRecords && !edns {
 				return out
@@ -514,7 +521,7 @@ func (s *Server) nodeAddr(r *response, dst []dns.RR, name string, qtype uint16, 
 		if addr == "" {
 			return dst
 		}
-		return append(dst, s.cnameChain(name, addr, ttl, true, level)...)
+		return append(dst, s.cnameChain(name, addr, ttl, false, true, level)...)
 	}
 	if !wantsAddr(qtype, ip) {
 		return dst
