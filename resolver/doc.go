@@ -25,7 +25,8 @@
 //   - A/AAAA: the service address, else the node address; duplicates
 //     dropped; a host name becomes a CNAME plus what the recursors (or we,
 //     for names in our domain, at most 3 levels) return, used only when no
-//     instance has an IP. TXT on a service is NODATA (Consul returns A
+//     instance has an IP; those records take the service TTL (node
+//     host names keep the recursor's TTL, as in Consul). TXT on a service is NODATA (Consul returns A
 //     records there, which resolvers drop as mismatched).
 //   - SRV: priority 1, weight Weights.Passing/Warning by state (default 1);
 //     target <node>.node.<dc>.<domain> for a node address,
