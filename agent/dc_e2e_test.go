@@ -35,11 +35,11 @@ func TestDatacenterForwardingE2E(t *testing.T) {
 	hc := e2eClient()
 	defer hc.CloseIdleConnections()
 
-	s1 := agenttest.Start(t, bin, "dc1-s1", agenttest.NewPorts(t), "--server", "--bootstrap-expect", "1")
+	s1 := startAgent(t, bin, "dc1-s1", "--server", "--bootstrap-expect", "1")
 	wan1 := fmt.Sprintf("127.0.0.1:%d", s1.Ports.SerfWAN)
-	s2 := agenttest.Start(t, bin, "dc2-s1", agenttest.NewPorts(t), "--server", "--bootstrap-expect", "1",
+	s2 := startAgent(t, bin, "dc2-s1", "--server", "--bootstrap-expect", "1",
 		"--datacenter", "dc2", "--retry-join-wan", wan1)
-	c1 := agenttest.Start(t, bin, "dc1-c1", agenttest.NewPorts(t), "--retry-join", s1.SerfAddr())
+	c1 := startAgent(t, bin, "dc1-c1", "--retry-join", s1.SerfAddr())
 
 	// Both datacenters elected their leader; the dc1 client sees dc2.
 	for _, s := range []*agenttest.Proc{s1, s2} {

@@ -191,6 +191,39 @@ func tailString(s string, n int) string {
 	return s
 }
 
+// startAgent starts an agent and waits until its HTTP API answers (so
+// every listener is bound). Free ports are found by binding and releasing
+// them, so another process on the machine can take one in between: if the
+// agent exits with "address already in use", it is started again (a new
+// name suffix, fresh ports and data dir), at most 3 times.
+func startAgent(t *testing.T, bin, name string, args ...string) *agenttest.Proc {
+	t.Helper()
+	hc := &http.Client{Timeout: time.Second}
+	n := name
+	for attempt := 1; ; attempt++ {
+		p := agenttest.Start(t, bin, n, agenttest.NewPorts(t), args...)
+		up := false
+		for i := 0; i < 300 && !up && !p.Exited(); i++ { // bounded: ~30 s
+			if resp, err := hc.Get("http://" + p.HTTPAddr() + "/v1/agent/self"); err == nil {
+				resp.Body.Close()
+				up = true
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if up {
+			return p
+		}
+		time.Sleep(100 * time.Millisecond) // let the log catch up
+		if attempt < 3 && p.Exited() && strings.Contains(p.Log(), "address already in use") {
+			t.Logf("%s lost a port to another process; starting it again on fresh ports", n)
+			n = fmt.Sprintf("%s-r%d", name, attempt)
+			continue
+		}
+		t.Fatalf("%s did not start (exited=%v); log tail:\n%s", n, p.Exited(), tailString(p.Log(), 3000))
+	}
+}
+
 // e2eCluster is a set of servers and client agents of one datacenter.
 type e2eCluster struct {
 	servers, clients []*agenttest.Proc
@@ -230,7 +263,7 @@ func startE2ECluster(t *testing.T, hc *http.Client, bin string, nServers, nClien
 		if join != "" {
 			args = append(args, "--retry-join", join)
 		}
-		p := agenttest.Start(t, bin, "fs"+strconv.Itoa(i+1), agenttest.NewPorts(t), args...)
+		p := startAgent(t, bin, "fs"+strconv.Itoa(i+1), args...)
 		if join == "" {
 			join = p.SerfAddr()
 		}
@@ -238,7 +271,7 @@ func startE2ECluster(t *testing.T, hc *http.Client, bin string, nServers, nClien
 		c.rpcPorts[p.Ports.Server] = true
 	}
 	for i := 0; i < nClients; i++ {
-		c.clients = append(c.clients, agenttest.Start(t, bin, "fc"+strconv.Itoa(i+1), agenttest.NewPorts(t), "--retry-join", join))
+		c.clients = append(c.clients, startAgent(t, bin, "fc"+strconv.Itoa(i+1), "--retry-join", join))
 	}
 	exited := func() {
 		for _, p := range append(slices.Clone(c.servers), c.clients...) {
@@ -657,6 +690,35 @@ func testKillConnectedServer(t *testing.T, hc *http.Client, cl *e2eCluster, clie
 	default:
 	}
 
+	// Readers in flight across the kill: every read must succeed (reads
+	// are retried on the next server; servers hold them through an
+	// election).
+	stopReaders := make(chan struct{})
+	var inflight sync.WaitGroup
+	var acrossOK, acrossErr atomic.Int64
+	var acrossLast atomic.Value
+	for w := 0; w < 32; w++ {
+		inflight.Add(1)
+		go func(w int) {
+			defer inflight.Done()
+			urls := []string{base + "/v1/health/service/web", base + "/v1/kv/e2e/k", base + "/v1/kv/e2e/k?stale"}
+			for i := 0; i < 100000; i++ {
+				select {
+				case <-stopReaders:
+					return
+				default:
+				}
+				if _, _, err := e2eGet(hc, urls[(w+i)%3], 15*time.Second); err != nil {
+					acrossErr.Add(1)
+					acrossLast.Store(err.Error())
+				} else {
+					acrossOK.Add(1)
+				}
+			}
+		}(w)
+	}
+	time.Sleep(200 * time.Millisecond)
+
 	victim.Kill()
 	killed := time.Now()
 
@@ -697,6 +759,14 @@ func testKillConnectedServer(t *testing.T, hc *http.Client, cl *e2eCluster, clie
 	// A dead leader costs an election: the servers hold reads meanwhile.
 	if isLeader && defaultOK > 5*time.Second {
 		t.Fatalf("victim led, and default reads took %v to recover, want <= 5s", defaultOK)
+	}
+
+	time.Sleep(200 * time.Millisecond)
+	close(stopReaders)
+	inflight.Wait()
+	t.Logf("reads in flight across the kill: %d ok, %d failed", acrossOK.Load(), acrossErr.Load())
+	if n := acrossErr.Load(); n > 0 {
+		t.Fatalf("%d reads in flight across the kill failed; last: %v", n, acrossLast.Load())
 	}
 
 	now, err := cl.connectedServer(client)
