@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -192,10 +194,23 @@ func TestGossipCluster(t *testing.T) {
 	}
 	c1Dir := gossipConfigDir(t, map[string]string{"rexec.json": rexecOn})
 	c1 := agenttest.Start(t, bin, "c1", agenttest.NewPorts(t), "--config-dir", c1Dir, "--retry-join", servers[1].SerfAddr())
-	// c2 keeps the default: remote exec disabled.
-	c2 := agenttest.Start(t, bin, "c2", agenttest.NewPorts(t), "--retry-join", servers[2].SerfAddr())
+	// c2 keeps the default: remote exec disabled. It joins by `cairn join`.
+	c2 := agenttest.Start(t, bin, "c2", agenttest.NewPorts(t))
 	all := append(append([]*agenttest.Proc{}, servers...), c1, c2)
 	gossipLeader(t, bin, servers)
+	agenttest.WaitFor(t, 20*time.Second, "c2's HTTP API", func() error {
+		_, errOut, code := gossipCLI(t, bin, c2.HTTPAddr(), "members")
+		if code != 0 {
+			return errors.New(errOut)
+		}
+		return nil
+	})
+	if out, errOut, code := gossipCLI(t, bin, c2.HTTPAddr(), "join", servers[2].SerfAddr()); code != 0 || out != "Successfully joined cluster by contacting 1 nodes.\n" {
+		t.Fatalf("join: exit %d %q %s", code, out, errOut)
+	}
+	if _, errOut, code := gossipCLI(t, bin, c2.HTTPAddr(), "join", "127.0.0.1:1"); code != 1 || !strings.Contains(errOut, "Failed to join any nodes.") {
+		t.Errorf("join of a dead address: exit %d %s", code, errOut)
+	}
 
 	alive := map[string]string{"s1": "alive", "s2": "alive", "s3": "alive", "c1": "alive", "c2": "alive"}
 	for _, p := range all {
@@ -374,6 +389,85 @@ func TestGossipCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("SIGHUP with a broken file", func(t *testing.T) {
+		bad := filepath.Join(c1Dir, "broken-hup.json")
+		if err := os.WriteFile(bad, []byte(`{"services": [`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(bad)
+		c1.Signal(syscall.SIGHUP)
+		c1.WaitLog(10*time.Second, "reload failed, keeping the running configuration")
+		if !strings.Contains(c1.Log(), "broken-hup.json") || c1.Exited() {
+			t.Fatalf("SIGHUP with a broken file: exited=%v", c1.Exited())
+		}
+	})
+
+	t.Run("monitor", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		var buf lockedBuf
+		cmd := exec.CommandContext(ctx, bin, "monitor", "-log-level", "debug")
+		cmd.Env = append(os.Environ(), "CAIRN_HTTP_ADDR="+c1.HTTPAddr())
+		cmd.Stdout, cmd.Stderr = &buf, &buf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cancel(); cmd.Wait() }()
+		agenttest.WaitFor(t, 15*time.Second, "monitor streams a debug line about a new event", func() error {
+			gossipCLI(t, bin, c1.HTTPAddr(), "event", "--name", "monitor-probe")
+			if !strings.Contains(buf.String(), "monitor-probe") {
+				return fmt.Errorf("monitor output so far: %q", buf.String())
+			}
+			return nil
+		})
+	})
+
+	t.Run("watch views", func(t *testing.T) {
+		h := c1.HTTPAddr()
+		gossipCLI(t, bin, h, "kv", "put", "app/color", "blue")
+		gossipCLI(t, bin, h, "kv", "put", "app/size", "xl")
+		for _, c := range []struct {
+			args []string
+			want []string
+		}{
+			{[]string{"--type", "key", "--key", "app/color"}, []string{`"Key": "app/color"`, `"Value": "Ymx1ZQ=="`}},
+			{[]string{"-type", "keyprefix", "-prefix", "app/"}, []string{`"Key": "app/color"`, `"Key": "app/size"`}},
+			{[]string{"--type", "services"}, []string{`"consul": [`}},
+			{[]string{"--type", "nodes"}, []string{`"Node": "s1"`, `"Node": "c1"`}},
+			{[]string{"--type", "service", "--service", "consul"}, []string{`"Service": "consul"`}},
+			{[]string{"--type", "checks"}, []string{`"CheckID": "serfHealth"`, `"Node": "c2"`}},
+		} {
+			out, errOut, code := gossipCLI(t, bin, h, append([]string{"watch"}, c.args...)...)
+			for _, w := range c.want {
+				if code != 0 || !strings.Contains(out, w) {
+					t.Errorf("watch %v: exit %d, lacks %s:\n%s%s", c.args, code, w, out, errOut)
+				}
+			}
+		}
+		// A handler runs on every change, with the view on stdin.
+		f := filepath.Join(t.TempDir(), "views")
+		ctx, cancel := context.WithCancel(context.Background())
+		cmd := exec.CommandContext(ctx, bin, "watch", "--type", "key", "--key", "app/color", "cat >> "+f)
+		cmd.Env = append(os.Environ(), "CAIRN_HTTP_ADDR="+h)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cancel(); cmd.Wait() }()
+		agenttest.WaitFor(t, 10*time.Second, "first handler run", func() error {
+			if b, _ := os.ReadFile(f); !strings.Contains(string(b), "Ymx1ZQ==") {
+				return fmt.Errorf("%s", b)
+			}
+			return nil
+		})
+		gossipCLI(t, bin, h, "kv", "put", "app/color", "red")
+		agenttest.WaitFor(t, 10*time.Second, "handler run after the change", func() error {
+			if b, _ := os.ReadFile(f); !strings.Contains(string(b), "cmVk") {
+				return fmt.Errorf("%s", b)
+			}
+			return nil
+		})
+	})
+
 	t.Run("failed, force-leave, prune", func(t *testing.T) {
 		c2.Kill()
 		waitMembers(t, bin, servers[0].HTTPAddr(), map[string]string{"c2": "failed"}, 30*time.Second)
@@ -515,4 +609,23 @@ func mustKeygen(t *testing.T, bin string) string {
 		t.Fatalf("keygen exit %d", code)
 	}
 	return out
+}
+
+// lockedBuf is a bytes.Buffer safe for a process writing while the test
+// reads.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,8 +29,15 @@ const (
 	TagWANJoinPort = "wan_join_port"
 	RoleServer     = "consul"
 	RoleClient     = "node"
-	eventBuffer    = 2048 // serf events queued for the owner before serf blocks
-	defaultReconn  = 72 * time.Hour
+)
+
+const (
+	eventBuffer   = 2048 // serf events queued for the owner before serf blocks
+	defaultReconn = 72 * time.Hour
+	// fastRetransmitMult and fastPushPull tune the Fast (test and dev)
+	// timings: memberlist's LAN redundancy, push/pull every 5 s.
+	fastRetransmitMult = 4
+	fastPushPull       = 5 * time.Second
 )
 
 // Config describes one pool.
@@ -76,6 +84,11 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 	}
 	if cfg.Fast {
 		sc.MemberlistConfig = memberlist.DefaultLocalConfig()
+		// The local profile sends each broadcast only twice, so on a small
+		// pool a user event can miss a member until the next push/pull;
+		// keep the LAN profile's redundancy and resync sooner.
+		sc.MemberlistConfig.RetransmitMult = fastRetransmitMult
+		sc.MemberlistConfig.PushPullInterval = fastPushPull
 		sc.ReapInterval = 2 * time.Second
 		sc.ReconnectInterval = 2 * time.Second
 		sc.CoalescePeriod = 100 * time.Millisecond
@@ -119,9 +132,15 @@ func (p *Pool) Serf() *serf.Serf { return p.serf }
 func (p *Pool) Join(addrs []string) (int, error) {
 	n, err := p.serf.Join(addrs, true)
 	if err != nil && n == 0 {
+		mismatch := strings.Contains(strings.ToLower(err.Error()), "crypt")
 		err = fmt.Errorf("gossip: join %v: %w (%s)", addrs, err, p.encryptionHint())
-		p.log.Error("join failed: no member reached; gossip encryption keys may differ",
-			zap.Strings("addrs", addrs), zap.Bool("encryption_enabled", p.serf.EncryptionEnabled()), zap.Error(err))
+		if mismatch {
+			p.log.Error("join refused: gossip encryption mismatch between this agent and the cluster",
+				zap.Strings("addrs", addrs), zap.Bool("encryption_enabled", p.serf.EncryptionEnabled()), zap.Error(err))
+		} else {
+			p.log.Warn("join failed: no member reached (down, unreachable, or a gossip encryption key mismatch)",
+				zap.Strings("addrs", addrs), zap.Bool("encryption_enabled", p.serf.EncryptionEnabled()), zap.Error(err))
+		}
 	}
 	return n, err
 }
