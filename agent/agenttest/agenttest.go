@@ -3,6 +3,7 @@ package agenttest
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -69,7 +70,16 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// FreePorts returns n distinct free TCP+UDP ports on 127.0.0.1.
+// Ports are drawn below the kernel's ephemeral range (32768–60999 on
+// Linux): a port the kernel hands out for some outgoing connection between
+// our probe and the agent's bind would otherwise make the agent fail with
+// "address already in use".
+const (
+	portRangeLo = 20000
+	portRangeHi = 32000
+)
+
+// FreePorts returns n distinct ports free for TCP and UDP on 127.0.0.1.
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
@@ -83,13 +93,17 @@ func FreePorts(t testing.TB, n int) []int {
 			p.Close()
 		}
 	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("agenttest: free port: %v", err)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 10000 {
+			t.Fatalf("agenttest: no free ports in %d-%d", portRangeLo, portRangeHi)
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
+		port := portRangeLo + rand.IntN(portRangeHi-portRangeLo)
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
 			l.Close()
 			continue
