@@ -367,5 +367,35 @@ func (a *Agent) Monitor(ctx context.Context, level string) (<-chan []byte, error
 	return ch, nil
 }
 
-// Metrics implements agenthttp.Backend.
-func (a *Agent) Metrics() prometheus.Gatherer { return a.reg }
+// Metrics implements agenthttp.Backend: the agent's registry plus the
+// serf membership gauge, which is computed from the LAN pool at scrape
+// time (a fresh registry per scrape keeps the Agent free of extra state).
+func (a *Agent) Metrics() prometheus.Gatherer {
+	serfReg := prometheus.NewRegistry()
+	serfReg.MustRegister(serfMembersCollector{a})
+	return prometheus.Gatherers{a.reg, serfReg}
+}
+
+// serfMembersCollector exports cairn_serf_members{status}: LAN members
+// by status, as this agent sees them (DESIGN.md's observability contract).
+type serfMembersCollector struct{ a *Agent }
+
+func (serfMembersCollector) desc() *prometheus.Desc {
+	return prometheus.NewDesc("cairn_serf_members",
+		"Serf LAN members by status, as this agent sees them.", []string{"status"}, nil)
+}
+
+func (c serfMembersCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc() }
+
+func (c serfMembersCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[string]int{"alive": 0, "leaving": 0, "left": 0, "failed": 0}
+	if p := c.a.lanPool(); p != nil {
+		for _, m := range p.Members() {
+			counts[m.Status.String()]++
+		}
+	}
+	desc := c.desc()
+	for status, n := range counts {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(n), status)
+	}
+}

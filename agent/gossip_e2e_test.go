@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -253,6 +255,20 @@ func TestGossipCluster(t *testing.T) {
 		return nil
 	})
 	t.Logf("cairn members --wan:\n%s", wan)
+
+	t.Run("serf members metric", func(t *testing.T) {
+		resp, err := http.Get("http://" + servers[0].HTTPAddr() + "/v1/agent/metrics?format=prometheus")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, w := range []string{`cairn_serf_members{status="alive"} 5`, `cairn_serf_members{status="failed"} 0`} {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("metrics lack %s", w)
+			}
+		}
+	})
 
 	t.Run("info", func(t *testing.T) {
 		out, errOut, code := gossipCLI(t, bin, servers[0].HTTPAddr(), "info")
