@@ -373,6 +373,16 @@ func TestGossipCluster(t *testing.T) {
 			!strings.Contains(out, "==> c1: finished with exit code 3") || !strings.Contains(out, "1 / 1 node(s)") {
 			t.Errorf("exec on c1 (exit %d):\n%s", code, out)
 		}
+		// Consul's "-": the script comes from stdin.
+		ctx, cancel := context.WithTimeout(context.Background(), gossipCLITimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "exec", "-node", "^s2$", "-wait", "1s", "-")
+		cmd.Env = append(os.Environ(), "CAIRN_HTTP_ADDR="+c1.HTTPAddr())
+		cmd.Stdin = strings.NewReader("x=scripted\necho $x\n")
+		b, err := cmd.Output()
+		if err != nil || !strings.Contains(string(b), "    s2: scripted\n") || !strings.Contains(string(b), "==> s2: finished with exit code 0") {
+			t.Errorf("exec - (err %v):\n%s", err, b)
+		}
 		// The job tree is cleaned up.
 		if out, _, _ := gossipCLI(t, bin, c1.HTTPAddr(), "kv", "get", "--recurse", "_rexec/"); strings.TrimSpace(out) != "" {
 			t.Errorf("job tree left behind:\n%s", out)

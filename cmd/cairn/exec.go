@@ -27,12 +27,15 @@ const (
 	// execCleanupTimeout bounds deleting the job tree at the end, which
 	// also runs after an interrupt.
 	execCleanupTimeout = 10 * time.Second
+	// maxExecScript bounds a script read from stdin: it is stored in one
+	// KV value, replicated through Raft.
+	maxExecScript = 256 << 10
 )
 
 // ExecCmd is `cairn exec`: run a shell command on every matching agent
 // that has remote exec enabled, and print each node's output and exit
 // code. The job travels through KV and a "_rexec" user event, as
-// Consul's does.
+// Consul's does. It exits 2 when a node exited non-zero or refused.
 type ExecCmd struct {
 	Node    string        `help:"Regular expression: only nodes whose name matches."`
 	Service string        `help:"Regular expression: only nodes with a matching service."`
@@ -40,7 +43,16 @@ type ExecCmd struct {
 	Prefix  string        `default:"_rexec" help:"KV prefix for the job and its results."`
 	Wait    time.Duration `default:"2s" help:"Stop after this long with no new results once every acknowledging node finished."`
 	Timeout time.Duration `default:"11m" help:"Give up waiting for results after this long."`
-	Command []string      `arg:"" passthrough:"" help:"Command to run (through /bin/sh -c)."`
+	Command []string      `arg:"" passthrough:"" help:"Command to run (through /bin/sh -c); '-' reads a script from stdin."`
+
+	in io.Reader // stdin; tests set it
+}
+
+func (c *ExecCmd) stdin() io.Reader {
+	if c.in != nil {
+		return c.in
+	}
+	return os.Stdin
 }
 
 func (c *ExecCmd) Run(g *Globals) error {
@@ -72,7 +84,17 @@ func (c *ExecCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Wri
 	session := newSessionID()
 	prefix := strings.Trim(c.Prefix, "/")
 	root := prefix + "/" + session + "/"
-	job, _ := json.Marshal(agent.RemoteExecJob{Command: strings.Join(c.Command, " "), Wait: c.Wait})
+	spec := agent.RemoteExecJob{Command: strings.Join(c.Command, " "), Wait: c.Wait}
+	if len(c.Command) == 1 && c.Command[0] == "-" {
+		// Consul's "-": the script comes from stdin.
+		script, err := io.ReadAll(io.LimitReader(c.stdin(), maxExecScript+1))
+		if err != nil || len(script) > maxExecScript {
+			fmt.Fprintf(stderr, "Failed to read the script from stdin (max %d bytes): %v\n", maxExecScript, err)
+			return exitCode(1)
+		}
+		spec = agent.RemoteExecJob{Script: script, Wait: c.Wait}
+	}
+	job, _ := json.Marshal(spec)
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), execCleanupTimeout)
 		defer cancel()
