@@ -5,10 +5,19 @@
 # core 1, identical options, same run. Prints:
 #   bench client_dns_qps cairn=<n> unbound=<m> ratio=<n/m> cairn_cpu_us_per_query=<x> unbound_cpu_us_per_query=<y>
 #   bench client_cpu_us_per_query_at_20k cairn=<x> unbound=<y>
-#   bench client_rss_mb=<x>   (after 1,000,000 queries over 10,000 names)
+#   bench client_rss_mb=<x>   (after 1,000,000 queries over 10,000 names,
+#                              all registered: every name is a real hit)
+#   bench miss_p99_ms=<x> ...       (cmd/cairnbench --bench client)
+#   bench freshness_p99_ms=<x> ...  (cmd/cairnbench --bench client)
 # Server CPU is utime+stime from /proc/<pid>/stat over the dnsperf run,
-# divided by the queries answered. Env: DNS_BENCH_SECONDS (default 15),
-# CAIRN_BIN (default bin/cairn).
+# divided by the queries answered. unbound gets the same 4 MiB socket
+# buffers and SO_REUSEPORT as cairn's front, and room for far more
+# queries in flight than dnsperf keeps (-q 100), so neither side is held
+# back by its configuration. Env: DNS_BENCH_SECONDS (default 15),
+# CAIRN_BIN (default bin/cairn), CLIENT_BENCH_SKIP_GO=1 skips the
+# miss/freshness run, CLIENT_BENCH_PERF_DIR=<dir> records `perf record -g`
+# of the server in each dnsperf run (<name>-<extra args>.data; perf's own
+# cost then shows in the CPU figures).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -78,7 +87,7 @@ start_agent() {
 	local name=$1 cores=$2; shift 2
 	local dns http serf
 	dns=$(free_port) http=$(free_port) serf=$(free_port)
-	CAIRN_FAST_GOSSIP=1 taskset -c "$cores" "$BIN" agent --node "$name" --bind 127.0.0.1 --client 127.0.0.1 \
+	CAIRN_FAST_GOSSIP=1 CAIRN_PPROF=1 taskset -c "$cores" "$BIN" agent --node "$name" --bind 127.0.0.1 --client 127.0.0.1 \
 		--data-dir "$WORK/$name" --dns-port "$dns" --http-port "$http" --server-port "$(free_port)" \
 		--serf-lan-port "$serf" --serf-wan-port "$(free_port)" --log-level warn "$@" \
 		>"$WORK/$name.log" 2>&1 &
@@ -107,6 +116,11 @@ for _ in $(seq 600); do
 	sleep 0.1
 done
 [ -n "$ok" ] || { tail -20 "$WORK/bs1.log" >&2; die "servers did not accept registrations within 60s"; }
+# 10,000 services: the first 100 are the dnsperf set, all of them are the
+# RSS set. Registered concurrently (raft batches the applies).
+seq $((NAMES + 1)) 10000 | xargs -P 16 -I{} curl -sf -X PUT --max-time 10 --retry 3 "http://127.0.0.1:$S1_HTTP/v1/catalog/register" \
+	--data '{"Node":"n{}","Address":"10.9.9.9","Service":{"Service":"svc-{}","Port":80}}' -o /dev/null ||
+	die "registering 10,000 services failed"
 for i in $(seq 2 $NAMES); do register "$i" || die "register svc-$i failed"; done
 
 wait_answer() { # port name want
@@ -135,6 +149,11 @@ server:
     logfile: ""
     verbosity: 0
     num-threads: 1
+    so-reuseport: yes
+    so-rcvbuf: 4m
+    so-sndbuf: 4m
+    num-queries-per-thread: 4096
+    outgoing-range: 8192
     access-control: 127.0.0.0/8 allow
     local-zone: "consul." static
 $(cat "$WORK/local-data.conf")
@@ -157,9 +176,16 @@ run_perf() {
 	local out before after done_q noerr name=$1 port=$2 pid=$3
 	shift 3
 	before=$(cpu_ticks "$pid")
+	local perfpid=""
+	if [ -n "${CLIENT_BENCH_PERF_DIR:-}" ]; then # profile the server of this run
+		mkdir -p "$CLIENT_BENCH_PERF_DIR"
+		perf record -q -g -p "$pid" -o "$CLIENT_BENCH_PERF_DIR/$name-$#.data" -- sleep "$SECONDS_RUN" >/dev/null 2>&1 &
+		perfpid=$!
+	fi
 	out=$(taskset -c $CLIENT_CORE dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" \
 		-T 1 -c 20 -q 100 -l "$SECONDS_RUN" "$@" 2>&1) || { echo "$out" >&2; die "dnsperf against $name failed"; }
 	after=$(cpu_ticks "$pid")
+	[ -z "$perfpid" ] || wait "$perfpid" || true
 	echo "$out" | sed "s/^/[$name] /" >&2
 	QPS=$(echo "$out" | awk '/Queries per second:/ {print $4}')
 	done_q=$(echo "$out" | awk '/Queries completed:/ {print $3}')
@@ -182,14 +208,29 @@ CAIRN_CPU20=$CPU_US
 run_perf unbound "$UNBOUND_PORT" "$UNBOUND_PID" -Q 20000
 UNBOUND_CPU20=$CPU_US
 
-# RSS: 1,000,000 queries over 10,000 distinct names (the 100 registered
-# ones plus 9,900 unknown names, which every time ask a server).
+# RSS: 1,000,000 queries over 10,000 distinct registered names (all real
+# hits once each name has been asked).
 for i in $(seq 1 10000); do echo "svc-$i.service.consul A"; done >"$WORK/names10k.txt"
 taskset -c $CLIENT_CORE dnsperf -s 127.0.0.1 -p "$DNS_PORT" -d "$WORK/names10k.txt" -n 100 -c 20 -q 200 >/dev/null 2>&1 || true
 RSS_KB=$(awk '/^VmRSS:/ {print $2}' "/proc/$CAIRN_PID/status")
+ENTRIES=$(curl -sf --max-time 5 "http://127.0.0.1:$HTTP_PORT/v1/agent/metrics?format=prometheus" | awk '/^cairn_cache_entries / {print $2}')
+log "client cache entries after the RSS run: ${ENTRIES:-?}"
+if [ -n "${CLIENT_BENCH_PERF_DIR:-}" ]; then
+	curl -sf --max-time 30 "http://127.0.0.1:$HTTP_PORT/debug/pprof/heap" -o "$CLIENT_BENCH_PERF_DIR/client-heap.pprof" || true
+	curl -sf --max-time 30 "http://127.0.0.1:$HTTP_PORT/debug/pprof/goroutine?debug=1" -o "$CLIENT_BENCH_PERF_DIR/client-goroutines.txt" || true
+	grep -E '^(VmRSS|VmHWM|Threads)' "/proc/$CAIRN_PID/status" >&2
+fi
 
 awk -v c="$CAIRN_QPS" -v u="$UNBOUND_QPS" -v cc="$CAIRN_CPU" -v uc="$UNBOUND_CPU" -v c20="$CAIRN_CPU20" -v u20="$UNBOUND_CPU20" -v rss="$RSS_KB" 'BEGIN {
 	printf "bench client_cpu_us_per_query_at_20k cairn=%s unbound=%s\n", c20, u20
 	printf "bench client_rss_mb=%.1f\n", rss / 1024
 	printf "bench client_dns_qps cairn=%d unbound=%d ratio=%.3f cairn_cpu_us_per_query=%s unbound_cpu_us_per_query=%s\n", c, u, c / u, cc, uc
 }'
+
+if [ "${CLIENT_BENCH_SKIP_GO:-}" != 1 ]; then
+	cleanup
+	PIDS=()
+	trap - EXIT INT TERM
+	log "miss latency and freshness (cmd/cairnbench --bench client)"
+	go run ./cmd/cairnbench --bench client --bin "$BIN" --timeout 10m
+fi
