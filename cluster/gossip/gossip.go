@@ -7,12 +7,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairnd/cairn/cluster/logging"
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Tag names and values shared with Consul.
@@ -61,11 +63,16 @@ type Pool struct {
 	events chan serf.Event
 	log    *zap.Logger
 	once   sync.Once
+	closed *atomic.Bool // set after Shutdown: drop memberlist's straggling logs
 }
 
 // New creates and starts the pool. Events arrive on Events() and must be
 // drained by the owner.
 func New(cfg Config, logger *zap.Logger) (*Pool, error) {
+	closed := new(atomic.Bool)
+	logger = logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return gatedCore{Core: c, closed: closed}
+	}))
 	sc := serf.DefaultConfig()
 	sc.NodeName = cfg.NodeName
 	sc.Tags = cfg.Tags
@@ -119,7 +126,7 @@ func New(cfg Config, logger *zap.Logger) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip: start serf on %s: %w", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
 	}
-	return &Pool{serf: s, events: ev, log: logger}, nil
+	return &Pool{serf: s, events: ev, log: logger, closed: closed}, nil
 }
 
 // Events delivers serf member and user events.
@@ -157,8 +164,37 @@ func (p *Pool) Leave() error { return p.serf.Leave() }
 // Shutdown stops the pool without leaving (others will see "failed").
 func (p *Pool) Shutdown() error {
 	var err error
-	p.once.Do(func() { err = p.serf.Shutdown() })
+	p.once.Do(func() {
+		err = p.serf.Shutdown()
+		p.closed.Store(true)
+	})
 	return err
+}
+
+// gatedCore drops log entries once its pool is shut down: memberlist's
+// probe and gossip goroutines are not waited for by Shutdown and may log
+// once more, after the owner (or a test's logger) is gone.
+type gatedCore struct {
+	zapcore.Core
+	closed *atomic.Bool
+}
+
+func (c gatedCore) With(fields []zapcore.Field) zapcore.Core {
+	return gatedCore{Core: c.Core.With(fields), closed: c.closed}
+}
+
+func (c gatedCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.closed.Load() || !c.Enabled(e.Level) {
+		return ce
+	}
+	return ce.AddCore(e, c)
+}
+
+func (c gatedCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	if c.closed.Load() {
+		return nil
+	}
+	return c.Core.Write(e, fields)
 }
 
 // ServerAddr returns the RPC address of a server member, or false when the
