@@ -5,7 +5,6 @@ import (
 	"io"
 	"sync/atomic"
 
-	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 
@@ -18,7 +17,6 @@ import (
 // are safe to call from any.
 type FSM struct {
 	logger  *zap.Logger
-	handle  *codec.MsgpackHandle
 	state   atomic.Pointer[state.Store]
 	applied atomic.Uint64
 }
@@ -33,7 +31,7 @@ func New(logger *zap.Logger) *FSM {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	f := &FSM{logger: logger, handle: structs.MsgpackHandle()}
+	f := &FSM{logger: logger}
 	f.state.Store(state.New())
 	return f
 }
@@ -51,21 +49,20 @@ func (f *FSM) Applied() uint64 {
 
 // Apply applies one log entry; see the package doc for its return value.
 func (f *FSM) Apply(l *raft.Log) any {
-	return f.apply(codec.NewDecoderBytes(nil, f.handle), l)
+	return f.apply(l)
 }
 
-// ApplyBatch applies entries in order with one decoder, returning one
+// ApplyBatch applies entries in order, returning one
 // response per entry.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
-	dec := codec.NewDecoderBytes(nil, f.handle)
 	out := make([]any, len(logs))
 	for i, l := range logs {
-		out[i] = f.apply(dec, l)
+		out[i] = f.apply(l)
 	}
 	return out
 }
 
-func (f *FSM) apply(dec *codec.Decoder, l *raft.Log) any {
+func (f *FSM) apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
@@ -74,24 +71,23 @@ func (f *FSM) apply(dec *codec.Decoder, l *raft.Log) any {
 		return fmt.Errorf("fsm: log %d: empty command", l.Index)
 	}
 	t := structs.MessageType(l.Data[0])
-	dec.ResetBytes(l.Data[1:])
 	s := f.state.Load()
 	switch t {
 	case structs.RegisterRequestType:
 		var req structs.RegisterRequest
-		if err := dec.Decode(&req); err != nil {
+		if err := structs.DecodeCommand(l.Data[1:], &req); err != nil {
 			return decodeErr(l, t, err)
 		}
 		return response(s.EnsureRegistration(l.Index, &req))
 	case structs.DeregisterRequestType:
 		var req structs.DeregisterRequest
-		if err := dec.Decode(&req); err != nil {
+		if err := structs.DecodeCommand(l.Data[1:], &req); err != nil {
 			return decodeErr(l, t, err)
 		}
 		return response(s.Deregister(l.Index, &req))
 	case structs.KVSRequestType:
 		var req structs.KVSRequest
-		if err := dec.Decode(&req); err != nil {
+		if err := structs.DecodeCommand(l.Data[1:], &req); err != nil {
 			return decodeErr(l, t, err)
 		}
 		return applyKVS(s, l.Index, &req)

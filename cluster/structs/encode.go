@@ -20,8 +20,12 @@ func MsgpackHandle() *codec.MsgpackHandle {
 
 var msgpackHandle = MsgpackHandle() // read-only after init
 
-// Encode returns t followed by the msgpack encoding of msg: a Raft log entry.
+// Encode returns a Raft log entry: t followed by msg's command encoding
+// (see command.go) for the three command types, msgpack otherwise.
 func Encode(t MessageType, msg any) ([]byte, error) {
+	if out, ok := appendCommand([]byte{byte(t)}, msg); ok {
+		return out, nil
+	}
 	var buf bytes.Buffer
 	buf.WriteByte(byte(t))
 	if err := codec.NewEncoder(&buf, msgpackHandle).Encode(msg); err != nil {
