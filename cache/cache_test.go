@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sort"
 	"sync"
@@ -115,8 +116,8 @@ func TestSingleflight(t *testing.T) {
 		t.Fatalf("%d lookups failed", bad.Load())
 	}
 	time.Sleep(20 * time.Millisecond)
-	// One fetch plus the watch's first blocking query.
-	if n := tier.calls.Load(); n > 2 {
+	// One fetch plus the index watch's first query and its blocking one.
+	if n := tier.calls.Load(); n > 3 {
 		t.Fatalf("%d server calls for 1000 identical misses", n)
 	}
 }
@@ -149,7 +150,8 @@ func TestPushRefreshAndStale(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if n := tier.calls.Load() - calls; n > 2 {
+	// The index watch's answer, the refresh, the next blocking query.
+	if n := tier.calls.Load() - calls; n > 3 {
 		t.Fatalf("%d calls: polling, not push", n)
 	}
 	tier.mu.Lock()
@@ -292,4 +294,108 @@ func canon(t testing.TB, b []byte) string {
 		}
 	}
 	return s + "\nlen=" + string(rune('0'+len(b)%10)) + string(rune('0'+len(b)/10%10)) + string(rune('0'+len(b)/100%10))
+}
+
+// TestIndexWatch: one blocking query covers every key, however many; a
+// move of the catalog index refreshes the hot keys with bounded
+// concurrency and leaves unchanged answers' versions alone.
+func TestIndexWatch(t *testing.T) {
+	var mu sync.Mutex
+	index := uint64(5)
+	critical := ""
+	moved := make(chan struct{})
+	var fetches, blocking, inflight, peak atomic.Int64
+	rpc := func(ctx context.Context, method string, args, reply any) error {
+		req := args.(*structs.ServiceSpecificRequest)
+		out := reply.(*structs.IndexedCheckServiceNodes)
+		for {
+			mu.Lock()
+			idx, crit, ch := index, critical, moved
+			mu.Unlock()
+			if req.MinQueryIndex == 0 || idx > req.MinQueryIndex {
+				out.Index = idx
+				if req.ServiceName == indexProbe {
+					return nil
+				}
+				n := inflight.Add(1)
+				defer inflight.Add(-1)
+				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+				}
+				fetches.Add(1)
+				st := structs.HealthPassing
+				if req.ServiceName == crit {
+					st = structs.HealthCritical
+				}
+				time.Sleep(time.Millisecond)
+				out.Nodes = []structs.CheckServiceNode{{
+					Node:    &structs.Node{Node: "n1", Address: "10.0.0.1", Datacenter: "dc1"},
+					Service: &structs.NodeService{ID: req.ServiceName, Service: req.ServiceName, Port: 80},
+					Checks:  []*structs.HealthCheck{{Status: st}},
+				}}
+				return nil
+			}
+			blocking.Add(1)
+			select {
+			case <-ch:
+				blocking.Add(-1)
+			case <-ctx.Done():
+				blocking.Add(-1)
+				return ctx.Err()
+			}
+		}
+	}
+	c, err := New(DefaultConfig(), rpc, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	status := func(name string) string {
+		t.Helper()
+		insts, err := c.ServiceNodes(ctx, "", name, "", false, nil)
+		if err != nil || len(insts) != 1 {
+			t.Fatalf("%s: %v %v", name, insts, err)
+		}
+		return insts[0].Status
+	}
+	const keys = 500
+	for i := range keys {
+		status(fmt.Sprintf("svc-%d", i))
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitFor("the index watch to block", func() bool { return blocking.Load() == 1 })
+	if f := fetches.Load(); f != keys {
+		t.Fatalf("%d fetches for %d keys", f, keys)
+	}
+	e := c.shardOf(&key{dc: "dc1", kind: kindService, name: "svc-1"})
+	e.mu.RLock()
+	ver1 := e.m[key{dc: "dc1", kind: kindService, name: "svc-1"}].version.Load()
+	e.mu.RUnlock()
+
+	mu.Lock()
+	index++
+	critical = "svc-7"
+	close(moved)
+	moved = make(chan struct{})
+	mu.Unlock()
+	waitFor("svc-7 to turn critical", func() bool { return status("svc-7") == resolver.StatusCritical })
+	waitFor("the refresh round", func() bool { return fetches.Load() == 2*keys && blocking.Load() == 1 })
+	if p := peak.Load(); p > refreshWorkers {
+		t.Fatalf("%d concurrent refresh fetches, want at most %d", p, refreshWorkers)
+	}
+	e.mu.RLock()
+	ver2 := e.m[key{dc: "dc1", kind: kindService, name: "svc-1"}].version.Load()
+	e.mu.RUnlock()
+	if ver1 != ver2 {
+		t.Fatalf("unchanged svc-1 moved version %d -> %d", ver1, ver2)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"net"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -86,6 +87,17 @@ const (
 	// watchGrace is added to WatchWait for the RPC deadline: the server
 	// holds the query for up to WatchWait (plus its jitter).
 	watchGrace = 15 * time.Second
+	// hotWindow: when the catalog index moves, keys hit within it are
+	// fetched again at once (push refresh); older ones are dropped and
+	// fetched when next asked.
+	hotWindow = 10 * time.Second
+	// refreshWorkers bounds the fetches of one refresh round.
+	refreshWorkers = 16
+	// indexProbe is the service the index watch asks for. No such service
+	// exists: the answer is empty and carries the catalog index
+	// max(nodes, services, checks), the index every Health.ServiceNodes,
+	// Catalog.NodeServices and Catalog.ListNodes answer is at or below.
+	indexProbe = "_cairn-catalog-index"
 	// maxDeps bounds how many catalog entries one packed answer may be tied
 	// to; answers built from more are not kept.
 	maxDeps = 8
@@ -108,6 +120,10 @@ type Catalog struct {
 	hits    atomic.Uint64
 	clock   atomic.Int64
 	outage  atomic.Bool
+	// index is the catalog index last seen by the index watch; watchOK
+	// (unix nanos) its last answer.
+	index   atomic.Uint64
+	watchOK atomic.Int64
 
 	// recording > 0 while a Front fill runs: lookups are then also noted
 	// in every active recorder, tying the packed answer to its entries.
@@ -164,10 +180,14 @@ func New(cfg Config, rpc RPCFunc, logger *zap.Logger, reg prometheus.Registerer)
 	}
 	c.clock.Store(time.Now().UnixNano())
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
 		c.janitor()
+	}()
+	go func() {
+		defer c.wg.Done()
+		c.watchIndex()
 	}()
 	return c, nil
 }
@@ -196,9 +216,28 @@ func (c *Catalog) janitor() {
 			c.clock.Store(now.UnixNano())
 			if now.Sub(last) >= janitorEvery {
 				last = now
+				c.dropIdle(now.UnixNano())
 				c.trim(c.cfg.MaxEntries)
 			}
 		}
+	}
+}
+
+// dropIdle drops the keys not asked for within IdleTimeout.
+func (c *Catalog) dropIdle(now int64) {
+	var idle []*entry
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		for _, e := range s.m {
+			if now-e.lastHit.Load() > int64(c.cfg.IdleTimeout) {
+				idle = append(idle, e)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	for _, e := range idle {
+		c.remove(e)
 	}
 }
 
@@ -254,10 +293,20 @@ func (c *Catalog) usable(e *entry, v *value, now int64) bool {
 	if v.expires != 0 && now > v.expires {
 		return false
 	}
-	if (e.stale.Load() || c.outage.Load()) && now-e.lastOK.Load() > int64(c.cfg.MaxStale) {
+	if (e.stale.Load() || c.outage.Load()) && now-c.lastOK(e) > int64(c.cfg.MaxStale) {
 		return false
 	}
 	return true
+}
+
+// lastOK is when a server last confirmed e: its own fetch, or for keys of
+// the local datacenter the index watch's last answer.
+func (c *Catalog) lastOK(e *entry) int64 {
+	ok := e.lastOK.Load()
+	if e.key.dc == c.cfg.Datacenter {
+		ok = max(ok, c.watchOK.Load())
+	}
+	return ok
 }
 
 // get returns the current value for k, fetching it on a miss.
@@ -329,7 +378,7 @@ func (c *Catalog) hit(e *entry, now int64) {
 	c.record(e)
 }
 
-// fill runs the first fetch of e and, on success, starts its watch.
+// fill runs the first fetch of e.
 func (c *Catalog) fill(e *entry) (*value, error) {
 	timeout := c.cfg.FetchTimeout
 	if c.outage.Load() {
@@ -351,6 +400,12 @@ func (c *Catalog) fill(e *entry) (*value, error) {
 	if v.empty() && c.cfg.NegativeTTL > 0 {
 		v.expires = time.Now().Add(c.cfg.NegativeTTL).UnixNano()
 	}
+	local := e.key.dc == c.cfg.Datacenter
+	if !v.empty() && !local {
+		// Other datacenters have no index watch here: served for
+		// UnwatchedTTL, then fetched again.
+		v.expires = time.Now().Add(c.cfg.UnwatchedTTL).UnixNano()
+	}
 	e.val.Store(v)
 	e.lastOK.Store(time.Now().UnixNano())
 	e.version.Add(1)
@@ -360,37 +415,42 @@ func (c *Catalog) fill(e *entry) (*value, error) {
 		c.remove(e) // no negative caching: the next ask fetches again
 		return v, nil
 	}
-	if v.expires == 0 {
+	if local && v.expires == 0 && v.index < c.index.Load() {
+		// Answered by a server behind the index the watch has seen: the
+		// refresh round of that index may have missed e.
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			c.watch(e)
+			c.refresh(e)
 		}()
 	}
 	return v, nil
 }
 
-// watch keeps e fresh with blocking queries until it goes idle, is
-// removed, or the Catalog closes.
-func (c *Catalog) watch(e *entry) {
-	c.metrics.watched.Inc()
-	defer c.metrics.watched.Dec()
+// watchIndex holds one blocking query on the catalog index of the local
+// datacenter for the Catalog's lifetime; every move triggers a refresh
+// round. One stream, one goroutine, whatever the number of keys.
+func (c *Catalog) watchIndex() {
 	var backoff time.Duration
-	for !e.removed.Load() {
-		if c.clock.Load()-e.lastHit.Load() > int64(c.cfg.IdleTimeout) {
-			c.remove(e)
-			return
+	var idx uint64
+	for c.ctx.Err() == nil {
+		q := structs.QueryOptions{AllowStale: true, MinQueryIndex: idx}
+		if idx > 0 {
+			q.MaxQueryTime = c.cfg.WatchWait
 		}
-		cur := e.val.Load()
+		var out structs.IndexedCheckServiceNodes
 		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.WatchWait+watchGrace)
-		v, err := c.fetch(ctx, e.key, max(cur.index, 1))
+		err := c.rpc(ctx, structs.MethodHealthServiceNodes, &structs.ServiceSpecificRequest{
+			Datacenter: c.cfg.Datacenter, ServiceName: indexProbe, QueryOptions: q,
+		}, &out)
 		cancel()
 		if c.ctx.Err() != nil {
 			return
 		}
 		if err != nil {
-			e.stale.Store(true)
-			c.markOutage(err)
+			if idx > 0 { // not while the agent is still finding its servers
+				c.markOutage(err)
+			}
 			backoff = min(max(2*backoff, minWatchBackoff), maxWatchBackoff)
 			if !c.sleep(backoff) {
 				return
@@ -398,14 +458,101 @@ func (c *Catalog) watch(e *entry) {
 			continue
 		}
 		backoff = 0
-		e.lastOK.Store(time.Now().UnixNano())
-		e.stale.Store(false)
-		c.markUp()
-		if v.index != cur.index {
-			e.val.Store(v)
-			e.version.Add(1)
+		c.watchOK.Store(time.Now().UnixNano())
+		if idx > 0 {
+			c.markUp()
 		}
+		if out.Index == idx {
+			continue // the wait ran out
+		}
+		idx = max(out.Index, 1)
+		c.index.Store(idx)
+		c.refreshRound(idx)
 	}
+}
+
+// refreshRound fetches again every hot local key answered below idx and
+// drops the cold ones; at most refreshWorkers fetches run at once.
+func (c *Catalog) refreshRound(idx uint64) {
+	now := c.clock.Load()
+	var hot, cold []*entry
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		for _, e := range s.m {
+			v := e.val.Load()
+			if v == nil || v.expires != 0 || v.index >= idx || e.key.dc != c.cfg.Datacenter {
+				continue // pending, timed (negative or other-dc), or current
+			}
+			if now-e.lastHit.Load() <= int64(hotWindow) {
+				hot = append(hot, e)
+			} else {
+				cold = append(cold, e)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	for _, e := range cold {
+		c.remove(e)
+	}
+	c.metrics.watched.Set(float64(len(hot)))
+	if len(hot) == 0 {
+		return
+	}
+	work := make(chan *entry)
+	var wg sync.WaitGroup
+	for range min(refreshWorkers, len(hot)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range work {
+				c.refresh(e)
+			}
+		}()
+	}
+	for _, e := range hot {
+		if c.ctx.Err() != nil {
+			break
+		}
+		work <- e
+	}
+	close(work)
+	wg.Wait()
+}
+
+// refresh fetches e again and publishes the answer; the version (and so
+// every packed answer built from e) moves only if the answer changed.
+func (c *Catalog) refresh(e *entry) {
+	if e.removed.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.FetchTimeout)
+	v, err := c.fetch(ctx, e.key, 0)
+	cancel()
+	if err != nil {
+		if c.ctx.Err() == nil {
+			e.stale.Store(true)
+			c.markOutage(err)
+		}
+		return
+	}
+	e.lastOK.Store(time.Now().UnixNano())
+	e.stale.Store(false)
+	c.markUp()
+	cur := e.val.Load()
+	if cur != nil && v.index <= cur.index {
+		return
+	}
+	same := cur != nil && sameValue(cur, v)
+	e.val.Store(v)
+	if !same {
+		e.version.Add(1)
+	}
+}
+
+func sameValue(a, b *value) bool {
+	return a.expires == b.expires && reflect.DeepEqual(a.insts, b.insts) &&
+		reflect.DeepEqual(a.node, b.node) && reflect.DeepEqual(a.nodes, b.nodes)
 }
 
 // markOutage notes that a server request failed: from now on hits count as

@@ -17,11 +17,13 @@ type Config struct {
 	// NegativeTTL is how long an empty answer to a cold miss is kept (the
 	// SOA min TTL). 0 disables negative caching.
 	NegativeTTL time.Duration
-	// IdleTimeout is how long a key may go unasked before its watch stops
-	// and it is dropped.
+	// IdleTimeout is how long a key may go unasked before it is dropped.
 	IdleTimeout time.Duration
-	// WatchWait is the MaxQueryTime of each blocking query.
+	// WatchWait is the MaxQueryTime of the index watch's blocking query.
 	WatchWait time.Duration
+	// UnwatchedTTL is how long an answer for another datacenter (which
+	// the index watch does not cover) is served before it is fetched again.
+	UnwatchedTTL time.Duration
 	// FetchTimeout bounds a cold miss while servers are thought up; during a
 	// known outage misses get OutageFetchTimeout so DNS never hangs.
 	FetchTimeout       time.Duration
@@ -39,6 +41,9 @@ const (
 	// DefaultWatchWait: a blocking query returns at least this often, so
 	// idle keys are noticed within IdleTimeout+WatchWait.
 	DefaultWatchWait = time.Minute
+	// DefaultUnwatchedTTL keeps keys without a watch within the same
+	// one-second freshness promise as watched ones.
+	DefaultUnwatchedTTL = 500 * time.Millisecond
 	// DefaultFetchTimeout stays under the 2 s a stub resolver usually
 	// waits, so a failing miss is a SERVFAIL rather than a timeout.
 	DefaultFetchTimeout = 1500 * time.Millisecond
@@ -55,6 +60,7 @@ func DefaultConfig() Config {
 		MaxStale:           DefaultMaxStale,
 		IdleTimeout:        DefaultIdleTimeout,
 		WatchWait:          DefaultWatchWait,
+		UnwatchedTTL:       DefaultUnwatchedTTL,
 		FetchTimeout:       DefaultFetchTimeout,
 		OutageFetchTimeout: DefaultOutageFetchTimeout,
 	}
@@ -69,6 +75,8 @@ func (c *Config) Validate() error {
 		return errors.New("cache: max_entries must be at least 1")
 	case c.MaxStale < 0 || c.NegativeTTL < 0:
 		return errors.New("cache: max_stale and negative ttl must not be negative")
+	case c.UnwatchedTTL <= 0:
+		return errors.New("cache: unwatched ttl must be positive")
 	case c.IdleTimeout <= 0 || c.WatchWait <= 0 || c.FetchTimeout <= 0 || c.OutageFetchTimeout <= 0:
 		return errors.New("cache: idle timeout, watch wait and fetch timeouts must be positive")
 	}

@@ -4,12 +4,21 @@
 //
 // Catalog keys are (datacenter, kind, name, tag, passing-only). A hit reads
 // one shard under a read lock; no lock is shared across keys. N concurrent
-// identical misses make one forwarder request (singleflight). Every key that
-// is asked for is kept fresh by a blocking query over the forwarder's single
-// connection, replaced as soon as the server's index moves; keys not asked
-// for within Config.IdleTimeout stop being watched and are dropped, and the
-// number of entries is bounded by Config.MaxEntries (least recently hit
-// goes first). When no server answers, entries keep being served for up to
+// identical misses make one forwarder request (singleflight).
+//
+// Push refresh: ONE blocking query per Catalog (the index watch) follows
+// the catalog index of the local datacenter. The servers' index is
+// table-wide — max(nodes, services, checks) — so a per-key blocking query
+// would wake on every change anyway; one query sees the same moves for the
+// price of one stream and one goroutine instead of ~35 KB per key (10,000
+// keys cost 333 MB with per-key watches). When the index moves, every key
+// hit within hotWindow (10 s) and answered below the new index is fetched
+// again, at most refreshWorkers (16) at a time; an unchanged answer keeps
+// its version, so packed wire answers survive. Colder keys are dropped and
+// fetched when next asked. Keys of other datacenters are served for
+// Config.UnwatchedTTL and then fetched again. Keys not asked for within
+// Config.IdleTimeout are dropped, and the number of entries is bounded by
+// Config.MaxEntries (least recently hit goes first). When no server answers, entries keep being served for up to
 // Config.MaxStale; a miss then fails at once (the resolver answers
 // SERVFAIL). Empty answers to cold misses are cached for NegativeTTL only.
 //
@@ -23,6 +32,7 @@
 //
 // Metrics: cairn_cache_hits_total, cairn_cache_misses_total,
 // cairn_cache_coalesced_total, cairn_cache_stale_hits_total,
-// cairn_cache_entries, cairn_cache_watched_keys,
+// cairn_cache_entries, cairn_cache_watched_keys (keys fetched again in the
+// last refresh round),
 // cairn_cache_wire_hits_total.
 package cache

@@ -263,6 +263,9 @@ func (f *Front) lookup(p []byte, q *question, turn uint32, out []byte) ([]byte, 
 		if d.version.Load() != we.vers[i] {
 			return nil, false
 		}
+		if v := d.val.Load(); v == nil || v.expires != 0 && now > v.expires {
+			return nil, false // a timed answer (other datacenter) past its TTL
+		}
 		if outage || d.stale.Load() {
 			if !f.cat.usable(d, d.val.Load(), now) {
 				return nil, false
@@ -352,7 +355,7 @@ func (f *Front) store(p []byte, q *question, resp []byte, rec *recorder) {
 		return
 	}
 	for i, d := range rec.deps {
-		if v := d.val.Load(); v == nil || v.expires != 0 || d.removed.Load() || d.version.Load() != rec.vers[i] {
+		if v := d.val.Load(); v == nil || v.empty() || d.removed.Load() || d.version.Load() != rec.vers[i] {
 			return // changed while we answered
 		}
 	}
