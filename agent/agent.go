@@ -455,6 +455,7 @@ func (a *Agent) startDNS(ctx context.Context) error {
 // startClientDNS serves the DNS port of a client agent through the cache's
 // wire-level front; the resolver answers only what the front cannot.
 func (a *Agent) startClientDNS(ctx context.Context, addr string, srv *resolver.Server) error {
+	cache.TuneClientRuntime() // GC settings of client agents: see cache/runtime.go
 	front, err := cache.NewFront(cache.FrontConfig{Addr: addr}, srv, a.cache, a.log.Named("dns"))
 	if err != nil {
 		return err

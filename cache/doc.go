@@ -30,6 +30,14 @@
 // so it is dropped the moment any of them changes. Both paths give the same
 // bytes apart from the ID and the order of shuffled records.
 //
+// Client runtime (TuneClientRuntime, runtime.go): a client agent runs with
+// GOGC=50 and a 20 MiB soft memory limit unless GOGC/GOMEMLIMIT are set.
+// Its steady state allocates nothing (wire hits), so the collector only
+// works while keys are filled or refreshed; the tighter heap took the
+// 10,000-name RSS from 65 to 42 MB together with single packings for
+// one-record answers. Of those 42 MB about 26 MB are file-backed pages of
+// the (one, client+server) binary, not heap.
+//
 // Metrics: cairn_cache_hits_total, cairn_cache_misses_total,
 // cairn_cache_coalesced_total, cairn_cache_stale_hits_total,
 // cairn_cache_entries, cairn_cache_watched_keys (keys fetched again in the

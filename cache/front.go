@@ -89,6 +89,9 @@ type wireEntry struct {
 	deps     []*entry
 	vers     []uint64
 	resps    [][]byte
+	// want is how many packings make the entry complete: rotations, or
+	// 1 for an answer with a single record (every shuffle is the same).
+	want int
 }
 
 type reader struct {
@@ -249,7 +252,7 @@ func (f *Front) shardFor(h uint64) *wireShard { return &f.shards[h%wireShards] }
 func (f *Front) lookup(p []byte, q *question, turn uint32, out []byte) ([]byte, bool) {
 	h := maphash.Bytes(f.seed, q.key)
 	we := (*f.shardFor(h).m.Load())[h]
-	if we == nil || !bytes.Equal(we.key, q.key) || len(we.resps) < rotations {
+	if we == nil || !bytes.Equal(we.key, q.key) || len(we.resps) < we.want {
 		return nil, false
 	}
 	name := p[headerLen:q.nameEnd]
@@ -276,7 +279,10 @@ func (f *Front) lookup(p []byte, q *question, turn uint32, out []byte) ([]byte, 
 			d.lastHit.Store(now)
 		}
 	}
-	resp := we.resps[turn%rotations]
+	resp := we.resps[0]
+	if we.want == rotations {
+		resp = we.resps[turn%rotations]
+	}
 	out = append(out, resp...)
 	out[0], out[1] = p[0], p[1]
 	out[2] = out[2]&^flagRD | p[2]&flagRD
@@ -371,9 +377,15 @@ func (f *Front) store(p []byte, q *question, resp []byte, rec *recorder) {
 		caseFree: caseFree(resp, q.nameEnd),
 		deps:     rec.deps,
 		vers:     rec.vers,
+		want:     rotations,
+	}
+	// One answer record and at most one additional (EDNS's OPT): nothing
+	// for a shuffle to reorder, so one packing serves every turn.
+	if binary.BigEndian.Uint16(resp[6:]) == 1 && binary.BigEndian.Uint16(resp[8:]) == 0 && binary.BigEndian.Uint16(resp[10:]) <= 1 {
+		ne.want = 1
 	}
 	if cur != nil && bytes.Equal(cur.key, q.key) && sameDeps(cur, rec) {
-		if len(cur.resps) >= rotations {
+		if len(cur.resps) >= cur.want {
 			return
 		}
 		ne.name, ne.caseFree = cur.name, cur.caseFree && ne.caseFree

@@ -5,8 +5,10 @@
 # core 1, identical options, same run. Prints:
 #   bench client_dns_qps cairn=<n> unbound=<m> ratio=<n/m> cairn_cpu_us_per_query=<x> unbound_cpu_us_per_query=<y>
 #   bench client_cpu_us_per_query_at_20k cairn=<x> unbound=<y>
-#   bench client_rss_mb=<x>   (after 1,000,000 queries over 10,000 names,
-#                              all registered: every name is a real hit)
+#   bench client_rss_mb=<x> anon_mb=<a> file_mb=<f>
+#                             (VmRSS after 1,000,000 queries over 10,000
+#                              names, all registered: every name is a real
+#                              hit; anon/file: RssAnon and RssFile)
 #   bench miss_p99_ms=<x> ...       (cmd/cairnbench --bench client)
 #   bench freshness_p99_ms=<x> ...  (cmd/cairnbench --bench client)
 # Server CPU is utime+stime from /proc/<pid>/stat over the dnsperf run,
@@ -213,6 +215,10 @@ UNBOUND_CPU20=$CPU_US
 for i in $(seq 1 10000); do echo "svc-$i.service.consul A"; done >"$WORK/names10k.txt"
 taskset -c $CLIENT_CORE dnsperf -s 127.0.0.1 -p "$DNS_PORT" -d "$WORK/names10k.txt" -n 100 -c 20 -q 200 >/dev/null 2>&1 || true
 RSS_KB=$(awk '/^VmRSS:/ {print $2}' "/proc/$CAIRN_PID/status")
+# The split: anonymous memory (heap, stacks) vs file-backed pages (the
+# binary's text and tables, shared and reclaimable).
+ANON_KB=$(awk '/^RssAnon:/ {print $2}' "/proc/$CAIRN_PID/status")
+FILE_KB=$(awk '/^RssFile:/ {print $2}' "/proc/$CAIRN_PID/status")
 ENTRIES=$(curl -sf --max-time 5 "http://127.0.0.1:$HTTP_PORT/v1/agent/metrics?format=prometheus" | awk '/^cairn_cache_entries / {print $2}')
 log "client cache entries after the RSS run: ${ENTRIES:-?}"
 if [ -n "${CLIENT_BENCH_PERF_DIR:-}" ]; then
@@ -221,9 +227,9 @@ if [ -n "${CLIENT_BENCH_PERF_DIR:-}" ]; then
 	grep -E '^(VmRSS|VmHWM|Threads)' "/proc/$CAIRN_PID/status" >&2
 fi
 
-awk -v c="$CAIRN_QPS" -v u="$UNBOUND_QPS" -v cc="$CAIRN_CPU" -v uc="$UNBOUND_CPU" -v c20="$CAIRN_CPU20" -v u20="$UNBOUND_CPU20" -v rss="$RSS_KB" 'BEGIN {
+awk -v c="$CAIRN_QPS" -v u="$UNBOUND_QPS" -v cc="$CAIRN_CPU" -v uc="$UNBOUND_CPU" -v c20="$CAIRN_CPU20" -v u20="$UNBOUND_CPU20" -v rss="$RSS_KB" -v anon="${ANON_KB:-0}" -v file="${FILE_KB:-0}" 'BEGIN {
 	printf "bench client_cpu_us_per_query_at_20k cairn=%s unbound=%s\n", c20, u20
-	printf "bench client_rss_mb=%.1f\n", rss / 1024
+	printf "bench client_rss_mb=%.1f anon_mb=%.1f file_mb=%.1f\n", rss / 1024, anon / 1024, file / 1024
 	printf "bench client_dns_qps cairn=%d unbound=%d ratio=%.3f cairn_cpu_us_per_query=%s unbound_cpu_us_per_query=%s\n", c, u, c / u, cc, uc
 }'
 
