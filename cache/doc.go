@@ -22,7 +22,10 @@
 // Config.MaxStale; a miss then fails at once (the resolver answers
 // SERVFAIL). Empty answers to cold misses are cached for NegativeTTL only.
 //
-// Front owns the UDP sockets of the DNS port. A question it has answered
+// Front owns the UDP sockets of the DNS port: blocking sockets, one per CPU,
+// each read by a goroutine sleeping in recvfrom (udp.go) rather than
+// through the netpoller, and client agents keep GOMAXPROCS >= 2 so sysmon
+// leaves those short syscalls alone (runtime.go). A question it has answered
 // before (same lower-cased name, type, class and EDNS size) is answered by
 // copying the packed response and patching the ID, the RD/CD bits and the
 // question's letter case; anything else goes through resolver.ServeDNS and

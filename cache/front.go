@@ -12,11 +12,9 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/miekg/dns"
 	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 )
 
 // Front limits.
@@ -48,8 +46,9 @@ const (
 type FrontConfig struct {
 	// Addr is the DNS host:port, bound for UDP (readers sockets) and TCP.
 	Addr string
-	// Readers is the number of UDP sockets; 0 means one per CPU, at most
-	// maxReaders.
+	// Readers is the number of UDP sockets, each read by a goroutine
+	// sleeping in recvfrom; 0 means one per CPU the process may run on,
+	// at most maxReaders.
 	Readers int
 }
 
@@ -66,7 +65,7 @@ type Front struct {
 	nwire  atomic.Int64
 	slow   chan struct{}
 
-	conns   []*net.UDPConn
+	conns   []*udpSock
 	readers []*reader
 	tcp     *dns.Server
 	udpAddr net.Addr
@@ -109,7 +108,7 @@ func NewFront(cfg FrontConfig, handler dns.Handler, cat *Catalog, logger *zap.Lo
 		return nil, fmt.Errorf("cache: front addr %q: %w", cfg.Addr, err)
 	}
 	if cfg.Readers <= 0 {
-		cfg.Readers = min(runtime.GOMAXPROCS(0), maxReaders)
+		cfg.Readers = min(runtime.NumCPU(), maxReaders)
 	}
 	if logger == nil {
 		logger = zap.NewNop()
@@ -134,17 +133,6 @@ func (f *Front) wireHits() uint64 {
 	return n
 }
 
-func reusePort(_, _ string, c syscall.RawConn) error {
-	var serr error
-	err := c.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-	})
-	if err != nil {
-		return err
-	}
-	return serr
-}
-
 // Start binds TCP, then the UDP sockets on the same port, and serves until
 // Close. When it returns nil the port answers.
 func (f *Front) Start(ctx context.Context) error {
@@ -152,22 +140,23 @@ func (f *Front) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cache: listen tcp %s: %w", f.cfg.Addr, err)
 	}
-	lc := net.ListenConfig{Control: reusePort}
+	bound, err := netip.ParseAddrPort(ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("cache: tcp address %s: %w", ln.Addr(), err)
+	}
 	for i := 0; i < f.cfg.Readers; i++ {
-		pc, err := lc.ListenPacket(ctx, "udp", ln.Addr().String())
+		u, err := listenUDP(bound)
 		if err != nil {
 			ln.Close()
 			for _, c := range f.conns {
-				c.Close()
+				c.close()
 			}
-			return fmt.Errorf("cache: listen udp %s: %w", ln.Addr(), err)
+			return fmt.Errorf("cache: listen udp %s: %w", bound, err)
 		}
-		c := pc.(*net.UDPConn)
-		_ = c.SetReadBuffer(socketBuffer)
-		_ = c.SetWriteBuffer(socketBuffer)
-		f.conns = append(f.conns, c)
+		f.conns = append(f.conns, u)
 	}
-	f.udpAddr, f.tcpAddr = f.conns[0].LocalAddr(), ln.Addr()
+	f.udpAddr, f.tcpAddr = f.conns[0].local, ln.Addr()
 	started := make(chan struct{})
 	f.tcp = &dns.Server{Listener: ln, Handler: f.handler, NotifyStartedFunc: func() { close(started) }}
 	f.wg.Add(1)
@@ -202,32 +191,33 @@ func (f *Front) Close() error {
 		errs = append(errs, f.tcp.Shutdown())
 	}
 	for _, c := range f.conns {
-		errs = append(errs, c.Close())
+		c.shutdown()
 	}
 	f.wg.Wait()
+	for _, c := range f.conns {
+		errs = append(errs, c.close())
+	}
 	return errors.Join(errs...)
 }
 
-func (f *Front) serveUDP(c *net.UDPConn, r *reader) {
+func (f *Front) serveUDP(c *udpSock, r *reader) {
 	buf := make([]byte, readSize)
 	out := make([]byte, 0, readSize)
 	var keyBuf [maxKeyLen]byte
 	var q question
 	var turn uint32
-	for {
-		n, addr, err := c.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if f.closed.Load() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue // transient (e.g. ICMP-induced); the loop ends on Close
+	var from peer
+	for !f.closed.Load() {
+		n, err := c.recv(buf, &from)
+		if err != nil || n == 0 {
+			continue // read timeout, shutdown, EINTR or ICMP-induced: the loop ends on Close
 		}
 		p := buf[:n]
 		turn++
 		if parseQuery(p, &q, &keyBuf) {
 			if resp, ok := f.lookup(p, &q, turn, out[:0]); ok {
 				r.hits.Add(1)
-				_, _ = c.WriteToUDPAddrPort(resp, addr)
+				_ = c.send(resp, &from)
 				continue
 			}
 		}
@@ -237,11 +227,12 @@ func (f *Front) serveUDP(c *net.UDPConn, r *reader) {
 			continue // overloaded: drop, the client retries
 		}
 		pkt := bytes.Clone(p)
+		to := from
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()
 			defer func() { <-f.slow }()
-			f.serveSlow(c, addr, pkt)
+			f.serveSlow(c, &to, pkt)
 		}()
 	}
 }
@@ -295,7 +286,7 @@ func (f *Front) lookup(p []byte, q *question, turn uint32, out []byte) ([]byte, 
 
 // serveSlow answers one query through the resolver, like miekg/dns's
 // server would, and keeps the packed answer when it may be reused.
-func (f *Front) serveSlow(c *net.UDPConn, addr netip.AddrPort, p []byte) {
+func (f *Front) serveSlow(c *udpSock, to *peer, p []byte) {
 	if len(p) < headerLen {
 		return // miekg/dns drops what has no header
 	}
@@ -307,7 +298,7 @@ func (f *Front) serveSlow(c *net.UDPConn, addr netip.AddrPort, p []byte) {
 		Nscount: binary.BigEndian.Uint16(p[8:]),
 		Arcount: binary.BigEndian.Uint16(p[10:]),
 	}
-	w := &udpWriter{conn: c, addr: addr}
+	w := &udpWriter{conn: c, to: to}
 	req := new(dns.Msg)
 	action := dns.DefaultMsgAcceptFunc(dh)
 	if action == dns.MsgAccept {
@@ -423,14 +414,14 @@ func sameDeps(we *wireEntry, rec *recorder) bool {
 // udpWriter is the dns.ResponseWriter of the full path: it sends and
 // keeps a copy of what it sent.
 type udpWriter struct {
-	conn    *net.UDPConn
-	addr    netip.AddrPort
+	conn    *udpSock
+	to      *peer
 	written []byte
 }
 
-func (w *udpWriter) LocalAddr() net.Addr { return w.conn.LocalAddr() }
+func (w *udpWriter) LocalAddr() net.Addr { return w.conn.local }
 func (w *udpWriter) RemoteAddr() net.Addr {
-	return net.UDPAddrFromAddrPort(w.addr)
+	return net.UDPAddrFromAddrPort(w.to.addrPort())
 }
 func (w *udpWriter) Network() string { return "udp" }
 
@@ -445,7 +436,10 @@ func (w *udpWriter) WriteMsg(m *dns.Msg) error {
 
 func (w *udpWriter) Write(b []byte) (int, error) {
 	w.written = bytes.Clone(b)
-	return w.conn.WriteToUDPAddrPort(b, w.addr)
+	if err := w.conn.send(b, w.to); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 func (w *udpWriter) Close() error        { return nil }

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"os"
+	"runtime"
 	"runtime/debug"
 )
 
@@ -19,9 +20,21 @@ const (
 	ClientMemoryLimit = 20 << 20
 )
 
-// TuneClientRuntime applies the client settings above unless GOGC or
-// GOMEMLIMIT are set in the environment (an operator's choice wins).
+// minProcs is the least GOMAXPROCS of a client agent. The front's UDP
+// readers sleep in recvfrom outside the netpoller (see udp.go), holding
+// their P in a syscall. With a single P, sysmon takes it from every
+// sleeping reader, and each packet then pays a P handoff and a sysmon
+// wake-up; with a second (idle) P sysmon leaves a short syscall alone.
+// It is not more parallelism: under taskset -c 0 both Ps share the core.
+const minProcs = 2
+
+// TuneClientRuntime applies the client settings above unless GOGC,
+// GOMEMLIMIT or GOMAXPROCS are set in the environment (an operator's
+// choice wins).
 func TuneClientRuntime() {
+	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < minProcs {
+		runtime.GOMAXPROCS(minProcs)
+	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(ClientGCPercent)
 	}
