@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -89,8 +90,10 @@ const (
 	watchGrace = 15 * time.Second
 	// hotWindow: when the catalog index moves, keys hit within it are
 	// fetched again at once (push refresh); older ones are dropped and
-	// fetched when next asked.
-	hotWindow = 10 * time.Second
+	// fetched when next asked. Every hot key costs a fetch per catalog
+	// change and delays the rest of the round: a second-old miss is cheaper
+	// than refreshing keys nobody is asking for.
+	hotWindow = 2 * time.Second
 	// refreshWorkers bounds the fetches of one refresh round.
 	refreshWorkers = 16
 	// indexProbe is the service the index watch asks for. No such service
@@ -499,6 +502,13 @@ func (c *Catalog) refreshRound(idx uint64) {
 	if len(hot) == 0 {
 		return
 	}
+	// Most recently hit first: the keys being asked right now are the
+	// ones whose staleness someone would see.
+	last := make(map[*entry]int64, len(hot))
+	for _, e := range hot {
+		last[e] = e.lastHit.Load()
+	}
+	slices.SortFunc(hot, func(a, b *entry) int { return cmp.Compare(last[b], last[a]) })
 	work := make(chan *entry)
 	var wg sync.WaitGroup
 	for range min(refreshWorkers, len(hot)) {

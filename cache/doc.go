@@ -12,7 +12,7 @@
 // would wake on every change anyway; one query sees the same moves for the
 // price of one stream and one goroutine instead of ~35 KB per key (10,000
 // keys cost 333 MB with per-key watches). When the index moves, every key
-// hit within hotWindow (10 s) and answered below the new index is fetched
+// hit within hotWindow (2 s) and answered below the new index is fetched
 // again, at most refreshWorkers (16) at a time; an unchanged answer keeps
 // its version, so packed wire answers survive. Colder keys are dropped and
 // fetched when next asked. Keys of other datacenters are served for
