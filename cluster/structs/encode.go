@@ -23,7 +23,7 @@ var msgpackHandle = MsgpackHandle() // read-only after init
 // Encode returns a Raft log entry: t followed by msg's command encoding
 // (see command.go) for the three command types, msgpack otherwise.
 func Encode(t MessageType, msg any) ([]byte, error) {
-	if out, ok := appendCommand([]byte{byte(t)}, msg); ok {
+	if out, ok := appendCommand(append(make([]byte, 0, commandSizeHint), byte(t)), msg); ok {
 		return out, nil
 	}
 	var buf bytes.Buffer
