@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 
+	"github.com/cairnd/cairn/cache"
 	"github.com/cairnd/cairn/cluster/state"
 	"github.com/cairnd/cairn/cluster/structs"
 	"github.com/cairnd/cairn/resolver"
@@ -56,37 +57,7 @@ func (c *dnsCatalog) ServiceNodes(ctx context.Context, dc, service, tag string, 
 		}
 		nodes = out.Nodes
 	}
-	return AppendInstances(dst, nodes), nil
-}
-
-// AppendInstances converts catalog rows to resolver instances, sharing the
-// (immutable) maps and slices rather than copying them.
-func AppendInstances(dst []resolver.Instance, nodes []structs.CheckServiceNode) []resolver.Instance {
-	for i := range nodes {
-		n := &nodes[i]
-		if n.Node == nil || n.Service == nil {
-			continue
-		}
-		in := resolver.Instance{
-			Node:      resolver.Node{Name: n.Node.Node, Address: n.Node.Address, Datacenter: n.Node.Datacenter, Meta: n.Node.Meta},
-			ServiceID: n.Service.ID,
-			Service:   n.Service.Service,
-			Address:   n.Service.Address,
-			Port:      n.Service.Port,
-			Tags:      n.Service.Tags,
-			Meta:      n.Service.Meta,
-			Status:    structs.AggregateStatus(n.Checks),
-		}
-		if w := n.Service.Weights; w != nil {
-			in.Weights = resolver.Weights{Passing: w.Passing, Warning: w.Warning}
-		}
-		dst = append(dst, in)
-	}
-	return dst
-}
-
-func toNode(n *structs.Node) resolver.Node {
-	return resolver.Node{Name: n.Node, Address: n.Address, Datacenter: n.Datacenter, Meta: n.Meta}
+	return cache.AppendInstances(dst, nodes), nil
 }
 
 func (c *dnsCatalog) Node(ctx context.Context, dc, name string) (*resolver.Node, error) {
@@ -106,7 +77,7 @@ func (c *dnsCatalog) Node(ctx context.Context, dc, name string) (*resolver.Node,
 	if n == nil {
 		return nil, nil
 	}
-	rn := toNode(n)
+	rn := cache.ToNode(n)
 	return &rn, nil
 }
 
@@ -129,7 +100,7 @@ func (c *dnsCatalog) Nodes(ctx context.Context, dc string) ([]resolver.Node, err
 	}
 	out := make([]resolver.Node, 0, len(nodes))
 	for _, n := range nodes {
-		out = append(out, toNode(n))
+		out = append(out, cache.ToNode(n))
 	}
 	return out, nil
 }
@@ -155,7 +126,7 @@ func (c *dnsCatalog) ServicesByAddress(ctx context.Context, dc, addr string) ([]
 			return nil, err
 		}
 		for _, in := range insts {
-			if ip := net.ParseIP(in.Address); ip != nil && want != nil && ip.Equal(want) || in.Address == addr {
+			if ip := net.ParseIP(in.Address); in.Address == addr || (ip != nil && want != nil && ip.Equal(want)) {
 				out = append(out, in)
 			}
 		}

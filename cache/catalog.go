@@ -621,7 +621,7 @@ func (c *Catalog) fetch(ctx context.Context, k key, minIndex uint64) (*value, er
 		err = c.rpc(ctx, structs.MethodCatalogNodeServices, &structs.NodeSpecificRequest{Datacenter: k.dc, Node: k.name, QueryOptions: q}, &out)
 		v.index = out.Index
 		if out.NodeServices != nil && out.NodeServices.Node != nil {
-			n := toNode(out.NodeServices.Node)
+			n := ToNode(out.NodeServices.Node)
 			v.node = &n
 		}
 	case kindNodes:
@@ -629,7 +629,7 @@ func (c *Catalog) fetch(ctx context.Context, k key, minIndex uint64) (*value, er
 		err = c.rpc(ctx, structs.MethodCatalogListNodes, &structs.DCSpecificRequest{Datacenter: k.dc, QueryOptions: q}, &out)
 		v.index = out.Index
 		for _, n := range out.Nodes {
-			v.nodes = append(v.nodes, toNode(n))
+			v.nodes = append(v.nodes, ToNode(n))
 		}
 	}
 	if err != nil {

@@ -5,17 +5,22 @@ import (
 	"github.com/cairnd/cairn/resolver"
 )
 
-// instances converts catalog rows to resolver instances once per fetch,
-// sharing the (immutable) maps and slices of the decoded reply.
+// instances converts catalog rows to resolver instances once per fetch.
 func instances(nodes []structs.CheckServiceNode) []resolver.Instance {
-	out := make([]resolver.Instance, 0, len(nodes))
+	return AppendInstances(make([]resolver.Instance, 0, len(nodes)), nodes)
+}
+
+// AppendInstances appends catalog rows to dst as resolver instances,
+// sharing the (immutable) maps and slices of the rows rather than copying
+// them. Servers use it per query on their local state, clients per fetch.
+func AppendInstances(out []resolver.Instance, nodes []structs.CheckServiceNode) []resolver.Instance {
 	for i := range nodes {
 		n := &nodes[i]
 		if n.Node == nil || n.Service == nil {
 			continue
 		}
 		in := resolver.Instance{
-			Node:      toNode(n.Node),
+			Node:      ToNode(n.Node),
 			ServiceID: n.Service.ID,
 			Service:   n.Service.Service,
 			Address:   n.Service.Address,
@@ -32,6 +37,7 @@ func instances(nodes []structs.CheckServiceNode) []resolver.Instance {
 	return out
 }
 
-func toNode(n *structs.Node) resolver.Node {
+// ToNode converts a catalog node to the resolver's view of it.
+func ToNode(n *structs.Node) resolver.Node {
 	return resolver.Node{Name: n.Node, Address: n.Address, Datacenter: n.Datacenter, Meta: n.Meta}
 }
