@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -431,7 +430,7 @@ func TestGossipCluster(t *testing.T) {
 	t.Run("monitor", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		var buf lockedBuf
+		var buf agenttest.LockedBuffer
 		cmd := exec.CommandContext(ctx, bin, "monitor", "-log-level", "debug")
 		cmd.Env = append(os.Environ(), "CAIRN_HTTP_ADDR="+c1.HTTPAddr())
 		cmd.Stdout, cmd.Stderr = &buf, &buf
@@ -635,23 +634,4 @@ func mustKeygen(t *testing.T, bin string) string {
 		t.Fatalf("keygen exit %d", code)
 	}
 	return out
-}
-
-// lockedBuf is a bytes.Buffer safe for a process writing while the test
-// reads.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -146,22 +146,26 @@ type Proc struct {
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
-	log *lockedBuffer
+	log *LockedBuffer
 	ch  chan struct{}
 }
 
-type lockedBuffer struct {
+// LockedBuffer is a bytes.Buffer safe for a process writing while the
+// test reads. The zero value is ready to use.
+type LockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+// Write appends p to the buffer.
+func (l *LockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+// String returns the contents written so far.
+func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -171,7 +175,7 @@ func (l *lockedBuffer) String() string {
 // --data-dir (unless args contain --dev). It is killed on test cleanup.
 func Start(t testing.TB, bin, name string, ports Ports, args ...string) *Proc {
 	t.Helper()
-	p := &Proc{t: t, Name: name, Bin: bin, Ports: ports, log: &lockedBuffer{}}
+	p := &Proc{t: t, Name: name, Bin: bin, Ports: ports, log: &LockedBuffer{}}
 	full := []string{"agent", "--node", name, "--bind", "127.0.0.1", "--client", "127.0.0.1", "--log-level", "debug"}
 	full = append(full, ports.Flags()...)
 	dev := false
