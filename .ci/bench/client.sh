@@ -22,67 +22,12 @@
 # cost then shows in the CPU figures).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ROOT=$PWD
-BIN=${CAIRN_BIN:-$ROOT/bin/cairn}
-SECONDS_RUN=${DNS_BENCH_SECONDS:-15}
-NAMES=100
-
-log() { echo "client.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
-
-if ! command -v dnsperf >/dev/null 2>&1 || ! command -v unbound >/dev/null 2>&1; then
-	SUDO=""
-	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-	log "installing dnsperf and unbound"
-	timeout 300 $SUDO apt-get update -qq >&2
-	DEBIAN_FRONTEND=noninteractive timeout 600 $SUDO apt-get install -y -qq dnsperf unbound >&2
-fi
-# The Debian package starts a system unbound on :53; ours uses its own port.
-[ -x "$BIN" ] || make build >&2
-
-SERVER_CORE=0
-CLIENT_CORE=1
-if [ "$(nproc)" -lt 2 ]; then
-	log "only one CPU: server and dnsperf share core 0 (numbers are not comparable to 2-core runs)"
-	CLIENT_CORE=0
-fi
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$p" 2>/dev/null || true
-	done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-# free_port prints a port free for TCP and UDP on 127.0.0.1.
-free_port() {
-	python3 - <<'PY'
-import socket
-for _ in range(50):
-    t = socket.socket(); t.bind(("127.0.0.1", 0)); port = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", port))
-    except OSError:
-        t.close(); continue
-    u.close(); t.close(); print(port); break
-PY
-}
-
+. .ci/bench/lib/common.sh
+PERF_DIR=${CLIENT_BENCH_PERF_DIR:-}
+bench_setup
 
 UNBOUND_PORT=$(free_port)
-: >"$WORK/queries.txt"
-: >"$WORK/local-data.conf"
-addr_of() { echo "10.0.$(($1 / 200)).$(($1 % 200 + 1))"; }
-for i in $(seq 1 $NAMES); do
-	echo "svc-$i.service.consul A" >>"$WORK/queries.txt"
-	echo "    local-data: \"svc-$i.service.consul. 0 IN A $(addr_of "$i")\"" >>"$WORK/local-data.conf"
-done
+write_names
 
 # start_agent NAME CORES ARGS... -> prints "pid dns http serf"
 start_agent() {
@@ -107,14 +52,10 @@ read -r CAIRN_PID DNS_PORT HTTP_PORT _ < <(start_agent bc1 "$SERVER_CORE" --retr
 PIDS+=("$CAIRN_PID")
 log "3 servers on cores $OTHER, client agent (dns :$DNS_PORT) on core $SERVER_CORE"
 
-register() {
-	curl -sf -X PUT --max-time 2 "http://127.0.0.1:$S1_HTTP/v1/catalog/register" \
-		--data "{\"Node\":\"n$1\",\"Address\":\"$(addr_of "$1")\",\"Service\":{\"Service\":\"svc-$1\",\"Port\":80}}" >/dev/null
-}
 ok=""
 for _ in $(seq 600); do
 	kill -0 "$S1_PID" 2>/dev/null || { cat "$WORK/bs1.log" >&2; die "server exited"; }
-	if register 1; then ok=1; break; fi
+	if register "$S1_HTTP" 1; then ok=1; break; fi
 	sleep 0.1
 done
 [ -n "$ok" ] || { tail -20 "$WORK/bs1.log" >&2; die "servers did not accept registrations within 60s"; }
@@ -123,79 +64,15 @@ done
 seq $((NAMES + 1)) 10000 | xargs -P 16 -I{} curl -sf -X PUT --max-time 10 --retry 3 "http://127.0.0.1:$S1_HTTP/v1/catalog/register" \
 	--data '{"Node":"n{}","Address":"10.9.9.9","Service":{"Service":"svc-{}","Port":80}}' -o /dev/null ||
 	die "registering 10,000 services failed"
-for i in $(seq 2 $NAMES); do register "$i" || die "register svc-$i failed"; done
+for i in $(seq 2 $NAMES); do register "$S1_HTTP" "$i" || die "register svc-$i failed"; done
 
-wait_answer() { # port name want
-	for _ in $(seq 100); do
-		[ "$(dig +short +time=1 +tries=1 @127.0.0.1 -p "$1" "$2" A 2>/dev/null)" = "$3" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 wait_answer "$DNS_PORT" "svc-$NAMES.service.consul" "$(addr_of $NAMES)" || { tail -20 "$WORK/bc1.log" >&2; die "client does not answer svc-$NAMES"; }
 # Warm every name (and its packed rotations) so the run is all hits.
 for _ in 1 2 3 4 5 6; do
 	taskset -c $CLIENT_CORE dnsperf -s 127.0.0.1 -p "$DNS_PORT" -d "$WORK/queries.txt" -n 1 >/dev/null 2>&1 || true
 done
-cat >"$WORK/unbound.conf" <<CONF
-server:
-    interface: 127.0.0.1
-    port: $UNBOUND_PORT
-    do-ip6: no
-    do-daemonize: no
-    username: ""
-    chroot: ""
-    directory: "$WORK"
-    pidfile: ""
-    use-syslog: no
-    logfile: ""
-    verbosity: 0
-    num-threads: 1
-    so-reuseport: yes
-    so-rcvbuf: 4m
-    so-sndbuf: 4m
-    num-queries-per-thread: 4096
-    outgoing-range: 8192
-    access-control: 127.0.0.0/8 allow
-    local-zone: "consul." static
-$(cat "$WORK/local-data.conf")
-remote-control:
-    control-enable: no
-CONF
-log "starting unbound (:$UNBOUND_PORT) on core $SERVER_CORE"
-taskset -c $SERVER_CORE unbound -d -c "$WORK/unbound.conf" >"$WORK/unbound.log" 2>&1 &
-UNBOUND_PID=$!
-PIDS+=("$UNBOUND_PID")
-wait_answer "$UNBOUND_PORT" "svc-$NAMES.service.consul" "$(addr_of $NAMES)" || { cat "$WORK/unbound.log" >&2; die "unbound does not answer"; }
-
-TCK=$(getconf CLK_TCK)
-cpu_ticks() { # utime+stime of a pid; the comm field is skipped first
-	sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
-}
-
-# run_perf NAME PORT PID [dnsperf args] -> sets QPS and CPU_US
-run_perf() {
-	local out before after done_q noerr name=$1 port=$2 pid=$3
-	shift 3
-	before=$(cpu_ticks "$pid")
-	local perfpid=""
-	if [ -n "${CLIENT_BENCH_PERF_DIR:-}" ]; then # profile the server of this run
-		mkdir -p "$CLIENT_BENCH_PERF_DIR"
-		perf record -q -g -p "$pid" -o "$CLIENT_BENCH_PERF_DIR/$name-$#.data" -- sleep "$SECONDS_RUN" >/dev/null 2>&1 &
-		perfpid=$!
-	fi
-	out=$(taskset -c $CLIENT_CORE dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" \
-		-T 1 -c 20 -q 100 -l "$SECONDS_RUN" "$@" 2>&1) || { echo "$out" >&2; die "dnsperf against $name failed"; }
-	after=$(cpu_ticks "$pid")
-	[ -z "$perfpid" ] || wait "$perfpid" || true
-	echo "$out" | sed "s/^/[$name] /" >&2
-	QPS=$(echo "$out" | awk '/Queries per second:/ {print $4}')
-	done_q=$(echo "$out" | awk '/Queries completed:/ {print $3}')
-	noerr=$(echo "$out" | awk '/Response codes:/ {for (i=1;i<=NF;i++) if ($i=="NOERROR") print $(i+1)}')
-	[ -n "$QPS" ] && [ -n "$done_q" ] && [ "$done_q" -gt 0 ] || die "no dnsperf result for $name"
-	[ "${noerr:-0}" -eq "$done_q" ] || die "$name answered $done_q queries but only ${noerr:-0} NOERROR"
-	CPU_US=$(awk -v t="$((after - before))" -v hz="$TCK" -v q="$done_q" 'BEGIN {printf "%.2f", t / hz * 1e6 / q}')
-}
+start_unbound "so-reuseport: yes" "so-rcvbuf: 4m" "so-sndbuf: 4m" \
+	"num-queries-per-thread: 4096" "outgoing-range: 8192"
 
 log "dnsperf against cairn for ${SECONDS_RUN}s"
 run_perf cairn "$DNS_PORT" "$CAIRN_PID"
