@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -136,8 +135,7 @@ func (s *Server) ensureNodeHealth(m serf.Member, status, output string) {
 			cur = c
 		}
 	}
-	_, dc, isServer := "", m.Tags[gossip.TagDC], m.Tags[gossip.TagRole] == gossip.RoleServer
-	_ = dc
+	isServer := m.Tags[gossip.TagRole] == gossip.RoleServer
 	needService := false
 	var port int
 	if isServer {
@@ -314,6 +312,3 @@ func (s *Server) FireUserEvent(ev *structs.UserEvent) error {
 	}
 	return s.lan.Serf().UserEvent(UserEventPrefix+ev.Name, payload, false)
 }
-
-// hostPort is a tiny helper for logs and tests.
-func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }

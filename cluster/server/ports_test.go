@@ -2,8 +2,11 @@ package server
 
 import (
 	"net"
+	"strconv"
 	"testing"
 )
+
+func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
 
 // freePort returns a port free for both TCP and UDP on 127.0.0.1.
 func freePort(t *testing.T) int {

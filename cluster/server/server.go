@@ -336,14 +336,12 @@ func (s *Server) Leader() string {
 // Leave leaves gracefully: a server first removes itself from the Raft
 // configuration (through the leader), then leaves the LAN/WAN pools.
 func (s *Server) Leave(ctx context.Context) error {
-	if s.raft != nil {
-		if s.IsLeader() {
-			if err := s.raft.RemoveServer(raft.ServerID(s.cfg.NodeName), 0, 0).Error(); err != nil {
-				s.log.Warn("remove self from raft", zap.Error(err))
-			}
-		} else {
-			// The leader removes us when it sees serf "left"; give it a
-			// moment so the remaining servers keep quorum arithmetic right.
+	// A leader removes itself from the Raft configuration; a follower is
+	// removed by the leader when serf reports it "left" (waited for below),
+	// so the remaining servers' quorum arithmetic is right afterwards.
+	if s.raft != nil && s.IsLeader() {
+		if err := s.raft.RemoveServer(raft.ServerID(s.cfg.NodeName), 0, 0).Error(); err != nil {
+			s.log.Warn("remove self from raft", zap.Error(err))
 		}
 	}
 	var errs []error

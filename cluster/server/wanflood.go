@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net"
 	"strconv"
 
 	"github.com/cairnd/cairn/cluster/gossip"
@@ -30,7 +31,7 @@ func (s *Server) floodWAN(m serf.Member) {
 			return
 		}
 	}
-	addr := hostPort(m.Addr.String(), port)
+	addr := net.JoinHostPort(m.Addr.String(), strconv.Itoa(port))
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
