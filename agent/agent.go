@@ -38,6 +38,10 @@ const (
 	httpReadHeaderTimeout = 10 * time.Second
 )
 
+// fastGossip reports CAIRN_FAST_GOSSIP=1: tests shorten serf and Raft
+// timings with it (see doc.go); it is deliberately not a config key.
+func fastGossip() bool { return os.Getenv("CAIRN_FAST_GOSSIP") == "1" }
+
 // Options are what the CLI hands to Run.
 type Options struct {
 	ConfigDirs []string
@@ -200,8 +204,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		sc.RetryJoinWAN = cfg.RetryJoinWAN
 		sc.EncryptKey = key
 		sc.ReconnectTimeout = cfg.ReconnectTimeout.Duration()
-		sc.FastGossip = cfg.Dev || os.Getenv("CAIRN_FAST_GOSSIP") == "1"
-		applyRaftTuning(&sc, cfg)
+		sc.FastGossip = cfg.Dev || fastGossip()
 		sc.Build = Version
 		sc.Logger = a.log.Named("server")
 		sc.Registry = a.reg
@@ -257,7 +260,7 @@ func (a *Agent) startClient(bind string, key []byte) error {
 		},
 		EncryptKey:       key,
 		ReconnectTimeout: cfg.ReconnectTimeout.Duration(),
-		Fast:             os.Getenv("CAIRN_FAST_GOSSIP") == "1",
+		Fast:             fastGossip(),
 	}, a.log.Named("serf.lan"))
 	if err != nil {
 		return err
@@ -278,7 +281,7 @@ func (a *Agent) startClient(bind string, key []byte) error {
 	go func() {
 		defer a.wg.Done()
 		interval := 30 * time.Second
-		if os.Getenv("CAIRN_FAST_GOSSIP") == "1" {
+		if fastGossip() {
 			interval = time.Second
 		}
 		_ = pool.RetryJoin(a.ctx.Done(), cfg.RetryJoin, interval, 0)
