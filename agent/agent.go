@@ -371,7 +371,7 @@ func (a *Agent) startSync() {
 			}
 			return 1
 		},
-	}, a.local, local.RPCer(rpcAdapter{a}), a.log.Named("anti-entropy"))
+	}, a.local, a, a.log.Named("anti-entropy"))
 	a.wg.Add(2)
 	go func() {
 		defer a.wg.Done()
@@ -384,12 +384,6 @@ func (a *Agent) startSync() {
 			a.checks.removeForService(id)
 		})
 	}()
-}
-
-type rpcAdapter struct{ a *Agent }
-
-func (r rpcAdapter) RPC(ctx context.Context, method string, args, reply any) error {
-	return r.a.RPC(ctx, method, args, reply)
 }
 
 // RPC runs method in-process on servers, through the forwarder on clients.
