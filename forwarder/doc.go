@@ -16,7 +16,7 @@
 // process; otherwise Call returns ErrWriteOutcomeUnknown and the caller
 // decides (a write is never resent blindly).
 //
-// Metrics: cairn_forwarder_requests_total{result="ok"|"error"} (one per
+// Metrics: cairn_forwarder_requests_total{method, result="ok"|"error"} (one per
 // Call, retries not double-counted), cairn_forwarder_connections (open
 // server connections: 1 in steady state, 2 while a rebalance drains),
 // cairn_forwarder_retries_total, cairn_forwarder_failovers_total,

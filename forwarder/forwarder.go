@@ -430,9 +430,9 @@ func (f *Forwarder) release(c *conn) {
 func (f *Forwarder) Call(ctx context.Context, method string, args, reply any, idempotent bool) error {
 	err := f.call(ctx, method, args, reply, idempotent)
 	if err != nil {
-		f.metrics.requests.WithLabelValues("error").Inc()
+		f.metrics.requests.WithLabelValues(method, "error").Inc()
 	} else {
-		f.metrics.requests.WithLabelValues("ok").Inc()
+		f.metrics.requests.WithLabelValues(method, "ok").Inc()
 	}
 	return err
 }

@@ -7,7 +7,7 @@ import (
 )
 
 type metrics struct {
-	requests    *prometheus.CounterVec // result: ok | error
+	requests    *prometheus.CounterVec // method, result: ok | error
 	connections prometheus.Gauge
 	retries     prometheus.Counter
 	failovers   prometheus.Counter
@@ -18,8 +18,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_forwarder_requests_total",
-			Help: "RPCs sent to servers through the forwarder, by result (ok, error).",
-		}, []string{"result"}),
+			Help: "RPCs sent to servers through the forwarder, by method and result (ok, error).",
+		}, []string{"method", "result"}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "cairn_forwarder_connections",
 			Help: "Open client-to-server connections (1 in steady state, 2 briefly while rebalancing).",

@@ -3,7 +3,6 @@ package agenttest
 import (
 	"bytes"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -11,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -71,45 +71,48 @@ func moduleRoot() (string, error) {
 }
 
 // Ports are drawn below the kernel's ephemeral range (32768–60999 on
-// Linux): a port the kernel hands out for some outgoing connection between
-// our probe and the agent's bind would otherwise make the agent fail with
-// "address already in use".
+// Linux), so that a port the kernel hands to some outgoing connection
+// between our probe and the agent's bind cannot collide. Within one test
+// process ports are handed out in sequence and never twice (two agents
+// started back to back must not both get a port neither has bound yet);
+// each process starts at an offset derived from its pid so parallel test
+// binaries walk different stretches.
 const (
 	portRangeLo = 20000
 	portRangeHi = 32000
 )
 
+// nextPort is the only package-level state here: the cursor that keeps
+// this test process from handing out a port twice.
+var nextPort atomic.Int64
+
+func claimPort() int {
+	if nextPort.Load() == 0 {
+		nextPort.CompareAndSwap(0, int64((os.Getpid()*7919)%(portRangeHi-portRangeLo)))
+	}
+	return portRangeLo + int(nextPort.Add(1)%(portRangeHi-portRangeLo))
+}
+
 // FreePorts returns n distinct ports free for TCP and UDP on 127.0.0.1.
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
-	var lns []net.Listener
-	var pcs []net.PacketConn
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-		for _, p := range pcs {
-			p.Close()
-		}
-	}()
 	for tries := 0; len(ports) < n; tries++ {
-		if tries > 10000 {
+		if tries > portRangeHi-portRangeLo {
 			t.Fatalf("agenttest: no free ports in %d-%d", portRangeLo, portRangeHi)
 		}
-		port := portRangeLo + rand.IntN(portRangeHi-portRangeLo)
+		port := claimPort()
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue
 		}
 		pc, err := net.ListenPacket("udp", addr)
+		l.Close()
 		if err != nil {
-			l.Close()
 			continue
 		}
-		lns = append(lns, l)
-		pcs = append(pcs, pc)
+		pc.Close()
 		ports = append(ports, port)
 	}
 	return ports

@@ -230,9 +230,15 @@ func TestThreeServersForwardAndCatchUpBySnapshot(t *testing.T) {
 		}
 		return nil
 	})
-	if restarted.raft.Stats()["last_snapshot_index"] == "0" {
-		t.Fatalf("restarted follower caught up without a snapshot: %v", restarted.raft.Stats())
-	}
+	// Raft records the installed snapshot in its stats just after the FSM
+	// restore that made the keys visible; the leader's log no longer holds
+	// the entries the follower missed, so a snapshot is the only way.
+	waitFor(t, 10*time.Second, "installed snapshot recorded", func() error {
+		if restarted.raft.Stats()["last_snapshot_index"] == "0" {
+			return fmt.Errorf("no snapshot recorded yet: %v", restarted.raft.Stats())
+		}
+		return nil
+	})
 	if got := restarted.raft.State(); got == raft.Shutdown {
 		t.Fatalf("restarted server is %v", got)
 	}
