@@ -7,7 +7,6 @@ package agent_test
 // still answered and uncached ones fail fast with SERVFAIL.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -52,36 +51,15 @@ func cacheHTTP(method, url string, body any) ([]byte, error) {
 	return b, err
 }
 
-// cacheMetric sums the samples of name in p's Prometheus exposition.
 // cacheMetric sums the samples of metric name whose line contains every
-// one of labels (e.g. `method="Health.ServiceNodes"`).
+// one of labels (e.g. `method="Health.ServiceNodes"`); 0 if none yet.
 func cacheMetric(t *testing.T, p *agenttest.Proc, name string, labels ...string) float64 {
 	t.Helper()
-	b, err := cacheHTTP(http.MethodGet, "http://"+p.HTTPAddr()+"/v1/agent/metrics?format=prometheus", nil)
-	if err != nil {
+	v, err := e2eMetric(http.DefaultClient, p, name, labels...)
+	if err != nil && !strings.Contains(err.Error(), "not exposed") {
 		t.Fatal(err)
 	}
-	var sum float64
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
-			continue
-		}
-		matched := true
-		for _, l := range labels {
-			matched = matched && strings.Contains(rest, l)
-		}
-		if !matched {
-			continue
-		}
-		f := strings.Fields(line)
-		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-		sum += v
-	}
-	return sum
+	return v
 }
 
 // register puts an external instance of service on node with one check.

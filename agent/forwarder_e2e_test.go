@@ -97,7 +97,7 @@ func e2ePut(c *http.Client, url string, body []byte) ([]byte, error) {
 
 // e2eMetric sums every sample of the named metric (all label sets) in the
 // agent's Prometheus exposition.
-func e2eMetric(c *http.Client, p *agenttest.Proc, name string) (float64, error) {
+func e2eMetric(c *http.Client, p *agenttest.Proc, name string, labels ...string) (float64, error) {
 	b, _, err := e2eGet(c, "http://"+p.HTTPAddr()+"/v1/agent/metrics?format=prometheus", 5*time.Second)
 	if err != nil {
 		return 0, err
@@ -108,11 +108,15 @@ func e2eMetric(c *http.Client, p *agenttest.Proc, name string) (float64, error) 
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, name) {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
 			continue
 		}
-		rest := line[len(name):]
-		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+		matched := true
+		for _, l := range labels {
+			matched = matched && strings.Contains(rest, l)
+		}
+		if !matched {
 			continue
 		}
 		f := strings.Fields(line)
@@ -124,7 +128,7 @@ func e2eMetric(c *http.Client, p *agenttest.Proc, name string) (float64, error) 
 		found = true
 	}
 	if !found {
-		return 0, fmt.Errorf("metric %s not exposed by %s", name, p.Name)
+		return 0, fmt.Errorf("metric %s%v not exposed by %s", name, labels, p.Name)
 	}
 	return sum, nil
 }
