@@ -85,6 +85,19 @@ func TestAPIE2E(t *testing.T) {
 		entries, _, err := c.Health().Service(svc, "", true, nil)
 		return entries, err
 	}
+	waitPassing := func(what string, want int) {
+		t.Helper()
+		agenttest.WaitFor(t, 10*time.Second, what, func() error {
+			e, err := passing()
+			if err != nil {
+				return err
+			}
+			if len(e) != want {
+				return fmt.Errorf("%d passing, want %d", len(e), want)
+			}
+			return nil
+		})
+	}
 	// Before the TTL passes the service is critical, so passing-only hides it.
 	if e, err := passing(); err != nil || len(e) != 0 {
 		t.Fatalf("passing before TTL pass = %v, %v (want none)", e, err)
@@ -112,45 +125,18 @@ func TestAPIE2E(t *testing.T) {
 	hmu.Lock()
 	httpStatus = nethttp.StatusServiceUnavailable
 	hmu.Unlock()
-	agenttest.WaitFor(t, 10*time.Second, "web1 dropped after HTTP check fails", func() error {
-		e, err := passing()
-		if err != nil {
-			return err
-		}
-		if len(e) != 0 {
-			return fmt.Errorf("still %d passing", len(e))
-		}
-		return nil
-	})
+	waitPassing("web1 dropped after HTTP check fails", 0)
 	hmu.Lock()
 	httpStatus = nethttp.StatusOK
 	hmu.Unlock()
-	agenttest.WaitFor(t, 10*time.Second, "web1 back after HTTP check recovers", func() error {
-		e, err := passing()
-		if err != nil {
-			return err
-		}
-		if len(e) != 1 {
-			return fmt.Errorf("%d passing", len(e))
-		}
-		return nil
-	})
+	waitPassing("web1 back after HTTP check recovers", 1)
 
 	// Failing the TTL drops it from passing-only results, and the
 	// unfiltered read shows it critical.
 	if err := ag.UpdateTTL("web1-ttl", "broken", api.HealthCritical); err != nil {
 		t.Fatalf("UpdateTTL fail: %v", err)
 	}
-	agenttest.WaitFor(t, 10*time.Second, "web1 dropped after TTL fail", func() error {
-		e, err := passing()
-		if err != nil {
-			return err
-		}
-		if len(e) != 0 {
-			return fmt.Errorf("still %d passing", len(e))
-		}
-		return nil
-	})
+	waitPassing("web1 dropped after TTL fail", 0)
 	all, _, err := c.Health().Service(svc, "", false, nil)
 	if err != nil || len(all) != 1 || all[0].Checks.AggregatedStatus() != api.HealthCritical {
 		t.Fatalf("unfiltered health = %v, %v", all, err)
