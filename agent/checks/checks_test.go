@@ -364,6 +364,7 @@ func TestPeriodicStopWaitsAndCancels(t *testing.T) {
 		p := &slowProbe{delay: time.Minute}
 		c := NewPeriodic("hang", p, Schedule{Interval: time.Millisecond, Timeout: time.Minute}, newRecorder(), nil)
 		c.Start()
+		defer c.Stop() // a failed check below must not leave the runner behind
 		// The first run starts within one interval (the stagger).
 		time.Sleep(time.Millisecond)
 		synctest.Wait()
