@@ -256,9 +256,16 @@ func TestDefinitionValidate(t *testing.T) {
 }
 
 // The timing tests below run in a synctest bubble: the clock is fake and
-// only moves when every goroutine in the bubble is blocked, so a
-// time.Sleep there advances the clock by exactly its argument and the
-// checks' timers fire at exact, repeatable instants.
+// only moves when every goroutine in the bubble is blocked, so the checks'
+// timers fire at exact, repeatable instants.
+
+// advance moves a synctest bubble's fake clock forward by d and returns once
+// every goroutine in the bubble has reacted and blocked again. A Sleep inside
+// a bubble waits for no real time: it is how the fake clock is moved.
+func advance(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
+}
 
 func TestTTLExpiryAndReset(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -281,7 +288,7 @@ func TestTTLExpiryAndReset(t *testing.T) {
 		// Keep it alive across several TTLs by updating every 50 ms: an
 		// expiry in between would be the next result instead of the warn.
 		for range 6 {
-			time.Sleep(50 * time.Millisecond)
+			advance(50 * time.Millisecond)
 			c.Warn("still here")
 			if res := rec.next(t); res.status != structs.HealthWarning {
 				t.Fatalf("warn %+v", res)
@@ -300,8 +307,7 @@ func TestTTLExpiryAndReset(t *testing.T) {
 		}
 		// Expired once: no repeated notices, however long it stays expired.
 		n := rec.count("t")
-		time.Sleep(10 * ttl)
-		synctest.Wait()
+		advance(10 * ttl)
 		if rec.count("t") != n {
 			t.Fatalf("expired check notified again")
 		}
@@ -340,7 +346,7 @@ func TestPeriodicNoOverlap(t *testing.T) {
 		rec := newRecorder()
 		c := NewPeriodic("slow", p, Schedule{Interval: 10 * time.Millisecond}, rec, nil)
 		c.Start()
-		time.Sleep(500 * time.Millisecond)
+		advance(500 * time.Millisecond)
 		c.Stop()
 		if m := p.maxRun.Load(); m != 1 {
 			t.Fatalf("max concurrent runs %d, want 1", m)
@@ -351,8 +357,7 @@ func TestPeriodicNoOverlap(t *testing.T) {
 			t.Fatalf("runs %d: slow check should delay, not skip or pile up", runs)
 		}
 		n := rec.count("slow")
-		time.Sleep(100 * time.Millisecond)
-		synctest.Wait()
+		advance(100 * time.Millisecond)
 		if rec.count("slow") != n {
 			t.Fatal("notified after Stop returned")
 		}
@@ -366,8 +371,7 @@ func TestPeriodicStopWaitsAndCancels(t *testing.T) {
 		c.Start()
 		defer c.Stop() // a failed check below must not leave the runner behind
 		// The first run starts within one interval (the stagger).
-		time.Sleep(time.Millisecond)
-		synctest.Wait()
+		advance(time.Millisecond)
 		if p.running.Load() != 1 {
 			t.Fatal("probe not running one interval after Start")
 		}

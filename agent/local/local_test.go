@@ -215,8 +215,15 @@ func runSyncer(t *testing.T, s *Syncer) {
 
 // The Run and reaper tests below run in a synctest bubble: the clock is
 // fake and moves only when every goroutine in the bubble is blocked, so
-// time.Sleep there advances it by exactly its argument, and
-// synctest.Wait returns once the syncer has finished reacting to it.
+// the syncer's and reaper's timers fire at exact, repeatable instants.
+
+// advance moves a synctest bubble's fake clock forward by d and returns once
+// every goroutine in the bubble has reacted and blocked again. A Sleep inside
+// a bubble waits for no real time: it is how the fake clock is moved.
+func advance(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
+}
 
 func TestRunRetriesThenSyncsChangesPromptly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -228,15 +235,13 @@ func TestRunRetriesThenSyncsChangesPromptly(t *testing.T) {
 		ttl.Start()
 		defer ttl.Stop()
 		runSyncer(t, s)
-		time.Sleep(100 * time.Millisecond) // several retries at 10-50 ms
-		synctest.Wait()
+		advance(100 * time.Millisecond) // several retries at 10-50 ms
 		if cat.service(node, "web-1") != nil {
 			t.Fatal("synced while down")
 		}
 		cat.setDown(false)
 		// The retry already scheduled fires within RetryMax plus its jitter.
-		time.Sleep(s.cfg.RetryMax + s.cfg.RetryMax/2)
-		synctest.Wait()
+		advance(s.cfg.RetryMax + s.cfg.RetryMax/2)
 		if cat.service(node, "web-1") == nil {
 			t.Fatalf("no full sync within %v of the servers' return", s.cfg.RetryMax+s.cfg.RetryMax/2)
 		}
@@ -248,13 +253,11 @@ func TestRunRetriesThenSyncsChangesPromptly(t *testing.T) {
 			return c != nil && c.Status == structs.HealthPassing
 		}
 		ttl.Pass("healthy")
-		time.Sleep(s.cfg.ChangeDelay - time.Millisecond)
-		synctest.Wait()
+		advance(s.cfg.ChangeDelay - time.Millisecond)
 		if passing() {
 			t.Fatal("TTL pass synced before the change delay")
 		}
-		time.Sleep(time.Millisecond)
-		synctest.Wait()
+		advance(time.Millisecond)
 		if !passing() {
 			t.Fatalf("TTL pass not in the catalog %v after the change", s.cfg.ChangeDelay)
 		}
@@ -264,8 +267,7 @@ func TestRunRetriesThenSyncsChangesPromptly(t *testing.T) {
 		for i := range 20 {
 			_ = st.AddCheck(&structs.HealthCheck{CheckID: "burst", Status: structs.HealthPassing, Output: string(rune('a' + i))})
 		}
-		time.Sleep(s.cfg.ChangeDelay)
-		synctest.Wait()
+		advance(s.cfg.ChangeDelay)
 		if c := cat.check(node, "burst"); c == nil || c.Output != "t" {
 			t.Fatalf("burst not synced one change delay later: %+v", c)
 		}
@@ -392,13 +394,11 @@ func testReapCriticalService(t *testing.T) {
 	})
 	t.Cleanup(func() { cancel(); wg.Wait() }) // also when a check below fails
 	// Critical for exactly the limit: kept; reaped at the next tick.
-	time.Sleep(100 * time.Millisecond)
-	synctest.Wait()
+	advance(100 * time.Millisecond)
 	if !st.ServiceExists("web-1") {
 		t.Fatal("reaped when critical for exactly the limit, not longer")
 	}
-	time.Sleep(20 * time.Millisecond)
-	synctest.Wait()
+	advance(20 * time.Millisecond)
 	if st.ServiceExists("web-1") {
 		t.Fatal("not reaped at the first tick after the limit")
 	}
@@ -500,13 +500,11 @@ func TestPeriodicFullSyncRepairs(t *testing.T) {
 		repaired := func() bool { return cat.service(node, "web-1") != nil && cat.service(node, "stray") == nil }
 		// The next full sync comes Interval plus a stagger of up to one
 		// Interval (a one-node cluster) after the last one.
-		time.Sleep(interval - time.Millisecond)
-		synctest.Wait()
+		advance(interval - time.Millisecond)
 		if repaired() {
 			t.Fatal("full sync before the interval")
 		}
-		time.Sleep(interval + time.Millisecond)
-		synctest.Wait()
+		advance(interval + time.Millisecond)
 		if !repaired() {
 			t.Fatalf("no periodic repair within %v", 2*interval)
 		}
