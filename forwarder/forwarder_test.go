@@ -473,13 +473,26 @@ func TestServerRemovedFromList(t *testing.T) {
 	})
 }
 
-// TestNoServersFailsFast runs the forwarder in a synctest bubble: the
-// no-servers wait is measured on the bubble's clock, and synctest.Wait
-// tells when a call is parked waiting for a server. The server lives
-// outside the bubble (its accept loop is network I/O, which the bubble
-// cannot wait out).
+// parkedIn is the condition "some goroutine is blocked in a select inside
+// fn": how a test learns that a call is waiting before it changes what the
+// call waits for.
+func parkedIn(fn string) func() error {
+	return func() error {
+		buf := make([]byte, 1<<20)
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			header, _, _ := strings.Cut(g, "\n")
+			if strings.Contains(header, "[select") && strings.Contains(g, fn+"(") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no goroutine parked in %s", fn)
+	}
+}
+
 func TestNoServersFailsFast(t *testing.T) {
-	servers := startServers(t, 1)
+	// In a synctest bubble the no-servers wait is measured on the bubble's
+	// exact clock. (No session may be opened in a bubble: yamux pools its
+	// timers, and a bubble's timer used outside it is fatal.)
 	synctest.Test(t, func(t *testing.T) {
 		f, _ := startForwarder(t, testConfig(), nil)
 		start := time.Now()
@@ -490,15 +503,17 @@ func TestNoServersFailsFast(t *testing.T) {
 		if d := time.Since(start); d != noServersWait || d > 1500*time.Millisecond {
 			t.Fatalf("took %v to report no servers, want %v", d, noServersWait)
 		}
-		// Servers arriving while a call waits are used.
-		done := make(chan error, 1)
-		go func() { done <- f.Call(context.Background(), "Test.Echo", &echoArgs{}, nil, false) }()
-		synctest.Wait() // the call is parked in acquire, Run on its wake channel
-		f.SetServers(addrs(servers))
-		if err := <-done; err != nil {
-			t.Fatalf("call waiting for first server: %v", err)
-		}
 	})
+	// Servers arriving while a call waits are used.
+	servers := startServers(t, 1)
+	f, _ := startForwarder(t, testConfig(), nil)
+	done := make(chan error, 1)
+	go func() { done <- f.Call(context.Background(), "Test.Echo", &echoArgs{}, nil, false) }()
+	testutil.Eventually(t, noServersWait/2, "the call to wait for a server", parkedIn("forwarder.(*Forwarder).acquire"))
+	f.SetServers(addrs(servers))
+	if err := <-done; err != nil {
+		t.Fatalf("call waiting for first server: %v", err)
+	}
 }
 
 func TestUnreachableServersHonourDeadline(t *testing.T) {
