@@ -14,10 +14,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cairnd/cairn/cluster/rpc"
 	"github.com/cairnd/cairn/cluster/structs"
+	"github.com/cairnd/cairn/cluster/testutil"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -221,17 +223,6 @@ func establishedTo(t testing.TB, servers []*testServer) int {
 	return n
 }
 
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func testConfig() Config {
 	cfg := DefaultConfig()
 	cfg.RebalanceInterval = time.Hour // tests that rebalance say so
@@ -263,7 +254,12 @@ func TestOneConnectionCarriesManyCalls(t *testing.T) {
 		return sum
 	}
 	// All 1000 calls are inside handlers at once...
-	waitFor(t, 10*time.Second, "1000 calls in flight", func() bool { return total("Test.Barrier") == n })
+	testutil.Eventually(t, 10*time.Second, "1000 calls in flight", func() error {
+		if got := total("Test.Barrier"); got != n {
+			return fmt.Errorf("%d calls in handlers", got)
+		}
+		return nil
+	})
 	// ...over exactly one TCP connection.
 	if g := metricValue(t, reg, "cairn_forwarder_connections"); g != 1 {
 		t.Errorf("cairn_forwarder_connections = %v with %d calls in flight, want 1", g, n)
@@ -317,7 +313,12 @@ func TestFailoverWithinTwoSeconds(t *testing.T) {
 	if err := f.Call(ctx, "Test.Write", &echoArgs{}, nil, false); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "gauge back to 1", func() bool { return metricValue(t, reg, "cairn_forwarder_connections") == 1 })
+	testutil.Eventually(t, 2*time.Second, "gauge back to 1", func() error {
+		if g := metricValue(t, reg, "cairn_forwarder_connections"); g != 1 {
+			return fmt.Errorf("cairn_forwarder_connections = %v", g)
+		}
+		return nil
+	})
 	if c := establishedTo(t, servers); c != 1 {
 		t.Errorf("%d established connections after failover, want 1", c)
 	}
@@ -351,8 +352,11 @@ func TestInFlightWriteNotResent(t *testing.T) {
 		defer cancel()
 		readErr <- f.Call(ctx, "Test.Read", &echoArgs{Msg: "r"}, &readOut, true)
 	}()
-	waitFor(t, 5*time.Second, "write and read in flight", func() bool {
-		return victim.count("Test.Write") == 1 && victim.count("Test.Read") == 1
+	testutil.Eventually(t, 5*time.Second, "write and read in flight", func() error {
+		if w, r := victim.count("Test.Write"), victim.count("Test.Read"); w != 1 || r != 1 {
+			return fmt.Errorf("%d writes, %d reads in the victim's handlers", w, r)
+		}
+		return nil
 	})
 	victim.stop()
 
@@ -375,8 +379,13 @@ func TestInFlightWriteNotResent(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("read call did not return")
 	}
-	// Give a hypothetical resend time to land, then count.
-	time.Sleep(300 * time.Millisecond)
+	// Close the forwarder (it sends nothing more), then every server: Close
+	// returns once its connections and handlers have finished, so a resend
+	// that reached any server has been counted by now.
+	f.Close()
+	for _, s := range servers {
+		s.stop()
+	}
 	var writes int64
 	for _, s := range servers {
 		writes += s.count("Test.Write")
@@ -399,11 +408,18 @@ func TestRebalanceMovesAndDrains(t *testing.T) {
 	long := make(chan error, 1)
 	var longOut echoArgs
 	go func() { long <- f.Call(context.Background(), "Test.Barrier", &echoArgs{}, &longOut, true) }()
-	waitFor(t, 5*time.Second, "long call in flight", func() bool { return byAddr(servers, first).count("Test.Barrier") == 1 })
+	testutil.Eventually(t, 5*time.Second, "long call in flight", func() error {
+		if c := byAddr(servers, first).count("Test.Barrier"); c != 1 {
+			return fmt.Errorf("%d barrier calls on %s", c, first)
+		}
+		return nil
+	})
 
-	waitFor(t, 5*time.Second, "rebalance to another server", func() bool {
-		s := f.Server()
-		return s != "" && s != first
+	testutil.Eventually(t, 5*time.Second, "rebalance to another server", func() error {
+		if s := f.Server(); s == "" || s == first {
+			return fmt.Errorf("on %q", s)
+		}
+		return nil
 	})
 	// The old session drains: still open while the long call runs.
 	if g := metricValue(t, reg, "cairn_forwarder_connections"); g != 2 {
@@ -423,8 +439,12 @@ func TestRebalanceMovesAndDrains(t *testing.T) {
 	}
 	// Stop further moves, then the count settles at one.
 	f.SetServers([]string{f.Server()})
-	waitFor(t, 3*time.Second, "one connection after drain", func() bool {
-		return metricValue(t, reg, "cairn_forwarder_connections") == 1 && establishedTo(t, servers) == 1
+	testutil.Eventually(t, 3*time.Second, "one connection after drain", func() error {
+		g, c := metricValue(t, reg, "cairn_forwarder_connections"), establishedTo(t, servers)
+		if g != 1 || c != 1 {
+			return fmt.Errorf("gauge %v, %d established in /proc", g, c)
+		}
+		return nil
 	})
 	if metricValue(t, reg, "cairn_forwarder_rebalances_total") < 1 {
 		t.Error("rebalances not counted")
@@ -445,26 +465,53 @@ func TestServerRemovedFromList(t *testing.T) {
 		}
 	}
 	f.SetServers([]string{other})
-	waitFor(t, 3*time.Second, "move off removed server", func() bool { return f.Server() == other })
+	testutil.Eventually(t, 3*time.Second, "move off removed server", func() error {
+		if s := f.Server(); s != other {
+			return fmt.Errorf("on %q, want %q", s, other)
+		}
+		return nil
+	})
+}
+
+// parkedIn is the condition "some goroutine is blocked in a select inside
+// fn": how a test learns that a call is waiting before it changes what the
+// call waits for.
+func parkedIn(fn string) func() error {
+	return func() error {
+		buf := make([]byte, 1<<20)
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			header, _, _ := strings.Cut(g, "\n")
+			if strings.Contains(header, "[select") && strings.Contains(g, fn+"(") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no goroutine parked in %s", fn)
+	}
 }
 
 func TestNoServersFailsFast(t *testing.T) {
-	f, _ := startForwarder(t, testConfig(), nil)
-	start := time.Now()
-	err := f.Call(context.Background(), "Test.Echo", nil, nil, true)
-	if !errors.Is(err, structs.ErrNoServers) {
-		t.Fatalf("got %v, want ErrNoServers", err)
-	}
-	if d := time.Since(start); d > 1500*time.Millisecond {
-		t.Fatalf("took %v to report no servers", d)
-	}
+	// In a synctest bubble the no-servers wait is measured on the bubble's
+	// exact clock. (No session may be opened in a bubble: yamux pools its
+	// timers, and a bubble's timer used outside it is fatal.)
+	synctest.Test(t, func(t *testing.T) {
+		f, _ := startForwarder(t, testConfig(), nil)
+		start := time.Now()
+		err := f.Call(context.Background(), "Test.Echo", nil, nil, true)
+		if !errors.Is(err, structs.ErrNoServers) {
+			t.Fatalf("got %v, want ErrNoServers", err)
+		}
+		if d := time.Since(start); d != noServersWait || d > 1500*time.Millisecond {
+			t.Fatalf("took %v to report no servers, want %v", d, noServersWait)
+		}
+	})
 	// Servers arriving while a call waits are used.
 	servers := startServers(t, 1)
-	go func() {
-		time.Sleep(200 * time.Millisecond)
-		f.SetServers(addrs(servers))
-	}()
-	if err := f.Call(context.Background(), "Test.Echo", &echoArgs{}, nil, false); err != nil {
+	f, _ := startForwarder(t, testConfig(), nil)
+	done := make(chan error, 1)
+	go func() { done <- f.Call(context.Background(), "Test.Echo", &echoArgs{}, nil, false) }()
+	testutil.Eventually(t, noServersWait/2, "the call to wait for a server", parkedIn("forwarder.(*Forwarder).acquire"))
+	f.SetServers(addrs(servers))
+	if err := <-done; err != nil {
 		t.Fatalf("call waiting for first server: %v", err)
 	}
 }

@@ -2,9 +2,12 @@ package forwarder
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/cairnd/cairn/cluster/testutil"
 )
 
 // TestNoGoroutinesLeft runs servers and a forwarder through connect,
@@ -16,27 +19,40 @@ func TestNoGoroutinesLeft(t *testing.T) {
 		servers := startServers(t, 3)
 		cfg := testConfig()
 		cfg.RebalanceInterval = 100 * time.Millisecond
-		f, _ := startForwarder(t, cfg, addrs(servers))
-		for i := range 50 {
+		f, reg := startForwarder(t, cfg, addrs(servers))
+		call := func(i int) {
+			t.Helper()
 			if err := f.Call(context.Background(), "Test.Echo", &echoArgs{N: i}, nil, true); err != nil {
 				t.Fatal(err)
 			}
-			if i == 25 {
-				byAddr(servers, f.Server()).stop()
+		}
+		for i := range 25 {
+			call(i)
+		}
+		byAddr(servers, f.Server()).stop()
+		for i := 25; i < 50; i++ {
+			call(i) // the first of these fails over
+		}
+		// Keep calling until a periodic rebalance has moved the session,
+		// so calls ran across a move and the drain path ran too.
+		i := 50
+		testutil.Eventually(t, 5*time.Second, "a periodic rebalance", func() error {
+			call(i)
+			i++
+			if r := metricValue(t, reg, "cairn_forwarder_rebalances_total"); r < 1 {
+				return fmt.Errorf("%v rebalances after %d calls", r, i)
 			}
-			time.Sleep(5 * time.Millisecond)
+			return nil
+		})
+		if metricValue(t, reg, "cairn_forwarder_failovers_total") < 1 {
+			t.Fatal("the stopped server caused no failover")
 		}
 	})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n := runtime.NumGoroutine()
-		if n <= before {
-			return
-		}
-		if time.Now().After(deadline) {
+	testutil.Eventually(t, 5*time.Second, "goroutines back to the count before the test", func() error {
+		if n := runtime.NumGoroutine(); n > before {
 			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines before, %d after shutdown:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+			return fmt.Errorf("%d goroutines before, %d after shutdown:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cairnd/cairn/cluster/structs"
@@ -254,39 +255,63 @@ func TestDefinitionValidate(t *testing.T) {
 	}
 }
 
+// The timing tests below run in a synctest bubble: the clock is fake and
+// only moves when every goroutine in the bubble is blocked, so the checks'
+// timers fire at exact, repeatable instants.
+
+// advance moves a synctest bubble's fake clock forward by d and returns once
+// every goroutine in the bubble has reacted and blocked again. A Sleep inside
+// a bubble waits for no real time: it is how the fake clock is moved.
+func advance(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
+}
+
 func TestTTLExpiryAndReset(t *testing.T) {
-	rec := newRecorder()
-	c := NewTTL("t", 150*time.Millisecond, rec, nil)
-	c.Start()
-	defer c.Stop()
-	if res := rec.next(t); res != (result{structs.HealthCritical, "TTL expired"}) {
-		t.Fatalf("first expiry %+v", res)
-	}
-	c.Pass("all good")
-	if res := rec.next(t); res != (result{structs.HealthPassing, "all good"}) {
-		t.Fatalf("pass %+v", res)
-	}
-	// Keep it alive across several TTLs by updating every 50 ms.
-	for range 6 {
-		time.Sleep(50 * time.Millisecond)
-		c.Warn("still here")
-		if res := rec.next(t); res.status != structs.HealthWarning {
-			t.Fatalf("warn %+v", res)
+	synctest.Test(t, func(t *testing.T) {
+		const ttl = 150 * time.Millisecond
+		rec := newRecorder()
+		c := NewTTL("t", ttl, rec, nil)
+		start := time.Now()
+		c.Start()
+		defer c.Stop()
+		if res := rec.next(t); res != (result{structs.HealthCritical, "TTL expired"}) {
+			t.Fatalf("first expiry %+v", res)
 		}
-	}
-	res := rec.next(t)
-	if res.status != structs.HealthCritical || res.output != "TTL expired (last output before timeout follows): still here" {
-		t.Fatalf("second expiry %+v", res)
-	}
-	if err := c.Update("bogus", ""); err == nil {
-		t.Fatal("bogus status accepted")
-	}
-	// Expired once: no repeated notices.
-	n := rec.count("t")
-	time.Sleep(400 * time.Millisecond)
-	if rec.count("t") != n {
-		t.Fatalf("expired check notified again")
-	}
+		if d := time.Since(start); d != ttl {
+			t.Fatalf("first expiry after %v, want %v", d, ttl)
+		}
+		c.Pass("all good")
+		if res := rec.next(t); res != (result{structs.HealthPassing, "all good"}) {
+			t.Fatalf("pass %+v", res)
+		}
+		// Keep it alive across several TTLs by updating every 50 ms: an
+		// expiry in between would be the next result instead of the warn.
+		for range 6 {
+			advance(50 * time.Millisecond)
+			c.Warn("still here")
+			if res := rec.next(t); res.status != structs.HealthWarning {
+				t.Fatalf("warn %+v", res)
+			}
+		}
+		lastUpdate := time.Now()
+		res := rec.next(t)
+		if res.status != structs.HealthCritical || res.output != "TTL expired (last output before timeout follows): still here" {
+			t.Fatalf("second expiry %+v", res)
+		}
+		if d := time.Since(lastUpdate); d != ttl {
+			t.Fatalf("second expiry %v after the last update, want %v", d, ttl)
+		}
+		if err := c.Update("bogus", ""); err == nil {
+			t.Fatal("bogus status accepted")
+		}
+		// Expired once: no repeated notices, however long it stays expired.
+		n := rec.count("t")
+		advance(10 * ttl)
+		if rec.count("t") != n {
+			t.Fatalf("expired check notified again")
+		}
+	})
 }
 
 // slowProbe counts concurrent runs.
@@ -316,51 +341,96 @@ func (p *slowProbe) Probe(ctx context.Context) (string, string) {
 }
 
 func TestPeriodicNoOverlap(t *testing.T) {
-	p := &slowProbe{delay: 60 * time.Millisecond}
-	rec := newRecorder()
-	c := NewPeriodic("slow", p, Schedule{Interval: 10 * time.Millisecond}, rec, nil)
-	c.Start()
-	time.Sleep(500 * time.Millisecond)
-	c.Stop()
-	if m := p.maxRun.Load(); m != 1 {
-		t.Fatalf("max concurrent runs %d, want 1", m)
-	}
-	runs := p.runs.Load()
-	// Each run takes 60 ms plus ~10 ms interval: at most ~8 in 500 ms.
-	if runs < 3 || runs > 9 {
-		t.Fatalf("runs %d: slow check should delay, not skip or pile up", runs)
-	}
-	n := rec.count("slow")
-	time.Sleep(100 * time.Millisecond)
-	if rec.count("slow") != n {
-		t.Fatal("notified after Stop returned")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		p := &slowProbe{delay: 60 * time.Millisecond}
+		rec := newRecorder()
+		c := NewPeriodic("slow", p, Schedule{Interval: 10 * time.Millisecond}, rec, nil)
+		c.Start()
+		advance(500 * time.Millisecond)
+		c.Stop()
+		if m := p.maxRun.Load(); m != 1 {
+			t.Fatalf("max concurrent runs %d, want 1", m)
+		}
+		runs := p.runs.Load()
+		// Each run takes 60 ms plus ~10 ms interval: at most ~8 in 500 ms.
+		if runs < 3 || runs > 9 {
+			t.Fatalf("runs %d: slow check should delay, not skip or pile up", runs)
+		}
+		n := rec.count("slow")
+		advance(100 * time.Millisecond)
+		if rec.count("slow") != n {
+			t.Fatal("notified after Stop returned")
+		}
+	})
 }
 
 func TestPeriodicStopWaitsAndCancels(t *testing.T) {
-	p := &slowProbe{delay: time.Minute}
-	c := NewPeriodic("hang", p, Schedule{Interval: time.Millisecond, Timeout: time.Minute}, newRecorder(), nil)
-	c.Start()
-	deadline := time.Now().Add(5 * time.Second)
-	for p.running.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("probe never started")
+	synctest.Test(t, func(t *testing.T) {
+		p := &slowProbe{delay: time.Minute}
+		c := NewPeriodic("hang", p, Schedule{Interval: time.Millisecond, Timeout: time.Minute}, newRecorder(), nil)
+		c.Start()
+		defer c.Stop() // a failed check below must not leave the runner behind
+		// The first run starts within one interval (the stagger).
+		advance(time.Millisecond)
+		if p.running.Load() != 1 {
+			t.Fatal("probe not running one interval after Start")
 		}
-		time.Sleep(time.Millisecond)
+		start := time.Now()
+		c.Stop()
+		if p.running.Load() != 0 {
+			t.Fatal("Stop returned while a probe was still running")
+		}
+		if !p.cancelled.Load() || time.Since(start) != 0 {
+			t.Fatalf("Stop did not cancel the in-flight probe (took %v)", time.Since(start))
+		}
+		c.Stop() // idempotent
+		// Stop before Start: Start afterwards is a no-op and does not leak
+		// (a goroutine left in the bubble would fail synctest.Test).
+		c2 := NewPeriodic("never", p, Schedule{Interval: time.Millisecond}, newRecorder(), nil)
+		c2.Stop()
+		c2.Start()
+	})
+}
+
+// clockProbe reports the time of each run.
+type clockProbe struct{ at chan time.Time }
+
+func (p clockProbe) Probe(ctx context.Context) (string, string) {
+	select {
+	case p.at <- time.Now():
+	case <-ctx.Done():
 	}
-	start := time.Now()
-	c.Stop()
-	if p.running.Load() != 0 {
-		t.Fatal("Stop returned while a probe was still running")
-	}
-	if !p.cancelled.Load() || time.Since(start) > 2*time.Second {
-		t.Fatalf("Stop did not cancel the in-flight probe (took %v)", time.Since(start))
-	}
-	c.Stop() // idempotent
-	// Stop before Start: Start afterwards is a no-op and does not leak.
-	c2 := NewPeriodic("never", p, Schedule{Interval: time.Millisecond}, newRecorder(), nil)
-	c2.Stop()
-	c2.Start()
+	return structs.HealthPassing, ""
+}
+
+func TestPeriodicIntervalAndJitter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const interval = time.Second
+		p := clockProbe{at: make(chan time.Time)}
+		c := NewPeriodic("clock", p, Schedule{Interval: interval}, newRecorder(), nil)
+		start := time.Now()
+		c.Start()
+		defer c.Stop()
+		prev := <-p.at
+		// The first run is staggered by up to one interval.
+		if d := prev.Sub(start); d < 0 || d >= interval {
+			t.Fatalf("first run %v after Start, want in [0, %v)", d, interval)
+		}
+		gaps := map[time.Duration]bool{}
+		for range 20 {
+			at := <-p.at
+			// Later runs: the interval plus up to Interval/JitterFraction.
+			gap := at.Sub(prev)
+			if gap < interval || gap >= interval+interval/JitterFraction {
+				t.Fatalf("run %v after the previous one, want in [%v, %v)", gap, interval, interval+interval/JitterFraction)
+			}
+			gaps[gap] = true
+			prev = at
+		}
+		if len(gaps) < 2 {
+			t.Fatalf("20 periods all equal (%v): no jitter", gaps)
+		}
+	})
 }
 
 func TestPeriodicStaggerAndTimeout(t *testing.T) {

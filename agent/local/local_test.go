@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/zap/zaptest"
@@ -212,66 +213,87 @@ func runSyncer(t *testing.T, s *Syncer) {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+// The Run and reaper tests below run in a synctest bubble: the clock is
+// fake and moves only when every goroutine in the bubble is blocked, so
+// the syncer's and reaper's timers fire at exact, repeatable instants.
+
+// advance moves a synctest bubble's fake clock forward by d and returns once
+// every goroutine in the bubble has reacted and blocked again. A Sleep inside
+// a bubble waits for no real time: it is how the fake clock is moved.
+func advance(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
 }
 
 func TestRunRetriesThenSyncsChangesPromptly(t *testing.T) {
-	st, cat := NewState(), newMemCatalog()
-	cat.setDown(true)
-	s := newSyncer(t, st, cat)
-	_ = st.AddService(webService(), []*structs.HealthCheck{webCheck()})
-	ttl := checks.NewTTL("web-ttl", time.Minute, st, nil)
-	ttl.Start()
-	defer ttl.Stop()
-	runSyncer(t, s)
-	time.Sleep(100 * time.Millisecond)
-	if cat.service(node, "web-1") != nil {
-		t.Fatal("synced while down")
-	}
-	cat.setDown(false)
-	eventually(t, "initial full sync after servers return", func() bool { return cat.service(node, "web-1") != nil })
+	synctest.Test(t, func(t *testing.T) {
+		st, cat := NewState(), newMemCatalog()
+		cat.setDown(true)
+		s := newSyncer(t, st, cat)
+		_ = st.AddService(webService(), []*structs.HealthCheck{webCheck()})
+		ttl := checks.NewTTL("web-ttl", time.Minute, st, nil)
+		ttl.Start()
+		defer ttl.Stop()
+		runSyncer(t, s)
+		advance(100 * time.Millisecond) // several retries at 10-50 ms
+		if cat.service(node, "web-1") != nil {
+			t.Fatal("synced while down")
+		}
+		cat.setDown(false)
+		// The retry already scheduled fires within RetryMax plus its jitter.
+		advance(s.cfg.RetryMax + s.cfg.RetryMax/2)
+		if cat.service(node, "web-1") == nil {
+			t.Fatalf("no full sync within %v of the servers' return", s.cfg.RetryMax+s.cfg.RetryMax/2)
+		}
 
-	start := time.Now()
-	ttl.Pass("healthy")
-	eventually(t, "TTL pass in catalog", func() bool {
-		c := cat.check(node, "web-ttl")
-		return c != nil && c.Status == structs.HealthPassing
-	})
-	if d := time.Since(start); d > time.Second {
-		t.Fatalf("partial sync took %v", d)
-	}
+		// A change is synced ChangeDelay after it: not before (that is
+		// the coalescing window), not later.
+		passing := func() bool {
+			c := cat.check(node, "web-ttl")
+			return c != nil && c.Status == structs.HealthPassing
+		}
+		ttl.Pass("healthy")
+		advance(s.cfg.ChangeDelay - time.Millisecond)
+		if passing() {
+			t.Fatal("TTL pass synced before the change delay")
+		}
+		advance(time.Millisecond)
+		if !passing() {
+			t.Fatalf("TTL pass not in the catalog %v after the change", s.cfg.ChangeDelay)
+		}
 
-	// A burst of changes is coalesced into few writes.
-	w := cat.writeCount()
-	for i := range 20 {
-		_ = st.AddCheck(&structs.HealthCheck{CheckID: "burst", Status: structs.HealthPassing, Output: string(rune('a' + i))})
-	}
-	eventually(t, "burst synced", func() bool {
-		c := cat.check(node, "burst")
-		return c != nil && c.Output == "t"
+		// A burst of changes is coalesced into one write.
+		w := cat.writeCount()
+		for i := range 20 {
+			_ = st.AddCheck(&structs.HealthCheck{CheckID: "burst", Status: structs.HealthPassing, Output: string(rune('a' + i))})
+		}
+		advance(s.cfg.ChangeDelay)
+		if c := cat.check(node, "burst"); c == nil || c.Output != "t" {
+			t.Fatalf("burst not synced one change delay later: %+v", c)
+		}
+		if got := cat.writeCount() - w; got != 1 {
+			t.Fatalf("20 quick changes caused %d writes, want 1", got)
+		}
 	})
-	if got := cat.writeCount() - w; got > 3 {
-		t.Fatalf("20 quick changes caused %d writes", got)
-	}
 }
 
 func TestTriggerFullRepairs(t *testing.T) {
-	st, cat := NewState(), newMemCatalog()
-	s := newSyncer(t, st, cat)
-	_ = st.AddService(webService(), nil)
-	runSyncer(t, s)
-	eventually(t, "initial sync", func() bool { return cat.service(node, "web-1") != nil })
-	cat.edit(func(m *memCatalog) { delete(m.services[node], "web-1") })
-	s.TriggerFull()
-	eventually(t, "repair after TriggerFull", func() bool { return cat.service(node, "web-1") != nil })
+	synctest.Test(t, func(t *testing.T) {
+		st, cat := NewState(), newMemCatalog()
+		s := newSyncer(t, st, cat)
+		_ = st.AddService(webService(), nil)
+		runSyncer(t, s)
+		synctest.Wait()
+		if cat.service(node, "web-1") == nil {
+			t.Fatal("no full sync at start")
+		}
+		cat.edit(func(m *memCatalog) { delete(m.services[node], "web-1") })
+		s.TriggerFull()
+		synctest.Wait()
+		if cat.service(node, "web-1") == nil {
+			t.Fatal("TriggerFull did not repair the catalog at once")
+		}
+	})
 }
 
 func TestChangeDuringSyncStaysDirty(t *testing.T) {
@@ -328,7 +350,13 @@ func TestMaintenanceMode(t *testing.T) {
 	}
 }
 
+// TestReapCriticalService runs in a synctest bubble so the reaper's
+// ticks and the checks' critical-since times share one exact clock.
 func TestReapCriticalService(t *testing.T) {
+	synctest.Test(t, testReapCriticalService)
+}
+
+func testReapCriticalService(t *testing.T) {
 	st, cat := NewState(), newMemCatalog()
 	s := newSyncer(t, st, cat)
 	_ = st.AddService(webService(), []*structs.HealthCheck{webCheck()})
@@ -364,7 +392,16 @@ func TestReapCriticalService(t *testing.T) {
 			mu.Unlock()
 		})
 	})
-	eventually(t, "web reaped", func() bool { return !st.ServiceExists("web-1") })
+	t.Cleanup(func() { cancel(); wg.Wait() }) // also when a check below fails
+	// Critical for exactly the limit: kept; reaped at the next tick.
+	advance(100 * time.Millisecond)
+	if !st.ServiceExists("web-1") {
+		t.Fatal("reaped when critical for exactly the limit, not longer")
+	}
+	advance(20 * time.Millisecond)
+	if st.ServiceExists("web-1") {
+		t.Fatal("not reaped at the first tick after the limit")
+	}
 	cancel()
 	wg.Wait()
 	mu.Lock()
@@ -446,14 +483,30 @@ func TestAEScale(t *testing.T) {
 var _ checks.Notifier = (*State)(nil)
 
 func TestPeriodicFullSyncRepairs(t *testing.T) {
-	st, cat := NewState(), newMemCatalog()
-	s := NewSyncer(SyncConfig{Datacenter: "dc1", NodeName: node, Address: "10.0.0.1", Interval: 30 * time.Millisecond}, st, cat, nil)
-	_ = st.AddService(webService(), nil)
-	runSyncer(t, s)
-	eventually(t, "initial sync", func() bool { return cat.service(node, "web-1") != nil })
-	cat.edit(func(m *memCatalog) {
-		delete(m.services[node], "web-1")
-		m.services[node]["stray"] = &structs.NodeService{ID: "stray", Service: "stray"}
+	synctest.Test(t, func(t *testing.T) {
+		const interval = 30 * time.Millisecond
+		st, cat := NewState(), newMemCatalog()
+		s := NewSyncer(SyncConfig{Datacenter: "dc1", NodeName: node, Address: "10.0.0.1", Interval: interval}, st, cat, nil)
+		_ = st.AddService(webService(), nil)
+		runSyncer(t, s)
+		synctest.Wait()
+		if cat.service(node, "web-1") == nil {
+			t.Fatal("no full sync at start")
+		}
+		cat.edit(func(m *memCatalog) {
+			delete(m.services[node], "web-1")
+			m.services[node]["stray"] = &structs.NodeService{ID: "stray", Service: "stray"}
+		})
+		repaired := func() bool { return cat.service(node, "web-1") != nil && cat.service(node, "stray") == nil }
+		// The next full sync comes Interval plus a stagger of up to one
+		// Interval (a one-node cluster) after the last one.
+		advance(interval - time.Millisecond)
+		if repaired() {
+			t.Fatal("full sync before the interval")
+		}
+		advance(interval + time.Millisecond)
+		if !repaired() {
+			t.Fatalf("no periodic repair within %v", 2*interval)
+		}
 	})
-	eventually(t, "periodic repair", func() bool { return cat.service(node, "web-1") != nil && cat.service(node, "stray") == nil })
 }

@@ -3,6 +3,7 @@ package gossip
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/hashicorp/serf/serf"
 	"go.uber.org/zap"
+
+	"github.com/cairnd/cairn/cluster/testutil"
 )
 
 func testPool(t *testing.T, name string, key string) *Pool {
@@ -48,22 +51,20 @@ func addr(p *Pool) string {
 	return net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))
 }
 
-func waitAlive(t *testing.T, p *Pool, n int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		alive := 0
+// alive is the condition "p sees exactly n members alive".
+func alive(p *Pool, n int) func() error {
+	return func() error {
+		got := 0
 		for _, m := range p.Members() {
 			if m.Status == serf.StatusAlive {
-				alive++
+				got++
 			}
 		}
-		if alive == n {
-			return
+		if got != n {
+			return fmt.Errorf("want %d alive members, have %v", n, p.Members())
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
 	}
-	t.Fatalf("want %d alive members, have %v", n, p.Members())
 }
 
 func TestNewKey(t *testing.T) {
@@ -96,7 +97,7 @@ func TestJoinNeedsTheKey(t *testing.T) {
 	if n, err := b.Join([]string{addr(a)}); err != nil || n != 1 {
 		t.Fatalf("join with the key: %d, %v", n, err)
 	}
-	waitAlive(t, a, 2)
+	testutil.Eventually(t, 10*time.Second, "two members alive", alive(a, 2))
 }
 
 func TestKeyringRotation(t *testing.T) {
@@ -107,7 +108,7 @@ func TestKeyringRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitAlive(t, a, 3)
+	testutil.Eventually(t, 10*time.Second, "three members alive", alive(a, 3))
 	next := NewKey()
 	for _, step := range []struct {
 		op  KeyOp
@@ -130,7 +131,7 @@ func TestKeyringRotation(t *testing.T) {
 	if _, err := a.Keyring(KeyInstall, "not-base64!"); err == nil {
 		t.Fatal("a bad key was accepted")
 	}
-	waitAlive(t, c, 3)
+	testutil.Eventually(t, 10*time.Second, "three members alive after rotation", alive(c, 3))
 }
 
 func TestKeyringNeedsEncryption(t *testing.T) {

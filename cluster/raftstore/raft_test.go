@@ -1,12 +1,15 @@
 package raftstore
 
 import (
+	"fmt"
 	"io"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/cairnd/cairn/cluster/testutil"
 )
 
 // countFSM records applied commands.
@@ -55,14 +58,13 @@ func startRaft(t *testing.T, dir string, fsm raft.FSM) (*raft.Raft, *Store) {
 	return r, store
 }
 
-func waitLeader(t *testing.T, r *raft.Raft) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for r.State() != raft.Leader {
-		if time.Now().After(deadline) {
-			t.Fatal("no leader within 5s")
+// isLeader is the condition a test waits on after bootstrap or restart.
+func isLeader(r *raft.Raft) func() error {
+	return func() error {
+		if s := r.State(); s != raft.Leader {
+			return fmt.Errorf("state %v", s)
 		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
 	}
 }
 
@@ -76,7 +78,7 @@ func TestRaftRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitLeader(t, r)
+	testutil.Eventually(t, 5*time.Second, "single node to lead", isLeader(r))
 	for _, c := range []string{"a", "b", "c"} {
 		if err := r.Apply([]byte(c), time.Second).Error(); err != nil {
 			t.Fatal(err)
@@ -102,7 +104,7 @@ func TestRaftRestart(t *testing.T) {
 	if term, err := store2.GetUint64([]byte("CurrentTerm")); err != nil || term == 0 {
 		t.Fatalf("CurrentTerm after restart = %d, %v", term, err)
 	}
-	waitLeader(t, r2)
+	testutil.Eventually(t, 5*time.Second, "restarted node to lead", isLeader(r2))
 	if err := r2.Barrier(time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cairnd/cairn/cluster/structs"
+	"github.com/cairnd/cairn/cluster/testutil"
 	"github.com/hashicorp/raft"
 	"github.com/hashicorp/yamux"
 	"github.com/prometheus/client_golang/prometheus"
@@ -172,11 +173,21 @@ func TestHandlerErrors(t *testing.T) {
 func TestCallContextAndSessionDeath(t *testing.T) {
 	ts := startServer(t, Limits{})
 	handlerDone := make(chan struct{}, 2)
-	ts.srv.Handle("Test.Block", func(ctx context.Context, dec Decoder) (any, error) {
-		<-ctx.Done()
-		handlerDone <- struct{}{}
-		return nil, ctx.Err()
-	})
+	block := func(started chan<- struct{}) Handler {
+		return func(ctx context.Context, dec Decoder) (any, error) {
+			if started != nil {
+				started <- struct{}{}
+			}
+			<-ctx.Done()
+			handlerDone <- struct{}{}
+			return nil, ctx.Err()
+		}
+	}
+	ts.srv.Handle("Test.Block", block(nil))
+	// Test.BlockStarted tells the test its call reached the handler, so the
+	// cancel below is known to interrupt a call in flight.
+	started := make(chan struct{}, 1)
+	ts.srv.Handle("Test.BlockStarted", block(started))
 	s := dial(t, ts.addr)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -191,8 +202,8 @@ func TestCallContextAndSessionDeath(t *testing.T) {
 	}
 	// Cancellation without a deadline.
 	ctx2, cancel2 := context.WithCancel(context.Background())
-	go func() { time.Sleep(50 * time.Millisecond); cancel2() }()
-	if err := s.Call(ctx2, "Test.Block", nil, nil); !errors.Is(err, context.Canceled) {
+	go func() { <-started; cancel2() }()
+	if err := s.Call(ctx2, "Test.BlockStarted", nil, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want canceled", err)
 	}
 	// Session still usable.
@@ -264,23 +275,23 @@ func isReset(err error) bool {
 	return err != nil && (strings.Contains(err.Error(), "reset"))
 }
 
-// waitLog waits for a Warn log whose reason field contains want.
-func waitLog(t *testing.T, logs *observer.ObservedLogs, want string) observer.LoggedEntry {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+// warnLogged is the condition "a Warn log whose reason field contains want
+// was written"; the entry is stored in *got if got is not nil.
+func warnLogged(logs *observer.ObservedLogs, want string, got *observer.LoggedEntry) func() error {
+	return func() error {
 		for _, e := range logs.All() {
 			if e.Level != zapcore.WarnLevel {
 				continue
 			}
 			if r, ok := e.ContextMap()["reason"].(string); ok && strings.Contains(r, want) {
-				return e
+				if got != nil {
+					*got = e
+				}
+				return nil
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		return fmt.Errorf("no warn log with reason %q; logs: %v", want, logs.All())
 	}
-	t.Fatalf("no warn log with reason %q; logs: %v", want, logs.All())
-	return observer.LoggedEntry{}
 }
 
 func TestBadInputIsolated(t *testing.T) {
@@ -298,11 +309,15 @@ func TestBadInputIsolated(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		// One call a millisecond: steady traffic without hogging the CPU
+		// the abusive connections' handling needs.
+		pace := time.NewTicker(time.Millisecond)
+		defer pace.Stop()
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
 				return
-			default:
+			case <-pace.C:
 			}
 			var out echoArgs
 			if err := good.Call(context.Background(), "Test.Echo", &echoArgs{N: i}, &out); err != nil || out.N != i {
@@ -311,7 +326,6 @@ func TestBadInputIsolated(t *testing.T) {
 				return
 			}
 			okCalls.Add(1)
-			time.Sleep(time.Millisecond)
 		}
 	}()
 
@@ -331,7 +345,8 @@ func TestBadInputIsolated(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectEOF(t, conn, 3*time.Second)
-		e := waitLog(t, ts.logs, "garbage yamux handshake")
+		var e observer.LoggedEntry
+		testutil.Eventually(t, 5*time.Second, "warn log: garbage yamux handshake", warnLogged(ts.logs, "garbage yamux handshake", &e))
 		if e.ContextMap()["remote"] != conn.LocalAddr().String() {
 			t.Errorf("log remote = %v, want %v", e.ContextMap()["remote"], conn.LocalAddr())
 		}
@@ -347,7 +362,7 @@ func TestBadInputIsolated(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectEOF(t, conn, 3*time.Second)
-		waitLog(t, ts.logs, "unknown protocol byte 0x7f")
+		testutil.Eventually(t, 5*time.Second, "warn log: unknown protocol byte 0x7f", warnLogged(ts.logs, "unknown protocol byte 0x7f", nil))
 	})
 
 	t.Run("silent connection", func(t *testing.T) {
@@ -357,7 +372,7 @@ func TestBadInputIsolated(t *testing.T) {
 		}
 		defer conn.Close()
 		expectEOF(t, conn, 3*time.Second)
-		waitLog(t, ts.logs, "no protocol byte")
+		testutil.Eventually(t, 5*time.Second, "warn log: no protocol byte", warnLogged(ts.logs, "no protocol byte", nil))
 	})
 
 	t.Run("truncated frame", func(t *testing.T) {
@@ -373,7 +388,7 @@ func TestBadInputIsolated(t *testing.T) {
 		}
 		st.Close() // half-close: the server sees EOF mid-frame
 		expectEOF(t, st, 3*time.Second)
-		waitLog(t, ts.logs, "truncated request frame")
+		testutil.Eventually(t, 5*time.Second, "warn log: truncated request frame", warnLogged(ts.logs, "truncated request frame", nil))
 		if mux.IsClosed() {
 			t.Fatal("a bad stream must not kill its session")
 		}
@@ -392,7 +407,8 @@ func TestBadInputIsolated(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectEOF(t, st, 3*time.Second)
-		e := waitLog(t, ts.logs, "frame exceeds limit")
+		var e observer.LoggedEntry
+		testutil.Eventually(t, 5*time.Second, "warn log: frame exceeds limit", warnLogged(ts.logs, "frame exceeds limit", &e))
 		if !strings.Contains(fmt.Sprint(e.ContextMap()["error"]), "100000000") {
 			t.Errorf("log does not name the length: %v", e.ContextMap())
 		}
@@ -410,7 +426,7 @@ func TestBadInputIsolated(t *testing.T) {
 		if d := time.Since(start); d < 200*time.Millisecond {
 			t.Errorf("stream closed after %v, before the read timeout", d)
 		}
-		waitLog(t, ts.logs, "no complete request within")
+		testutil.Eventually(t, 5*time.Second, "warn log: no complete request within", warnLogged(ts.logs, "no complete request within", nil))
 	})
 
 	t.Run("garbage mid-session", func(t *testing.T) {
@@ -429,13 +445,12 @@ func TestBadInputIsolated(t *testing.T) {
 		if _, err := io.Copy(io.Discard, conn); err != nil && !isReset(err) {
 			t.Fatalf("want close, got %v", err)
 		}
-		deadline := time.Now().Add(3 * time.Second)
-		for len(ts.logs.FilterMessageSnippet("Invalid protocol version").All()) == 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("yamux protocol error not logged")
+		testutil.Eventually(t, 3*time.Second, "yamux protocol error logged", func() error {
+			if len(ts.logs.FilterMessageSnippet("Invalid protocol version").All()) == 0 {
+				return errors.New("not logged")
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return nil
+		})
 	})
 
 	close(stop)
@@ -532,7 +547,7 @@ func TestRaftRefusedWithoutLayer(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectEOF(t, conn, 3*time.Second)
-	waitLog(t, ts.logs, "no raft layer")
+	testutil.Eventually(t, 5*time.Second, "warn log: no raft layer", warnLogged(ts.logs, "no raft layer", nil))
 }
 
 func TestServerCloseEndsSessions(t *testing.T) {

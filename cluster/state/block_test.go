@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cairnd/cairn/cluster/structs"
@@ -41,17 +42,25 @@ func TestBlockReturnsAtOnceWhenIndexIsNewer(t *testing.T) {
 	}
 }
 
+// The Block tests that wait for a query to park run in a synctest bubble:
+// synctest.Wait returns once Block sits on its watch channel, so neither
+// "parked" nor "did not wake" is a guess about the scheduler.
 func TestBlockWakesOnRelevantChange(t *testing.T) {
+	synctest.Test(t, testBlockWakesOnRelevantChange)
+}
+
+func testBlockWakesOnRelevantChange(t *testing.T) {
 	s := New()
 	_ = s.KVSSet(5, &structs.DirEntry{Key: "a"})
 	res := blockOn(context.Background(), s, 5, time.Minute, TableKVS)
 	// A write to another table must not end the block.
-	time.Sleep(20 * time.Millisecond)
+	synctest.Wait()
 	mustRegister(t, s, 6, &structs.RegisterRequest{Node: "n", Address: "1"})
+	synctest.Wait()
 	select {
 	case r := <-res:
 		t.Fatalf("woke on an unrelated table: %+v", r)
-	case <-time.After(50 * time.Millisecond):
+	default:
 	}
 	_ = s.KVSDelete(7, "a")
 	select {
@@ -78,6 +87,10 @@ func TestBlockTimesOut(t *testing.T) {
 }
 
 func TestBlockContextAndAbandon(t *testing.T) {
+	synctest.Test(t, testBlockContextAndAbandon)
+}
+
+func testBlockContextAndAbandon(t *testing.T) {
 	s := New()
 	ctx, cancel := context.WithCancel(context.Background())
 	res := blockOn(ctx, s, 10, time.Minute, TableKVS)
@@ -87,7 +100,7 @@ func TestBlockContextAndAbandon(t *testing.T) {
 	}
 
 	res = blockOn(context.Background(), s, 10, time.Minute, TableNodes, TableKVS)
-	time.Sleep(10 * time.Millisecond)
+	synctest.Wait() // parked, so Abandon wakes it rather than pre-empting it
 	s.Abandon()
 	s.Abandon() // idempotent
 	select {
