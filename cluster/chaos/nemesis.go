@@ -1,0 +1,217 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// Nemesis injects one kind of fault. Start injects it (choosing its
+// victims with the trial's seeded rng); Stop undoes it and is safe to call
+// at any time, any number of times: the trial calls it after every fault
+// window and again from cleanup, also when the test fails.
+type Nemesis interface {
+	Name() string
+	Start(ctx context.Context, e *Env) error
+	Stop(ctx context.Context, e *Env) error
+}
+
+// Env is what a nemesis acts on.
+type Env struct {
+	Cluster  *Cluster
+	Firewall *Firewall // nil where partitions cannot run
+	Rng      *rand.Rand
+	History  *History
+}
+
+// NemesisInfo describes a nemesis of the catalogue.
+type NemesisInfo struct {
+	Name string
+	// Firewall: needs root and iptables.
+	Firewall bool
+	// Skip, when set, says why this nemesis cannot run at all yet.
+	Skip string
+	New  func() Nemesis
+}
+
+// Nemeses is the catalogue, in the order `make chaos` reports it.
+func Nemeses() []NemesisInfo {
+	return []NemesisInfo{
+		{Name: "partition-leader", Firewall: true, New: func() Nemesis { return &partition{name: "partition-leader", target: leaderTarget, mode: symmetric} }},
+		{Name: "partition-leader-oneway", Firewall: true, New: func() Nemesis { return &partition{name: "partition-leader-oneway", target: leaderTarget, mode: oneWay} }},
+		{Name: "partition-follower", Firewall: true, New: func() Nemesis { return &partition{name: "partition-follower", target: followerTarget, mode: symmetric} }},
+		{Name: "pause-leader", New: func() Nemesis { return &pause{name: "pause-leader", target: leaderTarget} }},
+		{Name: "pause-follower", New: func() Nemesis { return &pause{name: "pause-follower", target: followerTarget} }},
+		{Name: "kill", New: func() Nemesis { return &kill{name: "kill", n: 1} }},
+		{Name: "kill-majority", New: func() Nemesis { return &kill{name: "kill-majority", n: 2} }},
+		{Name: "transfer-leader", Skip: "no leadership-transfer endpoint or command exists yet (Consul's `operator raft transfer-leader`); a forced step-down is what partition-leader and pause-leader already do"},
+		{Name: "membership-change", Skip: "waits for `cairn operator raft remove-peer` (issue 13 item 4)"},
+	}
+}
+
+// NemesisByName returns the catalogue entry called name.
+func NemesisByName(name string) (NemesisInfo, error) {
+	for _, n := range Nemeses() {
+		if n.Name == name {
+			return n, nil
+		}
+	}
+	return NemesisInfo{}, fmt.Errorf("chaos: no nemesis %q", name)
+}
+
+type targetKind int
+
+const (
+	leaderTarget targetKind = iota
+	followerTarget
+)
+
+// pick chooses the current leader, or a random follower. With no agreed
+// leader (the cluster is still recovering) it picks any running node.
+func pick(ctx context.Context, e *Env, t targetKind) *Node {
+	var leader *Node
+	_ = waitFor(ctx, 5*time.Second, func() error {
+		var err error
+		leader, err = e.Cluster.Leader(ctx)
+		return err
+	})
+	if leader == nil {
+		return e.Cluster.Nodes[e.Rng.IntN(len(e.Cluster.Nodes))]
+	}
+	if t == leaderTarget {
+		return leader
+	}
+	var others []*Node
+	for _, n := range e.Cluster.Nodes {
+		if n != leader {
+			others = append(others, n)
+		}
+	}
+	return others[e.Rng.IntN(len(others))]
+}
+
+type partitionMode int
+
+const (
+	symmetric partitionMode = iota
+	oneWay                  // direction drawn per fault: the victim cannot receive, or cannot send
+)
+
+// partition cuts one node from the two others.
+type partition struct {
+	name   string
+	target targetKind
+	mode   partitionMode
+}
+
+func (p *partition) Name() string { return p.name }
+
+func (p *partition) Start(ctx context.Context, e *Env) error {
+	if e.Firewall == nil {
+		return errors.New("chaos: partition without a firewall")
+	}
+	v := pick(ctx, e, p.target)
+	in, out := true, true
+	if p.mode == oneWay {
+		in = e.Rng.IntN(2) == 0
+		out = !in
+	}
+	e.History.note("%s: cut %s (inbound=%v outbound=%v)", p.name, v.Name, in, out)
+	for _, n := range e.Cluster.Nodes {
+		if n == v {
+			continue
+		}
+		if in {
+			if err := e.Firewall.Cut(n, v); err != nil {
+				return err
+			}
+		}
+		if out {
+			if err := e.Firewall.Cut(v, n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (p *partition) Stop(ctx context.Context, e *Env) error {
+	if e.Firewall == nil {
+		return nil
+	}
+	e.History.note("%s: heal", p.name)
+	return e.Firewall.HealAll()
+}
+
+// pause SIGSTOPs one node; Stop SIGCONTs it.
+type pause struct {
+	name   string
+	target targetKind
+	victim *Node
+}
+
+func (p *pause) Name() string { return p.name }
+
+func (p *pause) Start(ctx context.Context, e *Env) error {
+	p.victim = pick(ctx, e, p.target)
+	e.History.note("%s: SIGSTOP %s", p.name, p.victim.Name)
+	return p.victim.Pause()
+}
+
+func (p *pause) Stop(ctx context.Context, e *Env) error {
+	if p.victim == nil {
+		return nil
+	}
+	v := p.victim
+	p.victim = nil
+	e.History.note("%s: SIGCONT %s", p.name, v.Name)
+	return v.Resume()
+}
+
+// kill SIGKILLs n nodes (the leader first when n > 1, so quorum is lost
+// for certain); Stop restarts them on their data dirs.
+type kill struct {
+	name    string
+	n       int
+	victims []*Node
+}
+
+func (k *kill) Name() string { return k.name }
+
+func (k *kill) Start(ctx context.Context, e *Env) error {
+	k.victims = nil
+	if k.n == 1 {
+		k.victims = append(k.victims, e.Cluster.Nodes[e.Rng.IntN(len(e.Cluster.Nodes))])
+	} else {
+		first := pick(ctx, e, leaderTarget)
+		k.victims = append(k.victims, first)
+		for _, i := range e.Rng.Perm(len(e.Cluster.Nodes)) {
+			if len(k.victims) == k.n {
+				break
+			}
+			if n := e.Cluster.Nodes[i]; n != first {
+				k.victims = append(k.victims, n)
+			}
+		}
+	}
+	for _, v := range k.victims {
+		e.History.note("%s: SIGKILL %s", k.name, v.Name)
+		v.Kill()
+	}
+	return nil
+}
+
+func (k *kill) Stop(ctx context.Context, e *Env) error {
+	var errs []error
+	for _, v := range k.victims {
+		if v.Running() {
+			continue
+		}
+		e.History.note("%s: restart %s", k.name, v.Name)
+		errs = append(errs, v.Restart())
+	}
+	k.victims = nil
+	return errors.Join(errs...)
+}
