@@ -94,7 +94,7 @@ func contains(set []string, s string) bool {
 
 // Report is what the checks found in one trial.
 type Report struct {
-	Ops        int      // operations in the history (final reads excluded)
+	Ops        int      // operations that reached a server (final reads and refused connections excluded)
 	Unknown    int      // of which outcome-unknown
 	Illegal    []string // keys/instances whose history is not linearizable
 	Unchecked  []string // keys porcupine could not decide in checkTimeout
@@ -136,6 +136,9 @@ func (r *Report) String() string {
 func porcupineOps(ops []Op) []porcupine.Operation {
 	out := make([]porcupine.Operation, 0, len(ops))
 	for _, o := range ops {
+		if o.Outcome == Refused {
+			continue
+		}
 		ret := o.Return
 		if o.Outcome == Unknown {
 			if o.Kind == KindGet || o.Kind == KindReadSet {
@@ -285,26 +288,37 @@ func checkDurable(ops []Op, replicas map[string]map[string]kvEntry, sets map[str
 			deregistered[o.Key] = true
 		}
 	}
+	servers := make([]string, 0, len(replicas)+len(sets))
+	for srv := range replicas {
+		servers = append(servers, srv)
+	}
+	for srv := range sets {
+		if _, ok := replicas[srv]; !ok {
+			servers = append(servers, srv)
+		}
+	}
+	sort.Strings(servers)
 	for _, o := range ops {
-		if o.Outcome != OK {
+		if o.Outcome != OK || (o.Kind == KindRegister && deregistered[o.Key]) {
 			continue
 		}
-		switch o.Kind {
-		case KindInsert:
-			for srv, kv := range replicas {
-				if e, ok := kv[o.Key]; !ok || string(e.Value) != o.Value {
-					r.Lost = append(r.Lost, fmt.Sprintf("%s: missing on %s", o, srv))
+		var missing []string
+		for _, srv := range servers {
+			switch o.Kind {
+			case KindInsert:
+				if kv, ok := replicas[srv]; ok {
+					if e, ok := kv[o.Key]; !ok || string(e.Value) != o.Value {
+						missing = append(missing, srv)
+					}
+				}
+			case KindRegister:
+				if set, ok := sets[srv]; ok && !contains(set, o.Key) {
+					missing = append(missing, srv)
 				}
 			}
-		case KindRegister:
-			if deregistered[o.Key] {
-				continue
-			}
-			for srv, set := range sets {
-				if !contains(set, o.Key) {
-					r.Lost = append(r.Lost, fmt.Sprintf("%s: missing on %s", o, srv))
-				}
-			}
+		}
+		if len(missing) > 0 {
+			r.Lost = append(r.Lost, fmt.Sprintf("%s: missing on %s", o, strings.Join(missing, ",")))
 		}
 	}
 }

@@ -29,6 +29,9 @@ const (
 	OK      Outcome = "ok"      // write acknowledged true, or read answered
 	Fail    Outcome = "fail"    // write answered false (CAS compare did not hold)
 	Unknown Outcome = "unknown" // error or timeout: may or may not have applied
+	// Refused: the connection was refused (the node is down), so the
+	// request never reached a server. It did nothing; the checks skip it.
+	Refused Outcome = "refused"
 )
 
 // Op is one invocation and its response. Values written are unique per
@@ -56,7 +59,7 @@ type Op struct {
 func (o Op) String() string {
 	var b strings.Builder
 	ret := fmt.Sprintf("%.3f", float64(o.Return)/1e9)
-	if o.Outcome == Unknown {
+	if o.Outcome == Unknown || o.Outcome == Refused {
 		ret = "?"
 	}
 	fmt.Fprintf(&b, "[%.3f,%s] p%d via %s  %s %s", float64(o.Call)/1e9, ret, o.Process, o.Node, o.Kind, o.Key)
@@ -67,8 +70,8 @@ func (o Op) String() string {
 		fmt.Fprintf(&b, " %s (expect %q @%d)", o.Value, o.Expect, o.ExpectIndex)
 	}
 	switch {
-	case o.Outcome == Unknown:
-		fmt.Fprintf(&b, " -> unknown: %s", o.Err)
+	case o.Outcome == Unknown, o.Outcome == Refused:
+		fmt.Fprintf(&b, " -> %s: %s", o.Outcome, o.Err)
 	case o.Kind == KindGet && !o.Found:
 		b.WriteString(" -> absent")
 	case o.Kind == KindGet:

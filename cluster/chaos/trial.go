@@ -65,8 +65,10 @@ func Binary(t testing.TB, dir string) string {
 var expectedErrors = []*regexp.Regexp{
 	// Raft replication and elections toward an unreachable peer.
 	regexp.MustCompile(`"logger":"[^"]*raft","msg":"raft: (failed to (heartbeat to|appendEntries to|contact|make requestVote RPC|make pre-vote RPC|get log|send snapshot to|pipeline appendEntries|start pipeline)|peer has newer term, stopping replication)`),
+	// Raft's transport reading from a peer that was killed or cut off.
+	regexp.MustCompile(`"logger":"[^"]*raft-net","msg":"raft-net: failed to decode incoming command: [^"]*(connection reset|EOF|timeout|i/o)`),
 	// Gossip probes of a stopped, killed or cut-off member.
-	regexp.MustCompile(`"logger":"[^"]*serf\.(lan|wan)","msg":"memberlist: [^"]*(timeout|i/o|connection refused|connection reset|EOF|broken pipe|no route)`),
+	regexp.MustCompile(`"logger":"[^"]*serf\.(lan|wan)","msg":"memberlist: [^"]*(timeout|i/o|connection refused|connection reset|EOF|broken pipe|no route|operation not permitted)`),
 }
 
 func expectedError(line string) bool {
@@ -95,7 +97,7 @@ func Run(t testing.TB, cfg Config) *Result {
 	keep := true
 	t.Cleanup(func() {
 		if keep || t.Failed() {
-			t.Logf("chaos: nemesis=%s seed=%d artefacts kept in %s (reproduce: CHAOS_SEED=%d CHAOS_NEMESIS=%s CHAOS_DURATION=%s make chaos)",
+			t.Logf("chaos: nemesis=%s seed=%d artefacts kept in %s (reproduce: CHAOS_SEED=%d CHAOS_NEMESIS=%s CHAOS_TRIALS=1 CHAOS_DURATION=%s make chaos)",
 				cfg.Nemesis.Name, cfg.Seed, dir, cfg.Seed, cfg.Nemesis.Name, cfg.Duration)
 			return
 		}
@@ -196,11 +198,14 @@ func Run(t testing.TB, cfg Config) *Result {
 // check heals-waits, makes the final reads and runs every check.
 func check(ctx context.Context, c *Cluster, h *History, dir string, r *Report) {
 	ops := h.Ops()
-	r.Ops = len(ops)
 	for _, o := range ops {
-		if o.Outcome == Unknown {
+		switch o.Outcome {
+		case Refused:
+			continue
+		case Unknown:
 			r.Unknown++
 		}
+		r.Ops++
 	}
 	if err := c.WaitHealthy(ctx, healTimeout); err != nil {
 		r.Other = append(r.Other, fmt.Sprintf("no healthy cluster %v after heal: %v", healTimeout, err))

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"sort"
+	"syscall"
 	"time"
 )
 
@@ -146,22 +147,38 @@ func (cl *client) step(ctx context.Context) {
 		op.Return = cl.h.now()
 		op.Set = set
 		if err != nil {
-			op.Outcome, op.Err = Unknown, err.Error()
-			cl.newProcess()
-		} else {
-			op.Outcome = OK
+			cl.failed(&op, err)
+			return
 		}
+		op.Outcome = OK
 		cl.h.add(op)
 	}
 }
 
 func (cl *client) newProcess() { cl.pid = cl.next() }
 
+// failed records an operation that got no answer. A refused connection
+// never reached a server; anything else may have taken effect, and the
+// client process is then retired, as in Jepsen: its operation stays open
+// for ever, so the next one runs as a new process.
+func (cl *client) failed(op *Op, err error) {
+	op.Err = err.Error()
+	if errors.Is(err, context.DeadlineExceeded) {
+		op.Err = "timeout"
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		op.Outcome = Refused
+		cl.h.add(*op)
+		return
+	}
+	op.Outcome = Unknown
+	cl.h.add(*op)
+	cl.newProcess()
+}
+
 func (cl *client) finishRead(op *Op, e kvEntry, found bool, err error) {
 	if err != nil {
-		op.Outcome, op.Err = Unknown, err.Error()
-		cl.h.add(*op)
-		cl.newProcess()
+		cl.failed(op, err)
 		return
 	}
 	op.Outcome, op.Found = OK, found
@@ -177,12 +194,7 @@ func (cl *client) finishRead(op *Op, e kvEntry, found bool, err error) {
 func (cl *client) finishWrite(op *Op, ok bool, err error) {
 	switch {
 	case err != nil:
-		op.Outcome, op.Err = Unknown, err.Error()
-		if errors.Is(err, context.DeadlineExceeded) {
-			op.Err = "timeout"
-		}
-		cl.h.add(*op)
-		cl.newProcess()
+		cl.failed(op, err)
 		return
 	case ok:
 		op.Outcome = OK
