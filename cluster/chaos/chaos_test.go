@@ -107,6 +107,9 @@ func TestChaos(t *testing.T) {
 			continue
 		}
 		t.Run(info.Name, func(t *testing.T) {
+			if err := Usable(info); err != nil {
+				fmt.Printf("chaos nemesis=%s skipped: %v\n", info.Name, err)
+			}
 			skipUnusable(t, info)
 			sum := Summary{Nemesis: info.Name}
 			for i := 0; i < trials; i++ {

@@ -99,12 +99,20 @@ const (
 	oneWay                  // direction drawn per fault: the victim cannot receive, or cannot send
 )
 
-// partition cuts one node from the two others.
+// partition cuts one node from the two others. Before healing it checks
+// that the cut took effect, so a firewall that silently filters nothing
+// fails the trial instead of passing it.
 type partition struct {
 	name   string
 	target targetKind
 	mode   partitionMode
+	victim *Node
+	since  time.Time
 }
+
+// effectAfter: a cut this old has outlived several election timeouts
+// (500 ms with fast gossip), so its effect must be visible.
+const effectAfter = 3 * time.Second
 
 func (p *partition) Name() string { return p.name }
 
@@ -119,6 +127,7 @@ func (p *partition) Start(ctx context.Context, e *Env) error {
 		out = !in
 	}
 	e.History.note("%s: cut %s (inbound=%v outbound=%v)", p.name, v.Name, in, out)
+	p.victim, p.since = v, time.Now()
 	for _, n := range e.Cluster.Nodes {
 		if n == v {
 			continue
@@ -141,8 +150,36 @@ func (p *partition) Stop(ctx context.Context, e *Env) error {
 	if e.Firewall == nil {
 		return nil
 	}
+	var effect error
+	if p.victim != nil && time.Since(p.since) >= effectAfter {
+		effect = p.checkEffect(ctx, e)
+	}
+	p.victim = nil
 	e.History.note("%s: heal", p.name)
-	return e.Firewall.HealAll()
+	return errors.Join(effect, e.Firewall.HealAll())
+}
+
+// checkEffect: with the leader cut off, the two others have elected one
+// of themselves; a cut-off follower knows no leader (it keeps standing
+// for election in vain).
+func (p *partition) checkEffect(ctx context.Context, e *Env) error {
+	if p.target == followerTarget {
+		l, err := e.Cluster.leaderOf(ctx, p.victim)
+		if err == nil && l != "" {
+			return fmt.Errorf("%s: %s cut off for %v still names leader %s: the partition did not take effect", p.name, p.victim.Name, time.Since(p.since).Round(time.Millisecond), l)
+		}
+		return nil
+	}
+	for _, n := range e.Cluster.Nodes {
+		if n == p.victim {
+			continue
+		}
+		l, err := e.Cluster.leaderOf(ctx, n)
+		if err == nil && l == p.victim.RPCAddr() {
+			return fmt.Errorf("%s: %s still names the cut-off %s leader after %v: the partition did not take effect", p.name, n.Name, p.victim.Name, time.Since(p.since).Round(time.Millisecond))
+		}
+	}
+	return nil
 }
 
 // pause SIGSTOPs one node; Stop SIGCONTs it.

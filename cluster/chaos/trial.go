@@ -96,7 +96,7 @@ func Run(t testing.TB, cfg Config) *Result {
 	}
 	keep := true
 	t.Cleanup(func() {
-		if keep || t.Failed() {
+		if keep || t.Failed() || os.Getenv("CHAOS_KEEP") != "" {
 			t.Logf("chaos: nemesis=%s seed=%d artefacts kept in %s (reproduce: CHAOS_SEED=%d CHAOS_NEMESIS=%s CHAOS_TRIALS=1 CHAOS_DURATION=%s make chaos)",
 				cfg.Nemesis.Name, cfg.Seed, dir, cfg.Seed, cfg.Nemesis.Name, cfg.Duration)
 			return
