@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -183,5 +184,30 @@ func TestHistoryText(t *testing.T) {
 	}, "\n")
 	if b.String() != want {
 		t.Fatalf("history text:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// TestExpectedErrors: a fault's network errors pass, anything else at
+// error level (a failed FSM apply, a snapshot restore error) fails.
+func TestExpectedErrors(t *testing.T) {
+	for _, tc := range []struct {
+		line     string
+		expected bool
+	}{
+		{`{"level":"error","logger":"server.raft","msg":"raft: failed to heartbeat to: peer=127.0.0.31:8300 backoff time=10ms error=EOF"}`, true},
+		{`{"level":"error","logger":"server.raft","msg":"raft: peer has newer term, stopping replication: peer=\"{Voter s2 127.0.0.32:8300}\""}`, true},
+		{`{"level":"error","logger":"server.raft-net","msg":"raft-net: failed to decode incoming command: error=\"read tcp 127.0.0.32:8300->127.0.0.1:60110: read: connection reset by peer\""}`, true},
+		{`{"level":"error","logger":"server.serf.lan","msg":"memberlist: Failed to send gossip to 127.0.0.32:8301: write udp 127.0.0.31:8301->127.0.0.32:8301: sendto: operation not permitted"}`, true},
+		{`{"level":"error","logger":"server.raft","msg":"raft: failed to take snapshot: error=disk full"}`, false},
+		{`{"level":"error","logger":"server.fsm","msg":"apply failed: connection reset"}`, false},
+		{`{"level":"error","logger":"server.serf.lan","msg":"memberlist: Conflicting address for s1"}`, false},
+	} {
+		var l logLine
+		if err := json.Unmarshal([]byte(tc.line), &l); err != nil {
+			t.Fatal(err)
+		}
+		if got := expectedError(l); got != tc.expected {
+			t.Errorf("expectedError(%s) = %v, want %v", tc.line, got, tc.expected)
+		}
 	}
 }

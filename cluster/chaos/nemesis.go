@@ -34,7 +34,36 @@ type NemesisInfo struct {
 	// Skip, when set, says why this nemesis cannot run at all yet.
 	Skip string
 	New  func() Nemesis
+	// Schedule of this nemesis; the zero value is DefaultSchedule.
+	Schedule Schedule
 }
+
+// Schedule is a healthy gap drawn from [GapMin, GapMax), then a fault
+// window from [FaultMin, FaultMax), repeated until the trial ends.
+type Schedule struct {
+	GapMin, GapMax, FaultMin, FaultMax time.Duration
+}
+
+// DefaultSchedule: windows of 5–8 s are the issue's "8 s every 10 s":
+// long enough for an election and for requests to pile up on the victim,
+// short enough for several faults per minute.
+var DefaultSchedule = Schedule{GapMin: 2 * time.Second, GapMax: 4 * time.Second, FaultMin: 5 * time.Second, FaultMax: 8 * time.Second}
+
+// pauseSchedule: what a pause breaks is decided at the instant of
+// SIGSTOP (which writes are sent but not yet acknowledged), so pauses
+// come more often and include short ones (1 s is two election timeouts
+// with fast gossip): more instants sampled per minute.
+var pauseSchedule = Schedule{GapMin: 1 * time.Second, GapMax: 3 * time.Second, FaultMin: 1 * time.Second, FaultMax: 8 * time.Second}
+
+func (s Schedule) orDefault() Schedule {
+	if s == (Schedule{}) {
+		return DefaultSchedule
+	}
+	return s
+}
+
+// maxFault is the longest fault window of any nemesis.
+const maxFault = 8 * time.Second
 
 // Nemeses is the catalogue, in the order `make chaos` reports it.
 func Nemeses() []NemesisInfo {
@@ -42,8 +71,8 @@ func Nemeses() []NemesisInfo {
 		{Name: "partition-leader", Firewall: true, New: func() Nemesis { return &partition{name: "partition-leader", target: leaderTarget, mode: symmetric} }},
 		{Name: "partition-leader-oneway", Firewall: true, New: func() Nemesis { return &partition{name: "partition-leader-oneway", target: leaderTarget, mode: oneWay} }},
 		{Name: "partition-follower", Firewall: true, New: func() Nemesis { return &partition{name: "partition-follower", target: followerTarget, mode: symmetric} }},
-		{Name: "pause-leader", New: func() Nemesis { return &pause{name: "pause-leader", target: leaderTarget} }},
-		{Name: "pause-follower", New: func() Nemesis { return &pause{name: "pause-follower", target: followerTarget} }},
+		{Name: "pause-leader", Schedule: pauseSchedule, New: func() Nemesis { return &pause{name: "pause-leader", target: leaderTarget} }},
+		{Name: "pause-follower", Schedule: pauseSchedule, New: func() Nemesis { return &pause{name: "pause-follower", target: followerTarget} }},
 		{Name: "kill", New: func() Nemesis { return &kill{name: "kill", n: 1} }},
 		{Name: "kill-majority", New: func() Nemesis { return &kill{name: "kill-majority", n: 2} }},
 		{Name: "transfer-leader", Skip: "no leadership-transfer endpoint or command exists yet (Consul's `operator raft transfer-leader`); a forced step-down is what partition-leader and pause-leader already do"},

@@ -23,7 +23,7 @@ const (
 	// leader has to get its definite (possibly wrong) answer after SIGCONT,
 	// or the checker could only call it unknown, and the bug (a
 	// write resubmitted after raft.ErrLeadershipLost) would go unseen.
-	opTimeout = faultMin + faultSpread + 4*time.Second
+	opTimeout = maxFault + 4*time.Second
 	// thinkTime between a client's operations bounds the load on 2 cores
 	// and keeps porcupine's search small.
 	thinkTime = 10 * time.Millisecond
