@@ -200,7 +200,8 @@ func checkLinearizable(ops []Op, dir string, r *Report) {
 			case porcupine.Illegal:
 				name := prefix + k
 				if dir != "" {
-					path := filepath.Join(dir, "porcupine-"+strings.ReplaceAll(name, "/", "_")+".html")
+					file := strings.NewReplacer("/", "_", " ", "-").Replace(name)
+					path := filepath.Join(dir, "porcupine-"+file+".html")
 					if err := porcupine.VisualizePath(model, info, path); err == nil {
 						name += " (" + path + ")"
 					}

@@ -82,8 +82,9 @@ func (n *Node) start() error {
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), "CAIRN_FAST_GOSSIP=1", "GOMAXPROCS=2")
 	// Own process group: a ^C to `go test` must not also stop the nodes
-	// before the harness has undone its faults.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// before the harness has undone its faults. Pdeathsig: a harness that
+	// dies without its cleanup (test timeout, kill -9) takes them along.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if n.UID != 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(n.UID), Gid: uint32(n.UID)}
 	}
@@ -198,6 +199,9 @@ func moduleRoot() (string, error) {
 // newCluster lays out three nodes under dir; separateUIDs runs each as
 // its own uid (needs root) so the firewall can partition them.
 func newCluster(bin, dir string, separateUIDs bool) (*Cluster, error) {
+	// net/http repeats a request on a dead keep-alive connection only for
+	// idempotent methods; every write here is a PUT, so the harness never
+	// resubmits a write itself.
 	c := &Cluster{Dir: dir, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
 	join := fmt.Sprintf("127.0.0.%d:%d", nodeIPBase, serfLANPort)
 	for i := 0; i < 3; i++ {

@@ -13,9 +13,10 @@
 //   - Nodes run as separate uids (60061–60063) when root, because on
 //     loopback every TCP dial gets source 127.0.0.1: the firewall tells
 //     nodes apart by `-m owner` and a per-connection mark (firewall.go).
-//   - Any error or timeout (opTimeout, longer than a fault window) is
-//     outcome-unknown: porcupine lets it apply at any time after its call,
-//     or never. Unknown reads are dropped.
+//   - Any error or timeout is outcome-unknown: porcupine lets it apply at
+//     any time after its call, or never. Unknown reads are dropped. Half
+//     the clients wait out any fault (definite answers after it), half
+//     time out after 2 s (load on the new leader during it).
 //   - The catalog set is checked per instance (a whole-set read projected
 //     onto each instance), plus a phantom check for IDs nobody wrote.
 //   - transfer-leader has no endpoint to drive and membership changes wait

@@ -59,7 +59,7 @@ var expectedErrors = []struct{ logger, msg *regexp.Regexp }{
 	// Raft replication and elections toward an unreachable peer.
 	{regexp.MustCompile(`(^|\.)raft$`), regexp.MustCompile(`^raft: (failed to (heartbeat to|appendEntries to|contact|make requestVote RPC|make pre-vote RPC|get log|send snapshot to|pipeline appendEntries|start pipeline)|peer has newer term, stopping replication)`)},
 	// Raft's transport reading from a peer that was killed or cut off.
-	{regexp.MustCompile(`(^|\.)raft-net$`), regexp.MustCompile(`^raft-net: failed to decode incoming command: .*(connection reset|EOF|timeout|i/o)`)},
+	{regexp.MustCompile(`(^|\.)raft-net$`), regexp.MustCompile(`^raft-net: failed to (decode incoming command|flush response): .*(connection reset|broken pipe|EOF|timeout|i/o)`)},
 	// Gossip probes of a stopped, killed or cut-off member.
 	{regexp.MustCompile(`(^|\.)serf\.(lan|wan)$`), regexp.MustCompile(`^memberlist: .*(timeout|i/o|connection refused|connection reset|EOF|broken pipe|no route|operation not permitted)`)},
 }
