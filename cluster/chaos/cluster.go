@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -238,6 +239,18 @@ func newCluster(bin, dir string, separateUIDs bool) (*Cluster, error) {
 
 // Start launches every node and waits until all agree on a leader.
 func (c *Cluster) Start(ctx context.Context) error {
+	// Fixed ports: say plainly when something already holds one, rather
+	// than letting the nodes fail to bind and the start time out.
+	for _, n := range c.Nodes {
+		for _, port := range []int{httpPort, serverPort} {
+			addr := net.JoinHostPort(n.IP, strconv.Itoa(port))
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("chaos: %s is taken (a node left over from an interrupted chaos run? see `ss -ltnp`): %w", addr, err)
+			}
+			l.Close()
+		}
+	}
 	for _, n := range c.Nodes {
 		if err := n.start(); err != nil {
 			return err
