@@ -1,13 +1,12 @@
-// Package chaos is Cairn's Jepsen-style fault-injection harness (issue 13).
-// It owns: a launcher for three real `cairn agent --server` processes, one
-// per loopback address (127.0.0.31–33, Consul's default ports on each); the
-// nemeses (partitions by iptables, SIGSTOP, kill -9, kill -9 of two); the
-// workloads (KV registers with put, cas and ?consistent get; one-shot
-// ?cas=0 inserts of unique values; catalog register/deregister checked as a
-// set), spread over all three HTTP APIs; and the checks: porcupine per key
-// and per service instance, acknowledged writes present on every server
-// after heal, no write applied twice or applied though answered "not
-// applied", replicas equal by ?stale reads, no unexplained error-level log.
+// Package chaos is Cairn's Jepsen-style fault-injection harness (issue 13):
+// three real `cairn agent --server` processes on 127.0.0.31–33 (Consul's
+// default ports on each); nemeses (iptables partitions, SIGSTOP, kill -9 of
+// one or two); workloads over all three HTTP APIs (KV put/cas/?consistent
+// get, one-shot ?cas=0 inserts of unique values, catalog register and
+// deregister as a set); checks: porcupine per key and per instance, every
+// acknowledged write on every server after heal, no write applied twice or
+// applied though answered "not applied", equal ?stale replicas, no
+// unexplained error-level log line.
 //
 // Decisions the issue left open:
 //   - Nodes run as separate uids (60061–60063) when root, because on
@@ -19,13 +18,13 @@
 //     time out after 2 s (load on the new leader during it).
 //   - The catalog set is checked per instance (a whole-set read projected
 //     onto each instance), plus a phantom check for IDs nobody wrote.
-//   - transfer-leader has no endpoint to drive and membership changes wait
-//     for `operator raft remove-peer`: both are listed and skipped.
+//   - transfer-leader (no endpoint yet) and membership changes (wait for
+//     `operator raft remove-peer`) are listed and skipped.
 //
 // Reproducing: the seed fixes every choice (victims, fault timing, each
 // client's operations and servers), not the OS's scheduling, so a replay
 // re-creates the trial's shape, not its exact interleaving. A failing trial
-// keeps history.txt, porcupine-<key>.html, and each node's log and data dir
-// under a directory it prints with the seed; rerun it with
-// CHAOS_SEED=<seed> CHAOS_NEMESIS=<name> CHAOS_TRIALS=1 make chaos.
+// keeps history.txt, porcupine-*.html, each node's log and data dir under
+// a directory it prints with the seed: CHAOS_SEED=<seed>
+// CHAOS_NEMESIS=<name> CHAOS_TRIALS=1 make chaos replays it.
 package chaos
