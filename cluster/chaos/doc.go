@@ -21,10 +21,11 @@
 //   - transfer-leader (no endpoint yet) and membership changes (wait for
 //     `operator raft remove-peer`) are listed and skipped.
 //
-// Reproducing: the seed fixes every choice (victims, fault timing, each
-// client's operations and servers), not the OS's scheduling, so a replay
-// re-creates the trial's shape, not its exact interleaving. A failing trial
-// keeps history.txt, porcupine-*.html, each node's log and data dir under
-// a directory it prints with the seed: CHAOS_SEED=<seed>
+// Reproducing: the seed fixes every random draw (fault timings, victims,
+// each client's servers, operation mix and keys); who leads, the answers
+// and their interleaving follow the OS's scheduling, so a replay re-creates
+// a trial's shape, not its exact history. A failing trial keeps
+// history.txt, porcupine-*.html, each node's log and data dir under a
+// directory it prints with the seed: CHAOS_SEED=<seed>
 // CHAOS_NEMESIS=<name> CHAOS_TRIALS=1 make chaos replays it.
 package chaos

@@ -100,6 +100,8 @@ const (
 // pick chooses the current leader, or a random follower. With no agreed
 // leader (the cluster is still recovering) it picks any running node.
 func pick(ctx context.Context, e *Env, t targetKind) *Node {
+	// One draw whatever the branch, so the seed's stream stays aligned.
+	r := e.Rng.IntN(1 << 20)
 	var leader *Node
 	_ = waitFor(ctx, 5*time.Second, func() error {
 		var err error
@@ -107,7 +109,7 @@ func pick(ctx context.Context, e *Env, t targetKind) *Node {
 		return err
 	})
 	if leader == nil {
-		return e.Cluster.Nodes[e.Rng.IntN(len(e.Cluster.Nodes))]
+		return e.Cluster.Nodes[r%len(e.Cluster.Nodes)]
 	}
 	if t == leaderTarget {
 		return leader
@@ -118,7 +120,7 @@ func pick(ctx context.Context, e *Env, t targetKind) *Node {
 			others = append(others, n)
 		}
 	}
-	return others[e.Rng.IntN(len(others))]
+	return others[r%len(others)]
 }
 
 type partitionMode int
@@ -248,12 +250,13 @@ func (k *kill) Name() string { return k.name }
 
 func (k *kill) Start(ctx context.Context, e *Env) error {
 	k.victims = nil
+	perm := e.Rng.Perm(len(e.Cluster.Nodes))
 	if k.n == 1 {
-		k.victims = append(k.victims, e.Cluster.Nodes[e.Rng.IntN(len(e.Cluster.Nodes))])
+		k.victims = append(k.victims, e.Cluster.Nodes[perm[0]])
 	} else {
 		first := pick(ctx, e, leaderTarget)
 		k.victims = append(k.victims, first)
-		for _, i := range e.Rng.Perm(len(e.Cluster.Nodes)) {
+		for _, i := range perm {
 			if len(k.victims) == k.n {
 				break
 			}

@@ -81,7 +81,11 @@ func (cl *client) run(ctx context.Context) {
 }
 
 func (cl *client) step(ctx context.Context) {
+	// Every step draws the same numbers whatever happened before, so a
+	// seed fixes each client's stream of choices; only what a choice means
+	// (cas or a first read, register or deregister) follows earlier answers.
 	node := cl.c.Nodes[cl.rng.IntN(len(cl.c.Nodes))]
+	p, key, coin := cl.rng.IntN(100), registerKey(cl.rng.IntN(registers)), cl.rng.IntN(2)
 	cl.n++
 	val := fmt.Sprintf("c%d-%d", cl.id, cl.n)
 	op := Op{Process: cl.pid, Node: node.Name}
@@ -91,21 +95,20 @@ func (cl *client) step(ctx context.Context) {
 	}
 	octx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	switch p := cl.rng.IntN(100); {
+	switch {
 	case p < 25: // consistent get
-		op.Kind, op.Key = KindGet, registerKey(cl.rng.IntN(registers))
+		op.Kind, op.Key = KindGet, key
 		op.Call = cl.h.now()
 		e, found, err := getKey(octx, cl.c, node, op.Key, "consistent")
 		op.Return = cl.h.now()
 		cl.finishRead(&op, e, found, err)
 	case p < 45: // blind put
-		op.Kind, op.Key, op.Value = KindPut, registerKey(cl.rng.IntN(registers)), val
+		op.Kind, op.Key, op.Value = KindPut, key, val
 		op.Call = cl.h.now()
 		ok, err := cl.c.put(octx, node, "/v1/kv/"+op.Key, []byte(val))
 		op.Return = cl.h.now()
 		cl.finishWrite(&op, ok, err)
 	case p < 65: // cas on what this client last read of the key
-		key := registerKey(cl.rng.IntN(registers))
 		last, ok := cl.seen[key]
 		if !ok {
 			// Nothing read yet: read first (the read is an op of its own).
@@ -129,7 +132,7 @@ func (cl *client) step(ctx context.Context) {
 		op.Return = cl.h.now()
 		cl.finishWrite(&op, applied, err)
 	case p < 95: // catalog: register a new instance, or deregister one
-		if len(cl.live) == 0 || (len(cl.live) < 2 && cl.rng.IntN(2) == 0) {
+		if len(cl.live) == 0 || (len(cl.live) < 2 && coin == 0) {
 			op.Kind, op.Key = KindRegister, "i-"+val
 			body, _ := json.Marshal(map[string]any{
 				"Node": chaosNode, "Address": "192.0.2.1",
