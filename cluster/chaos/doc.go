@@ -9,9 +9,8 @@
 // unexplained error-level log line.
 //
 // Decisions the issue left open:
-//   - Nodes run as separate uids (60061–60063) when root, because on
-//     loopback every TCP dial gets source 127.0.0.1: the firewall tells
-//     nodes apart by `-m owner` and a per-connection mark (firewall.go).
+//   - As root nodes run as uids 60061–63: loopback dials all come from
+//     127.0.0.1, so firewall.go matches `-m owner` and a connection mark.
 //   - Any error or timeout is outcome-unknown: porcupine lets it apply at
 //     any time after its call, or never. Unknown reads are dropped. Half
 //     the clients wait out any fault (definite answers after it), half
