@@ -323,9 +323,9 @@ func truncate(s string, n int) string {
 
 // Summary adds up the trials of one nemesis.
 type Summary struct {
-	Nemesis                                string
-	Trials, Ops, Illegal, Lost, Duplicated int
-	Failed                                 int
+	Nemesis                                          string
+	Trials, Ops, Illegal, Lost, Duplicated, Diverged int
+	Failed                                           int // trials failing any check
 }
 
 // Add counts one trial.
@@ -335,15 +335,19 @@ func (s *Summary) Add(r *Result) {
 	s.Illegal += len(r.Report.Illegal)
 	s.Lost += len(r.Report.Lost)
 	s.Duplicated += len(r.Report.Duplicated)
+	s.Diverged += len(r.Report.Diverged)
 	if !r.Report.OK() {
 		s.Failed++
 	}
 }
 
-// String is the line `make chaos` prints per nemesis.
+// String is the line `make chaos` prints per nemesis: the issue's fields,
+// then divergent replicas and failed trials (a trial also fails on an
+// unexpected error log or an undecidable key, which the first fields do
+// not count).
 func (s *Summary) String() string {
-	return fmt.Sprintf("chaos nemesis=%s trials=%d ops=%d illegal=%d lost=%d duplicated=%d",
-		s.Nemesis, s.Trials, s.Ops, s.Illegal, s.Lost, s.Duplicated)
+	return fmt.Sprintf("chaos nemesis=%s trials=%d ops=%d illegal=%d lost=%d duplicated=%d diverged=%d failed=%d",
+		s.Nemesis, s.Trials, s.Ops, s.Illegal, s.Lost, s.Duplicated, s.Diverged, s.Failed)
 }
 
 var errSkip = errors.New("skip")
