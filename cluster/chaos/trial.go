@@ -350,12 +350,14 @@ func (s *Summary) String() string {
 		s.Nemesis, s.Trials, s.Ops, s.Illegal, s.Lost, s.Duplicated, s.Diverged, s.Failed)
 }
 
-var errSkip = errors.New("skip")
+// errSkip marks a nemesis that is not built yet (as opposed to one this
+// machine cannot run); it adds no text of its own.
+var errSkip = errors.New("")
 
 // Usable says why nemesis info cannot run on this machine, or nil.
 func Usable(info NemesisInfo) error {
 	if info.Skip != "" {
-		return fmt.Errorf("%w: %s", errSkip, info.Skip)
+		return fmt.Errorf("%s%w", info.Skip, errSkip)
 	}
 	if info.Firewall {
 		if err := FirewallUsable(); err != nil {
