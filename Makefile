@@ -4,7 +4,7 @@ GO      ?= go
 LDFLAGS := -s -w -X github.com/cairnd/cairn/agent.Version=$(VERSION)
 BIN     := bin/cairn
 
-.PHONY: all build dev test test-short bench package vet fmt clean
+.PHONY: all build dev test test-short bench chaos package vet fmt clean
 
 all: build
 
@@ -25,6 +25,20 @@ test-short:
 # Every .ci/bench/*.sh prints its own `bench ...` lines.
 bench: build
 	@set -e; for f in .ci/bench/*.sh; do echo "# $$f" >&2; bash $$f; done
+
+# Fault injection (cluster/chaos, see its README): CHAOS_TRIALS trials of
+# CHAOS_DURATION per nemesis against 3 real servers, one `chaos nemesis=...`
+# line per nemesis. Partition nemeses need root and iptables. CHAOS_NEMESIS
+# picks one nemesis; CHAOS_SEED replays a trial (trial i uses seed+i).
+CHAOS_TRIALS   ?= 20
+CHAOS_DURATION ?= 60s
+chaos:
+	@log=$$(mktemp /tmp/cairn-chaos-XXXXXX.log); \
+	CHAOS_TRIALS=$(CHAOS_TRIALS) CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_SEED=$(CHAOS_SEED) CHAOS_NEMESIS=$(CHAOS_NEMESIS) \
+		$(GO) test -count=1 -timeout 0 -v -run '^TestChaos$$' ./cluster/chaos >$$log 2>&1; rc=$$?; \
+	grep -E '^chaos ' $$log; \
+	if [ $$rc -ne 0 ]; then grep -E -- '--- FAIL|SKIP|artefacts kept|^(FAIL|panic)' $$log; echo "chaos: failed; full log in $$log" >&2; exit $$rc; fi; \
+	rm -f $$log
 
 package: build
 	$(GO) run ./packaging/cmd/mkpkg --version $(VERSION) --binary $(BIN) --out dist

@@ -1,0 +1,257 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"sort"
+	"syscall"
+	"time"
+)
+
+// Workload limits. Clients are spread over all three servers' HTTP APIs.
+const (
+	// registers: few keys so clients contend on each, as in the issue.
+	registers = 4
+	// clients: the issue's eight concurrent clients.
+	clients = 8
+	// A request with no answer in time is outcome-unknown. Half the
+	// clients are patient: their timeout outlasts the longest fault, so a
+	// write stuck on a paused or cut-off leader gets its definite (possibly
+	// wrong) answer once the fault ends; that is how a write resubmitted
+	// after raft.ErrLeadershipLost shows up as "answered false but
+	// applied". The other half give up quickly and carry on, so the new
+	// leader serves load while the fault lasts and the writes and reads in
+	// between make a second application visible.
+	patientClients = clients / 2
+	patientTimeout = maxFault + 4*time.Second
+	hastyTimeout   = 2 * time.Second
+	// thinkTime between a client's operations bounds the load on 2 cores
+	// and keeps porcupine's search small.
+	thinkTime = 10 * time.Millisecond
+	// maxOpsPerClient bounds each client's loop in count, whatever the
+	// trial's duration.
+	maxOpsPerClient = 20000
+	// serviceName is the catalog service whose instances the set workload
+	// registers; chaosNode is the external node they live on.
+	serviceName = "chaos"
+	chaosNode   = "chaos-node"
+)
+
+func registerKey(i int) string { return fmt.Sprintf("r%d", i) }
+
+// kvEntry is the part of a /v1/kv answer the checks read.
+type kvEntry struct {
+	Key         string
+	Value       []byte // base64 in JSON; encoding/json decodes it
+	ModifyIndex uint64
+}
+
+type serviceEntry struct {
+	ServiceID string
+}
+
+// client is one workload process: a seeded choice of operations against
+// a seeded choice of servers.
+type client struct {
+	id    int
+	c     *Cluster
+	h     *History
+	rng   *rand.Rand
+	next  func() int
+	pid   int
+	n     int
+	seen  map[string]kvEntry // last value+index this client read per register
+	live  []string           // instances this client registered and not yet deregistered
+	count int
+}
+
+func (cl *client) run(ctx context.Context) {
+	for cl.count < maxOpsPerClient && ctx.Err() == nil {
+		cl.count++
+		cl.step(ctx)
+		select {
+		case <-ctx.Done():
+		case <-time.After(thinkTime):
+		}
+	}
+}
+
+func (cl *client) step(ctx context.Context) {
+	// Every step draws the same numbers whatever happened before, so a
+	// seed fixes each client's stream of choices; only what a choice means
+	// (cas or a first read, register or deregister) follows earlier answers.
+	node := cl.c.Nodes[cl.rng.IntN(len(cl.c.Nodes))]
+	p, key, coin := cl.rng.IntN(100), registerKey(cl.rng.IntN(registers)), cl.rng.IntN(2)
+	cl.n++
+	val := fmt.Sprintf("c%d-%d", cl.id, cl.n)
+	op := Op{Process: cl.pid, Node: node.Name}
+	timeout := hastyTimeout
+	if cl.id < patientClients {
+		timeout = patientTimeout
+	}
+	octx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	switch {
+	case p < 25: // consistent get
+		op.Kind, op.Key = KindGet, key
+		op.Call = cl.h.now()
+		e, found, err := getKey(octx, cl.c, node, op.Key, "consistent")
+		op.Return = cl.h.now()
+		cl.finishRead(&op, e, found, err)
+	case p < 45: // blind put
+		op.Kind, op.Key, op.Value = KindPut, key, val
+		op.Call = cl.h.now()
+		ok, err := cl.c.put(octx, node, "/v1/kv/"+op.Key, []byte(val))
+		op.Return = cl.h.now()
+		cl.finishWrite(&op, ok, err)
+	case p < 65: // cas on what this client last read of the key
+		last, ok := cl.seen[key]
+		if !ok {
+			// Nothing read yet: read first (the read is an op of its own).
+			op.Kind, op.Key = KindGet, key
+			op.Call = cl.h.now()
+			e, found, err := getKey(octx, cl.c, node, key, "consistent")
+			op.Return = cl.h.now()
+			cl.finishRead(&op, e, found, err)
+			return
+		}
+		op.Kind, op.Key, op.Value = KindCAS, key, val
+		op.Expect, op.ExpectIndex = string(last.Value), last.ModifyIndex
+		op.Call = cl.h.now()
+		applied, err := cl.c.put(octx, node, fmt.Sprintf("/v1/kv/%s?cas=%d", key, last.ModifyIndex), []byte(val))
+		op.Return = cl.h.now()
+		cl.finishWrite(&op, applied, err)
+	case p < 80: // one-shot insert of a key no other op writes
+		op.Kind, op.Key, op.Value = KindInsert, "u/"+val, val
+		op.Call = cl.h.now()
+		applied, err := cl.c.put(octx, node, "/v1/kv/"+op.Key+"?cas=0", []byte(val))
+		op.Return = cl.h.now()
+		cl.finishWrite(&op, applied, err)
+	case p < 95: // catalog: register a new instance, or deregister one
+		if len(cl.live) == 0 || (len(cl.live) < 2 && coin == 0) {
+			op.Kind, op.Key = KindRegister, "i-"+val
+			body, _ := json.Marshal(map[string]any{
+				"Node": chaosNode, "Address": "192.0.2.1",
+				"Service": map[string]any{"ID": op.Key, "Service": serviceName, "Port": 1000 + cl.id},
+			})
+			op.Call = cl.h.now()
+			ok, err := cl.c.put(octx, node, "/v1/catalog/register", body)
+			op.Return = cl.h.now()
+			cl.live = append(cl.live, op.Key)
+			cl.finishWrite(&op, ok, err)
+		} else {
+			op.Kind, op.Key = KindDeregister, cl.live[0]
+			cl.live = cl.live[1:]
+			body, _ := json.Marshal(map[string]any{"Node": chaosNode, "ServiceID": op.Key})
+			op.Call = cl.h.now()
+			ok, err := cl.c.put(octx, node, "/v1/catalog/deregister", body)
+			op.Return = cl.h.now()
+			cl.finishWrite(&op, ok, err)
+		}
+	default:
+		op.Kind, op.Key = KindReadSet, serviceName
+		op.Call = cl.h.now()
+		set, err := readSet(octx, cl.c, node, "consistent")
+		op.Return = cl.h.now()
+		op.Set = set
+		if err != nil {
+			cl.failed(&op, err)
+			return
+		}
+		op.Outcome = OK
+		cl.h.add(op)
+	}
+}
+
+func (cl *client) newProcess() { cl.pid = cl.next() }
+
+// failed records an operation that got no answer. A refused connection
+// never reached a server; anything else may have taken effect, and the
+// client process is then retired, as in Jepsen: its operation stays open
+// for ever, so the next one runs as a new process.
+func (cl *client) failed(op *Op, err error) {
+	op.Err = err.Error()
+	if errors.Is(err, context.DeadlineExceeded) {
+		op.Err = "timeout"
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		op.Outcome = Refused
+		cl.h.add(*op)
+		return
+	}
+	op.Outcome = Unknown
+	cl.h.add(*op)
+	cl.newProcess()
+}
+
+func (cl *client) finishRead(op *Op, e kvEntry, found bool, err error) {
+	if err != nil {
+		cl.failed(op, err)
+		return
+	}
+	op.Outcome, op.Found = OK, found
+	if found {
+		op.Read, op.ReadIndex = string(e.Value), e.ModifyIndex
+		cl.seen[op.Key] = e
+	} else {
+		cl.seen[op.Key] = kvEntry{} // absent: a later cas uses index 0
+	}
+	cl.h.add(*op)
+}
+
+func (cl *client) finishWrite(op *Op, ok bool, err error) {
+	switch {
+	case err != nil:
+		cl.failed(op, err)
+		return
+	case ok:
+		op.Outcome = OK
+	default:
+		op.Outcome = Fail
+	}
+	cl.h.add(*op)
+}
+
+// getKey reads one KV key from n in the given consistency mode.
+func getKey(ctx context.Context, c *Cluster, n *Node, key, mode string) (kvEntry, bool, error) {
+	var out []kvEntry
+	code, err := c.getJSON(ctx, n, "/v1/kv/"+key+"?"+mode, &out)
+	if err != nil {
+		return kvEntry{}, false, err
+	}
+	if code == 404 || len(out) == 0 {
+		return kvEntry{}, false, nil
+	}
+	return out[0], true, nil
+}
+
+// listKV reads every key from n in the given consistency mode.
+func listKV(ctx context.Context, c *Cluster, n *Node, mode string) (map[string]kvEntry, error) {
+	var out []kvEntry
+	if _, err := c.getJSON(ctx, n, "/v1/kv/?recurse&"+mode, &out); err != nil {
+		return nil, err
+	}
+	m := make(map[string]kvEntry, len(out))
+	for _, e := range out {
+		m[e.Key] = e
+	}
+	return m, nil
+}
+
+// readSet reads the instance IDs of the workload's service from n.
+func readSet(ctx context.Context, c *Cluster, n *Node, mode string) ([]string, error) {
+	var out []serviceEntry
+	if _, err := c.getJSON(ctx, n, "/v1/catalog/service/"+url.PathEscape(serviceName)+"?"+mode, &out); err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(out))
+	for _, s := range out {
+		ids = append(ids, s.ServiceID)
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
