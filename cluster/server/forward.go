@@ -262,7 +262,9 @@ func (s *Server) untilLeaderChanges(ctx context.Context, leader string) (context
 		// Load the epoch before asking raft: a change after the check
 		// ends this epoch, so it cannot slip by unseen.
 		ep := s.epoch.Load()
-		if s.Leader() != leader {
+		// On shutdown watchLeader ends the last epoch for good: stop
+		// here rather than re-arm on it forever.
+		if s.Leader() != leader || s.ctx.Err() != nil {
 			cancel(errLeaderChanged)
 			return
 		}

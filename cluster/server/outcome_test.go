@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/cairnd/cairn/cluster/rpc"
 	"github.com/cairnd/cairn/cluster/structs"
+	"github.com/cairnd/cairn/cluster/testutil"
 	"github.com/hashicorp/raft"
 )
 
@@ -100,5 +102,57 @@ func TestHopClassification(t *testing.T) {
 				t.Errorf("read: classifyHop(%v) = %d, want %d", tc.err, got, tc.read)
 			}
 		})
+	}
+}
+
+// TestCallToLeaderEndsWhenLeaderChanges: a call a follower forwarded to
+// the leader (here a blocking read the leader would hold for a minute)
+// ends as soon as raft on the follower names another leader, not when the
+// old leader answers or a timeout passes.
+func TestCallToLeaderEndsWhenLeaderChanges(t *testing.T) {
+	all := threeServers(t, nil)
+	old := leaderOf(all...)
+	var f *Server
+	testutil.Eventually(t, 10*time.Second, "a follower that knows the leader", func() error {
+		for _, s := range all {
+			if s != old && s.Leader() == old.RPCAddr() {
+				f = s
+				return nil
+			}
+		}
+		return errors.New("none yet")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		var out structs.IndexedDirEntries
+		args := &structs.KeyRequest{Key: "x", QueryOptions: structs.QueryOptions{MinQueryIndex: 1 << 40, MaxQueryTime: time.Minute}}
+		errc <- f.callLeader(ctx, old.RPCAddr(), structs.MethodKVSGet, args, &out)
+	}()
+	testutil.Eventually(t, 10*time.Second, "the read in flight to the leader", func() error {
+		f.pool.mu.Lock()
+		defer f.pool.mu.Unlock()
+		if sess := f.pool.m[old.RPCAddr()]; sess != nil && sess.NumStreams() > 0 {
+			return nil
+		}
+		return errors.New("no stream open yet")
+	})
+	start := time.Now()
+	if err := old.raft.LeadershipTransfer().Error(); err != nil {
+		t.Fatalf("leadership transfer: %v", err)
+	}
+	select {
+	case err := <-errc:
+		var lc *leaderChangedError
+		if !errors.As(err, &lc) || !lc.maybeSent {
+			t.Fatalf("call ended with %v, want a leader change after sending", err)
+		}
+		if classifyHop(err, false) != hopOutcomeUnknown || classifyHop(err, true) != hopRetry {
+			t.Fatalf("leader change mid-call must be outcome-unknown for a write, a retry for a read")
+		}
+		t.Logf("call ended %v after the transfer began", time.Since(start).Round(time.Millisecond))
+	case <-time.After(20 * time.Second):
+		t.Fatalf("call to the old leader still held 20s after the leadership transfer")
 	}
 }
