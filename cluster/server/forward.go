@@ -76,7 +76,11 @@ func (p *connPool) Close() {
 // fixed timeout.
 func (s *Server) forward(ctx context.Context, method, dc string, q *structs.QueryOptions, args, reply any) (bool, error) {
 	if dc != "" && dc != s.cfg.Datacenter {
-		return true, s.forwardDC(ctx, method, dc, args, reply)
+		err := s.forwardDC(ctx, method, dc, args, reply)
+		if q == nil && classifyHop(err, false) == hopOutcomeUnknown {
+			return true, fmt.Errorf("%w: %s forwarded to datacenter %s: %w", structs.ErrWriteOutcomeUnknown, method, dc, err)
+		}
+		return true, err
 	}
 	if q != nil && q.AllowStale {
 		if q.MaxStaleDuration > 0 && !s.IsLeader() && s.lastContact() > q.MaxStaleDuration {
