@@ -22,16 +22,17 @@ import (
 	"github.com/cairnd/cairn/cluster/testutil"
 )
 
-// inProcessDev starts a --dev agent inside the test process (so -race
-// sees it), every listener on a port the kernel picks, reading its
-// configuration from dir like `cairn agent --dev --config-dir dir` would.
-// It returns the agent and its bound addresses.
-func inProcessDev(t *testing.T, dir string) (*agent.Agent, agent.Addrs) {
+// inProcessAgent starts an agent inside the test process (so -race sees
+// it), every listener on a port the kernel picks, reading its
+// configuration from dir like `cairn agent --config-dir dir` would, with
+// flags set by apply. It returns the agent and its bound addresses.
+func inProcessAgent(t *testing.T, dir, node string, apply func(*config.Config)) (*agent.Agent, agent.Addrs) {
 	t.Helper()
 	opts := agent.Options{ConfigDirs: []string{dir}, Apply: func(c *config.Config) {
-		c.Dev = true
-		c.NodeName = "inproc"
+		c.NodeName = node
+		c.BindAddr = "127.0.0.1"
 		c.Ports = config.Ports{} // config.PortAny for every listener
+		apply(c)
 	}}
 	cfg, err := config.Load(opts.ConfigDirs, opts.Apply)
 	if err != nil {
@@ -45,20 +46,22 @@ func inProcessDev(t *testing.T, dir string) (*agent.Agent, agent.Addrs) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() {
-		cancel()
 		if err := a.Close(); err != nil {
-			t.Errorf("close: %v", err)
+			t.Errorf("close %s: %v", node, err)
 		}
 	})
-	if err := a.Start(ctx); err != nil {
+	if err := a.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	addrs := a.Addrs()
-	for what, addr := range map[string]string{"dns": addrs.DNS, "http": addrs.HTTP, "server": addrs.Server, "serf_lan": addrs.SerfLAN, "serf_wan": addrs.SerfWAN} {
+	bound := map[string]string{"dns": addrs.DNS, "http": addrs.HTTP, "serf_lan": addrs.SerfLAN}
+	if cfg.Server {
+		bound["server"], bound["serf_wan"] = addrs.Server, addrs.SerfWAN
+	}
+	for what, addr := range bound {
 		if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
-			t.Fatalf("bound %s address %q: want host:port with a real port (%v)", what, addr, err)
+			t.Fatalf("%s: bound %s address %q: want host:port with a real port (%v)", node, what, addr, err)
 		}
 	}
 	return a, addrs
@@ -95,28 +98,27 @@ func httpGet(c *http.Client, url string) ([]byte, error) {
 	return b, nil
 }
 
-// TestReloadUnderTraffic reloads node_meta while HTTP and DNS clients hammer
-// the agent: under -race no read of the configuration may race the reload,
-// and the last node_meta reaches the catalog (the anti-entropy syncer gets
-// it pushed, it does not keep the copy it had at start).
-func TestReloadUnderTraffic(t *testing.T) {
-	dir := t.TempDir()
-	writeMeta(t, dir, map[string]string{"gen": "0"})
-	a, addrs := inProcessDev(t, dir)
-	httpAddr, dnsAddr := addrs.HTTP, addrs.DNS
-	hc := &http.Client{Timeout: 5 * time.Second}
-	base := "http://" + httpAddr
-	testutil.Eventually(t, 30*time.Second, "a leader", func() error {
-		b, err := httpGet(hc, base+"/v1/status/leader")
-		if err != nil {
-			return err
-		}
-		if string(b) == `""` {
-			return fmt.Errorf("no leader yet")
-		}
-		return nil
-	})
+// catalogMeta reads node's meta from the catalog through the agent at base.
+func catalogMeta(hc *http.Client, base, node string) (map[string]string, error) {
+	b, err := httpGet(hc, base+"/v1/catalog/node/"+node)
+	if err != nil {
+		return nil, err
+	}
+	var out struct{ Node struct{ Meta map[string]string } }
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, err
+	}
+	return out.Node.Meta, nil
+}
 
+// reloadUnderTraffic reloads node_meta (written to dir) 20 times while
+// HTTP and DNS clients hammer the agent, then checks that the last
+// node_meta reached the catalog and /v1/agent/self. Under -race no read of
+// the configuration may race a reload.
+func reloadUnderTraffic(t *testing.T, a *agent.Agent, addrs agent.Addrs, dir, node string) {
+	t.Helper()
+	hc := &http.Client{Timeout: 5 * time.Second}
+	base := "http://" + addrs.HTTP
 	const (
 		reloads     = 20
 		readersEach = 2
@@ -130,11 +132,12 @@ func TestReloadUnderTraffic(t *testing.T) {
 		default:
 		}
 	}
+	// Handlers that read the agent's datacenter, node name and meta.
 	paths := []string{"/v1/agent/self", "/v1/agent/members", "/v1/catalog/nodes", "/v1/agent/services",
-		"/v1/health/service/consul", "/v1/catalog/node/inproc", "/v1/kv/reload-test?recurse"}
+		"/v1/health/service/consul", "/v1/catalog/node/" + node, "/v1/kv/reload-test?recurse"}
 	for i := range readersEach {
 		wg.Add(2)
-		go func() { // HTTP reader: handlers read the agent's datacenter, node, meta
+		go func() {
 			defer wg.Done()
 			for n := i; ; n++ {
 				select {
@@ -151,10 +154,10 @@ func TestReloadUnderTraffic(t *testing.T) {
 				resp.Body.Close()
 			}
 		}()
-		go func() { // DNS reader
+		go func() {
 			defer wg.Done()
 			c := &dns.Client{Timeout: 2 * time.Second}
-			names := []string{"consul.service.consul.", "inproc.node.consul.", "nope.service.consul."}
+			names := []string{"consul.service.consul.", node + ".node.consul.", "nope.service.consul."}
 			for n := i; ; n++ {
 				select {
 				case <-stop:
@@ -163,7 +166,7 @@ func TestReloadUnderTraffic(t *testing.T) {
 				}
 				m := new(dns.Msg)
 				m.SetQuestion(names[n%len(names)], dns.TypeA)
-				if _, _, err := c.Exchange(m, dnsAddr); err != nil {
+				if _, _, err := c.Exchange(m, addrs.DNS); err != nil {
 					report(fmt.Errorf("dns: %w", err))
 				}
 			}
@@ -186,18 +189,12 @@ func TestReloadUnderTraffic(t *testing.T) {
 	}
 
 	testutil.Eventually(t, 20*time.Second, "the reloaded node_meta in the catalog", func() error {
-		b, err := httpGet(hc, base+"/v1/catalog/node/inproc")
+		got, err := catalogMeta(hc, base, node)
 		if err != nil {
 			return err
 		}
-		var out struct {
-			Node struct{ Meta map[string]string }
-		}
-		if err := json.Unmarshal(b, &out); err != nil {
-			return err
-		}
-		if !maps.Equal(out.Node.Meta, want) {
-			return fmt.Errorf("catalog meta %v, want %v", out.Node.Meta, want)
+		if !maps.Equal(got, want) {
+			return fmt.Errorf("catalog meta %v, want %v", got, want)
 		}
 		return nil
 	})
@@ -212,4 +209,47 @@ func TestReloadUnderTraffic(t *testing.T) {
 	if !maps.Equal(self.Meta, want) {
 		t.Errorf("/v1/agent/self Meta = %v, want %v", self.Meta, want)
 	}
+}
+
+func waitLeader(t *testing.T, httpAddr string) {
+	t.Helper()
+	hc := &http.Client{Timeout: 5 * time.Second}
+	testutil.Eventually(t, 30*time.Second, "a leader", func() error {
+		b, err := httpGet(hc, "http://"+httpAddr+"/v1/status/leader")
+		if err != nil {
+			return err
+		}
+		if string(b) == `""` {
+			return fmt.Errorf("no leader yet")
+		}
+		return nil
+	})
+}
+
+// TestReloadUnderTraffic: a --dev server agent, in process.
+func TestReloadUnderTraffic(t *testing.T) {
+	dir := t.TempDir()
+	writeMeta(t, dir, map[string]string{"gen": "0"})
+	a, addrs := inProcessAgent(t, dir, "inproc", func(c *config.Config) { c.Dev = true })
+	waitLeader(t, addrs.HTTP)
+	reloadUnderTraffic(t, a, addrs, dir, "inproc")
+}
+
+// TestClientReloadUnderTraffic: a client agent joined to a server, both in
+// process; the client's gossip loop, cache, forwarder and syncer run
+// while it reloads.
+func TestClientReloadUnderTraffic(t *testing.T) {
+	_, srv := inProcessAgent(t, t.TempDir(), "srv", func(c *config.Config) { c.Dev = true })
+	waitLeader(t, srv.HTTP)
+	dir := t.TempDir()
+	writeMeta(t, dir, map[string]string{"gen": "0"})
+	a, addrs := inProcessAgent(t, dir, "cli", func(c *config.Config) {
+		c.RetryJoin = []string{srv.SerfLAN}
+	})
+	hc := &http.Client{Timeout: 5 * time.Second}
+	testutil.Eventually(t, 30*time.Second, "the client registered through the server", func() error {
+		_, err := catalogMeta(hc, "http://"+srv.HTTP, "cli")
+		return err
+	})
+	reloadUnderTraffic(t, a, addrs, dir, "cli")
 }
