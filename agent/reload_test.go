@@ -104,7 +104,9 @@ func catalogMeta(hc *http.Client, base, node string) (map[string]string, error) 
 	if err != nil {
 		return nil, err
 	}
-	var out struct{ Node struct{ Meta map[string]string } }
+	var out struct {
+		Node struct{ Meta map[string]string }
+	}
 	if err := json.Unmarshal(b, &out); err != nil {
 		return nil, err
 	}
