@@ -185,6 +185,13 @@ func (a *Agent) Start(ctx context.Context) error {
 		return err
 	}
 	a.startSync()
+	if a.lan != nil { // a client: gossip feeds the forwarder and the syncer
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			a.clientEventLoop()
+		}()
+	}
 	if err := a.loadDefinitions(a.live.Load()); err != nil {
 		return err
 	}
@@ -264,14 +271,10 @@ func (a *Agent) startClient() error {
 	fc := forwarder.DefaultConfig()
 	fc.Datacenter = cfg.Datacenter
 	a.fwd = forwarder.New(fc, a.log.Named("forwarder"), a.reg)
-	a.wg.Add(3)
+	a.wg.Add(2)
 	go func() {
 		defer a.wg.Done()
 		a.fwd.Run(a.ctx)
-	}()
-	go func() {
-		defer a.wg.Done()
-		a.clientEventLoop()
 	}()
 	go func() {
 		defer a.wg.Done()
@@ -284,8 +287,9 @@ func (a *Agent) startClient() error {
 	return nil
 }
 
-// clientEventLoop keeps the forwarder's server list in step with gossip
-// and records user events.
+// clientEventLoop keeps the forwarder's server list in step with gossip,
+// asks the syncer for a full sync when a server joins, and records user
+// events. It starts after the syncer exists.
 func (a *Agent) clientEventLoop() {
 	a.refreshServers()
 	for {
@@ -296,7 +300,7 @@ func (a *Agent) clientEventLoop() {
 			switch ev := e.(type) {
 			case serf.MemberEvent:
 				a.refreshServers()
-				if a.syncer != nil && ev.Type == serf.EventMemberJoin {
+				if ev.Type == serf.EventMemberJoin {
 					for _, m := range ev.Members {
 						if m.Tags[gossip.TagRole] == gossip.RoleServer {
 							a.syncer.TriggerFull()

@@ -113,21 +113,14 @@ func catalogMeta(hc *http.Client, base, node string) (map[string]string, error) 
 	return out.Node.Meta, nil
 }
 
-// reloadUnderTraffic reloads node_meta (written to dir) 20 times while
-// HTTP and DNS clients hammer the agent, then checks that the last
-// node_meta reached the catalog and /v1/agent/self. Under -race no read of
-// the configuration may race a reload.
-func reloadUnderTraffic(t *testing.T, a *agent.Agent, addrs agent.Addrs, dir, node string) {
-	t.Helper()
+// hammer runs HTTP and DNS clients against the agent at addrs until the
+// returned stop is called; stop returns the first error they saw.
+func hammer(addrs agent.Addrs, node string) (stop func() error) {
+	const readersEach = 2
 	hc := &http.Client{Timeout: 5 * time.Second}
-	base := "http://" + addrs.HTTP
-	const (
-		reloads     = 20
-		readersEach = 2
-	)
-	stop := make(chan struct{})
+	done := make(chan struct{})
 	var wg sync.WaitGroup
-	errs := make(chan error, 16)
+	errs := make(chan error, 1)
 	report := func(err error) {
 		select {
 		case errs <- err:
@@ -137,32 +130,35 @@ func reloadUnderTraffic(t *testing.T, a *agent.Agent, addrs agent.Addrs, dir, no
 	// Handlers that read the agent's datacenter, node name and meta.
 	paths := []string{"/v1/agent/self", "/v1/agent/members", "/v1/catalog/nodes", "/v1/agent/services",
 		"/v1/health/service/consul", "/v1/catalog/node/" + node, "/v1/kv/reload-test?recurse"}
+	names := []string{"consul.service.consul.", node + ".node.consul.", "nope.service.consul."}
 	for i := range readersEach {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			for n := i; ; n++ {
 				select {
-				case <-stop:
+				case <-done:
 					return
 				default:
 				}
-				resp, err := hc.Get(base + paths[n%len(paths)])
+				resp, err := hc.Get("http://" + addrs.HTTP + paths[n%len(paths)])
 				if err != nil {
 					report(err)
 					continue
 				}
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
+				if resp.StatusCode >= 500 { // 404 of the absent KV key is fine
+					report(fmt.Errorf("GET %s: %s", resp.Request.URL, resp.Status))
+				}
 			}
 		}()
 		go func() {
 			defer wg.Done()
 			c := &dns.Client{Timeout: 2 * time.Second}
-			names := []string{"consul.service.consul.", node + ".node.consul.", "nope.service.consul."}
 			for n := i; ; n++ {
 				select {
-				case <-stop:
+				case <-done:
 					return
 				default:
 				}
@@ -174,22 +170,41 @@ func reloadUnderTraffic(t *testing.T, a *agent.Agent, addrs agent.Addrs, dir, no
 			}
 		}()
 	}
+	return func() error {
+		close(done)
+		wg.Wait()
+		select {
+		case err := <-errs:
+			return err
+		default:
+			return nil
+		}
+	}
+}
+
+// reloadUnderTraffic reloads node_meta (written to dir) 20 times while
+// HTTP and DNS clients hammer the agent, then checks that the last
+// node_meta reached the catalog and /v1/agent/self. Under -race no read of
+// the configuration may race a reload.
+func reloadUnderTraffic(t *testing.T, a *agent.Agent, addrs agent.Addrs, dir, node string) {
+	t.Helper()
+	const reloads = 20
+	stop := hammer(addrs, node)
 	var want map[string]string
 	for gen := 1; gen <= reloads; gen++ {
 		want = map[string]string{"gen": strconv.Itoa(gen)}
 		writeMeta(t, dir, want)
 		if err := a.Reload(context.Background()); err != nil {
+			stop()
 			t.Fatalf("reload %d: %v", gen, err)
 		}
 	}
-	close(stop)
-	wg.Wait()
-	select {
-	case err := <-errs:
+	if err := stop(); err != nil {
 		t.Errorf("traffic during reloads: %v", err)
-	default:
 	}
 
+	hc := &http.Client{Timeout: 5 * time.Second}
+	base := "http://" + addrs.HTTP
 	testutil.Eventually(t, 20*time.Second, "the reloaded node_meta in the catalog", func() error {
 		got, err := catalogMeta(hc, base, node)
 		if err != nil {
