@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -10,8 +9,8 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -48,6 +47,9 @@ type Options struct {
 	// Apply sets the flags the operator gave; it runs after config files
 	// on every load (start and reload), so flags always win.
 	Apply func(*config.Config)
+	// ReadyFile, when set, is where Run writes the bound addresses (JSON,
+	// see Addrs) once every listener is up, and removes them at exit.
+	ReadyFile string
 }
 
 // Run loads the configuration, runs the agent until ctx ends (or the
@@ -70,6 +72,13 @@ func Run(ctx context.Context, opts Options) error {
 	if err := a.Start(ctx); err != nil {
 		a.Close()
 		return err
+	}
+	if opts.ReadyFile != "" {
+		if err := writeReadyFile(opts.ReadyFile, a.Addrs()); err != nil {
+			a.Close()
+			return err
+		}
+		defer os.Remove(opts.ReadyFile)
 	}
 	sdnotify.Ready()
 	logger.Info("agent running",
@@ -106,8 +115,19 @@ type Agent struct {
 	mon  *Monitor
 	reg  *prometheus.Registry
 
-	mu  sync.RWMutex
+	// cfg is what is fixed for the process's life (node, datacenter,
+	// addresses, ports, data dir...): set at New, never written again, so
+	// read without locks. Its reloadable fields are zero: they live in live.
 	cfg *config.Config
+	// live holds the reloadable settings. Reload swaps it whole and pushes
+	// the change to the parts that copied a setting (logger level, the
+	// syncer's node meta); readers Load it once per use.
+	live atomic.Pointer[config.Reloadable]
+	// reloadMu serialises reloads (SIGHUP and PUT /v1/agent/reload).
+	reloadMu sync.Mutex
+	// addrs are the bound listener addresses, set by Start before the
+	// HTTP API serves (see Addrs).
+	addrs Addrs
 
 	srv *server.Server // servers only
 	lan *gossip.Pool   // clients only (servers use srv.LAN())
@@ -142,116 +162,98 @@ func New(cfg *config.Config, opts Options, logger *zap.Logger, mon *Monitor) (*A
 		log:     logger,
 		mon:     mon,
 		reg:     reg,
-		cfg:     cfg,
+		cfg:     cfg.Fixed(),
 		local:   local.NewState(),
 		events:  newEventRing(),
 		leaveCh: make(chan struct{}),
 	}
+	a.live.Store(cfg.Reloadable())
 	a.checks = newCheckSet(a)
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	return a, nil
 }
 
-func (a *Agent) config() *config.Config {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return a.cfg
-}
-
-func (a *Agent) encryptKey() ([]byte, error) {
-	if a.cfg.Encrypt == "" {
-		return nil, nil
-	}
-	k, err := base64.StdEncoding.DecodeString(a.cfg.Encrypt)
-	if err != nil {
-		return nil, fmt.Errorf("agent: encrypt key: %w", err)
-	}
-	return k, nil
-}
-
 // Start brings up cluster membership, then DNS and HTTP. It returns once
-// DNS and HTTP are listening (the moment systemd is told READY).
+// every listener is bound and the HTTP API serves (the moment systemd is
+// told READY); Addrs then reports where.
 func (a *Agent) Start(ctx context.Context) error {
-	cfg := a.cfg
-	key, err := a.encryptKey()
-	if err != nil {
+	if a.cfg.Server {
+		if err := a.startServer(); err != nil {
+			return err
+		}
+	} else if err := a.startClient(); err != nil {
 		return err
 	}
-	bind := cfg.BindAddr
-	if cfg.Dev {
-		bind = "127.0.0.1"
-	}
-	if cfg.Server {
-		sc := server.DefaultConfig()
-		sc.NodeName = cfg.NodeName
-		sc.NodeID = cfg.NodeID
-		sc.Datacenter = cfg.Datacenter
-		sc.DataDir = cfg.DataDir
-		sc.InMemory = cfg.Dev
-		sc.BootstrapExpect = cfg.BootstrapExpect
-		if sc.BootstrapExpect == 0 {
-			sc.BootstrapExpect = 1
-		}
-		sc.BindAddr = bind
-		sc.AdvertiseAddr = cfg.AdvertiseAddr
-		sc.RPCPort = cfg.Ports.Server
-		sc.SerfLANPort = cfg.Ports.SerfLAN
-		sc.SerfWANPort = cfg.Ports.SerfWAN
-		if sc.SerfWANPort < 0 {
-			sc.SerfWANPort = 0
-		}
-		sc.RetryJoin = cfg.RetryJoin
-		sc.RetryJoinWAN = cfg.RetryJoinWAN
-		sc.EncryptKey = key
-		sc.ReconnectTimeout = cfg.ReconnectTimeout.Duration()
-		sc.FastGossip = cfg.Dev || fastGossip()
-		sc.Build = Version
-		sc.Logger = a.log.Named("server")
-		sc.Registry = a.reg
-		sc.UserEvent = a.onUserEvent
-		srv, err := server.New(sc)
-		if err != nil {
-			return err
-		}
-		a.srv = srv
-	} else {
-		if err := a.startClient(bind, key); err != nil {
-			return err
-		}
-	}
-
 	a.startSync()
-
-	// Local services and checks from the config files.
-	for i := range cfg.Services {
-		if err := a.addService(&cfg.Services[i], true); err != nil {
-			return fmt.Errorf("agent: service %q from config: %w", cfg.Services[i].Name, err)
-		}
+	if a.lan != nil { // a client: gossip feeds the forwarder and the syncer
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			a.clientEventLoop()
+		}()
 	}
-	for i := range cfg.Checks {
-		if err := a.addCheck(&cfg.Checks[i], true); err != nil {
-			return fmt.Errorf("agent: check %q from config: %w", cfg.Checks[i].Name, err)
-		}
+	if err := a.loadDefinitions(a.live.Load()); err != nil {
+		return err
 	}
-
-	if cfg.Ports.DNS > 0 {
+	if a.cfg.Ports.DNS != config.PortDisabled {
 		if err := a.startDNS(ctx); err != nil {
 			return err
 		}
 	}
-	if cfg.Ports.HTTP > 0 {
-		if err := a.startHTTP(); err != nil {
+	if a.cfg.Ports.HTTP != config.PortDisabled {
+		if err := a.listenHTTP(); err != nil {
 			return err
+		}
+	}
+	a.addrs = a.boundAddrs()
+	a.log.Info("agent listening", zap.String("dns", a.addrs.DNS), zap.String("http", a.addrs.HTTP),
+		zap.String("server", a.addrs.Server), zap.String("serf_lan", a.addrs.SerfLAN), zap.String("serf_wan", a.addrs.SerfWAN))
+	a.serveHTTP()
+	return nil
+}
+
+func (a *Agent) startServer() error {
+	sc, err := a.cfg.ServerConfig()
+	if err != nil {
+		return err
+	}
+	sc.FastGossip = sc.FastGossip || fastGossip()
+	sc.Build = Version
+	sc.Logger = a.log.Named("server")
+	sc.Registry = a.reg
+	sc.UserEvent = a.onUserEvent
+	srv, err := server.New(sc)
+	if err != nil {
+		return err
+	}
+	a.srv = srv
+	return nil
+}
+
+// loadDefinitions registers the services and checks of the config files.
+func (a *Agent) loadDefinitions(live *config.Reloadable) error {
+	for i := range live.Services {
+		if err := a.addService(&live.Services[i], true); err != nil {
+			return fmt.Errorf("agent: service %q from config: %w", live.Services[i].Name, err)
+		}
+	}
+	for i := range live.Checks {
+		if err := a.addCheck(&live.Checks[i], true); err != nil {
+			return fmt.Errorf("agent: check %q from config: %w", live.Checks[i].Name, err)
 		}
 	}
 	return nil
 }
 
-func (a *Agent) startClient(bind string, key []byte) error {
+func (a *Agent) startClient() error {
 	cfg := a.cfg
+	key, err := cfg.GossipKey()
+	if err != nil {
+		return err
+	}
 	pool, err := gossip.New(gossip.Config{
 		NodeName:      cfg.NodeName,
-		BindAddr:      bind,
+		BindAddr:      cfg.ClusterBindAddr(),
 		BindPort:      cfg.Ports.SerfLAN,
 		AdvertiseAddr: cfg.AdvertiseAddr,
 		Tags: map[string]string{
@@ -269,14 +271,10 @@ func (a *Agent) startClient(bind string, key []byte) error {
 	fc := forwarder.DefaultConfig()
 	fc.Datacenter = cfg.Datacenter
 	a.fwd = forwarder.New(fc, a.log.Named("forwarder"), a.reg)
-	a.wg.Add(3)
+	a.wg.Add(2)
 	go func() {
 		defer a.wg.Done()
 		a.fwd.Run(a.ctx)
-	}()
-	go func() {
-		defer a.wg.Done()
-		a.clientEventLoop()
 	}()
 	go func() {
 		defer a.wg.Done()
@@ -289,8 +287,9 @@ func (a *Agent) startClient(bind string, key []byte) error {
 	return nil
 }
 
-// clientEventLoop keeps the forwarder's server list in step with gossip
-// and records user events.
+// clientEventLoop keeps the forwarder's server list in step with gossip,
+// asks the syncer for a full sync when a server joins, and records user
+// events. It starts after the syncer exists.
 func (a *Agent) clientEventLoop() {
 	a.refreshServers()
 	for {
@@ -301,7 +300,7 @@ func (a *Agent) clientEventLoop() {
 			switch ev := e.(type) {
 			case serf.MemberEvent:
 				a.refreshServers()
-				if a.syncer != nil && ev.Type == serf.EventMemberJoin {
+				if ev.Type == serf.EventMemberJoin {
 					for _, m := range ev.Members {
 						if m.Tags[gossip.TagRole] == gossip.RoleServer {
 							a.syncer.TriggerFull()
@@ -364,7 +363,7 @@ func (a *Agent) startSync() {
 		NodeName:   cfg.NodeName,
 		NodeID:     cfg.NodeID,
 		Address:    a.advertise(),
-		NodeMeta:   cfg.NodeMeta,
+		NodeMeta:   a.live.Load().NodeMeta,
 		ClusterSize: func() int {
 			if p := a.lanPool(); p != nil {
 				return len(p.Members())
@@ -396,40 +395,13 @@ func (a *Agent) RPC(ctx context.Context, method string, args, reply any) error {
 
 func (a *Agent) startDNS(ctx context.Context) error {
 	cfg := a.cfg
-	rc := resolver.DefaultConfig()
-	rc.Addr = net.JoinHostPort(cfg.ClientAddr, strconv.Itoa(cfg.Ports.DNS))
-	rc.Domain = cfg.Domain
-	rc.AltDomain = cfg.AltDomain
-	rc.Datacenter = cfg.Datacenter
-	rc.NodeName = cfg.NodeName
-	rc.Recursors = cfg.Recursors
+	rc := cfg.ResolverConfig()
 	d := cfg.DNSConfig
-	rc.RecursorTimeout = d.RecursorTimeout.Duration()
-	rc.AllowStale = d.AllowStale
-	rc.MaxStale = d.MaxStale.Duration()
-	rc.NodeTTL = d.NodeTTL.Duration()
-	if len(d.ServiceTTL) > 0 {
-		rc.ServiceTTL = map[string]time.Duration{}
-		for k, v := range d.ServiceTTL {
-			rc.ServiceTTL[k] = v.Duration()
-		}
-	}
-	rc.OnlyPassing = d.OnlyPassing
-	rc.EnableTruncate = d.EnableTruncate
-	rc.UDPAnswerLimit = d.UDPAnswerLimit
-	rc.ARecordLimit = d.ARecordLimit
-	rc.DisableCompression = d.DisableCompression
-	rc.SOA = resolver.SOAConfig{Refresh: d.SOA.Refresh, Retry: d.SOA.Retry, Expire: d.SOA.Expire, MinTTL: d.SOA.MinTTL}
 	var cat resolver.Catalog
 	if a.srv != nil {
 		cat = &dnsCatalog{dc: cfg.Datacenter, rpc: a.RPC, allowStale: d.AllowStale, local: a.srv.State}
 	} else {
-		cc := cache.DefaultConfig()
-		cc.Datacenter = cfg.Datacenter
-		cc.MaxEntries = cfg.Cache.MaxEntries
-		cc.MaxStale = cfg.Cache.MaxStale.Duration()
-		cc.NegativeTTL = time.Duration(d.SOA.MinTTL) * time.Second
-		cc2, err := cache.New(cc, a.RPC, a.log.Named("cache"), a.reg)
+		cc2, err := cache.New(cfg.CacheConfig(), a.RPC, a.log.Named("cache"), a.reg)
 		if err != nil {
 			return err
 		}
@@ -464,13 +436,21 @@ func (a *Agent) startClientDNS(ctx context.Context, addr string, srv *resolver.S
 	return nil
 }
 
-func (a *Agent) startHTTP() error {
-	addr := net.JoinHostPort(a.cfg.ClientAddr, strconv.Itoa(a.cfg.Ports.HTTP))
+func (a *Agent) listenHTTP() error {
+	addr := a.cfg.HTTPAddr()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("agent: http on %s: %w", addr, err)
 	}
 	a.httpLn = ln
+	return nil
+}
+
+// serveHTTP serves the API on the listener of listenHTTP, if any.
+func (a *Agent) serveHTTP() {
+	if a.httpLn == nil {
+		return
+	}
 	a.httpSrv = &http.Server{
 		Handler:           withPprof(agenthttp.New(a, a.log.Named("http"))),
 		ReadHeaderTimeout: httpReadHeaderTimeout,
@@ -479,11 +459,10 @@ func (a *Agent) startHTTP() error {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("http server stopped", zap.Error(err))
 		}
 	}()
-	return nil
 }
 
 // withPprof serves net/http/pprof under /debug/pprof/ next to api when
@@ -510,6 +489,8 @@ func (a *Agent) Close() error {
 			ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 			a.httpSrv.Shutdown(ctx)
 			cancel()
+		} else if a.httpLn != nil {
+			a.httpLn.Close() // Start failed between listen and serve
 		}
 		if a.front != nil {
 			errs = append(errs, a.front.Close())

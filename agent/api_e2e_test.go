@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/cairnd/cairn/agent/agenttest"
+	"github.com/cairnd/cairn/cluster/testutil"
 )
 
 // devAgent starts a real `cairn agent --dev` process (plus extra args and
@@ -26,12 +27,12 @@ func devAgent(t *testing.T, env []string, args ...string) (*agenttest.Proc, *api
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v) // inherited by the child process
 	}
-	p := agenttest.Start(t, agenttest.Binary(t), "dev", agenttest.NewPorts(t), append([]string{"--dev"}, args...)...)
+	p := agenttest.StartAgent(t, agenttest.Binary(t), "dev", append([]string{"--dev"}, args...)...)
 	c, err := api.NewClient(&api.Config{Address: p.HTTPAddr(), Scheme: "http"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	agenttest.WaitFor(t, 30*time.Second, "leader", func() error {
+	testutil.Eventually(t, 30*time.Second, "leader", func() error {
 		l, err := c.Status().Leader()
 		if err != nil {
 			return err
@@ -87,7 +88,7 @@ func TestAPIE2E(t *testing.T) {
 	}
 	waitPassing := func(what string, want int) {
 		t.Helper()
-		agenttest.WaitFor(t, 10*time.Second, what, func() error {
+		testutil.Eventually(t, 10*time.Second, what, func() error {
 			e, err := passing()
 			if err != nil {
 				return err
@@ -105,7 +106,7 @@ func TestAPIE2E(t *testing.T) {
 	if err := ag.UpdateTTL("web1-ttl", "all good", api.HealthPassing); err != nil {
 		t.Fatalf("UpdateTTL pass: %v", err)
 	}
-	agenttest.WaitFor(t, 10*time.Second, "web1 passing in health", func() error {
+	testutil.Eventually(t, 10*time.Second, "web1 passing in health", func() error {
 		e, err := passing()
 		if err != nil {
 			return err
@@ -210,11 +211,10 @@ func TestAPIE2E(t *testing.T) {
 		}
 		ch <- r
 	}()
-	time.Sleep(300 * time.Millisecond) // let the query park
-	select {
+	select { // it must stay parked while nothing changes
 	case r := <-ch:
 		t.Fatalf("blocking Get returned before any change: %+v", r)
-	default:
+	case <-time.After(300 * time.Millisecond):
 	}
 	if _, err := kv.Put(&api.KVPair{Key: "app/b", Value: []byte("changed")}, nil); err != nil {
 		t.Fatal(err)
@@ -247,7 +247,7 @@ func TestAPIE2E(t *testing.T) {
 	if err != nil || id == "" {
 		t.Fatalf("Fire: %q, %v", id, err)
 	}
-	agenttest.WaitFor(t, 10*time.Second, "event in list", func() error {
+	testutil.Eventually(t, 10*time.Second, "event in list", func() error {
 		evs, _, err := c.Event().List("deploy", nil)
 		if err != nil {
 			return err
@@ -281,7 +281,7 @@ func TestAPIE2E(t *testing.T) {
 	if err := ag.ServiceDeregister("web1"); err != nil {
 		t.Fatal(err)
 	}
-	agenttest.WaitFor(t, 10*time.Second, "web1 gone from catalog", func() error {
+	testutil.Eventually(t, 10*time.Second, "web1 gone from catalog", func() error {
 		e, _, err := c.Health().Service(svc, "", false, nil)
 		if err != nil {
 			return err
@@ -408,7 +408,7 @@ func TestAPIE2EAntiEntropy(t *testing.T) {
 		}
 		return false, nil
 	}
-	agenttest.WaitFor(t, 10*time.Second, "db1 synced to catalog", func() error {
+	testutil.Eventually(t, 10*time.Second, "db1 synced to catalog", func() error {
 		if ok, err := inCatalog(); err != nil || !ok {
 			return fmt.Errorf("not in catalog (%v)", err)
 		}
@@ -426,7 +426,7 @@ func TestAPIE2EAntiEntropy(t *testing.T) {
 	start := time.Now()
 	// One full sync: interval + stagger in [0, interval) for a 1-node
 	// cluster, so 2×interval plus slack.
-	agenttest.WaitFor(t, 2*interval+5*time.Second, "db1 restored by anti-entropy", func() error {
+	testutil.Eventually(t, 2*interval+5*time.Second, "db1 restored by anti-entropy", func() error {
 		if ok, err := inCatalog(); err != nil || !ok {
 			return fmt.Errorf("not restored (%v)", err)
 		}

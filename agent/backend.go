@@ -136,9 +136,10 @@ func (a *Agent) Datacenter() string { return a.cfg.Datacenter }
 // NodeName implements agenthttp.Backend.
 func (a *Agent) NodeName() string { return a.cfg.NodeName }
 
-// Self implements agenthttp.Backend (the fields the official clients read).
+// Self implements agenthttp.Backend (the fields the official clients read,
+// plus "Addrs": where each listener is bound, see Addrs).
 func (a *Agent) Self() map[string]any {
-	cfg := a.config()
+	cfg := a.cfg
 	var member any
 	if p := a.lanPool(); p != nil {
 		member = toMember(p.LocalMember())
@@ -150,14 +151,15 @@ func (a *Agent) Self() map[string]any {
 			"Domain": cfg.Domain, "ClientAddr": cfg.ClientAddr, "AdvertiseAddr": a.advertise(),
 		},
 		"Member": member,
-		"Meta":   cfg.NodeMeta,
+		"Meta":   a.live.Load().NodeMeta,
 		"Stats":  a.Stats(),
+		"Addrs":  a.addrs,
 	}
 }
 
 // Stats are the `cairn info` sections.
 func (a *Agent) Stats() map[string]map[string]string {
-	cfg := a.config()
+	cfg := a.cfg
 	out := map[string]map[string]string{
 		"agent": {"server": fmt.Sprint(cfg.Server), "node": cfg.NodeName, "datacenter": cfg.Datacenter, "checks": fmt.Sprint(len(a.local.Checks())), "services": fmt.Sprint(len(a.local.Services()))},
 		"cairn": {"version": Version},
@@ -204,7 +206,7 @@ func (a *Agent) Keyring(ctx context.Context, op, key string) ([]agenthttp.Keyrin
 	for _, t := range targets {
 		res, err := t.pool.Keyring(gossip.KeyOp(op), key)
 		if errors.Is(err, gossip.ErrEncryptionDisabled) {
-			return nil, fmt.Errorf("%w: %v", agenthttp.ErrBadRequest, err)
+			return nil, apiError(fmt.Errorf("%w: %v", ErrInvalid, err))
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -236,7 +238,7 @@ func toMember(m serf.Member) agenthttp.Member {
 func (a *Agent) pool(wan bool) (*gossip.Pool, error) {
 	if wan {
 		if a.srv == nil || a.srv.WAN() == nil {
-			return nil, fmt.Errorf("%w: this agent is not in a WAN pool (servers only)", agenthttp.ErrBadRequest)
+			return nil, fmt.Errorf("%w: this agent is not in a WAN pool (servers only)", ErrInvalid)
 		}
 		return a.srv.WAN(), nil
 	}
@@ -265,7 +267,7 @@ func (a *Agent) Members(wan bool) []agenthttp.Member {
 func (a *Agent) Join(ctx context.Context, addrs []string, wan bool) (int, error) {
 	p, err := a.pool(wan)
 	if err != nil {
-		return 0, err
+		return 0, apiError(err)
 	}
 	return p.Join(addrs)
 }
@@ -308,31 +310,39 @@ func (a *Agent) LocalChecks() map[string]*structs.HealthCheck { return a.local.C
 
 // AddService implements agenthttp.Backend.
 func (a *Agent) AddService(ctx context.Context, def *config.ServiceDefinition) error {
-	return a.addService(def, false)
+	return apiError(a.addService(def, false))
 }
 
 // RemoveService implements agenthttp.Backend.
-func (a *Agent) RemoveService(ctx context.Context, id string) error { return a.removeService(id) }
+func (a *Agent) RemoveService(ctx context.Context, id string) error {
+	return apiError(a.removeService(id))
+}
 
 // AddCheck implements agenthttp.Backend.
 func (a *Agent) AddCheck(ctx context.Context, def *config.CheckDefinition) error {
-	return a.addCheck(def, false)
+	return apiError(a.addCheck(def, false))
 }
 
 // RemoveCheck implements agenthttp.Backend.
-func (a *Agent) RemoveCheck(ctx context.Context, id string) error { return a.removeCheck(id) }
+func (a *Agent) RemoveCheck(ctx context.Context, id string) error {
+	return apiError(a.removeCheck(id))
+}
 
 // UpdateTTL implements agenthttp.Backend.
 func (a *Agent) UpdateTTL(ctx context.Context, checkID, status, output string) error {
+	return apiError(a.updateTTL(checkID, status, output))
+}
+
+func (a *Agent) updateTTL(checkID, status, output string) error {
 	if a.local.Check(checkID) == nil {
-		return fmt.Errorf("%w: unknown check %q", agenthttp.ErrNotFound, checkID)
+		return fmt.Errorf("%w: unknown check %q", ErrNotFound, checkID)
 	}
 	t := a.checks.ttl(checkID)
 	if t == nil {
-		return fmt.Errorf("%w: check %q is not a TTL check", agenthttp.ErrBadRequest, checkID)
+		return fmt.Errorf("%w: check %q is not a TTL check", ErrInvalid, checkID)
 	}
 	if err := t.Update(status, output); err != nil {
-		return fmt.Errorf("%w: %v", agenthttp.ErrBadRequest, err)
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return nil
 }
@@ -340,7 +350,7 @@ func (a *Agent) UpdateTTL(ctx context.Context, checkID, status, output string) e
 // ServiceMaintenance implements agenthttp.Backend.
 func (a *Agent) ServiceMaintenance(ctx context.Context, serviceID string, enable bool, reason string) error {
 	if !a.local.ServiceExists(serviceID) {
-		return fmt.Errorf("%w: unknown service %q", agenthttp.ErrNotFound, serviceID)
+		return apiError(fmt.Errorf("%w: unknown service %q", ErrNotFound, serviceID))
 	}
 	if enable {
 		return a.local.EnableServiceMaintenance(serviceID, reason)
@@ -362,7 +372,7 @@ func (a *Agent) NodeMaintenance(ctx context.Context, enable bool, reason string)
 func (a *Agent) Monitor(ctx context.Context, level string) (<-chan []byte, error) {
 	ch, err := a.mon.Subscribe(ctx, level)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", agenthttp.ErrBadRequest, err)
+		return nil, apiError(fmt.Errorf("%w: %v", ErrInvalid, err))
 	}
 	return ch, nil
 }

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cairnd/cairn/agent/agenttest"
+	"github.com/cairnd/cairn/cluster/testutil"
 	"github.com/miekg/dns"
 )
 
@@ -115,14 +117,14 @@ func TestClientCacheE2E(t *testing.T) {
 		if join != "" {
 			args = append(args, "--retry-join", join)
 		}
-		p := agenttest.Start(t, bin, "cs"+strconv.Itoa(i+1), agenttest.NewPorts(t), args...)
+		p := agenttest.StartAgent(t, bin, "cs"+strconv.Itoa(i+1), args...)
 		if join == "" {
 			join = p.SerfAddr()
 		}
 		servers = append(servers, p)
 	}
-	client := agenttest.Start(t, bin, "cc1", agenttest.NewPorts(t), "--retry-join", join)
-	agenttest.WaitFor(t, 60*time.Second, "catalog writes accepted", func() error {
+	client := agenttest.StartAgent(t, bin, "cc1", "--retry-join", join)
+	testutil.Eventually(t, 60*time.Second, "catalog writes accepted", func() error {
 		_, err := cacheHTTP(http.MethodPut, "http://"+servers[0].HTTPAddr()+"/v1/catalog/register",
 			map[string]any{"Node": "probe", "Address": "10.9.9.9"})
 		return err
@@ -132,7 +134,7 @@ func TestClientCacheE2E(t *testing.T) {
 	}
 	register(t, servers[0], "db1", "10.2.0.1", "db", "passing")
 	dnsAddr := client.DNSAddr()
-	agenttest.WaitFor(t, 30*time.Second, "client DNS answers db", func() error {
+	testutil.Eventually(t, 30*time.Second, "client DNS answers db", func() error {
 		r, err := dnsA(dnsAddr, "db.service.consul.", time.Second)
 		if err != nil {
 			return err
@@ -152,15 +154,15 @@ func TestClientCacheE2E(t *testing.T) {
 		// settled (no such request for a while) so the burst is alone.
 		before := cacheMetric(t, client, "cairn_forwarder_requests_total", reads)
 		quiet := time.Now()
-		for deadline := time.Now().Add(20 * time.Second); time.Since(quiet) < 1500*time.Millisecond; {
-			if time.Now().After(deadline) {
-				t.Fatalf("client never went quiet: Health.ServiceNodes requests keep coming")
-			}
-			time.Sleep(100 * time.Millisecond)
+		testutil.Eventually(t, 20*time.Second, "no Health.ServiceNodes request for 1.5s", func() error {
 			if n := cacheMetric(t, client, "cairn_forwarder_requests_total", reads); n != before {
 				before, quiet = n, time.Now()
 			}
-		}
+			if d := time.Since(quiet); d < 1500*time.Millisecond {
+				return fmt.Errorf("last request %v ago", d.Round(time.Millisecond))
+			}
+			return nil
+		})
 		missBefore := cacheMetric(t, client, "cairn_cache_misses_total")
 		var wg sync.WaitGroup
 		var bad atomic.Int64
@@ -198,16 +200,13 @@ func TestClientCacheE2E(t *testing.T) {
 		for _, status := range []string{"critical", "passing"} {
 			register(t, servers[1], "web2", "10.1.0.2", "web", status)
 			changed := time.Now()
-			for {
+			testutil.Eventually(t, time.Second, "check "+status+" reflected by the client", func() error {
 				r, err := dnsA(dnsAddr, "web.service.consul.", time.Second)
-				if err == nil && hasAddr(r, "10.1.0.2") == (status == "passing") {
-					break
+				if err == nil && hasAddr(r, "10.1.0.2") != (status == "passing") {
+					err = fmt.Errorf("answer %v", answerAddrs(r))
 				}
-				if time.Since(changed) > time.Second {
-					t.Fatalf("check %s not reflected by the client within 1s (last %v, %v)", status, err, r)
-				}
-				time.Sleep(2 * time.Millisecond)
-			}
+				return err
+			})
 			t.Logf("check %s reflected in %s", status, time.Since(changed))
 		}
 	})
@@ -216,7 +215,12 @@ func TestClientCacheE2E(t *testing.T) {
 		for _, s := range servers {
 			s.Kill()
 		}
-		time.Sleep(500 * time.Millisecond)
+		testutil.Eventually(t, 10*time.Second, "the client's server connection gone", func() error {
+			if g := cacheMetric(t, client, "cairn_forwarder_connections"); g != 0 {
+				return fmt.Errorf("cairn_forwarder_connections = %v", g)
+			}
+			return nil
+		})
 		for range 10 {
 			r, err := dnsA(dnsAddr, "web.service.consul.", 2*time.Second)
 			if err != nil || len(answerAddrs(r)) != 3 {
@@ -234,19 +238,27 @@ func TestClientCacheE2E(t *testing.T) {
 		if r, err := dnsA(dnsAddr, "web.service.consul.", time.Second); err != nil || len(answerAddrs(r)) != 3 {
 			t.Fatalf("resolver blocked after a failing miss: %v %v", err, r)
 		}
-		if cacheMetric(t, client, "cairn_cache_stale_hits_total") == 0 {
-			t.Fatal("stale hits not counted")
-		}
+		// Once the client has seen its servers fail, cached answers are
+		// counted as served stale.
+		testutil.Eventually(t, 10*time.Second, "stale hits counted", func() error {
+			if r, err := dnsA(dnsAddr, "web.service.consul.", time.Second); err != nil || len(answerAddrs(r)) != 3 {
+				t.Fatalf("cached name during outage: %v %v", err, r)
+			}
+			if cacheMetric(t, client, "cairn_cache_stale_hits_total") == 0 {
+				return errors.New("no stale hit yet")
+			}
+			return nil
+		})
 		for _, s := range servers {
 			s.Restart()
 		}
-		agenttest.WaitFor(t, 60*time.Second, "servers accept writes again", func() error {
+		testutil.Eventually(t, 60*time.Second, "servers accept writes again", func() error {
 			_, err := cacheHTTP(http.MethodPut, "http://"+servers[0].HTTPAddr()+"/v1/catalog/register",
 				map[string]any{"Node": "probe", "Address": "10.9.9.8"})
 			return err
 		})
 		register(t, servers[0], "web4", "10.1.0.4", "web", "passing")
-		agenttest.WaitFor(t, 30*time.Second, "fresh answers after servers return", func() error {
+		testutil.Eventually(t, 30*time.Second, "fresh answers after servers return", func() error {
 			r, err := dnsA(dnsAddr, "web.service.consul.", time.Second)
 			if err != nil {
 				return err

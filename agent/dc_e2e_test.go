@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairnd/cairn/agent/agenttest"
+	"github.com/cairnd/cairn/cluster/testutil"
 	"github.com/miekg/dns"
 )
 
@@ -43,7 +44,7 @@ func TestDatacenterForwardingE2E(t *testing.T) {
 
 	// Both datacenters elected their leader; the dc1 client sees dc2.
 	for _, s := range []*agenttest.Proc{s1, s2} {
-		agenttest.WaitFor(t, 30*time.Second, s.Name+" has a leader", func() error {
+		testutil.Eventually(t, 30*time.Second, s.Name+" has a leader", func() error {
 			b, _, err := e2eGet(hc, "http://"+s.HTTPAddr()+"/v1/status/leader", 2*time.Second)
 			if err != nil {
 				return err
@@ -55,7 +56,7 @@ func TestDatacenterForwardingE2E(t *testing.T) {
 		})
 	}
 	base := "http://" + c1.HTTPAddr()
-	agenttest.WaitFor(t, 30*time.Second, "dc1 client lists dc2", func() error {
+	testutil.Eventually(t, 30*time.Second, "dc1 client lists dc2", func() error {
 		b, _, err := e2eGet(hc, base+"/v1/catalog/datacenters", 2*time.Second)
 		if err != nil {
 			return err

@@ -10,11 +10,20 @@
 //   - SIGINT/SIGTERM stop the agent without leaving the cluster (peers see
 //     it fail and the leader marks its serfHealth critical); `cairn leave`
 //     leaves gracefully first, then stops the agent.
-//   - A reload re-reads the config dirs and replaces only services and
-//     checks that came from files (API registrations survive it, as in
-//     Consul); log level, script-check and remote-exec permissions and
-//     node meta change in place; ports, roles and addresses need a restart.
-//     A bad file leaves the running configuration untouched.
+//   - Configuration: what is fixed for the process's life (node, datacenter,
+//     roles, addresses, ports, data dir) is set at New and read without
+//     locks; config.Reloadable (log level, script-check and remote-exec
+//     permissions, node meta, the files' services and checks) sits behind
+//     an atomic.Pointer. Reload re-reads the config dirs, swaps it, and
+//     pushes each change to the part that holds a copy (logger level, the
+//     syncer's node meta); other changes need a restart. API registrations
+//     survive a reload, as in Consul; a bad file changes nothing.
+//   - Port 0 lets the kernel pick any listener's port. Addrs reports the
+//     bound (advertised, for serf and RPC) addresses: "agent listening" log
+//     line, /v1/agent/self "Addrs", and --ready-file (JSON, written
+//     atomically once everything listens, removed at exit).
+//   - Errors: operations wrap ErrInvalid or ErrNotFound; backend.go hands
+//     them to agent/http, which alone maps them to status codes.
 //   - User events are kept in a ring of the last 256 an agent saw, filtered
 //     by the event's node/service/tag regexps against this agent.
 //   - CAIRN_FAST_GOSSIP=1 (tests) shortens serf and Raft timings; it is not

@@ -91,12 +91,12 @@ func (a *Agent) remoteExec(ctx context.Context, ev structs.UserEvent) error {
 	if p.Session == "" || strings.ContainsAny(p.Session, "/") || strings.Contains(p.Prefix, "..") {
 		return fmt.Errorf("remote exec: bad payload %+v", p)
 	}
-	cfg := a.config()
+	cfg := a.cfg
 	base := p.Prefix + "/" + p.Session + "/" + cfg.NodeName + "/"
 	if err := a.kvPut(ctx, base+"ack", nil); err != nil {
 		return err
 	}
-	if cfg.DisableRemoteExec {
+	if a.live.Load().DisableRemoteExec {
 		reason := "remote exec is disabled on " + cfg.NodeName + " (disable_remote_exec)"
 		a.log.Warn("refused remote exec", zap.String("session", p.Session), zap.String("reason", reason))
 		return errors.Join(

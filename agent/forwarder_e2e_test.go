@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/cairnd/cairn/agent/agenttest"
+	"github.com/cairnd/cairn/cluster/testutil"
 	"github.com/hashicorp/yamux"
 )
 
@@ -195,37 +196,15 @@ func tailString(s string, n int) string {
 	return s
 }
 
-// startAgent starts an agent and waits until its HTTP API answers (so
-// every listener is bound). Free ports are found by binding and releasing
-// them, so another process on the machine can take one in between: if the
-// agent exits with "address already in use", it is started again (a new
-// name suffix, fresh ports and data dir), at most 3 times.
+// startAgent starts an agent (every listener on a kernel-picked port) and
+// fails the test if it exited instead of becoming ready.
 func startAgent(t *testing.T, bin, name string, args ...string) *agenttest.Proc {
 	t.Helper()
-	hc := &http.Client{Timeout: time.Second}
-	n := name
-	for attempt := 1; ; attempt++ {
-		p := agenttest.Start(t, bin, n, agenttest.NewPorts(t), args...)
-		up := false
-		for i := 0; i < 300 && !up && !p.Exited(); i++ { // bounded: ~30 s
-			if resp, err := hc.Get("http://" + p.HTTPAddr() + "/v1/agent/self"); err == nil {
-				resp.Body.Close()
-				up = true
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if up {
-			return p
-		}
-		time.Sleep(100 * time.Millisecond) // let the log catch up
-		if attempt < 3 && p.Exited() && strings.Contains(p.Log(), "address already in use") {
-			t.Logf("%s lost a port to another process; starting it again on fresh ports", n)
-			n = fmt.Sprintf("%s-r%d", name, attempt)
-			continue
-		}
-		t.Fatalf("%s did not start (exited=%v); log tail:\n%s", n, p.Exited(), tailString(p.Log(), 3000))
+	p := agenttest.StartAgent(t, bin, name, args...)
+	if p.Exited() {
+		t.Fatalf("%s exited during start-up; log tail:\n%s", name, tailString(p.Log(), 3000))
 	}
+	return p
 }
 
 // e2eCluster is a set of servers and client agents of one datacenter.
@@ -280,11 +259,11 @@ func startE2ECluster(t *testing.T, hc *http.Client, bin string, nServers, nClien
 	exited := func() {
 		for _, p := range append(slices.Clone(c.servers), c.clients...) {
 			if p.Exited() {
-				t.Fatalf("%s exited during start-up (port clash with another process?); log tail:\n%s", p.Name, tailString(p.Log(), 3000))
+				t.Fatalf("%s exited during start-up; log tail:\n%s", p.Name, tailString(p.Log(), 3000))
 			}
 		}
 	}
-	agenttest.WaitFor(t, 60*time.Second, "a leader seen by every server", func() error {
+	testutil.Eventually(t, 60*time.Second, "a leader seen by every server", func() error {
 		exited()
 		first := ""
 		for _, p := range c.servers {
@@ -303,7 +282,7 @@ func startE2ECluster(t *testing.T, hc *http.Client, bin string, nServers, nClien
 		}
 		return nil
 	})
-	agenttest.WaitFor(t, 60*time.Second, "every client reads through one server connection", func() error {
+	testutil.Eventually(t, 60*time.Second, "every client reads through one server connection", func() error {
 		exited()
 		for _, p := range c.clients {
 			if _, _, err := e2eGet(hc, "http://"+p.HTTPAddr()+"/v1/catalog/nodes", 3*time.Second); err != nil {
@@ -550,18 +529,19 @@ func testBadInput(t *testing.T, hc *http.Client, cl *e2eCluster, client *agentte
 		go func(w int) {
 			defer rd.Done()
 			urls := []string{base + "/v1/kv/e2e/k", base + "/v1/health/service/web"}
+			pace := time.NewTicker(2 * time.Millisecond) // a steady, light load
+			defer pace.Stop()
 			for i := 0; i < 100000; i++ {
 				select {
 				case <-stop:
 					return
-				default:
+				case <-pace.C:
 				}
 				if _, _, err := e2eGet(hc, urls[(w+i)%2], 5*time.Second); err != nil {
 					readErrs.Add(1)
 					lastErr.Store(err.Error())
 				}
 				reads.Add(1)
-				time.Sleep(2 * time.Millisecond)
 			}
 		}(w)
 	}
@@ -628,7 +608,13 @@ func testBadInput(t *testing.T, hc *http.Client, cl *e2eCluster, client *agentte
 	expectClosed(t, "100 MB yamux frame", c, 5*time.Second)
 
 	// Let the readers run a little past the attacks, then stop them.
-	time.Sleep(300 * time.Millisecond)
+	past := reads.Load()
+	testutil.Eventually(t, 10*time.Second, "reads after the attacks", func() error {
+		if n := reads.Load() - past; n < 20 {
+			return fmt.Errorf("%d reads since the last attack", n)
+		}
+		return nil
+	})
 	close(stop)
 	rd.Wait()
 	if n := readErrs.Load(); n > 0 {
@@ -687,11 +673,12 @@ func testKillConnectedServer(t *testing.T, hc *http.Client, cl *e2eCluster, clie
 		b, i, err := e2eGet(hc, fmt.Sprintf("%s/v1/kv/e2e/x?index=%d&wait=30s", base, idx), 40*time.Second)
 		blocked <- result{b, i, err, time.Now()}
 	}()
-	time.Sleep(300 * time.Millisecond) // let it reach the server
+	// It must stay parked while nothing changes (which also lets it reach
+	// the server: no metric shows an RPC in flight).
 	select {
 	case r := <-blocked:
 		t.Fatalf("blocking query returned before any change: %s idx=%d err=%v", r.body, r.idx, r.err)
-	default:
+	case <-time.After(300 * time.Millisecond):
 	}
 
 	// Readers in flight across the kill: every read must succeed (reads
@@ -721,7 +708,12 @@ func testKillConnectedServer(t *testing.T, hc *http.Client, cl *e2eCluster, clie
 			}
 		}(w)
 	}
-	time.Sleep(200 * time.Millisecond)
+	testutil.Eventually(t, 10*time.Second, "readers in flight before the kill", func() error {
+		if n := acrossOK.Load(); n < 32 {
+			return fmt.Errorf("%d reads so far", n)
+		}
+		return nil
+	})
 
 	victim.Kill()
 	killed := time.Now()
@@ -729,25 +721,21 @@ func testKillConnectedServer(t *testing.T, hc *http.Client, cl *e2eCluster, clie
 	// Stale reads are answered by whichever server the client reaches:
 	// they measure the reconnect itself.
 	var staleOK time.Duration
-	for i := 0; i < 400; i++ {
-		if _, _, err := e2eGet(hc, base+"/v1/kv/e2e/k?stale", 2*time.Second); err == nil {
-			staleOK = time.Since(killed)
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
+	if err := testutil.Wait(context.Background(), 10*time.Second, func() error {
+		_, _, err := e2eGet(hc, base+"/v1/kv/e2e/k?stale", 2*time.Second)
+		return err
+	}); err != nil {
+		t.Fatalf("no read succeeded after the kill: %v", err)
 	}
-	if staleOK == 0 {
-		t.Fatal("no read succeeded after the kill")
-	}
+	staleOK = time.Since(killed)
 	// Default-consistency reads also need a leader (a new one, if the
 	// victim led).
 	var defaultOK time.Duration
-	for i := 0; i < 600; i++ {
-		if _, _, err := e2eGet(hc, base+"/v1/health/service/web", 2*time.Second); err == nil {
-			defaultOK = time.Since(killed)
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := testutil.Wait(context.Background(), 15*time.Second, func() error {
+		_, _, err := e2eGet(hc, base+"/v1/health/service/web", 2*time.Second)
+		return err
+	}); err == nil {
+		defaultOK = time.Since(killed)
 	}
 	t.Logf("after kill -9 of %s: first stale read ok after %v, first default read ok after %v",
 		victim.Name, staleOK.Round(time.Millisecond), defaultOK.Round(time.Millisecond))
@@ -765,7 +753,13 @@ func testKillConnectedServer(t *testing.T, hc *http.Client, cl *e2eCluster, clie
 		t.Fatalf("victim led, and default reads took %v to recover, want <= 5s", defaultOK)
 	}
 
-	time.Sleep(200 * time.Millisecond)
+	past := acrossOK.Load()
+	testutil.Eventually(t, 10*time.Second, "reads after the recovery", func() error {
+		if n := acrossOK.Load() - past; n < 32 {
+			return fmt.Errorf("%d reads since the recovery", n)
+		}
+		return nil
+	})
 	close(stopReaders)
 	inflight.Wait()
 	t.Logf("reads in flight across the kill: %d ok, %d failed", acrossOK.Load(), acrossErr.Load())
@@ -796,7 +790,7 @@ func testKillConnectedServer(t *testing.T, hc *http.Client, cl *e2eCluster, clie
 	default:
 	}
 	var written time.Time
-	agenttest.WaitFor(t, 15*time.Second, "write after failover", func() error {
+	testutil.Eventually(t, 15*time.Second, "write after failover", func() error {
 		written = time.Now()
 		_, err := e2ePut(hc, base+"/v1/kv/e2e/x", []byte("after"))
 		return err

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cairnd/cairn/agent/agenttest"
+	"github.com/cairnd/cairn/cluster/testutil"
 )
 
 // gossipCLITimeout bounds one CLI invocation in these tests.
@@ -64,7 +65,7 @@ func gossipMembers(t *testing.T, bin, httpAddr string, extra ...string) (map[str
 func waitMembers(t *testing.T, bin, httpAddr string, want map[string]string, timeout time.Duration) string {
 	t.Helper()
 	var last string
-	agenttest.WaitFor(t, timeout, fmt.Sprintf("members %v", want), func() error {
+	testutil.Eventually(t, timeout, fmt.Sprintf("members %v", want), func() error {
 		got, out, err := gossipMembers(t, bin, httpAddr)
 		last = out
 		if err != nil {
@@ -95,7 +96,7 @@ func gossipConfigDir(t *testing.T, files map[string]string) string {
 func gossipLeader(t *testing.T, bin string, servers []*agenttest.Proc) *agenttest.Proc {
 	t.Helper()
 	var leader *agenttest.Proc
-	agenttest.WaitFor(t, 30*time.Second, "a leader", func() error {
+	testutil.Eventually(t, 30*time.Second, "a leader", func() error {
 		for _, s := range servers {
 			if s.Exited() {
 				continue
@@ -136,7 +137,7 @@ func checkLeftServer(t *testing.T, bin string, gone *agenttest.Proc, servers []*
 	if code != 0 || !strings.Contains(out, "Graceful leave complete") {
 		t.Fatalf("leave %s: exit %d\n%s%s", gone.Name, code, out, errOut)
 	}
-	agenttest.WaitFor(t, 20*time.Second, gone.Name+" exits after leave", func() error {
+	testutil.Eventually(t, 20*time.Second, gone.Name+" exits after leave", func() error {
 		if !gone.Exited() {
 			return errors.New("still running")
 		}
@@ -150,7 +151,7 @@ func checkLeftServer(t *testing.T, bin string, gone *agenttest.Proc, servers []*
 	}
 	gossipLeader(t, bin, rest)
 	for _, s := range rest {
-		agenttest.WaitFor(t, 20*time.Second, "raft configuration of 2 on "+s.Name, func() error {
+		testutil.Eventually(t, 20*time.Second, "raft configuration of 2 on "+s.Name, func() error {
 			peers, err := raftPeers(t, bin, s.HTTPAddr())
 			if err != nil {
 				return err
@@ -161,7 +162,7 @@ func checkLeftServer(t *testing.T, bin string, gone *agenttest.Proc, servers []*
 			return nil
 		})
 	}
-	agenttest.WaitFor(t, 20*time.Second, "a write after "+gone.Name+" left", func() error {
+	testutil.Eventually(t, 20*time.Second, "a write after "+gone.Name+" left", func() error {
 		key := "after-leave/" + gone.Name
 		if out, errOut, code := gossipCLI(t, bin, rest[0].HTTPAddr(), "kv", "put", key, "ok"); code != 0 {
 			return fmt.Errorf("kv put: %s%s", out, errOut)
@@ -191,15 +192,15 @@ func TestGossipCluster(t *testing.T) {
 		if i > 1 {
 			args = append(args, "--retry-join", servers[0].SerfAddr())
 		}
-		servers = append(servers, agenttest.Start(t, bin, "s"+strconv.Itoa(i), agenttest.NewPorts(t), args...))
+		servers = append(servers, agenttest.StartAgent(t, bin, "s"+strconv.Itoa(i), args...))
 	}
 	c1Dir := gossipConfigDir(t, map[string]string{"rexec.json": rexecOn})
-	c1 := agenttest.Start(t, bin, "c1", agenttest.NewPorts(t), "--config-dir", c1Dir, "--retry-join", servers[1].SerfAddr())
+	c1 := agenttest.StartAgent(t, bin, "c1", "--config-dir", c1Dir, "--retry-join", servers[1].SerfAddr())
 	// c2 keeps the default: remote exec disabled. It joins by `cairn join`.
-	c2 := agenttest.Start(t, bin, "c2", agenttest.NewPorts(t))
+	c2 := agenttest.StartAgent(t, bin, "c2")
 	all := append(append([]*agenttest.Proc{}, servers...), c1, c2)
 	gossipLeader(t, bin, servers)
-	agenttest.WaitFor(t, 20*time.Second, "c2's HTTP API", func() error {
+	testutil.Eventually(t, 20*time.Second, "c2's HTTP API", func() error {
 		_, errOut, code := gossipCLI(t, bin, c2.HTTPAddr(), "members")
 		if code != 0 {
 			return errors.New(errOut)
@@ -237,7 +238,7 @@ func TestGossipCluster(t *testing.T) {
 	}
 	// Servers of one datacenter flood-join each other on the WAN.
 	wan := waitMembers(t, bin, servers[0].HTTPAddr(), nil, time.Second)
-	agenttest.WaitFor(t, 20*time.Second, "every server in the WAN pool", func() error {
+	testutil.Eventually(t, 20*time.Second, "every server in the WAN pool", func() error {
 		m, out, err := gossipMembers(t, bin, servers[2].HTTPAddr(), "-wan")
 		wan = out
 		if err != nil {
@@ -297,7 +298,7 @@ func TestGossipCluster(t *testing.T) {
 		// Each watch runs its handler once with the current (empty) list
 		// first; wait for that, so the event is a change each sees.
 		for p, f := range files {
-			agenttest.WaitFor(t, 20*time.Second, "initial watch run on "+p.Name, func() error {
+			testutil.Eventually(t, 20*time.Second, "initial watch run on "+p.Name, func() error {
 				if _, err := os.Stat(f); err != nil {
 					return err
 				}
@@ -325,7 +326,7 @@ func TestGossipCluster(t *testing.T) {
 			}
 		})
 		for p, f := range files {
-			agenttest.WaitFor(t, 20*time.Second, "event seen by the watch on "+p.Name, func() error {
+			testutil.Eventually(t, 20*time.Second, "event seen by the watch on "+p.Name, func() error {
 				b, _ := os.ReadFile(f)
 				if !strings.Contains(string(b), id) || !strings.Contains(string(b), `"Name": "deploy"`) {
 					return fmt.Errorf("handler input so far: %s", b)
@@ -438,7 +439,7 @@ func TestGossipCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer func() { cancel(); cmd.Wait() }()
-		agenttest.WaitFor(t, 15*time.Second, "monitor streams a debug line about a new event", func() error {
+		testutil.Eventually(t, 15*time.Second, "monitor streams a debug line about a new event", func() error {
 			gossipCLI(t, bin, c1.HTTPAddr(), "event", "--name", "monitor-probe")
 			if !strings.Contains(buf.String(), "monitor-probe") {
 				return fmt.Errorf("monitor output so far: %q", buf.String())
@@ -478,14 +479,14 @@ func TestGossipCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer func() { cancel(); cmd.Wait() }()
-		agenttest.WaitFor(t, 10*time.Second, "first handler run", func() error {
+		testutil.Eventually(t, 10*time.Second, "first handler run", func() error {
 			if b, _ := os.ReadFile(f); !strings.Contains(string(b), "Ymx1ZQ==") {
 				return fmt.Errorf("%s", b)
 			}
 			return nil
 		})
 		gossipCLI(t, bin, h, "kv", "put", "app/color", "red")
-		agenttest.WaitFor(t, 10*time.Second, "handler run after the change", func() error {
+		testutil.Eventually(t, 10*time.Second, "handler run after the change", func() error {
 			if b, _ := os.ReadFile(f); !strings.Contains(string(b), "cmVk") {
 				return fmt.Errorf("%s", b)
 			}
@@ -500,7 +501,7 @@ func TestGossipCluster(t *testing.T) {
 			t.Errorf("members --status failed (exit %d):\n%s", code, out)
 		}
 		// The leader's serfHealth check for c2 turns critical.
-		agenttest.WaitFor(t, 20*time.Second, "c2 serfHealth critical", func() error {
+		testutil.Eventually(t, 20*time.Second, "c2 serfHealth critical", func() error {
 			out, _, _ := gossipCLI(t, bin, servers[0].HTTPAddr(), "watch", "--type", "checks", "--state", "critical")
 			if !strings.Contains(out, `"Node": "c2"`) {
 				return fmt.Errorf("critical checks: %s", out)
@@ -514,7 +515,7 @@ func TestGossipCluster(t *testing.T) {
 		if out, errOut, code := gossipCLI(t, bin, servers[0].HTTPAddr(), "force-leave", "-prune", "c2"); code != 0 {
 			t.Fatalf("force-leave --prune: exit %d %s%s", code, out, errOut)
 		}
-		agenttest.WaitFor(t, 20*time.Second, "c2 pruned", func() error {
+		testutil.Eventually(t, 20*time.Second, "c2 pruned", func() error {
 			m, out, err := gossipMembers(t, bin, servers[0].HTTPAddr())
 			if err != nil {
 				return err
@@ -558,16 +559,16 @@ func TestGossipEncryption(t *testing.T) {
 		if i > 1 {
 			args = append(args, "--retry-join", servers[0].SerfAddr())
 		}
-		servers = append(servers, agenttest.Start(t, bin, "e"+strconv.Itoa(i), agenttest.NewPorts(t), args...))
+		servers = append(servers, agenttest.StartAgent(t, bin, "e"+strconv.Itoa(i), args...))
 	}
-	client := agenttest.Start(t, bin, "ec", agenttest.NewPorts(t), "--encrypt", key, "--retry-join", servers[0].SerfAddr())
+	client := agenttest.StartAgent(t, bin, "ec", "--encrypt", key, "--retry-join", servers[0].SerfAddr())
 	gossipLeader(t, bin, servers)
 	alive := map[string]string{"e1": "alive", "e2": "alive", "e3": "alive", "ec": "alive"}
 	waitMembers(t, bin, servers[0].HTTPAddr(), alive, 30*time.Second)
 
 	t.Run("agents without the key are refused", func(t *testing.T) {
-		noKey := agenttest.Start(t, bin, "nokey", agenttest.NewPorts(t), "--retry-join", servers[0].SerfAddr())
-		wrongKey := agenttest.Start(t, bin, "wrongkey", agenttest.NewPorts(t), "--encrypt", strings.TrimSpace(mustKeygen(t, bin)), "--retry-join", servers[1].SerfAddr())
+		noKey := agenttest.StartAgent(t, bin, "nokey", "--retry-join", servers[0].SerfAddr())
+		wrongKey := agenttest.StartAgent(t, bin, "wrongkey", "--encrypt", strings.TrimSpace(mustKeygen(t, bin)), "--retry-join", servers[1].SerfAddr())
 		noKey.WaitLog(20*time.Second, "this agent needs its key (--encrypt)")
 		wrongKey.WaitLog(20*time.Second, "--encrypt must match the cluster's")
 		servers[0].WaitLog(20*time.Second, "remote state is not encrypted")
@@ -617,8 +618,23 @@ func TestGossipEncryption(t *testing.T) {
 		if !strings.Contains(out, "dc1 (LAN):\n  "+newKey+" [4/4]") || strings.Contains(out, key) {
 			t.Errorf("keyring --list after rotation:\n%s", out)
 		}
-		// Everyone stays alive on the new key, and gossip still flows.
-		time.Sleep(2 * time.Second)
+		// Gossip still flows on the new key: a user event fired after the
+		// rotation reaches every agent; and everyone stays alive.
+		if out, errOut, code := gossipCLI(t, bin, client.HTTPAddr(), "event", "-name", "rotated"); code != 0 {
+			t.Fatalf("event after rotation: exit %d %s%s", code, out, errOut)
+		}
+		for _, p := range append(append([]*agenttest.Proc{}, servers...), client) {
+			testutil.Eventually(t, 20*time.Second, p.Name+" sees the event fired after the rotation", func() error {
+				b, err := cacheHTTP("GET", "http://"+p.HTTPAddr()+"/v1/event/list?name=rotated", nil)
+				if err != nil {
+					return err
+				}
+				if !strings.Contains(string(b), `"rotated"`) {
+					return fmt.Errorf("event list %s", b)
+				}
+				return nil
+			})
+		}
 		waitMembers(t, bin, servers[0].HTTPAddr(), alive, 10*time.Second)
 		waitMembers(t, bin, client.HTTPAddr(), alive, 10*time.Second)
 	})

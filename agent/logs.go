@@ -29,9 +29,10 @@ func NewLogger(level string, json bool) (*zap.Logger, *Monitor, error) {
 		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
 		enc = zapcore.NewConsoleEncoder(encCfg)
 	}
-	mon := &Monitor{enc: zapcore.NewConsoleEncoder(encCfg), mu: &sync.Mutex{}, subs: map[*monitorSub]struct{}{}}
+	atom := zap.NewAtomicLevelAt(lvl)
+	mon := &Monitor{enc: zapcore.NewConsoleEncoder(encCfg), mu: &sync.Mutex{}, subs: map[*monitorSub]struct{}{}, level: atom}
 	core := zapcore.NewTee(
-		zapcore.NewCore(enc, zapcore.Lock(os.Stderr), lvl),
+		zapcore.NewCore(enc, zapcore.Lock(os.Stderr), atom),
 		mon,
 	)
 	return zap.New(core), mon, nil
@@ -44,6 +45,20 @@ type Monitor struct {
 	mu     *sync.Mutex
 	subs   map[*monitorSub]struct{}
 	root   *Monitor
+	// level is the stderr log's level (root only); SetLevel changes it in
+	// place on reload.
+	level zap.AtomicLevel
+}
+
+// SetLevel changes the level of the log on stderr (debug, info, warn,
+// error); `cairn monitor` subscribers keep the level they asked for.
+func (m *Monitor) SetLevel(level string) error {
+	var lvl zapcore.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return err
+	}
+	m.base().level.SetLevel(lvl)
+	return nil
 }
 
 type monitorSub struct {

@@ -26,7 +26,7 @@ func TestPythonConsulSmoke(t *testing.T) {
 	if out, err := exec.Command(pythonBin, "-c", "import consul").CombinedOutput(); err != nil {
 		t.Skipf("python3-consul not available (%s -c 'import consul': %v: %s); install it with apt-get install python3-consul", pythonBin, err, out)
 	}
-	p := agenttest.Start(t, agenttest.Binary(t), "dev", agenttest.NewPorts(t), "--dev")
+	p := agenttest.StartAgent(t, agenttest.Binary(t), "dev", "--dev")
 	script, err := filepath.Abs(filepath.Join("testdata", "python", "smoke.py"))
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/cairnd/cairn/agent/agenttest"
 	"github.com/cairnd/cairn/cluster/rpc"
 	"github.com/cairnd/cairn/cluster/structs"
+	"github.com/cairnd/cairn/cluster/testutil"
 )
 
 // callOnce dials addr and runs one RPC with a timeout.
@@ -61,13 +62,13 @@ func startServers(t *testing.T, bin string, n int) []*agenttest.Proc {
 		if join != "" {
 			args = append(args, "--retry-join", join)
 		}
-		p := agenttest.Start(t, bin, "s"+strconv.Itoa(i+1), agenttest.NewPorts(t), args...)
+		p := agenttest.StartAgent(t, bin, "s"+strconv.Itoa(i+1), args...)
 		if join == "" {
 			join = p.SerfAddr()
 		}
 		procs = append(procs, p)
 	}
-	agenttest.WaitFor(t, 60*time.Second, "all servers agree on a leader", func() error {
+	testutil.Eventually(t, 60*time.Second, "all servers agree on a leader", func() error {
 		first := ""
 		for _, p := range procs {
 			l := leaderAddr(p.RPCAddr())
@@ -122,7 +123,9 @@ func (w *writeStream) run(t *testing.T, stop <-chan struct{}, writers int, targe
 					cancel()
 					if err != nil {
 						sess = nil
-						time.Sleep(20 * time.Millisecond)
+						if !pause(stop, writeRetryPause) {
+							return
+						}
 						continue
 					}
 					sess = s
@@ -142,12 +145,44 @@ func (w *writeStream) run(t *testing.T, stop <-chan struct{}, writers int, targe
 				if err != nil {
 					sess.Close()
 					sess = nil
-					time.Sleep(20 * time.Millisecond)
+					if !pause(stop, writeRetryPause) {
+						return
+					}
 				}
 			}
 		}(i)
 	}
 	return &wg
+}
+
+// writeRetryPause spaces a writer's attempts while no server answers it.
+const writeRetryPause = 20 * time.Millisecond
+
+// pause waits d, or returns false at once when stop closes.
+func pause(stop <-chan struct{}, d time.Duration) bool {
+	select {
+	case <-stop:
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// waitAcked waits until n more writes than after were acknowledged.
+func (w *writeStream) waitAcked(t *testing.T, after, n int, what string) {
+	t.Helper()
+	testutil.Eventually(t, 30*time.Second, what, func() error {
+		if got := w.ackedCount() - after; got < n {
+			return fmt.Errorf("%d acknowledged writes, want %d", got, n)
+		}
+		return nil
+	})
+}
+
+func (w *writeStream) ackedCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
 }
 
 func (w *writeStream) missing(have map[string]bool) []string {
@@ -188,7 +223,7 @@ func TestKillLeaderLosesNoAcknowledgedWrite(t *testing.T) {
 	var ws writeStream
 	wg := ws.run(t, stop, 16, targets)
 
-	time.Sleep(1500 * time.Millisecond)
+	ws.waitAcked(t, 0, 200, "the write stream runs")
 	leader := leaderAddr(procs[0].RPCAddr())
 	var victim *agenttest.Proc
 	for _, p := range procs {
@@ -204,7 +239,7 @@ func TestKillLeaderLosesNoAcknowledgedWrite(t *testing.T) {
 	mu.Unlock()
 	victim.Kill()
 	t.Logf("killed leader %s", victim.Name)
-	time.Sleep(3 * time.Second)
+	ws.waitAcked(t, ws.ackedCount(), 100, "writes acknowledged after the kill (a new leader)")
 	close(stop)
 	wg.Wait()
 
@@ -221,7 +256,7 @@ func TestKillLeaderLosesNoAcknowledgedWrite(t *testing.T) {
 			survivors = append(survivors, p)
 		}
 	}
-	agenttest.WaitFor(t, 30*time.Second, "a new leader among survivors", func() error {
+	testutil.Eventually(t, 30*time.Second, "a new leader among survivors", func() error {
 		l := leaderAddr(survivors[0].RPCAddr())
 		if l == "" || l == victim.RPCAddr() {
 			return fmt.Errorf("leader %q", l)
@@ -229,7 +264,7 @@ func TestKillLeaderLosesNoAcknowledgedWrite(t *testing.T) {
 		return nil
 	})
 	for _, p := range survivors {
-		agenttest.WaitFor(t, 30*time.Second, p.Name+" has every acknowledged write", func() error {
+		testutil.Eventually(t, 30*time.Second, p.Name+" has every acknowledged write", func() error {
 			have, err := localKeys(p.RPCAddr(), "w/")
 			if err != nil {
 				return err
@@ -241,7 +276,7 @@ func TestKillLeaderLosesNoAcknowledgedWrite(t *testing.T) {
 		})
 	}
 	victim.Restart()
-	agenttest.WaitFor(t, 60*time.Second, "restarted "+victim.Name+" has every acknowledged write", func() error {
+	testutil.Eventually(t, 60*time.Second, "restarted "+victim.Name+" has every acknowledged write", func() error {
 		have, err := localKeys(victim.RPCAddr(), "w/")
 		if err != nil {
 			return err
@@ -263,7 +298,7 @@ func TestSingleServerSIGKILLKeepsAcknowledgedWrites(t *testing.T) {
 	stop := make(chan struct{})
 	var ws writeStream
 	wg := ws.run(t, stop, 8, func() []string { return []string{p.RPCAddr()} })
-	time.Sleep(1500 * time.Millisecond)
+	ws.waitAcked(t, 0, 100, "the write stream runs")
 	p.Kill() // mid-stream
 	close(stop)
 	wg.Wait()
@@ -274,7 +309,7 @@ func TestSingleServerSIGKILLKeepsAcknowledgedWrites(t *testing.T) {
 		t.Fatalf("only %d acknowledged writes before the kill", acked)
 	}
 	p.Restart()
-	agenttest.WaitFor(t, 30*time.Second, "restarted server has every acknowledged write", func() error {
+	testutil.Eventually(t, 30*time.Second, "restarted server has every acknowledged write", func() error {
 		have, err := localKeys(p.RPCAddr(), "w/")
 		if err != nil {
 			return err
@@ -316,8 +351,8 @@ func TestCorruptDataDirFailsClearly(t *testing.T) {
 			if err := tc.setup(dir); err != nil {
 				t.Fatal(err)
 			}
-			p := agenttest.Start(t, bin, "corrupt", agenttest.NewPorts(t), "--server", "--bootstrap-expect", "1", "--data-dir", dir)
-			agenttest.WaitFor(t, 20*time.Second, "agent exits", func() error {
+			p := agenttest.StartAgent(t, bin, "corrupt", "--server", "--bootstrap-expect", "1", "--data-dir", dir)
+			testutil.Eventually(t, 20*time.Second, "agent exits", func() error {
 				if !p.Exited() {
 					return fmt.Errorf("still running")
 				}

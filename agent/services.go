@@ -3,12 +3,12 @@ package agent
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
 
 	"github.com/cairnd/cairn/agent/checks"
 	"github.com/cairnd/cairn/agent/config"
-	agenthttp "github.com/cairnd/cairn/agent/http"
 	"github.com/cairnd/cairn/cluster/structs"
 	"go.uber.org/zap"
 )
@@ -99,19 +99,19 @@ func checkDefinition(d *config.CheckDefinition, id, serviceID string) checks.Def
 }
 
 func (a *Agent) checkOptions() checks.Options {
-	return checks.Options{AllowScripts: a.config().EnableLocalScriptChecks, Logger: a.log.Named("checks")}
+	return checks.Options{AllowScripts: a.live.Load().EnableLocalScriptChecks, Logger: a.log.Named("checks")}
 }
 
 // addService registers a local service with its checks and starts them.
 func (a *Agent) addService(def *config.ServiceDefinition, fromConfig bool) error {
 	def.SetDefaults()
 	if err := def.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", agenthttp.ErrBadRequest, err)
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	cfg := a.config()
 	all := def.AllChecks()
+	allowScripts := a.live.Load().EnableLocalScriptChecks
 	for _, cd := range all {
-		if err := cd.AllowedBy(cfg.EnableLocalScriptChecks); err != nil {
+		if err := cd.AllowedBy(allowScripts); err != nil {
 			return err
 		}
 	}
@@ -132,9 +132,9 @@ func (a *Agent) addService(def *config.ServiceDefinition, fromConfig bool) error
 		}
 		d := checkDefinition(cd, id, svc.ID)
 		if err := d.Validate(); err != nil {
-			return fmt.Errorf("%w: %v", agenthttp.ErrBadRequest, err)
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
-		hc := d.HealthCheck(cfg.NodeName)
+		hc := d.HealthCheck(a.cfg.NodeName)
 		if cur := a.local.Check(id); cur != nil && cd.Status == "" {
 			hc.Status, hc.Output = cur.Status, cur.Output // keep state across re-registration
 		}
@@ -148,7 +148,7 @@ func (a *Agent) addService(def *config.ServiceDefinition, fromConfig bool) error
 		}
 	}
 	if err := a.local.AddService(svc, hcs); err != nil {
-		return fmt.Errorf("%w: %v", agenthttp.ErrBadRequest, err)
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	for _, d := range defs {
 		if err := a.runCheck(d); err != nil {
@@ -189,9 +189,9 @@ func (a *Agent) runCheck(d checks.Definition) error {
 func (a *Agent) addCheck(def *config.CheckDefinition, fromConfig bool) error {
 	def.SetDefaults()
 	if err := def.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", agenthttp.ErrBadRequest, err)
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	if err := def.AllowedBy(a.config().EnableLocalScriptChecks); err != nil {
+	if err := def.AllowedBy(a.live.Load().EnableLocalScriptChecks); err != nil {
 		return err
 	}
 	id := def.ID
@@ -199,18 +199,18 @@ func (a *Agent) addCheck(def *config.CheckDefinition, fromConfig bool) error {
 		id = def.Name
 	}
 	if def.ServiceID != "" && !a.local.ServiceExists(def.ServiceID) {
-		return fmt.Errorf("%w: ServiceID %q does not exist", agenthttp.ErrBadRequest, def.ServiceID)
+		return fmt.Errorf("%w: ServiceID %q does not exist", ErrInvalid, def.ServiceID)
 	}
 	d := checkDefinition(def, id, def.ServiceID)
 	if err := d.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", agenthttp.ErrBadRequest, err)
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	hc := d.HealthCheck(a.config().NodeName)
+	hc := d.HealthCheck(a.cfg.NodeName)
 	if cur := a.local.Check(id); cur != nil && def.Status == "" {
 		hc.Status, hc.Output = cur.Status, cur.Output
 	}
 	if err := a.local.AddCheck(hc); err != nil {
-		return fmt.Errorf("%w: %v", agenthttp.ErrBadRequest, err)
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if err := a.runCheck(d); err != nil {
 		return err
@@ -227,7 +227,7 @@ func (a *Agent) addCheck(def *config.CheckDefinition, fromConfig bool) error {
 
 func (a *Agent) removeService(id string) error {
 	if !a.local.ServiceExists(id) {
-		return fmt.Errorf("%w: unknown service %q", agenthttp.ErrNotFound, id)
+		return fmt.Errorf("%w: unknown service %q", ErrNotFound, id)
 	}
 	for cid, chk := range a.local.Checks() {
 		if chk.ServiceID == id {
@@ -235,7 +235,7 @@ func (a *Agent) removeService(id string) error {
 		}
 	}
 	if err := a.local.RemoveService(id); err != nil {
-		return fmt.Errorf("%w: %v", agenthttp.ErrNotFound, err)
+		return fmt.Errorf("%w: %v", ErrNotFound, err)
 	}
 	a.checks.mu.Lock()
 	delete(a.checks.fromCfg.services, id)
@@ -245,11 +245,11 @@ func (a *Agent) removeService(id string) error {
 
 func (a *Agent) removeCheck(id string) error {
 	if a.local.Check(id) == nil {
-		return fmt.Errorf("%w: unknown check %q", agenthttp.ErrNotFound, id)
+		return fmt.Errorf("%w: unknown check %q", ErrNotFound, id)
 	}
 	a.checks.stop(id)
 	if err := a.local.RemoveCheck(id); err != nil {
-		return fmt.Errorf("%w: %v", agenthttp.ErrNotFound, err)
+		return fmt.Errorf("%w: %v", ErrNotFound, err)
 	}
 	a.checks.mu.Lock()
 	delete(a.checks.fromCfg.checks, id)
@@ -257,49 +257,68 @@ func (a *Agent) removeCheck(id string) error {
 	return nil
 }
 
-// Reload re-reads the config dirs. On any error the running configuration
-// stays untouched and the error is returned (and logged by the caller).
+// Reload re-reads the config dirs and applies what may change in place
+// (config.Reloadable); the rest of the new configuration is ignored until
+// a restart. On any error the running configuration stays untouched and
+// the error is returned (and logged by the caller).
 func (a *Agent) Reload(ctx context.Context) error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
 	cfg, err := config.Load(a.opts.ConfigDirs, a.opts.Apply)
 	if err != nil {
 		return err
 	}
-	// Validate every new definition before touching anything.
-	for i := range cfg.Services {
-		d := cfg.Services[i]
+	next := cfg.Reloadable()
+	if err := validateDefinitions(next); err != nil {
+		return err
+	}
+	prev := a.live.Swap(next)
+
+	// Push the change to the parts that keep their own copy.
+	if next.LogLevel != prev.LogLevel {
+		if err := a.mon.SetLevel(next.LogLevel); err != nil {
+			a.log.Error("reload: log level", zap.Error(err)) // Load validated it: not expected
+		}
+	}
+	if !maps.Equal(next.NodeMeta, prev.NodeMeta) {
+		a.syncer.SetNodeMeta(next.NodeMeta)
+	}
+	a.reloadDefinitions(next)
+	a.log.Info("configuration reloaded", zap.Int("services", len(next.Services)), zap.Int("checks", len(next.Checks)))
+	return nil
+}
+
+// validateDefinitions sets the defaults of every new definition and checks
+// it, before a reload publishes or touches anything.
+func validateDefinitions(r *config.Reloadable) error {
+	for i := range r.Services {
+		d := &r.Services[i]
 		d.SetDefaults()
 		if err := d.Validate(); err != nil {
 			return fmt.Errorf("reload: service %q: %w", d.Name, err)
 		}
 		for _, cd := range d.AllChecks() {
-			if err := cd.AllowedBy(cfg.EnableLocalScriptChecks); err != nil {
+			if err := cd.AllowedBy(r.EnableLocalScriptChecks); err != nil {
 				return fmt.Errorf("reload: service %q: %w", d.Name, err)
 			}
 		}
 	}
-	for i := range cfg.Checks {
-		d := cfg.Checks[i]
+	for i := range r.Checks {
+		d := &r.Checks[i]
 		d.SetDefaults()
 		if err := d.Validate(); err != nil {
 			return fmt.Errorf("reload: check %q: %w", d.Name, err)
 		}
-		if err := d.AllowedBy(cfg.EnableLocalScriptChecks); err != nil {
+		if err := d.AllowedBy(r.EnableLocalScriptChecks); err != nil {
 			return fmt.Errorf("reload: check %q: %w", d.Name, err)
 		}
 	}
-	a.mu.Lock()
-	old := a.cfg
-	next := *old
-	// Only the hot-reloadable parts change; listeners, ports and roles keep
-	// their running values (as Consul: those need a restart).
-	next.Services, next.Checks = cfg.Services, cfg.Checks
-	next.LogLevel = cfg.LogLevel
-	next.EnableLocalScriptChecks = cfg.EnableLocalScriptChecks
-	next.DisableRemoteExec = cfg.DisableRemoteExec
-	next.NodeMeta = cfg.NodeMeta
-	a.cfg = &next
-	a.mu.Unlock()
+	return nil
+}
 
+// reloadDefinitions replaces the services and checks that came from
+// config files with next's; API registrations are left alone.
+func (a *Agent) reloadDefinitions(next *config.Reloadable) {
 	a.checks.mu.Lock()
 	oldSvcs := a.checks.fromCfg.services
 	oldChecks := a.checks.fromCfg.checks
@@ -309,7 +328,6 @@ func (a *Agent) Reload(ctx context.Context) error {
 	keepSvc := map[string]bool{}
 	for i := range next.Services {
 		d := &next.Services[i]
-		d.SetDefaults()
 		keepSvc[d.ID] = true
 		if err := a.addService(d, true); err != nil {
 			a.log.Error("reload: service", zap.String("service", d.Name), zap.Error(err))
@@ -323,7 +341,6 @@ func (a *Agent) Reload(ctx context.Context) error {
 	keepChk := map[string]bool{}
 	for i := range next.Checks {
 		d := &next.Checks[i]
-		d.SetDefaults()
 		id := d.ID
 		if id == "" {
 			id = d.Name
@@ -338,6 +355,4 @@ func (a *Agent) Reload(ctx context.Context) error {
 			a.removeCheck(id)
 		}
 	}
-	a.log.Info("configuration reloaded", zap.Int("services", len(next.Services)), zap.Int("checks", len(next.Checks)))
-	return nil
 }

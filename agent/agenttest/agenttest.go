@@ -2,7 +2,11 @@ package agenttest
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -10,10 +14,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairnd/cairn/cluster/testutil"
 )
 
 // buildTimeout bounds `go build` of the binary in a test.
@@ -21,8 +26,12 @@ const buildTimeout = 3 * time.Minute
 
 // Binary builds cmd/cairn (cached by the go build cache) into a temp dir
 // and returns its path. Set CAIRN_TEST_BINARY to reuse a prebuilt binary.
+// Under -short it skips the test (see the package doc).
 func Binary(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("runs agent processes (long); skipped under -short")
+	}
 	if p := os.Getenv("CAIRN_TEST_BINARY"); p != "" {
 		return p
 	}
@@ -70,64 +79,16 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// Ports are drawn below the kernel's ephemeral range (32768–60999 on
-// Linux), so that a port the kernel hands to some outgoing connection
-// between our probe and the agent's bind cannot collide. Within one test
-// process ports are handed out in sequence and never twice (two agents
-// started back to back must not both get a port neither has bound yet);
-// each process starts at an offset derived from its pid so parallel test
-// binaries walk different stretches.
-const (
-	portRangeLo = 20000
-	portRangeHi = 32000
-)
-
-// nextPort is the only package-level state here: the cursor that keeps
-// this test process from handing out a port twice.
-var nextPort atomic.Int64
-
-func claimPort() int {
-	if nextPort.Load() == 0 {
-		nextPort.CompareAndSwap(0, int64((os.Getpid()*7919)%(portRangeHi-portRangeLo)))
-	}
-	return portRangeLo + int(nextPort.Add(1)%(portRangeHi-portRangeLo))
-}
-
-// FreePorts returns n distinct ports free for TCP and UDP on 127.0.0.1.
-func FreePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ports []int
-	for tries := 0; len(ports) < n; tries++ {
-		if tries > portRangeHi-portRangeLo {
-			t.Fatalf("agenttest: no free ports in %d-%d", portRangeLo, portRangeHi)
-		}
-		port := claimPort()
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		pc, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		ports = append(ports, port)
-	}
-	return ports
-}
-
-// Ports of one agent.
+// Ports of one agent. Zero means "the kernel picks" (config.PortAny).
 type Ports struct {
 	DNS, HTTP, Server, SerfLAN, SerfWAN int
 }
 
-// NewPorts allocates a full set.
-func NewPorts(t testing.TB) Ports {
-	p := FreePorts(t, 5)
-	return Ports{DNS: p[0], HTTP: p[1], Server: p[2], SerfLAN: p[3], SerfWAN: p[4]}
-}
+// NewPorts returns the ports of a first start: all zero, the kernel picks.
+//
+// Deprecated: kept as a thin wrapper for tests written when ports were
+// drawn; pass Ports{} (or use StartAgent).
+func NewPorts(testing.TB) Ports { return Ports{} }
 
 // Flags renders the ports as agent flags.
 func (p Ports) Flags() []string {
@@ -140,12 +101,18 @@ func (p Ports) Flags() []string {
 
 // Proc is one running agent process.
 type Proc struct {
-	t       testing.TB
-	Name    string
-	Bin     string
-	Args    []string
+	t    testing.TB
+	Name string
+	Bin  string
+	// Args are the command line without the port and ready-file flags,
+	// which start adds.
+	Args []string
+	// Ports are the bound ports once Start (or Restart) returned; zero
+	// when the process exited before it was ready.
 	Ports   Ports
 	DataDir string
+	// ReadyFile is the agent's --ready-file.
+	ReadyFile string
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -174,13 +141,26 @@ func (l *LockedBuffer) String() string {
 	return l.b.String()
 }
 
-// Start launches `cairn agent` with args plus --node, ports and
-// --data-dir (unless args contain --dev). It is killed on test cleanup.
+// readyTimeout bounds an agent's start up to its ready file: it binds
+// and writes at once, but a loaded CI machine can be slow.
+const readyTimeout = 60 * time.Second
+
+// StartAgent launches `cairn agent` with args plus --node, --data-dir
+// (unless args contain --dev) and port 0 for every listener, and returns
+// once the agent is ready (Ports then hold the bound ports) or has exited
+// (a test of a failing start checks Exited and Log). It is killed on test
+// cleanup.
+func StartAgent(t testing.TB, bin, name string, args ...string) *Proc {
+	t.Helper()
+	return Start(t, bin, name, Ports{}, args...)
+}
+
+// Start is StartAgent with explicit ports (0: the kernel picks).
 func Start(t testing.TB, bin, name string, ports Ports, args ...string) *Proc {
 	t.Helper()
-	p := &Proc{t: t, Name: name, Bin: bin, Ports: ports, log: &LockedBuffer{}}
+	dir := t.TempDir()
+	p := &Proc{t: t, Name: name, Bin: bin, Ports: ports, log: &LockedBuffer{}, ReadyFile: filepath.Join(dir, "ready.json")}
 	full := []string{"agent", "--node", name, "--bind", "127.0.0.1", "--client", "127.0.0.1", "--log-level", "debug"}
-	full = append(full, ports.Flags()...)
 	dev := false
 	for _, a := range args {
 		if a == "--dev" {
@@ -188,17 +168,17 @@ func Start(t testing.TB, bin, name string, ports Ports, args ...string) *Proc {
 		}
 	}
 	if !dev {
-		p.DataDir = filepath.Join(t.TempDir(), name)
+		p.DataDir = filepath.Join(dir, name)
 		full = append(full, "--data-dir", p.DataDir)
 	}
 	p.Args = append(full, args...)
-	p.start()
 	t.Cleanup(func() {
 		p.Kill()
 		if t.Failed() {
 			t.Logf("---- log of %s ----\n%s", p.Name, tail(p.Log(), 6000))
 		}
 	})
+	p.start()
 	return p
 }
 
@@ -209,22 +189,90 @@ func tail(s string, n int) string {
 	return s
 }
 
+// start runs the agent on p.Ports and waits until it is ready or exited.
 func (p *Proc) start() {
+	p.t.Helper()
+	if err := os.Remove(p.ReadyFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		p.t.Fatalf("agenttest: %s: %v", p.Name, err)
+	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	cmd := exec.Command(p.Bin, p.Args...)
+	// Port flags go first so that a test's own flags (e.g. --dns-port -1)
+	// win: kong keeps the last value of a repeated flag.
+	args := append([]string{p.Args[0]}, p.Ports.Flags()...)
+	args = append(append(args, "--ready-file", p.ReadyFile), p.Args[1:]...)
+	cmd := exec.Command(p.Bin, args...)
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
+		p.mu.Unlock()
 		p.t.Fatalf("agenttest: start %s: %v", p.Name, err)
 	}
-	ch := make(chan struct{})
-	go func() { cmd.Wait(); close(ch) }()
-	p.cmd, p.ch = cmd, ch
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	p.cmd, p.ch = cmd, exited
+	p.mu.Unlock()
+
+	var addrs readyAddrs
+	err := testutil.Wait(context.Background(), readyTimeout, func() error {
+		select {
+		case <-exited:
+			return nil // a failing start: the test looks at Exited and Log
+		default:
+		}
+		b, err := os.ReadFile(p.ReadyFile)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(b, &addrs)
+	})
+	if err != nil {
+		p.t.Fatalf("agenttest: %s not ready after %v: %v\n%s", p.Name, readyTimeout, err, tail(p.Log(), 3000))
+	}
+	if p.Exited() {
+		return
+	}
+	ports, err := addrs.ports()
+	if err != nil {
+		p.t.Fatalf("agenttest: %s ready file: %v", p.Name, err)
+	}
+	p.Ports = ports
 }
 
-// Restart starts the process again with the same args and data dir.
-func (p *Proc) Restart() { p.start() }
+// readyAddrs is the agent's ready file (agent.Addrs).
+type readyAddrs struct {
+	DNS     string `json:"dns"`
+	HTTP    string `json:"http"`
+	Server  string `json:"server"`
+	SerfLAN string `json:"serf_lan"`
+	SerfWAN string `json:"serf_wan"`
+}
+
+func (r readyAddrs) ports() (Ports, error) {
+	var out Ports
+	for _, f := range []struct {
+		addr string
+		dst  *int
+	}{{r.DNS, &out.DNS}, {r.HTTP, &out.HTTP}, {r.Server, &out.Server}, {r.SerfLAN, &out.SerfLAN}, {r.SerfWAN, &out.SerfWAN}} {
+		if f.addr == "" {
+			continue // not run by this agent (server port on a client...): 0
+		}
+		_, port, err := net.SplitHostPort(f.addr)
+		if err != nil {
+			return Ports{}, err
+		}
+		if *f.dst, err = strconv.Atoi(port); err != nil {
+			return Ports{}, fmt.Errorf("address %q: %w", f.addr, err)
+		}
+	}
+	return out, nil
+}
+
+// Restart starts the process again with the same args, data dir and
+// bound ports (peers know it by them), and waits until it is ready.
+func (p *Proc) Restart() {
+	p.t.Helper()
+	p.start()
+}
 
 // Kill sends SIGKILL and waits for exit.
 func (p *Proc) Kill() { p.signal(syscall.SIGKILL, 10*time.Second) }
@@ -300,24 +348,19 @@ func (p *Proc) RPCAddr() string { return "127.0.0.1:" + strconv.Itoa(p.Ports.Ser
 // SerfAddr is host:port of serf LAN.
 func (p *Proc) SerfAddr() string { return "127.0.0.1:" + strconv.Itoa(p.Ports.SerfLAN) }
 
-// WaitFor polls cond every 50 ms until it returns nil or timeout passes.
+// WaitFor waits until cond returns nil (testutil.Eventually).
+//
+// Deprecated: a thin wrapper kept for existing callers; use
+// testutil.Eventually.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
+	testutil.Eventually(t, timeout, what, cond)
 }
 
 // WaitLog waits until the process log contains substr.
 func (p *Proc) WaitLog(timeout time.Duration, substr string) {
 	p.t.Helper()
-	WaitFor(p.t, timeout, fmt.Sprintf("%s log %q", p.Name, substr), func() error {
+	testutil.Eventually(p.t, timeout, fmt.Sprintf("%s log %q", p.Name, substr), func() error {
 		if strings.Contains(p.Log(), substr) {
 			return nil
 		}

@@ -2,7 +2,6 @@ package config
 
 import (
 	"os"
-	"strings"
 	"time"
 )
 
@@ -21,6 +20,9 @@ const (
 
 	// PortDisabled turns off the DNS, HTTP or serf WAN listener (Consul's -1).
 	PortDisabled = -1
+	// PortAny lets the kernel pick a free port for a listener; the agent
+	// reports the bound addresses (see agent.Addrs).
+	PortAny = 0
 
 	// DefaultRecursorPort is used for recursors given without a port.
 	DefaultRecursorPort = "53"
@@ -83,7 +85,8 @@ type Config struct {
 	Checks   []CheckDefinition   `json:"checks"`
 }
 
-// Ports are the listener ports. DNS, HTTP and SerfWAN may be PortDisabled.
+// Ports are the listener ports. DNS, HTTP and SerfWAN may be PortDisabled;
+// any may be PortAny.
 type Ports struct {
 	DNS     int `json:"dns"`
 	HTTP    int `json:"http"`
@@ -97,8 +100,8 @@ type DNSConfig struct {
 	AllowStale bool     `json:"allow_stale"`
 	MaxStale   Duration `json:"max_stale"`
 	NodeTTL    Duration `json:"node_ttl"`
-	// ServiceTTL maps service names to answer TTLs; see ServiceTTLFor for the
-	// wildcard rules.
+	// ServiceTTL maps service names to answer TTLs: an exact name, a
+	// "prefix*" or "*" (the resolver applies the rules).
 	ServiceTTL         map[string]Duration `json:"service_ttl"`
 	OnlyPassing        bool                `json:"only_passing"`
 	EnableTruncate     bool                `json:"enable_truncate"`
@@ -160,25 +163,4 @@ func DefaultConfig() *Config {
 			MaxStale:   Duration(72 * time.Hour),
 		},
 	}
-}
-
-// ServiceTTLFor returns the DNS TTL for answers about service name:
-// an exact key wins, then the longest "prefix*" key, then "*", else 0.
-// Matching is case-insensitive, as DNS names are.
-func (d *DNSConfig) ServiceTTLFor(name string) time.Duration {
-	name = strings.ToLower(name)
-	best, bestLen, found := Duration(0), -1, false
-	for k, ttl := range d.ServiceTTL {
-		k = strings.ToLower(k)
-		if k == name {
-			return ttl.Duration()
-		}
-		if n := len(k) - 1; n >= 0 && k[n] == '*' && len(name) >= n && name[:n] == k[:n] && n > bestLen {
-			best, bestLen, found = ttl, n, true
-		}
-	}
-	if found {
-		return best.Duration()
-	}
-	return 0
 }

@@ -252,7 +252,7 @@ func TestFlagsOverFiles(t *testing.T) {
 		t.Errorf("file values not set by flags were lost: %+v", c)
 	}
 	// Flags are validated too.
-	if _, err := Load([]string{dir}, func(c *Config) { c.Ports.HTTP = 70000 }); err == nil || err.Error() != "config: ports.http: 70000 is not in 1..65535 (-1 disables it)" {
+	if _, err := Load([]string{dir}, func(c *Config) { c.Ports.HTTP = 70000 }); err == nil || err.Error() != "config: ports.http: 70000 is not in 0..65535 (-1 disables it)" {
 		t.Errorf("bad flag: err = %v", err)
 	}
 }
@@ -323,24 +323,6 @@ func TestAdvertiseDefault(t *testing.T) {
 	}
 }
 
-func TestServiceTTLFor(t *testing.T) {
-	d := DNSConfig{ServiceTTL: map[string]Duration{
-		"*": Duration(5 * time.Second), "db*": Duration(time.Minute), "db-primary*": Duration(2 * time.Minute), "web": Duration(15 * time.Second),
-	}}
-	cases := map[string]time.Duration{
-		"web": 15 * time.Second, "WEB": 15 * time.Second, "web2": 5 * time.Second,
-		"db": time.Minute, "db-replica": time.Minute, "db-primary-1": 2 * time.Minute, "api": 5 * time.Second,
-	}
-	for name, want := range cases {
-		if got := d.ServiceTTLFor(name); got != want {
-			t.Errorf("ServiceTTLFor(%q) = %s, want %s", name, got, want)
-		}
-	}
-	if got := (&DNSConfig{}).ServiceTTLFor("web"); got != 0 {
-		t.Errorf("no service_ttl: %s, want 0", got)
-	}
-}
-
 func TestDurationJSON(t *testing.T) {
 	b, err := json.Marshal(struct{ D Duration }{Duration(90 * time.Second)})
 	if err != nil || string(b) != `{"D":"1m30s"}` {
@@ -349,5 +331,19 @@ func TestDurationJSON(t *testing.T) {
 	var v struct{ D Duration }
 	if err := json.Unmarshal(b, &v); err != nil || v.D != Duration(90*time.Second) {
 		t.Fatalf("unmarshal = %v, %v", v.D, err)
+	}
+}
+
+// TestPortsAny: 0 asks the kernel for a port, for every listener at once
+// (no clash among them), which is how tests start agents.
+func TestPortsAny(t *testing.T) {
+	c, err := Load(nil, func(c *Config) {
+		c.Ports = Ports{DNS: PortAny, HTTP: PortAny, Server: PortAny, SerfLAN: PortAny, SerfWAN: PortAny}
+	})
+	if err != nil {
+		t.Fatalf("all ports 0: %v", err)
+	}
+	if c.Ports != (Ports{}) {
+		t.Errorf("ports = %+v, want all 0", c.Ports)
 	}
 }

@@ -12,9 +12,10 @@
 //     checks) append across files; everything else is last-writer-wins.
 //   - Load is all-or-nothing: on any error it returns nil, so a reload with a
 //     bad file keeps the running configuration.
-//   - Ports: dns, http and serf_wan may be -1 (Consul's "disabled"); 0 is
-//     refused rather than meaning "kernel picks", which no client could find.
-//     server and serf_lan must be 1..65535. No two enabled listeners may share a port.
+//   - Ports: dns, http and serf_wan may be -1 (Consul's "disabled"). 0 means
+//     "the kernel picks" for every listener; the agent then reports the bound
+//     addresses (log line, /v1/agent/self, --ready-file), which is how tests
+//     start agents. No two enabled listeners may share a fixed port.
 //   - Durations are Go duration strings; bare numbers are refused because
 //     Consul users mean seconds and Go means nanoseconds. The SOA timers are
 //     plain integer seconds, as in Consul.

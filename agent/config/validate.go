@@ -197,12 +197,15 @@ func (p *Ports) validate() error {
 		if pt.val == PortDisabled && pt.mayDisable {
 			continue
 		}
-		if pt.val < 1 || pt.val > 65535 {
+		if pt.val < 0 || pt.val > 65535 {
 			hint := ""
 			if pt.mayDisable {
 				hint = " (-1 disables it)"
 			}
-			return fmt.Errorf("ports.%s: %d is not in 1..65535%s", pt.key, pt.val, hint)
+			return fmt.Errorf("ports.%s: %d is not in 0..65535%s", pt.key, pt.val, hint)
+		}
+		if pt.val == PortAny {
+			continue // each listener gets its own port from the kernel
 		}
 		if prev, ok := used[pt.val]; ok {
 			return fmt.Errorf("ports.%s: %d is already used by ports.%s", pt.key, pt.val, prev)

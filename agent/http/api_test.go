@@ -326,12 +326,23 @@ func TestEventListBlocks(t *testing.T) {
 	if el := time.Since(start); el < 250*time.Millisecond || w.Header().Get("X-Consul-Index") != idx {
 		t.Fatalf("did not block: %v, index %s", el, w.Header().Get("X-Consul-Index"))
 	}
+	// Fire a new event once the blocking list below has read the events
+	// twice: its first look, then a poll from inside its wait.
+	read := make(chan struct{})
+	b.mu.Lock()
+	b.eventsRead = read
+	b.mu.Unlock()
+	fired := make(chan error, 1)
 	go func() {
-		time.Sleep(100 * time.Millisecond)
-		_ = b.RPC(t.Context(), structs.MethodEventFire,
+		<-read
+		<-read
+		fired <- b.RPC(t.Context(), structs.MethodEventFire,
 			&structs.EventFireRequest{Event: structs.UserEvent{ID: "e2", Name: "n"}}, &structs.WriteResponse{})
 	}()
 	w = serve(t, h, "GET", "/v1/event/list?index="+idx+"&wait=5s", nil)
+	if err := <-fired; err != nil {
+		t.Fatal(err)
+	}
 	var events []structs.UserEvent
 	if err := json.Unmarshal(w.Body.Bytes(), &events); err != nil || len(events) != 2 ||
 		w.Header().Get("X-Consul-Index") == idx {

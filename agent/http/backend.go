@@ -14,9 +14,12 @@ import (
 // server tier (a local state store on servers, the forwarder on clients);
 // the other methods are agent-local.
 //
-// Errors: wrap ErrNotFound (404), ErrBadRequest (400) or
-// config.ErrScriptChecksDisabled (403) so the API answers with the right
-// status; any other error is a 500 with the error's text.
+// Errors: an error matching ErrNotFound (404), ErrBadRequest (400) or
+// config.ErrScriptChecksDisabled (403) under errors.Is gets that status;
+// any other error is a 500 with the error's text. These are the classes of
+// the contract, not domain errors: the agent keeps its own sentinels and
+// translates them in one place (agent/errors.go), and errorStatus in
+// server.go is the one place classes become status codes.
 type Backend interface {
 	// RPC calls method (a structs.Method* name) with args and decodes the
 	// answer into reply. It honours ctx cancellation (the client went away).
@@ -101,7 +104,7 @@ const (
 	MemberStatusFailed  = 4
 )
 
-// Errors a Backend wraps to choose the HTTP status.
+// The error classes of the Backend contract (see Backend).
 var (
 	ErrNotFound   = errors.New("not found")
 	ErrBadRequest = errors.New("bad request")

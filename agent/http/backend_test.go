@@ -31,6 +31,9 @@ type testBackend struct {
 	panicOn  string           // RPC method that panics
 	failWith map[string]error // RPC method → error
 	reg      *prometheus.Registry
+	// eventsRead, when set, receives (without blocking) on every
+	// UserEvents call: a test learns that a blocking list is polling.
+	eventsRead chan struct{}
 }
 
 func newTestBackend() *testBackend {
@@ -472,6 +475,10 @@ func (b *testBackend) NodeMaintenance(_ context.Context, enable bool, reason str
 func (b *testBackend) UserEvents() []structs.UserEvent {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	select {
+	case b.eventsRead <- struct{}{}:
+	default:
+	}
 	return append([]structs.UserEvent(nil), b.events...)
 }
 

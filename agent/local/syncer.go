@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -44,7 +45,8 @@ type SyncConfig struct {
 	NodeID          string
 	Address         string
 	TaggedAddresses map[string]string
-	NodeMeta        map[string]string
+	// NodeMeta is the meta at start; SetNodeMeta replaces it.
+	NodeMeta map[string]string
 	// ClusterSize reports the LAN member count; nil means 1.
 	ClusterSize func() int
 
@@ -66,6 +68,9 @@ type Syncer struct {
 	logger *zap.Logger
 
 	fullCh chan struct{} // TriggerFull
+	// nodeMeta is the node meta to keep in the catalog: a reload swaps it
+	// (SetNodeMeta) while a sync may be reading it.
+	nodeMeta atomic.Pointer[map[string]string]
 
 	// mu serialises syncs; nodeInSync is the catalog's copy of the node's
 	// own fields (address, meta) matching cfg.
@@ -93,8 +98,22 @@ func NewSyncer(cfg SyncConfig, st *State, rpc RPCer, logger *zap.Logger) *Syncer
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Syncer{cfg: cfg, state: st, rpc: rpc, logger: logger, fullCh: make(chan struct{}, 1)}
+	s := &Syncer{cfg: cfg, state: st, rpc: rpc, logger: logger, fullCh: make(chan struct{}, 1)}
+	meta := maps.Clone(cfg.NodeMeta)
+	s.nodeMeta.Store(&meta)
+	return s
 }
+
+// SetNodeMeta replaces the node meta the catalog should hold (a reload
+// changed node_meta) and asks for a full sync, which finds the catalog's
+// node record different and re-registers it.
+func (s *Syncer) SetNodeMeta(meta map[string]string) {
+	m := maps.Clone(meta)
+	s.nodeMeta.Store(&m)
+	s.TriggerFull()
+}
+
+func (s *Syncer) meta() map[string]string { return *s.nodeMeta.Load() }
 
 // TriggerFull asks Run for a full sync soon (e.g. after a server joined).
 func (s *Syncer) TriggerFull() {
@@ -238,7 +257,7 @@ func (s *Syncer) sameNode(n *structs.Node) bool {
 	return n != nil && n.Node == s.cfg.NodeName && n.ID == s.cfg.NodeID &&
 		n.Address == s.cfg.Address &&
 		maps.Equal(n.TaggedAddresses, s.cfg.TaggedAddresses) &&
-		maps.Equal(n.Meta, s.cfg.NodeMeta)
+		maps.Equal(n.Meta, s.meta())
 }
 
 // SyncChanges pushes the records State marked dirty: deregistrations
@@ -336,7 +355,7 @@ func (s *Syncer) registerRequest() *structs.RegisterRequest {
 		Node:            s.cfg.NodeName,
 		Address:         s.cfg.Address,
 		TaggedAddresses: maps.Clone(s.cfg.TaggedAddresses),
-		NodeMeta:        maps.Clone(s.cfg.NodeMeta),
+		NodeMeta:        maps.Clone(s.meta()),
 		SkipNodeUpdate:  s.nodeInSync,
 	}
 }

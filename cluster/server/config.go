@@ -23,12 +23,14 @@ type Config struct {
 
 	BindAddr      string
 	AdvertiseAddr string
-	RPCPort       int
-	SerfLANPort   int
-	SerfWANPort   int // 0 disables the WAN pool
-	RetryJoin     []string
-	RetryJoinWAN  []string
-	EncryptKey    []byte
+	// Ports: 0 lets the kernel pick (the bound port is what is advertised
+	// and gossiped); SerfWANPort -1 disables the WAN pool.
+	RPCPort      int
+	SerfLANPort  int
+	SerfWANPort  int
+	RetryJoin    []string
+	RetryJoinWAN []string
+	EncryptKey   []byte
 
 	ReconnectTimeout time.Duration
 	// FastGossip shortens serf/memberlist timings (tests, --dev).

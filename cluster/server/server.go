@@ -254,34 +254,25 @@ func (s *Server) tags(wan bool) map[string]string {
 	if s.cfg.BootstrapExpect > 1 && !wan {
 		t[gossip.TagExpect] = strconv.Itoa(s.cfg.BootstrapExpect)
 	}
-	if !wan && s.cfg.SerfWANPort > 0 {
-		t[gossip.TagWANJoinPort] = strconv.Itoa(s.cfg.SerfWANPort)
+	if !wan && s.wan != nil {
+		// The bound port, not the configured one, which may be 0.
+		t[gossip.TagWANJoinPort] = strconv.Itoa(int(s.wan.LocalMember().Port))
 	}
 	return t
 }
 
+// setupSerf starts the WAN pool (when enabled) before the LAN pool, so
+// the LAN tags carry the WAN port actually bound.
 func (s *Server) setupSerf() error {
-	lan, err := gossip.New(gossip.Config{
-		NodeName:         s.cfg.NodeName,
-		BindAddr:         s.cfg.BindAddr,
-		BindPort:         s.cfg.SerfLANPort,
-		AdvertiseAddr:    s.advertiseIP(),
-		Tags:             s.tags(false),
-		EncryptKey:       s.cfg.EncryptKey,
-		ReconnectTimeout: s.cfg.ReconnectTimeout,
-		Fast:             s.cfg.FastGossip,
-	}, s.log.Named("serf.lan"))
-	if err != nil {
-		return err
+	wanPort := s.cfg.SerfWANPort
+	if wanPort < 0 && len(s.cfg.RetryJoinWAN) > 0 {
+		wanPort = 0 // joining other datacenters needs a WAN pool
 	}
-	s.lan = lan
-	s.wg.Add(1)
-	go s.lanEventLoop()
-	if s.cfg.SerfWANPort > 0 || len(s.cfg.RetryJoinWAN) > 0 {
+	if wanPort >= 0 {
 		wan, err := gossip.New(gossip.Config{
 			NodeName:         s.cfg.NodeName + "." + s.cfg.Datacenter,
 			BindAddr:         s.cfg.BindAddr,
-			BindPort:         s.cfg.SerfWANPort,
+			BindPort:         wanPort,
 			AdvertiseAddr:    s.advertiseIP(),
 			Tags:             s.tags(true),
 			WAN:              true,
@@ -305,6 +296,22 @@ func (s *Server) setupSerf() error {
 			}
 		}()
 	}
+	lan, err := gossip.New(gossip.Config{
+		NodeName:         s.cfg.NodeName,
+		BindAddr:         s.cfg.BindAddr,
+		BindPort:         s.cfg.SerfLANPort,
+		AdvertiseAddr:    s.advertiseIP(),
+		Tags:             s.tags(false),
+		EncryptKey:       s.cfg.EncryptKey,
+		ReconnectTimeout: s.cfg.ReconnectTimeout,
+		Fast:             s.cfg.FastGossip,
+	}, s.log.Named("serf.lan"))
+	if err != nil {
+		return err
+	}
+	s.lan = lan
+	s.wg.Add(1)
+	go s.lanEventLoop()
 	s.startRetryJoin(s.lan, s.cfg.RetryJoin)
 	if s.wan != nil {
 		s.startRetryJoin(s.wan, s.cfg.RetryJoinWAN)

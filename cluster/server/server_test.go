@@ -22,7 +22,7 @@ func testServer(t *testing.T, name string, expect int, dir string, join []string
 	cfg.InMemory = dir == ""
 	cfg.RPCPort = 0
 	cfg.SerfLANPort = freeUDPPort(t)
-	cfg.SerfWANPort = 0
+	cfg.SerfWANPort = -1 // no WAN pool
 	cfg.RetryJoin = join
 	cfg.FastGossip = true
 	cfg.Logger = zaptest.NewLogger(t).Named(name)

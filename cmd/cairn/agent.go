@@ -26,16 +26,17 @@ type AgentCmd struct {
 	Encrypt                 *string  `name:"encrypt" help:"Gossip encryption key (cairn keygen)."`
 	ConfigDir               []string `name:"config-dir" help:"Directory of JSON config files (repeatable)."`
 	Recursor                []string `name:"recursor" help:"Upstream DNS server for non-Consul names (repeatable)."`
-	DNSPort                 *int     `name:"dns-port" help:"DNS port (default 8600)."`
-	HTTPPort                *int     `name:"http-port" help:"HTTP API port (default 8500)."`
-	ServerPort              *int     `name:"server-port" help:"Server RPC port (default 8300)."`
-	SerfLANPort             *int     `name:"serf-lan-port" help:"Serf LAN port (default 8301)."`
-	SerfWANPort             *int     `name:"serf-wan-port" help:"Serf WAN port (default 8302)."`
+	DNSPort                 *int     `name:"dns-port" help:"DNS port (default 8600; -1 disables, 0 lets the kernel pick)."`
+	HTTPPort                *int     `name:"http-port" help:"HTTP API port (default 8500; -1 disables, 0 lets the kernel pick)."`
+	ServerPort              *int     `name:"server-port" help:"Server RPC port (default 8300; 0 lets the kernel pick)."`
+	SerfLANPort             *int     `name:"serf-lan-port" help:"Serf LAN port (default 8301; 0 lets the kernel pick)."`
+	SerfWANPort             *int     `name:"serf-wan-port" help:"Serf WAN port (default 8302; -1 disables, 0 lets the kernel pick)."`
 	Domain                  *string  `name:"domain" help:"DNS domain (default consul.)."`
 	AltDomain               *string  `name:"alt-domain" help:"Alternate DNS domain."`
 	LogLevel                *string  `name:"log-level" help:"debug, info, warn or error."`
 	LogJSON                 *bool    `name:"log-json" help:"Log in JSON."`
 	EnableLocalScriptChecks *bool    `name:"enable-local-script-checks" help:"Allow script checks defined in local config files and the local API."`
+	ReadyFile               string   `name:"ready-file" help:"Once every listener is up, write the bound addresses here as JSON (dns, http, server, serf_lan, serf_wan); removed at exit. With port 0 this is how scripts learn the ports."`
 }
 
 func set[T any](dst *T, v *T) {
@@ -75,5 +76,5 @@ func (a *AgentCmd) apply(c *config.Config) {
 func (a *AgentCmd) Run(*Globals) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return agent.Run(ctx, agent.Options{ConfigDirs: a.ConfigDir, Apply: a.apply})
+	return agent.Run(ctx, agent.Options{ConfigDirs: a.ConfigDir, Apply: a.apply, ReadyFile: a.ReadyFile})
 }
