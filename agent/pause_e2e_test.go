@@ -403,7 +403,7 @@ func startPauseCluster(t *testing.T, bin string) []*agenttest.Proc {
 		if join != "" {
 			args = append(args, "--retry-join", join)
 		}
-		p := agenttest.Start(t, bin, "s"+strconv.Itoa(i), agenttest.NewPorts(t), args...)
+		p := agenttest.StartAgent(t, bin, "s"+strconv.Itoa(i), args...)
 		if join == "" {
 			join = p.SerfAddr()
 		}
