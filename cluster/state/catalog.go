@@ -27,13 +27,15 @@ func (s *Store) EnsureRegistration(idx uint64, req *structs.RegisterRequest) err
 		return structs.ErrMissingNode
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	m, err := s.ensureRegistration(idx, req)
-	if err == nil {
-		s.bump(m, idx)
+	if err != nil {
+		// Validation runs before the first mutation: nothing to commit.
+		s.pending.reset()
+		return err
 	}
-	s.mu.Unlock()
-	s.notify(m)
-	return err
+	s.commit(m, idx)
+	return nil
 }
 
 func (s *Store) ensureRegistration(idx uint64, req *structs.RegisterRequest) (tableMask, error) {
@@ -98,6 +100,7 @@ func (s *Store) ensureRegistration(idx uint64, req *structs.RegisterRequest) (ta
 			}
 			s.nodes[req.Node] = nr
 			s.nodeNames.insert(req.Node)
+			s.touchNode(nr)
 			m |= maskNodes
 		case !nodeSame(nr.node, n):
 			n.CreateIndex = nr.node.CreateIndex
@@ -105,6 +108,8 @@ func (s *Store) ensureRegistration(idx uint64, req *structs.RegisterRequest) (ta
 			for _, sr := range nr.services {
 				sr.sn = serviceNode(n, sr.svc)
 			}
+			s.touchNode(nr)
+			s.touchHosted(nr)
 			m |= maskNodes
 		}
 	}
@@ -134,6 +139,8 @@ func (s *Store) ensureService(idx uint64, nr *nodeRecord, svc *structs.NodeServi
 	}
 	svc.CreateIndex, svc.ModifyIndex = idx, idx
 	m := maskServices
+	s.touchNode(nr)
+	s.touchService(svc.Service)
 	if sr == nil {
 		sr = &svcRecord{nr: nr, svc: svc}
 		nr.services[svc.ID] = sr
@@ -142,6 +149,7 @@ func (s *Store) ensureService(idx uint64, nr *nodeRecord, svc *structs.NodeServi
 	} else {
 		svc.CreateIndex = sr.svc.CreateIndex
 		if sr.svc.Service != svc.Service {
+			s.touchService(sr.svc.Service)
 			s.removeInstance(sr)
 			sr.svc = svc
 			s.addInstance(sr)
@@ -187,8 +195,10 @@ func (s *Store) ensureCheck(idx uint64, nr *nodeRecord, in *structs.HealthCheck)
 	if old != nil {
 		hc.CreateIndex = old.CreateIndex
 		markDirty(nr, old.ServiceID)
+		s.touchCheck(nr, old.ServiceID)
 	}
 	markDirty(nr, hc.ServiceID)
+	s.touchCheck(nr, hc.ServiceID)
 	nr.checks[hc.CheckID] = &hc
 	return maskChecks
 }
@@ -270,10 +280,8 @@ func (s *Store) Deregister(idx uint64, req *structs.DeregisterRequest) error {
 		return structs.ErrMissingNode
 	}
 	s.mu.Lock()
-	m := s.deregister(req)
-	s.bump(m, idx)
-	s.mu.Unlock()
-	s.notify(m)
+	defer s.mu.Unlock()
+	s.commit(s.deregister(req), idx)
 	return nil
 }
 
@@ -284,6 +292,8 @@ func (s *Store) deregister(req *structs.DeregisterRequest) tableMask {
 	}
 	var m tableMask
 	if req.ServiceID == "" && req.CheckID == "" {
+		s.touchNode(nr)
+		s.touchHosted(nr)
 		for _, sr := range nr.services {
 			s.removeInstance(sr)
 			m |= maskServices
@@ -296,6 +306,8 @@ func (s *Store) deregister(req *structs.DeregisterRequest) tableMask {
 		return m | maskNodes
 	}
 	if sr := nr.services[req.ServiceID]; req.ServiceID != "" && sr != nil {
+		s.touchNode(nr)
+		s.touchService(sr.svc.Service)
 		s.removeInstance(sr)
 		delete(nr.services, req.ServiceID)
 		m |= maskServices
@@ -307,6 +319,7 @@ func (s *Store) deregister(req *structs.DeregisterRequest) tableMask {
 		}
 	}
 	if c := nr.checks[req.CheckID]; req.CheckID != "" && c != nil {
+		s.touchCheck(nr, c.ServiceID)
 		delete(nr.checks, req.CheckID)
 		markDirty(nr, c.ServiceID)
 		rebuildDirty(nr)
