@@ -1,0 +1,211 @@
+package state
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairnd/cairn/cluster/structs"
+)
+
+// TestBlockKeyWakesOnlyForItsKey blocks on one key, makes writes to other
+// keys, then one to the key. The blocked query must return the key's write
+// index having run exactly twice: once before waiting, once after the key's
+// write. A wake for any other write would have run it a third time.
+func TestBlockKeyWakesOnlyForItsKey(t *testing.T) {
+	type write func(s *Store, idx uint64) error
+	reg := func(node, addr, svc, check, status string) write {
+		return func(s *Store, idx uint64) error {
+			req := &structs.RegisterRequest{Node: node, Address: addr}
+			if svc != "" {
+				req.Service = &structs.NodeService{Service: svc, ID: svc}
+			}
+			if check != "" {
+				c := &structs.HealthCheck{CheckID: check, Status: status}
+				if svc != "" {
+					c.ServiceID = svc
+				}
+				req.Checks = []*structs.HealthCheck{c}
+			}
+			return s.EnsureRegistration(idx, req)
+		}
+	}
+	kvSet := func(key string) write {
+		return func(s *Store, idx uint64) error {
+			return s.KVSSet(idx, &structs.DirEntry{Key: key, Value: []byte("v")})
+		}
+	}
+	setup := []write{
+		reg("n1", "10.0.0.1", "a", "a-check", structs.HealthPassing),
+		reg("n2", "10.0.0.2", "b", "b-check", structs.HealthPassing),
+		reg("n3", "10.0.0.3", "", "", ""),
+		kvSet("app/x"),
+		kvSet("other/y"),
+	}
+	for _, tc := range []struct {
+		name  string
+		key   Key
+		read  func(s *Store) uint64
+		noise []write
+		hit   write
+	}{
+		{
+			name: "health of a", key: ServiceKey("a"),
+			read: func(s *Store) uint64 { idx, _ := s.CheckServiceNodes("a", "", false); return idx },
+			noise: []write{
+				reg("n2", "10.0.0.2", "b", "b-check", structs.HealthCritical), // b's check
+				reg("n4", "10.0.0.4", "b2", "", ""),                           // another service registered
+				func(s *Store, idx uint64) error {
+					return s.Deregister(idx, &structs.DeregisterRequest{Node: "n4", ServiceID: "b2"})
+				},
+				reg("n3", "10.0.0.3", "", "disk", structs.HealthWarning), // node check on a node without a
+				reg("n2", "10.0.0.22", "", "", ""),                       // row of a node without a
+				kvSet("app/z"),
+				reg("n1", "10.0.0.1", "a", "a-check", structs.HealthPassing), // unchanged
+			},
+			hit: reg("n1", "10.0.0.1", "a", "a-check", structs.HealthCritical),
+		},
+		{
+			name: "catalog of a, node check", key: ServiceKey("a"),
+			read: func(s *Store) uint64 { idx, _ := s.ServiceNodes("a", ""); return idx },
+			noise: []write{
+				reg("n2", "10.0.0.2", "b", "b-check", structs.HealthWarning),
+			},
+			hit: reg("n1", "10.0.0.1", "", "serfHealth", structs.HealthCritical),
+		},
+		{
+			name: "a deregistered", key: ServiceKey("a"),
+			read: func(s *Store) uint64 { idx, _ := s.CheckServiceNodes("a", "", false); return idx },
+			noise: []write{
+				func(s *Store, idx uint64) error {
+					return s.Deregister(idx, &structs.DeregisterRequest{Node: "n2", ServiceID: "b"})
+				},
+			},
+			hit: func(s *Store, idx uint64) error {
+				return s.Deregister(idx, &structs.DeregisterRequest{Node: "n1", ServiceID: "a"})
+			},
+		},
+		{
+			name: "node n1", key: NodeKey("n1"),
+			read: func(s *Store) uint64 { idx, _ := s.NodeServices("n1"); return idx },
+			noise: []write{
+				reg("n2", "10.0.0.2", "b", "b-check", structs.HealthCritical),
+			},
+			hit: reg("n1", "10.0.0.9", "", "", ""),
+		},
+		{
+			name: "kv prefix app/", key: KVPrefixKey("app/"),
+			read: func(s *Store) uint64 { idx, _ := s.KVSList("app/"); return idx },
+			noise: []write{
+				kvSet("other/z"),
+				func(s *Store, idx uint64) error { return s.KVSDelete(idx, "other/y") },
+				kvSet("ap"),
+				reg("n2", "10.0.0.2", "b", "b-check", structs.HealthCritical),
+			},
+			hit: func(s *Store, idx uint64) error { return s.KVSDelete(idx, "app/x") },
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New()
+			var idx uint64
+			for _, w := range setup {
+				idx++
+				if err := w(s, idx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			min := tc.read(s)
+			var runs atomic.Int32
+			started := make(chan struct{})
+			done := make(chan uint64, 1)
+			go func() {
+				got, err := s.BlockKey(context.Background(), min, time.Minute, tc.key, func() (uint64, error) {
+					idx := tc.read(s)
+					// The watch is armed before run: writes after this
+					// signal can only reach a waiting Block.
+					if runs.Add(1) == 1 {
+						close(started)
+					}
+					return idx, nil
+				})
+				if err != nil {
+					t.Error(err)
+				}
+				done <- got
+			}()
+			<-started
+			for _, w := range tc.noise {
+				idx++
+				if err := w(s, idx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			idx++
+			if err := tc.hit(s, idx); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case got := <-done:
+				if got != idx {
+					t.Errorf("returned index %d, want %d (the key's write)", got, idx)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the key's own write did not end the block")
+			}
+			if n := runs.Load(); n != 2 {
+				t.Errorf("query ran %d times, want 2: it woke for writes to other keys", n)
+			}
+		})
+	}
+}
+
+// TestUnwatchedWritesLeaveNoWatchers: fired channels are dropped, so the
+// watch maps hold only what is being watched.
+func TestUnwatchedWritesLeaveNoWatchers(t *testing.T) {
+	s := New()
+	ch := s.WatchKey(ServiceKey("web"))
+	kv := s.WatchKey(KVPrefixKey("a/"))
+	mustRegister(t, s, 1, webReq("n1", "10.0.0.1", 80, structs.HealthPassing))
+	_ = s.KVSSet(2, &structs.DirEntry{Key: "a/b"})
+	for _, c := range []<-chan struct{}{ch, kv} {
+		select {
+		case <-c:
+		default:
+			t.Fatal("watch not fired")
+		}
+	}
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	for k, m := range s.keyWatches {
+		if len(m) != 0 {
+			t.Errorf("kind %d: %d watch channels left after firing", k, len(m))
+		}
+	}
+}
+
+// TestKVDeleteRecordStaysSmall: directories emptied by deletes leave no
+// entry behind, so churn of unique directories does not grow the map.
+func TestKVDeleteRecordStaysSmall(t *testing.T) {
+	s := New()
+	_ = s.KVSSet(1, &structs.DirEntry{Key: "keep/x"})
+	idx := uint64(1)
+	for i := range 1000 {
+		key := "jobs/" + string(rune('a'+i%26)) + "/" + time.Duration(i).String() + "/lock"
+		idx++
+		_ = s.KVSSet(idx, &structs.DirEntry{Key: key})
+		idx++
+		_ = s.KVSDelete(idx, key)
+		if got, _ := s.KVSList("jobs/"); got != idx {
+			t.Fatalf("after deleting %s at %d, jobs/ reports %d", key, idx, got)
+		}
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if len(s.kvDeleted) > 2 { // "" and "keep/"
+		t.Fatalf("delete record holds %d directories: %v", len(s.kvDeleted), s.kvDeleted)
+	}
+	if got := s.kvDeleteIndex("keep/"); got != 0 {
+		t.Fatalf("keep/ saw deletes elsewhere: %d", got)
+	}
+}
