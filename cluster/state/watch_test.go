@@ -10,9 +10,9 @@ import (
 )
 
 // TestBlockKeyWakesOnlyForItsKey blocks on one key, makes writes to other
-// keys, then one to the key. The blocked query must return the key's write
-// index having run exactly twice: once before waiting, once after the key's
-// write. A wake for any other write would have run it a third time.
+// keys, then one to the key. No other write may close the key's watch
+// channel, and the blocked query returns the key's write index having run
+// twice: before waiting and after the key's write.
 func TestBlockKeyWakesOnlyForItsKey(t *testing.T) {
 	type write func(s *Store, idx uint64) error
 	reg := func(node, addr, svc, check, status string) write {
@@ -135,10 +135,18 @@ func TestBlockKeyWakesOnlyForItsKey(t *testing.T) {
 				done <- got
 			}()
 			<-started
-			for _, w := range tc.noise {
+			for i, w := range tc.noise {
+				// The channel Block waits on is the key's shared one;
+				// writes notify synchronously, so it is checked at once.
+				ch := s.WatchKey(tc.key)
 				idx++
 				if err := w(s, idx); err != nil {
 					t.Fatal(err)
+				}
+				select {
+				case <-ch:
+					t.Errorf("noise write %d (index %d) woke %s", i, idx, tc.key)
+				default:
 				}
 			}
 			idx++
