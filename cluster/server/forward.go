@@ -246,8 +246,9 @@ func (s *Server) write(ctx context.Context, method, dc string, t structs.Message
 }
 
 // read runs a query with Consul's consistency modes and blocking semantics.
-// fn reads the given store and returns the index the result reflects.
-func (s *Server) read(ctx context.Context, method, dc string, q *structs.QueryOptions, meta *structs.QueryMeta, args, reply any, tables []state.Table, fn func(st *state.Store) (uint64, error)) error {
+// fn reads the given store and returns the index the result reflects; a
+// blocking query waits on key, the state fn reads.
+func (s *Server) read(ctx context.Context, method, dc string, q *structs.QueryOptions, meta *structs.QueryMeta, args, reply any, key state.Key, fn func(st *state.Store) (uint64, error)) error {
 	if done, err := s.forward(ctx, method, dc, q, args, reply); done {
 		return err
 	}
@@ -258,7 +259,7 @@ func (s *Server) read(ctx context.Context, method, dc string, q *structs.QueryOp
 	}
 	for {
 		st := s.fsm.State()
-		idx, err := st.Block(ctx, q.MinQueryIndex, q.MaxQueryTime, tables, func() (uint64, error) { return fn(st) })
+		idx, err := st.BlockKey(ctx, q.MinQueryIndex, q.MaxQueryTime, key, func() (uint64, error) { return fn(st) })
 		if err != nil {
 			return err
 		}
