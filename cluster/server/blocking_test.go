@@ -175,3 +175,50 @@ func TestSharedBlockingQueryOutlivesItsFirstCaller(t *testing.T) {
 		t.Fatalf("second caller: index %d, want %d", out.Index, idx)
 	}
 }
+
+// TestCatalogIndexProbeWakesOnAnyChange: client agents' index watch (until
+// they subscribe per key) asks for catalogIndexProbe and must wake on a
+// change to any service, while a read of another service does not move.
+func TestCatalogIndexProbeWakesOnAnyChange(t *testing.T) {
+	s := testServer(t, "dev", 1, "", nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := setCheck(ctx, s, structs.HealthPassing); err != nil {
+		t.Fatal(err)
+	}
+	var probe, b structs.IndexedCheckServiceNodes
+	if err := s.RPC(ctx, structs.MethodHealthServiceNodes, &structs.ServiceSpecificRequest{ServiceName: catalogIndexProbe}, &probe); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RPC(ctx, structs.MethodHealthServiceNodes, &structs.ServiceSpecificRequest{ServiceName: "b"}, &b); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan structs.IndexedCheckServiceNodes, 1)
+	go func() {
+		var out structs.IndexedCheckServiceNodes
+		if err := s.RPC(ctx, structs.MethodHealthServiceNodes, &structs.ServiceSpecificRequest{ServiceName: catalogIndexProbe,
+			QueryOptions: structs.QueryOptions{MinQueryIndex: probe.Index, MaxQueryTime: time.Minute}}, &out); err != nil {
+			t.Error(err)
+		}
+		done <- out
+	}()
+	idx, err := setCheck(ctx, s, structs.HealthCritical)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case out := <-done:
+		if out.Index < idx {
+			t.Fatalf("probe returned index %d, want >= %d", out.Index, idx)
+		}
+	case <-ctx.Done():
+		t.Fatal("a change to service a did not wake the catalog index probe")
+	}
+	var b2 structs.IndexedCheckServiceNodes
+	if err := s.RPC(ctx, structs.MethodHealthServiceNodes, &structs.ServiceSpecificRequest{ServiceName: "b"}, &b2); err != nil {
+		t.Fatal(err)
+	}
+	if b2.Index != b.Index {
+		t.Fatalf("absent service b's index moved from %d to %d on a change to a", b.Index, b2.Index)
+	}
+}

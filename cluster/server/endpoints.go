@@ -93,9 +93,17 @@ func readEndpoints() []func(*Server, *blockGroup) {
 				return idx
 			}),
 		readEndpoint(structs.MethodHealthServiceNodes,
-			func(a *structs.ServiceSpecificRequest) state.Key { return state.ServiceKey(a.ServiceName) },
+			func(a *structs.ServiceSpecificRequest) state.Key {
+				if a.ServiceName == catalogIndexProbe {
+					return state.TablesKey(state.TableNodes, state.TableServices, state.TableChecks)
+				}
+				return state.ServiceKey(a.ServiceName)
+			},
 			func(st *state.Store, a *structs.ServiceSpecificRequest, r *structs.IndexedCheckServiceNodes) (idx uint64) {
 				idx, r.Nodes = st.CheckServiceNodes(a.ServiceName, a.ServiceTag, a.PassingOnly)
+				if a.ServiceName == catalogIndexProbe {
+					idx = st.CatalogIndex()
+				}
 				return idx
 			}),
 		readEndpoint(structs.MethodHealthNodeChecks,
@@ -137,6 +145,12 @@ func readEndpoints() []func(*Server, *blockGroup) {
 			}),
 	}
 }
+
+// catalogIndexProbe is the service name client agents' index watch asks
+// for (cache/catalog.go indexProbe). Its health read reports and blocks on
+// the catalog-wide index, every catalog change waking it, as all reads did
+// before per-key indexes; it goes when clients subscribe per key (issue 14).
+const catalogIndexProbe = "_cairn-catalog-index"
 
 func kvKey(a *structs.KeyRequest) state.Key { return state.KVPrefixKey(a.Key) }
 

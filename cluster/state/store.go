@@ -128,6 +128,16 @@ func (s *Store) Index() uint64 {
 	return m
 }
 
+// CatalogIndex returns the index of the last change to any catalog table
+// (nodes, services, checks), at least 1: what every catalog read reported
+// before indexes were per key. The client cache's index watch still blocks
+// on it (see cluster/server) until clients subscribe per key.
+func (s *Store) CatalogIndex() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return max(s.maxIndex(TableNodes, TableServices, TableChecks), s.floor)
+}
+
 // TableIndex returns the index of the last change to table t (0 if none).
 func (s *Store) TableIndex(t Table) uint64 {
 	if t >= numTables {
