@@ -81,37 +81,7 @@ func (s *Store) ensureRegistration(idx uint64, req *structs.RegisterRequest) (ta
 
 	var m tableMask
 	if nr == nil || !req.SkipNodeUpdate {
-		n := &structs.Node{
-			ID:              req.ID,
-			Node:            req.Node,
-			Address:         req.Address,
-			Datacenter:      req.Datacenter,
-			TaggedAddresses: req.TaggedAddresses,
-			Meta:            req.NodeMeta,
-			CreateIndex:     idx,
-			ModifyIndex:     idx,
-		}
-		switch {
-		case nr == nil:
-			nr = &nodeRecord{
-				node:     n,
-				services: make(map[string]*svcRecord),
-				checks:   make(map[string]*structs.HealthCheck),
-			}
-			s.nodes[req.Node] = nr
-			s.nodeNames.insert(req.Node)
-			s.touchNode(nr)
-			m |= maskNodes
-		case !nodeSame(nr.node, n):
-			n.CreateIndex = nr.node.CreateIndex
-			nr.node = n
-			for _, sr := range nr.services {
-				sr.sn = serviceNode(n, sr.svc)
-			}
-			s.touchNode(nr)
-			s.touchHosted(nr)
-			m |= maskNodes
-		}
+		nr, m = s.ensureNode(idx, nr, req)
 	}
 
 	if svc != nil {
@@ -129,6 +99,42 @@ func (s *Store) ensureRegistration(idx uint64, req *structs.RegisterRequest) (ta
 		rebuildDirty(nr)
 	}
 	return m, nil
+}
+
+// ensureNode upserts the request's node over nr (nil if new) and returns
+// its record.
+func (s *Store) ensureNode(idx uint64, nr *nodeRecord, req *structs.RegisterRequest) (*nodeRecord, tableMask) {
+	n := &structs.Node{
+		ID:              req.ID,
+		Node:            req.Node,
+		Address:         req.Address,
+		Datacenter:      req.Datacenter,
+		TaggedAddresses: req.TaggedAddresses,
+		Meta:            req.NodeMeta,
+		CreateIndex:     idx,
+		ModifyIndex:     idx,
+	}
+	switch {
+	case nr == nil:
+		nr = &nodeRecord{
+			node:     n,
+			services: make(map[string]*svcRecord),
+			checks:   make(map[string]*structs.HealthCheck),
+		}
+		s.nodes[req.Node] = nr
+		s.nodeNames.insert(req.Node)
+	case !nodeSame(nr.node, n):
+		n.CreateIndex = nr.node.CreateIndex
+		nr.node = n
+		for _, sr := range nr.services {
+			sr.sn = serviceNode(n, sr.svc)
+		}
+		s.touchHosted(nr)
+	default:
+		return nr, 0
+	}
+	s.touchNode(nr)
+	return nr, maskNodes
 }
 
 // ensureService upserts svc (owned by the store from here on) on nr.

@@ -262,6 +262,19 @@ func (r *ddRunner) run(t *testing.T, line string) string {
 		return b.String()
 	case "dump":
 		return dump(r.s)
+	case "index", "watch", "fired":
+		return r.runWatch(t, cmd, line, a)
+	}
+	t.Fatalf("unknown command %q", cmd)
+	return ""
+}
+
+// runWatch runs the index and watch commands: "index svc=X" (node=, kv=,
+// kv=P get) prints the index reads of the key report; "watch name key"
+// arms a watch; "fired" lists the armed watches that fired (forgetting
+// them) and those still waiting.
+func (r *ddRunner) runWatch(t *testing.T, cmd, line string, a map[string][]string) string {
+	switch cmd {
 	case "index":
 		// The index each read of the key reports.
 		k := ddKey(t, a)
@@ -313,7 +326,6 @@ func (r *ddRunner) run(t *testing.T, line string) string {
 		}
 		return fmt.Sprintf("fired=%v waiting=%v", fired, waiting)
 	}
-	t.Fatalf("unknown command %q", cmd)
 	return ""
 }
 

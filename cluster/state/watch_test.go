@@ -14,98 +14,8 @@ import (
 // channel, and the blocked query returns the key's write index having run
 // twice: before waiting and after the key's write.
 func TestBlockKeyWakesOnlyForItsKey(t *testing.T) {
-	type write func(s *Store, idx uint64) error
-	reg := func(node, addr, svc, check, status string) write {
-		return func(s *Store, idx uint64) error {
-			req := &structs.RegisterRequest{Node: node, Address: addr}
-			if svc != "" {
-				req.Service = &structs.NodeService{Service: svc, ID: svc}
-			}
-			if check != "" {
-				c := &structs.HealthCheck{CheckID: check, Status: status}
-				if svc != "" {
-					c.ServiceID = svc
-				}
-				req.Checks = []*structs.HealthCheck{c}
-			}
-			return s.EnsureRegistration(idx, req)
-		}
-	}
-	kvSet := func(key string) write {
-		return func(s *Store, idx uint64) error {
-			return s.KVSSet(idx, &structs.DirEntry{Key: key, Value: []byte("v")})
-		}
-	}
-	setup := []write{
-		reg("n1", "10.0.0.1", "a", "a-check", structs.HealthPassing),
-		reg("n2", "10.0.0.2", "b", "b-check", structs.HealthPassing),
-		reg("n3", "10.0.0.3", "", "", ""),
-		kvSet("app/x"),
-		kvSet("other/y"),
-	}
-	for _, tc := range []struct {
-		name  string
-		key   Key
-		read  func(s *Store) uint64
-		noise []write
-		hit   write
-	}{
-		{
-			name: "health of a", key: ServiceKey("a"),
-			read: func(s *Store) uint64 { idx, _ := s.CheckServiceNodes("a", "", false); return idx },
-			noise: []write{
-				reg("n2", "10.0.0.2", "b", "b-check", structs.HealthCritical), // b's check
-				reg("n4", "10.0.0.4", "b2", "", ""),                           // another service registered
-				func(s *Store, idx uint64) error {
-					return s.Deregister(idx, &structs.DeregisterRequest{Node: "n4", ServiceID: "b2"})
-				},
-				reg("n3", "10.0.0.3", "", "disk", structs.HealthWarning), // node check on a node without a
-				reg("n2", "10.0.0.22", "", "", ""),                       // row of a node without a
-				kvSet("app/z"),
-				reg("n1", "10.0.0.1", "a", "a-check", structs.HealthPassing), // unchanged
-			},
-			hit: reg("n1", "10.0.0.1", "a", "a-check", structs.HealthCritical),
-		},
-		{
-			name: "catalog of a, node check", key: ServiceKey("a"),
-			read: func(s *Store) uint64 { idx, _ := s.ServiceNodes("a", ""); return idx },
-			noise: []write{
-				reg("n2", "10.0.0.2", "b", "b-check", structs.HealthWarning),
-			},
-			hit: reg("n1", "10.0.0.1", "", "serfHealth", structs.HealthCritical),
-		},
-		{
-			name: "a deregistered", key: ServiceKey("a"),
-			read: func(s *Store) uint64 { idx, _ := s.CheckServiceNodes("a", "", false); return idx },
-			noise: []write{
-				func(s *Store, idx uint64) error {
-					return s.Deregister(idx, &structs.DeregisterRequest{Node: "n2", ServiceID: "b"})
-				},
-			},
-			hit: func(s *Store, idx uint64) error {
-				return s.Deregister(idx, &structs.DeregisterRequest{Node: "n1", ServiceID: "a"})
-			},
-		},
-		{
-			name: "node n1", key: NodeKey("n1"),
-			read: func(s *Store) uint64 { idx, _ := s.NodeServices("n1"); return idx },
-			noise: []write{
-				reg("n2", "10.0.0.2", "b", "b-check", structs.HealthCritical),
-			},
-			hit: reg("n1", "10.0.0.9", "", "", ""),
-		},
-		{
-			name: "kv prefix app/", key: KVPrefixKey("app/"),
-			read: func(s *Store) uint64 { idx, _ := s.KVSList("app/"); return idx },
-			noise: []write{
-				kvSet("other/z"),
-				func(s *Store, idx uint64) error { return s.KVSDelete(idx, "other/y") },
-				kvSet("ap"),
-				reg("n2", "10.0.0.2", "b", "b-check", structs.HealthCritical),
-			},
-			hit: func(s *Store, idx uint64) error { return s.KVSDelete(idx, "app/x") },
-		},
-	} {
+	setup, cases := blockKeyCases()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := New()
 			var idx uint64
@@ -165,6 +75,110 @@ func TestBlockKeyWakesOnlyForItsKey(t *testing.T) {
 				t.Errorf("query ran %d times, want 2: it woke for writes to other keys", n)
 			}
 		})
+	}
+}
+
+// writeFn is one write of a watch test at the given index.
+type writeFn func(s *Store, idx uint64) error
+
+// blockKeyCase blocks on key with read, makes the noise writes (which
+// must not wake it), then hit (which must).
+type blockKeyCase struct {
+	name  string
+	key   Key
+	read  func(s *Store) uint64
+	noise []writeFn
+	hit   writeFn
+}
+
+// regW registers svc (if any) with check (if any) on node.
+func regW(node, addr, svc, check, status string) writeFn {
+	return func(s *Store, idx uint64) error {
+		req := &structs.RegisterRequest{Node: node, Address: addr}
+		if svc != "" {
+			req.Service = &structs.NodeService{Service: svc, ID: svc}
+		}
+		if check != "" {
+			c := &structs.HealthCheck{CheckID: check, Status: status}
+			if svc != "" {
+				c.ServiceID = svc
+			}
+			req.Checks = []*structs.HealthCheck{c}
+		}
+		return s.EnsureRegistration(idx, req)
+	}
+}
+
+func kvSetW(key string) writeFn {
+	return func(s *Store, idx uint64) error {
+		return s.KVSSet(idx, &structs.DirEntry{Key: key, Value: []byte("v")})
+	}
+}
+
+func blockKeyCases() ([]writeFn, []blockKeyCase) {
+	setup := []writeFn{
+		regW("n1", "10.0.0.1", "a", "a-check", structs.HealthPassing),
+		regW("n2", "10.0.0.2", "b", "b-check", structs.HealthPassing),
+		regW("n3", "10.0.0.3", "", "", ""),
+		kvSetW("app/x"),
+		kvSetW("other/y"),
+	}
+	return setup, []blockKeyCase{
+		{
+			name: "health of a", key: ServiceKey("a"),
+			read: func(s *Store) uint64 { idx, _ := s.CheckServiceNodes("a", "", false); return idx },
+			noise: []writeFn{
+				regW("n2", "10.0.0.2", "b", "b-check", structs.HealthCritical), // b's check
+				regW("n4", "10.0.0.4", "b2", "", ""),                           // another service registered
+				func(s *Store, idx uint64) error {
+					return s.Deregister(idx, &structs.DeregisterRequest{Node: "n4", ServiceID: "b2"})
+				},
+				regW("n3", "10.0.0.3", "", "disk", structs.HealthWarning), // node check on a node without a
+				regW("n2", "10.0.0.22", "", "", ""),                       // row of a node without a
+				kvSetW("app/z"),
+				regW("n1", "10.0.0.1", "a", "a-check", structs.HealthPassing), // unchanged
+			},
+			hit: regW("n1", "10.0.0.1", "a", "a-check", structs.HealthCritical),
+		},
+		{
+			name: "catalog of a, node check", key: ServiceKey("a"),
+			read: func(s *Store) uint64 { idx, _ := s.ServiceNodes("a", ""); return idx },
+			noise: []writeFn{
+				regW("n2", "10.0.0.2", "b", "b-check", structs.HealthWarning),
+			},
+			hit: regW("n1", "10.0.0.1", "", "serfHealth", structs.HealthCritical),
+		},
+		{
+			name: "a deregistered", key: ServiceKey("a"),
+			read: func(s *Store) uint64 { idx, _ := s.CheckServiceNodes("a", "", false); return idx },
+			noise: []writeFn{
+				func(s *Store, idx uint64) error {
+					return s.Deregister(idx, &structs.DeregisterRequest{Node: "n2", ServiceID: "b"})
+				},
+			},
+			hit: func(s *Store, idx uint64) error {
+				return s.Deregister(idx, &structs.DeregisterRequest{Node: "n1", ServiceID: "a"})
+			},
+		},
+		{
+			name: "node n1", key: NodeKey("n1"),
+			read: func(s *Store) uint64 { idx, _ := s.NodeServices("n1"); return idx },
+			noise: []writeFn{
+				regW("n2", "10.0.0.2", "b", "b-check", structs.HealthCritical),
+			},
+			hit: regW("n1", "10.0.0.9", "", "", ""),
+		},
+		{
+			name: "kv prefix app/", key: KVPrefixKey("app/"),
+			read: func(s *Store) uint64 { idx, _ := s.KVSList("app/"); return idx },
+			noise: []writeFn{
+				kvSetW("other/z"),
+				func(s *Store, idx uint64) error { return s.KVSDelete(idx, "other/y") },
+				kvSetW("ap"),
+				regW("n2", "10.0.0.2", "b", "b-check", structs.HealthCritical),
+			},
+			hit: func(s *Store, idx uint64) error { return s.KVSDelete(idx, "app/x") },
+		},
 	}
 }
 
