@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"sync/atomic"
 	"testing"
@@ -229,5 +230,40 @@ func TestKVDeleteRecordStaysSmall(t *testing.T) {
 	}
 	if got := s.kvDeleteIndex("keep/"); got != 0 {
 		t.Fatalf("keep/ saw deletes elsewhere: %d", got)
+	}
+}
+
+// TestRestoreFloorsPerKeyIndexes: per-key indexes are not in snapshots, so
+// a restored Store reports at least the snapshot's index for every key; a
+// watcher holding an index from before (say, of a since-deleted key) can
+// never see the index go back and miss the change.
+func TestRestoreFloorsPerKeyIndexes(t *testing.T) {
+	s := New()
+	mustRegister(t, s, 1, webReq("n1", "10.0.0.1", 80, structs.HealthPassing))
+	_ = s.KVSSet(2, &structs.DirEntry{Key: "app/x"})
+	_ = s.KVSSet(3, &structs.DirEntry{Key: "app/y"})
+	_ = s.KVSDelete(4, "app/y")
+	var buf bytes.Buffer
+	if err := s.Snapshot().Persist(&buf); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Restore(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, idx := range map[string]uint64{
+		"service web":  first(r.CheckServiceNodes("web", "", false)),
+		"service gone": first(r.ServiceNodes("nope", "")),
+		"node n1":      first(r.NodeServices("n1")),
+		"kv app/":      first(r.KVSList("app/")),
+		"kv app/y":     first(r.KVSGet("app/y")),
+	} {
+		if idx != 4 {
+			t.Errorf("%s: index %d after restore, want the snapshot's 4", name, idx)
+		}
+	}
+	_ = r.KVSSet(5, &structs.DirEntry{Key: "other/z"})
+	if idx, _ := r.KVSList("app/"); idx != 4 {
+		t.Errorf("app/ moved to %d on a write to other/", idx)
 	}
 }
