@@ -10,8 +10,11 @@
 //     the server port; the leader serves default reads only after the
 //     barrier that follows its election, so it never serves a view older
 //     than its own commits; "consistent" reads also verify leadership.
-//   - Blocking reads return once the watched tables' index exceeds the
-//     caller's MinQueryIndex, or MaxQueryTime (default 5m, cap 10m) passes.
+//   - Blocking reads return once the index of the data they read (per
+//     service, node or KV prefix; see cluster/state) exceeds the caller's
+//     MinQueryIndex, or MaxQueryTime (default 5m, cap 10m) passes.
+//     Identical concurrent blocking reads (method and args, index
+//     included) share one wait and one result (blocking.go).
 //
 // Decisions: the Raft server ID is the node name (unique per datacenter,
 // as serf requires); servers discover each other through serf LAN tags
