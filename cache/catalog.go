@@ -388,6 +388,7 @@ func (c *Catalog) fill(e *entry) (*value, error) {
 		timeout = c.cfg.OutageFetchTimeout
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, timeout)
+	watched := c.index.Load()
 	v, err := c.fetch(ctx, e.key, 0)
 	cancel()
 	if err != nil {
@@ -418,9 +419,11 @@ func (c *Catalog) fill(e *entry) (*value, error) {
 		c.remove(e) // no negative caching: the next ask fetches again
 		return v, nil
 	}
-	if local && v.expires == 0 && v.index < c.index.Load() {
-		// Answered by a server behind the index the watch has seen: the
-		// refresh round of that index may have missed e.
+	if now := c.index.Load(); local && v.expires == 0 && now > watched && v.index < now {
+		// The catalog moved while e was being fetched and the answer is
+		// below the new index: the refresh round of that index skipped e,
+		// pending. (An answer below the index alone proves nothing: it
+		// carries its service's own index, at or below the catalog's.)
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()

@@ -13,8 +13,11 @@
 //     leader or none (heartbeat timeout, 1-2 s): reads are retried on the
 //     new leader, writes answer outcome-unknown. With no leader at all a
 //     request waits up to 7 s (Consul's RPC hold timeout): ErrNoLeader.
-//   - Blocking reads return once the watched tables' index exceeds the
-//     caller's MinQueryIndex, or MaxQueryTime (default 5m, cap 10m) passes.
+//   - Blocking reads return once the index of the data they read (per
+//     service, node or KV prefix; see cluster/state) exceeds the caller's
+//     MinQueryIndex, or MaxQueryTime (default 5m, cap 10m) passes.
+//     Identical concurrent blocking reads (method and args, index
+//     included) share one wait and one result (blocking.go).
 //   - "consistent" reads verify leadership (a quorum round) after the read,
 //     on the server that read: never older than an acknowledged write.
 //

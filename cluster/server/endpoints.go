@@ -52,17 +52,109 @@ func (s *Server) RPC(ctx context.Context, method string, args, reply any) error 
 	return e.local(ctx, args, reply)
 }
 
-var (
-	nodeTables    = []state.Table{state.TableNodes}
-	serviceTables = []state.Table{state.TableNodes, state.TableServices}
-	healthTables  = []state.Table{state.TableNodes, state.TableServices, state.TableChecks}
-	checkTables   = []state.Table{state.TableChecks}
-	kvTables      = []state.Table{state.TableKVS}
-)
-
 func (s *Server) registerEndpoints() {
 	s.endpoints = map[string]endpoint{}
+	shared := newBlockGroup(s.ctx, s.cfg.Registry, s.log)
+	for _, register := range readEndpoints() {
+		register(s, shared)
+	}
+	s.registerWrites()
+	s.registerStatus()
+}
 
+// readEndpoints is the table of reads: each names its method once, the
+// state it watches (its per-key index, see cluster/state) and how it fills
+// the reply from a Store.
+func readEndpoints() []func(*Server, *blockGroup) {
+	return []func(*Server, *blockGroup){
+		readEndpoint(structs.MethodCatalogListNodes,
+			func(*structs.DCSpecificRequest) state.Key { return state.TablesKey(state.TableNodes) },
+			func(st *state.Store, a *structs.DCSpecificRequest, r *structs.IndexedNodes) (idx uint64) {
+				idx, r.Nodes = st.Nodes()
+				r.Nodes = filterNodeMeta(r.Nodes, a.NodeMetaFilters)
+				return idx
+			}),
+		readEndpoint(structs.MethodCatalogListServices,
+			func(*structs.DCSpecificRequest) state.Key { return state.TablesKey(state.TableServices) },
+			func(st *state.Store, a *structs.DCSpecificRequest, r *structs.IndexedServices) (idx uint64) {
+				idx, r.Services = st.Services()
+				return idx
+			}),
+		readEndpoint(structs.MethodCatalogServiceNodes,
+			func(a *structs.ServiceSpecificRequest) state.Key { return state.ServiceKey(a.ServiceName) },
+			func(st *state.Store, a *structs.ServiceSpecificRequest, r *structs.IndexedServiceNodes) (idx uint64) {
+				idx, r.ServiceNodes = st.ServiceNodes(a.ServiceName, a.ServiceTag)
+				return idx
+			}),
+		readEndpoint(structs.MethodCatalogNodeServices,
+			func(a *structs.NodeSpecificRequest) state.Key { return state.NodeKey(a.Node) },
+			func(st *state.Store, a *structs.NodeSpecificRequest, r *structs.IndexedNodeServices) (idx uint64) {
+				idx, r.NodeServices = st.NodeServices(a.Node)
+				return idx
+			}),
+		readEndpoint(structs.MethodHealthServiceNodes,
+			func(a *structs.ServiceSpecificRequest) state.Key {
+				if a.ServiceName == catalogIndexProbe {
+					return state.TablesKey(state.TableNodes, state.TableServices, state.TableChecks)
+				}
+				return state.ServiceKey(a.ServiceName)
+			},
+			func(st *state.Store, a *structs.ServiceSpecificRequest, r *structs.IndexedCheckServiceNodes) (idx uint64) {
+				idx, r.Nodes = st.CheckServiceNodes(a.ServiceName, a.ServiceTag, a.PassingOnly)
+				if a.ServiceName == catalogIndexProbe {
+					idx = st.CatalogIndex()
+				}
+				return idx
+			}),
+		readEndpoint(structs.MethodHealthNodeChecks,
+			func(a *structs.NodeSpecificRequest) state.Key { return state.NodeKey(a.Node) },
+			func(st *state.Store, a *structs.NodeSpecificRequest, r *structs.IndexedHealthChecks) (idx uint64) {
+				idx, r.HealthChecks = st.NodeChecks(a.Node)
+				return idx
+			}),
+		readEndpoint(structs.MethodHealthServiceChecks,
+			func(a *structs.ServiceSpecificRequest) state.Key { return state.ServiceKey(a.ServiceName) },
+			func(st *state.Store, a *structs.ServiceSpecificRequest, r *structs.IndexedHealthChecks) (idx uint64) {
+				idx, r.HealthChecks = st.ServiceChecks(a.ServiceName)
+				return idx
+			}),
+		readEndpoint(structs.MethodHealthChecksInState,
+			func(*structs.ChecksInStateRequest) state.Key { return state.TablesKey(state.TableChecks) },
+			func(st *state.Store, a *structs.ChecksInStateRequest, r *structs.IndexedHealthChecks) (idx uint64) {
+				idx, r.HealthChecks = st.ChecksInState(a.State)
+				return idx
+			}),
+		readEndpoint(structs.MethodKVSGet, kvKey,
+			func(st *state.Store, a *structs.KeyRequest, r *structs.IndexedDirEntries) uint64 {
+				idx, e := st.KVSGet(a.Key)
+				r.Entries = nil
+				if e != nil {
+					r.Entries = []*structs.DirEntry{e}
+				}
+				return idx
+			}),
+		readEndpoint(structs.MethodKVSList, kvKey,
+			func(st *state.Store, a *structs.KeyRequest, r *structs.IndexedDirEntries) (idx uint64) {
+				idx, r.Entries = st.KVSList(a.Key)
+				return idx
+			}),
+		readEndpoint(structs.MethodKVSListKeys, kvKey,
+			func(st *state.Store, a *structs.KeyRequest, r *structs.IndexedKeyList) (idx uint64) {
+				idx, r.Keys = st.KVSListKeys(a.Key, a.Separator)
+				return idx
+			}),
+	}
+}
+
+// catalogIndexProbe is the service name client agents' index watch asks
+// for (cache/catalog.go indexProbe). Its health read reports and blocks on
+// the catalog-wide index, every catalog change waking it, as all reads did
+// before per-key indexes; it goes when clients subscribe per key (issue 14).
+const catalogIndexProbe = "_cairn-catalog-index"
+
+func kvKey(a *structs.KeyRequest) state.Key { return state.KVPrefixKey(a.Key) }
+
+func (s *Server) registerWrites() {
 	handle(s, structs.MethodCatalogRegister, func(ctx context.Context, a *structs.RegisterRequest, r *structs.WriteResponse) error {
 		if a.Node == "" {
 			return structs.ErrMissingNode
@@ -84,90 +176,6 @@ func (s *Server) registerEndpoints() {
 		}
 		return s.write(ctx, structs.MethodKVSApply, a.Datacenter, structs.KVSRequestType, a, r)
 	})
-	handle(s, structs.MethodCatalogListDatacenters, func(ctx context.Context, a *structs.DCSpecificRequest, r *[]string) error {
-		*r = s.Datacenters()
-		return nil
-	})
-	handle(s, structs.MethodCatalogListNodes, func(ctx context.Context, a *structs.DCSpecificRequest, r *structs.IndexedNodes) error {
-		return s.read(ctx, structs.MethodCatalogListNodes, a.Datacenter, &a.QueryOptions, &r.QueryMeta, a, r, nodeTables, func(st *state.Store) (uint64, error) {
-			idx, nodes := st.Nodes()
-			r.Nodes = filterNodeMeta(nodes, a.NodeMetaFilters)
-			return idx, nil
-		})
-	})
-	handle(s, structs.MethodCatalogListServices, func(ctx context.Context, a *structs.DCSpecificRequest, r *structs.IndexedServices) error {
-		return s.read(ctx, structs.MethodCatalogListServices, a.Datacenter, &a.QueryOptions, &r.QueryMeta, a, r, serviceTables, func(st *state.Store) (uint64, error) {
-			var idx uint64
-			idx, r.Services = st.Services()
-			return idx, nil
-		})
-	})
-	handle(s, structs.MethodCatalogServiceNodes, func(ctx context.Context, a *structs.ServiceSpecificRequest, r *structs.IndexedServiceNodes) error {
-		return s.read(ctx, structs.MethodCatalogServiceNodes, a.Datacenter, &a.QueryOptions, &r.QueryMeta, a, r, serviceTables, func(st *state.Store) (uint64, error) {
-			var idx uint64
-			idx, r.ServiceNodes = st.ServiceNodes(a.ServiceName, a.ServiceTag)
-			return idx, nil
-		})
-	})
-	handle(s, structs.MethodCatalogNodeServices, func(ctx context.Context, a *structs.NodeSpecificRequest, r *structs.IndexedNodeServices) error {
-		return s.read(ctx, structs.MethodCatalogNodeServices, a.Datacenter, &a.QueryOptions, &r.QueryMeta, a, r, serviceTables, func(st *state.Store) (uint64, error) {
-			var idx uint64
-			idx, r.NodeServices = st.NodeServices(a.Node)
-			return idx, nil
-		})
-	})
-	handle(s, structs.MethodHealthServiceNodes, func(ctx context.Context, a *structs.ServiceSpecificRequest, r *structs.IndexedCheckServiceNodes) error {
-		return s.read(ctx, structs.MethodHealthServiceNodes, a.Datacenter, &a.QueryOptions, &r.QueryMeta, a, r, healthTables, func(st *state.Store) (uint64, error) {
-			var idx uint64
-			idx, r.Nodes = st.CheckServiceNodes(a.ServiceName, a.ServiceTag, a.PassingOnly)
-			return idx, nil
-		})
-	})
-	handle(s, structs.MethodHealthNodeChecks, func(ctx context.Context, a *structs.NodeSpecificRequest, r *structs.IndexedHealthChecks) error {
-		return s.read(ctx, structs.MethodHealthNodeChecks, a.Datacenter, &a.QueryOptions, &r.QueryMeta, a, r, checkTables, func(st *state.Store) (uint64, error) {
-			var idx uint64
-			idx, r.HealthChecks = st.NodeChecks(a.Node)
-			return idx, nil
-		})
-	})
-	handle(s, structs.MethodHealthServiceChecks, func(ctx context.Context, a *structs.ServiceSpecificRequest, r *structs.IndexedHealthChecks) error {
-		return s.read(ctx, structs.MethodHealthServiceChecks, a.Datacenter, &a.QueryOptions, &r.QueryMeta, a, r, checkTables, func(st *state.Store) (uint64, error) {
-			var idx uint64
-			idx, r.HealthChecks = st.ServiceChecks(a.ServiceName)
-			return idx, nil
-		})
-	})
-	handle(s, structs.MethodHealthChecksInState, func(ctx context.Context, a *structs.ChecksInStateRequest, r *structs.IndexedHealthChecks) error {
-		return s.read(ctx, structs.MethodHealthChecksInState, a.Datacenter, &a.QueryOptions, &r.QueryMeta, a, r, checkTables, func(st *state.Store) (uint64, error) {
-			var idx uint64
-			idx, r.HealthChecks = st.ChecksInState(a.State)
-			return idx, nil
-		})
-	})
-	handle(s, structs.MethodKVSGet, func(ctx context.Context, a *structs.KeyRequest, r *structs.IndexedDirEntries) error {
-		return s.read(ctx, structs.MethodKVSGet, a.Datacenter, &a.QueryOptions, &r.QueryMeta, a, r, kvTables, func(st *state.Store) (uint64, error) {
-			idx, e := st.KVSGet(a.Key)
-			r.Entries = nil
-			if e != nil {
-				r.Entries = []*structs.DirEntry{e}
-			}
-			return idx, nil
-		})
-	})
-	handle(s, structs.MethodKVSList, func(ctx context.Context, a *structs.KeyRequest, r *structs.IndexedDirEntries) error {
-		return s.read(ctx, structs.MethodKVSList, a.Datacenter, &a.QueryOptions, &r.QueryMeta, a, r, kvTables, func(st *state.Store) (uint64, error) {
-			var idx uint64
-			idx, r.Entries = st.KVSList(a.Key)
-			return idx, nil
-		})
-	})
-	handle(s, structs.MethodKVSListKeys, func(ctx context.Context, a *structs.KeyRequest, r *structs.IndexedKeyList) error {
-		return s.read(ctx, structs.MethodKVSListKeys, a.Datacenter, &a.QueryOptions, &r.QueryMeta, a, r, kvTables, func(st *state.Store) (uint64, error) {
-			var idx uint64
-			idx, r.Keys = st.KVSListKeys(a.Key, a.Separator)
-			return idx, nil
-		})
-	})
 	handle(s, structs.MethodEventFire, func(ctx context.Context, a *structs.EventFireRequest, r *structs.WriteResponse) error {
 		if a.Datacenter != "" && a.Datacenter != s.cfg.Datacenter {
 			return s.forwardDC(ctx, structs.MethodEventFire, a.Datacenter, a, r)
@@ -176,6 +184,13 @@ func (s *Server) registerEndpoints() {
 			return err
 		}
 		r.Success = true
+		return nil
+	})
+}
+
+func (s *Server) registerStatus() {
+	handle(s, structs.MethodCatalogListDatacenters, func(ctx context.Context, a *structs.DCSpecificRequest, r *[]string) error {
+		*r = s.Datacenters()
 		return nil
 	})
 	handle(s, structs.MethodStatusLeader, func(ctx context.Context, a *structs.DCSpecificRequest, r *string) error {

@@ -451,13 +451,14 @@ func (s *Server) write(ctx context.Context, method, dc string, t structs.Message
 }
 
 // read runs a query with Consul's consistency modes and blocking semantics.
-// fn reads the given store and returns the index the result reflects.
-func (s *Server) read(ctx context.Context, method, dc string, q *structs.QueryOptions, meta *structs.QueryMeta, args, reply any, tables []state.Table, fn func(st *state.Store) (uint64, error)) error {
+// fn reads the given store and returns the index the result reflects; a
+// blocking query waits on key, the state fn reads.
+func (s *Server) read(ctx context.Context, method, dc string, q *structs.QueryOptions, meta *structs.QueryMeta, args, reply any, key state.Key, fn func(st *state.Store) (uint64, error)) error {
 	for attempt := 1; ; attempt++ {
 		if done, err := s.forward(ctx, method, dc, q, args, reply); done {
 			return err
 		}
-		err := s.readLocal(ctx, q, meta, tables, fn)
+		err := s.readLocal(ctx, q, meta, key, fn)
 		if errors.Is(err, structs.ErrNotLeader) && attempt < maxApplyAttempts && ctx.Err() == nil {
 			continue // leadership moved away: the read goes to the new leader
 		}
@@ -466,10 +467,10 @@ func (s *Server) read(ctx context.Context, method, dc string, q *structs.QueryOp
 }
 
 // readLocal runs the query on this server's state.
-func (s *Server) readLocal(ctx context.Context, q *structs.QueryOptions, meta *structs.QueryMeta, tables []state.Table, fn func(st *state.Store) (uint64, error)) error {
+func (s *Server) readLocal(ctx context.Context, q *structs.QueryOptions, meta *structs.QueryMeta, key state.Key, fn func(st *state.Store) (uint64, error)) error {
 	for {
 		st := s.fsm.State()
-		idx, err := st.Block(ctx, q.MinQueryIndex, q.MaxQueryTime, tables, func() (uint64, error) { return fn(st) })
+		idx, err := st.BlockKey(ctx, q.MinQueryIndex, q.MaxQueryTime, key, func() (uint64, error) { return fn(st) })
 		if err != nil {
 			return err
 		}

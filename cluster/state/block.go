@@ -15,15 +15,20 @@ const (
 	jitterFraction = 16
 )
 
-// Block runs run and, while minIndex > 0 and the index it returns is <=
-// minIndex, waits for a change to one of tables and runs it again. It
+// Block is BlockKey on a set of whole tables.
+func (s *Store) Block(ctx context.Context, minIndex uint64, maxWait time.Duration, tables []Table, run func() (uint64, error)) (uint64, error) {
+	return s.BlockKey(ctx, minIndex, maxWait, TablesKey(tables...), run)
+}
+
+// BlockKey runs run and, while minIndex > 0 and the index it returns is <=
+// minIndex, waits for a change to the data k names and runs it again. It
 // returns run's last result when the index moves past minIndex, when
 // maxWait (0 = DefaultMaxWait, capped at MaxMaxWait, plus jitter) passes,
 // with ctx.Err() when ctx ends, and with a nil error as soon as the Store
 // is abandoned by a snapshot restore: callers check AbandonCh after Block
 // and, if it is closed, re-run the query against the new Store. run must
 // read this Store.
-func (s *Store) Block(ctx context.Context, minIndex uint64, maxWait time.Duration, tables []Table, run func() (uint64, error)) (uint64, error) {
+func (s *Store) BlockKey(ctx context.Context, minIndex uint64, maxWait time.Duration, k Key, run func() (uint64, error)) (uint64, error) {
 	if minIndex == 0 {
 		return run()
 	}
@@ -39,7 +44,7 @@ func (s *Store) Block(ctx context.Context, minIndex uint64, maxWait time.Duratio
 	for {
 		// Arm the watch before reading so a write between the read and the
 		// wait is not missed.
-		ch := s.Watch(tables...)
+		ch := s.WatchKey(k)
 		idx, err := run()
 		if err != nil || idx > minIndex {
 			return idx, err

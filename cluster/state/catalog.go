@@ -27,13 +27,15 @@ func (s *Store) EnsureRegistration(idx uint64, req *structs.RegisterRequest) err
 		return structs.ErrMissingNode
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	m, err := s.ensureRegistration(idx, req)
-	if err == nil {
-		s.bump(m, idx)
+	if err != nil {
+		// Validation runs before the first mutation: nothing to commit.
+		s.pending.reset()
+		return err
 	}
-	s.mu.Unlock()
-	s.notify(m)
-	return err
+	s.commit(m, idx)
+	return nil
 }
 
 func (s *Store) ensureRegistration(idx uint64, req *structs.RegisterRequest) (tableMask, error) {
@@ -79,34 +81,7 @@ func (s *Store) ensureRegistration(idx uint64, req *structs.RegisterRequest) (ta
 
 	var m tableMask
 	if nr == nil || !req.SkipNodeUpdate {
-		n := &structs.Node{
-			ID:              req.ID,
-			Node:            req.Node,
-			Address:         req.Address,
-			Datacenter:      req.Datacenter,
-			TaggedAddresses: req.TaggedAddresses,
-			Meta:            req.NodeMeta,
-			CreateIndex:     idx,
-			ModifyIndex:     idx,
-		}
-		switch {
-		case nr == nil:
-			nr = &nodeRecord{
-				node:     n,
-				services: make(map[string]*svcRecord),
-				checks:   make(map[string]*structs.HealthCheck),
-			}
-			s.nodes[req.Node] = nr
-			s.nodeNames.insert(req.Node)
-			m |= maskNodes
-		case !nodeSame(nr.node, n):
-			n.CreateIndex = nr.node.CreateIndex
-			nr.node = n
-			for _, sr := range nr.services {
-				sr.sn = serviceNode(n, sr.svc)
-			}
-			m |= maskNodes
-		}
+		nr, m = s.ensureNode(idx, nr, req)
 	}
 
 	if svc != nil {
@@ -126,6 +101,42 @@ func (s *Store) ensureRegistration(idx uint64, req *structs.RegisterRequest) (ta
 	return m, nil
 }
 
+// ensureNode upserts the request's node over nr (nil if new) and returns
+// its record.
+func (s *Store) ensureNode(idx uint64, nr *nodeRecord, req *structs.RegisterRequest) (*nodeRecord, tableMask) {
+	n := &structs.Node{
+		ID:              req.ID,
+		Node:            req.Node,
+		Address:         req.Address,
+		Datacenter:      req.Datacenter,
+		TaggedAddresses: req.TaggedAddresses,
+		Meta:            req.NodeMeta,
+		CreateIndex:     idx,
+		ModifyIndex:     idx,
+	}
+	switch {
+	case nr == nil:
+		nr = &nodeRecord{
+			node:     n,
+			services: make(map[string]*svcRecord),
+			checks:   make(map[string]*structs.HealthCheck),
+		}
+		s.nodes[req.Node] = nr
+		s.nodeNames.insert(req.Node)
+	case !nodeSame(nr.node, n):
+		n.CreateIndex = nr.node.CreateIndex
+		nr.node = n
+		for _, sr := range nr.services {
+			sr.sn = serviceNode(n, sr.svc)
+		}
+		s.touchHosted(nr)
+	default:
+		return nr, 0
+	}
+	s.touchNode(nr)
+	return nr, maskNodes
+}
+
 // ensureService upserts svc (owned by the store from here on) on nr.
 func (s *Store) ensureService(idx uint64, nr *nodeRecord, svc *structs.NodeService) tableMask {
 	sr := nr.services[svc.ID]
@@ -134,6 +145,8 @@ func (s *Store) ensureService(idx uint64, nr *nodeRecord, svc *structs.NodeServi
 	}
 	svc.CreateIndex, svc.ModifyIndex = idx, idx
 	m := maskServices
+	s.touchNode(nr)
+	s.touchService(svc.Service)
 	if sr == nil {
 		sr = &svcRecord{nr: nr, svc: svc}
 		nr.services[svc.ID] = sr
@@ -142,6 +155,7 @@ func (s *Store) ensureService(idx uint64, nr *nodeRecord, svc *structs.NodeServi
 	} else {
 		svc.CreateIndex = sr.svc.CreateIndex
 		if sr.svc.Service != svc.Service {
+			s.touchService(sr.svc.Service)
 			s.removeInstance(sr)
 			sr.svc = svc
 			s.addInstance(sr)
@@ -187,8 +201,10 @@ func (s *Store) ensureCheck(idx uint64, nr *nodeRecord, in *structs.HealthCheck)
 	if old != nil {
 		hc.CreateIndex = old.CreateIndex
 		markDirty(nr, old.ServiceID)
+		s.touchCheck(nr, old.ServiceID)
 	}
 	markDirty(nr, hc.ServiceID)
+	s.touchCheck(nr, hc.ServiceID)
 	nr.checks[hc.CheckID] = &hc
 	return maskChecks
 }
@@ -270,10 +286,8 @@ func (s *Store) Deregister(idx uint64, req *structs.DeregisterRequest) error {
 		return structs.ErrMissingNode
 	}
 	s.mu.Lock()
-	m := s.deregister(req)
-	s.bump(m, idx)
-	s.mu.Unlock()
-	s.notify(m)
+	defer s.mu.Unlock()
+	s.commit(s.deregister(req), idx)
 	return nil
 }
 
@@ -284,6 +298,8 @@ func (s *Store) deregister(req *structs.DeregisterRequest) tableMask {
 	}
 	var m tableMask
 	if req.ServiceID == "" && req.CheckID == "" {
+		s.touchNode(nr)
+		s.touchHosted(nr)
 		for _, sr := range nr.services {
 			s.removeInstance(sr)
 			m |= maskServices
@@ -296,6 +312,8 @@ func (s *Store) deregister(req *structs.DeregisterRequest) tableMask {
 		return m | maskNodes
 	}
 	if sr := nr.services[req.ServiceID]; req.ServiceID != "" && sr != nil {
+		s.touchNode(nr)
+		s.touchService(sr.svc.Service)
 		s.removeInstance(sr)
 		delete(nr.services, req.ServiceID)
 		m |= maskServices
@@ -307,6 +325,7 @@ func (s *Store) deregister(req *structs.DeregisterRequest) tableMask {
 		}
 	}
 	if c := nr.checks[req.CheckID]; req.CheckID != "" && c != nil {
+		s.touchCheck(nr, c.ServiceID)
 		delete(nr.checks, req.CheckID)
 		markDirty(nr, c.ServiceID)
 		rebuildDirty(nr)

@@ -19,11 +19,11 @@ func (s *Store) Nodes() (uint64, []*structs.Node) {
 	return s.maxIndex(TableNodes), out
 }
 
-// Node returns the named node (nil if unknown) with the nodes table index.
+// Node returns the named node (nil if unknown) with the node's index.
 func (s *Store) Node(name string) (uint64, *structs.Node) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	idx := s.maxIndex(TableNodes)
+	idx := s.nodeIndexOf(name)
 	if nr := s.nodes[name]; nr != nil {
 		return idx, nr.node
 	}
@@ -48,7 +48,8 @@ func (s *Store) Services() (uint64, map[string][]string) {
 }
 
 // ServiceNodes returns the instances of service carrying tag (any instance
-// when tag is empty; case-insensitive), sorted by node then service ID.
+// when tag is empty; case-insensitive), sorted by node then service ID, with
+// the service's index.
 func (s *Store) ServiceNodes(service, tag string) (uint64, []*structs.ServiceNode) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -59,13 +60,14 @@ func (s *Store) ServiceNodes(service, tag string) (uint64, []*structs.ServiceNod
 			out = append(out, sr.sn)
 		}
 	}
-	return s.maxIndex(TableNodes, TableServices), out
+	return s.serviceIndex(service), out
 }
 
 // CheckServiceNodes returns the instances of service carrying tag, each
 // with its node and the checks that apply to it (node-level checks and the
 // service's own, by CheckID). With passingOnly, instances whose aggregate
-// status is not passing are dropped, as Consul's ?passing.
+// status is not passing are dropped, as Consul's ?passing. The index is the
+// service's.
 func (s *Store) CheckServiceNodes(service, tag string, passingOnly bool) (uint64, []structs.CheckServiceNode) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -80,15 +82,15 @@ func (s *Store) CheckServiceNodes(service, tag string, passingOnly bool) (uint64
 		}
 		out = append(out, structs.CheckServiceNode{Node: sr.nr.node, Service: sr.svc, Checks: sr.checks})
 	}
-	return s.maxIndex(TableNodes, TableServices, TableChecks), out
+	return s.serviceIndex(service), out
 }
 
 // NodeServices returns the node with its services by ID, or nil if the
-// node is unknown.
+// node is unknown, with the node's index.
 func (s *Store) NodeServices(node string) (uint64, *structs.NodeServices) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	idx := s.maxIndex(TableNodes, TableServices)
+	idx := s.nodeIndexOf(node)
 	nr := s.nodes[node]
 	if nr == nil {
 		return idx, nil
@@ -105,7 +107,8 @@ func byCheckID(a, b *structs.HealthCheck) int { return strings.Compare(a.CheckID
 // The check reads return an empty, non-nil slice when nothing matches, so
 // the HTTP API encodes [] as Consul does.
 
-// NodeChecks returns the node's checks sorted by CheckID.
+// NodeChecks returns the node's checks sorted by CheckID, with the node's
+// index.
 func (s *Store) NodeChecks(node string) (uint64, []*structs.HealthCheck) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -117,11 +120,11 @@ func (s *Store) NodeChecks(node string) (uint64, []*structs.HealthCheck) {
 		}
 		slices.SortFunc(out, byCheckID)
 	}
-	return s.maxIndex(TableChecks), out
+	return s.nodeIndexOf(node), out
 }
 
 // ServiceChecks returns the checks of every instance of service, sorted by
-// node, service ID, then CheckID.
+// node, service ID, then CheckID, with the service's index.
 func (s *Store) ServiceChecks(service string) (uint64, []*structs.HealthCheck) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -133,7 +136,7 @@ func (s *Store) ServiceChecks(service string) (uint64, []*structs.HealthCheck) {
 			}
 		}
 	}
-	return s.maxIndex(TableChecks), out
+	return s.serviceIndex(service), out
 }
 
 // ChecksInState returns the checks whose status is state (every check for

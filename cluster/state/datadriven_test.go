@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -102,6 +103,33 @@ func TestDataDriven(t *testing.T) {
 type ddRunner struct {
 	s   *Store
 	idx uint64
+	// watches are the channels armed by "watch", by name.
+	watches map[string]<-chan struct{}
+}
+
+// ddKey reads the one watch key of a command: svc=, node=, kv= or
+// tables=a,b.
+func ddKey(t *testing.T, a map[string][]string) Key {
+	switch {
+	case a["svc"] != nil:
+		return ServiceKey(one(a, "svc"))
+	case a["node"] != nil:
+		return NodeKey(one(a, "node"))
+	case a["kv"] != nil:
+		return KVPrefixKey(one(a, "kv"))
+	case a["tables"] != nil:
+		var ts []Table
+		for _, name := range list(one(a, "tables")) {
+			tb := slices.IndexFunc([]Table{TableNodes, TableServices, TableChecks, TableKVS}, func(tb Table) bool { return tb.String() == name })
+			if tb < 0 {
+				t.Fatalf("unknown table %q", name)
+			}
+			ts = append(ts, Table(tb))
+		}
+		return TablesKey(ts...)
+	}
+	t.Fatal("want svc=, node=, kv= or tables=")
+	return Key{}
 }
 
 // args splits "cmd k=v k2 ..." into the command and its arguments; a bare
@@ -234,8 +262,70 @@ func (r *ddRunner) run(t *testing.T, line string) string {
 		return b.String()
 	case "dump":
 		return dump(r.s)
+	case "index", "watch", "fired":
+		return r.runWatch(t, cmd, line, a)
 	}
 	t.Fatalf("unknown command %q", cmd)
+	return ""
+}
+
+// runWatch runs the index and watch commands: "index svc=X" (node=, kv=,
+// kv=P get) prints the index reads of the key report; "watch name key"
+// arms a watch; "fired" lists the armed watches that fired (forgetting
+// them) and those still waiting.
+func (r *ddRunner) runWatch(t *testing.T, cmd, line string, a map[string][]string) string {
+	switch cmd {
+	case "index":
+		// The index each read of the key reports.
+		k := ddKey(t, a)
+		var idx uint64
+		switch k.kind {
+		case kindService:
+			idx, _ = r.s.CheckServiceNodes(k.name, "", false)
+			if i2, _ := r.s.ServiceNodes(k.name, ""); i2 != idx {
+				t.Fatalf("service %s: health index %d, catalog index %d", k.name, idx, i2)
+			}
+		case kindNode:
+			idx, _ = r.s.NodeServices(k.name)
+			if i2, _ := r.s.NodeChecks(k.name); i2 != idx {
+				t.Fatalf("node %s: services index %d, checks index %d", k.name, idx, i2)
+			}
+		case kindKVPrefix:
+			if a["get"] != nil {
+				idx, _ = r.s.KVSGet(k.name)
+				return fmt.Sprintf("get %s index=%d", k.name, idx)
+			}
+			idx, _ = r.s.KVSList(k.name)
+			if i2, _ := r.s.KVSListKeys(k.name, ""); i2 != idx {
+				t.Fatalf("kv %s: list index %d, keys index %d", k.name, idx, i2)
+			}
+		default:
+			t.Fatal("index takes svc=, node= or kv=")
+		}
+		return fmt.Sprintf("%s index=%d", k, idx)
+	case "watch":
+		// watch name svc=X arms a watch; "fired" reports which closed.
+		if r.watches == nil {
+			r.watches = map[string]<-chan struct{}{}
+		}
+		name := strings.Fields(line)[1]
+		r.watches[name] = r.s.WatchKey(ddKey(t, a))
+		return "ok"
+	case "fired":
+		// Lists the armed watches that fired (and forgets them) and those
+		// still waiting.
+		var fired, waiting []string
+		for _, name := range sortedKeysOf(r.watches) {
+			select {
+			case <-r.watches[name]:
+				fired = append(fired, name)
+				delete(r.watches, name)
+			default:
+				waiting = append(waiting, name)
+			}
+		}
+		return fmt.Sprintf("fired=%v waiting=%v", fired, waiting)
+	}
 	return ""
 }
 

@@ -2,29 +2,30 @@
 // services, checks) and the KV store, indexed for the reads the DNS resolver
 // and the HTTP API make, plus the watch machinery behind blocking queries.
 //
-// Only the FSM (cluster/fsm) writes to a Store, one Raft log entry at a time,
-// passing the entry's index; every table remembers the index of its last
-// change and every entry its CreateIndex/ModifyIndex, as Consul's state store.
-// A write that changes nothing (an anti-entropy re-registration, a no-op
-// delete) bumps no index, so it wakes no blocking query.
+// Only the FSM writes, one Raft entry at a time, passing its index. Entries
+// carry CreateIndex/ModifyIndex and every table the index of its last
+// change, as Consul's store. A write that changes nothing moves no index
+// and wakes no one. Entry pointers a read returns are shared and never
+// mutated (writes replace them): callers treat them as read-only; slices and
+// maps a read returns are theirs. Writes own the requests passed to them.
 //
-// Immutability is the concurrency contract. Every entry pointer a read
-// returns is shared and never mutated after it was stored (a write replaces
-// the pointer), so reads copy nothing and callers may keep results while
-// writes continue; callers treat entries, and CheckServiceNode.Checks, as
-// read-only. Slices and maps a read returns are fresh and the caller's. The
-// Store takes ownership of the maps and slices inside requests passed to its
-// writes: do not modify them after the call.
+// Indexes are per key (Consul's): a read reports, never 0, the index of the
+// last change to the data it returns and blocks on a Key naming that data.
+// Service X: X's instances, their checks, the rows and node-level checks
+// of nodes hosting X; a name with no instance reports the last removal of a
+// service's last instance (Consul's extinction index). Node N likewise, with
+// the last node removal. KV prefix P: the highest ModifyIndex under P, and
+// at least the last delete under P's directory (P cut after its last '/'),
+// kept without tombstones in a map of live directories (see index.go), so a
+// read after a delete reports more than any index seen before it. Node and
+// service lists and ChecksInState use table indexes: the service list moves
+// on any service change. A KV watch of P wakes for writes to keys starting
+// with P (a Get watches its key as a prefix); a woken query whose index did
+// not move blocks again. Per-key indexes are not in snapshots: a restored
+// Store reports at least the snapshot's index for every key.
 //
-// Reads report an index that is never 0 (at least 1 on an empty store) so a
-// blocking client never spins. KV reads report the KV table index, which moves
-// on every KV write and delete (no tombstones), so a watcher of a prefix may
-// wake for a change elsewhere in the tree, never miss one in it.
-//
-// A Store is replaced, not rewound, when the FSM restores a snapshot: the old
-// one is Abandoned, which closes its AbandonCh and makes every Block on it
-// return; the server sees AbandonCh closed and re-runs against the new Store.
-//
-// This package does not own persistence beyond the snapshot stream format, nor
-// sessions, locks or tombstone reaping.
+// A restored snapshot replaces the Store: the old one is Abandoned, which
+// closes AbandonCh and ends every Block on it; the server re-runs against
+// the new one. Not here: persistence beyond the snapshot format, sessions,
+// locks, tombstone reaping.
 package state

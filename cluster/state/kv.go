@@ -14,9 +14,9 @@ func (s *Store) KVSSet(idx uint64, e *structs.DirEntry) error {
 		return ErrMissingKey
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.kvsSet(idx, e)
-	s.mu.Unlock()
-	s.notify(maskKVS)
+	s.commit(maskKVS, idx)
 	return nil
 }
 
@@ -26,9 +26,10 @@ func (s *Store) kvsSet(idx uint64, e *structs.DirEntry) {
 		ne.CreateIndex, ne.Session, ne.LockIndex = old.CreateIndex, old.Session, old.LockIndex
 	} else {
 		s.kvKeys.insert(e.Key)
+		s.recordKVAdd(e.Key)
 	}
 	s.kvs[e.Key] = ne
-	s.bump(maskKVS, idx)
+	s.pending.keys = append(s.pending.keys, e.Key)
 }
 
 // KVSSetCAS sets e only if e.ModifyIndex is 0 and the key is absent, or
@@ -39,14 +40,12 @@ func (s *Store) KVSSetCAS(idx uint64, e *structs.DirEntry) (bool, error) {
 		return false, ErrMissingKey
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	old := s.kvs[e.Key]
 	ok := (e.ModifyIndex == 0 && old == nil) || (e.ModifyIndex != 0 && old != nil && old.ModifyIndex == e.ModifyIndex)
 	if ok {
 		s.kvsSet(idx, e)
-	}
-	s.mu.Unlock()
-	if ok {
-		s.notify(maskKVS)
+		s.commit(maskKVS, idx)
 	}
 	return ok, nil
 }
@@ -54,10 +53,9 @@ func (s *Store) KVSSetCAS(idx uint64, e *structs.DirEntry) (bool, error) {
 // KVSDelete removes key; deleting an absent key changes nothing.
 func (s *Store) KVSDelete(idx uint64, key string) error {
 	s.mu.Lock()
-	ok := s.kvsDelete(idx, key)
-	s.mu.Unlock()
-	if ok {
-		s.notify(maskKVS)
+	defer s.mu.Unlock()
+	if s.kvsDelete(idx, key) {
+		s.commit(maskKVS, idx)
 	}
 	return nil
 }
@@ -68,7 +66,8 @@ func (s *Store) kvsDelete(idx uint64, key string) bool {
 	}
 	delete(s.kvs, key)
 	s.kvKeys.remove(key)
-	s.bump(maskKVS, idx)
+	s.recordKVDelete(idx, key)
+	s.pending.keys = append(s.pending.keys, key)
 	return true
 }
 
@@ -76,14 +75,13 @@ func (s *Store) kvsDelete(idx uint64, key string) bool {
 // reports true when the key is already absent.
 func (s *Store) KVSDeleteCAS(idx, cidx uint64, key string) (bool, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	old := s.kvs[key]
 	if old == nil || old.ModifyIndex != cidx {
-		s.mu.Unlock()
 		return old == nil, nil
 	}
 	s.kvsDelete(idx, key)
-	s.mu.Unlock()
-	s.notify(maskKVS)
+	s.commit(maskKVS, idx)
 	return true, nil
 }
 
@@ -98,30 +96,47 @@ func (s *Store) KVSDeleteTree(idx uint64, prefix string) error {
 	for _, k := range doomed {
 		s.kvsDelete(idx, k)
 	}
-	s.mu.Unlock()
 	if len(doomed) > 0 {
-		s.notify(maskKVS)
+		s.commit(maskKVS, idx)
 	}
+	s.mu.Unlock()
 	return nil
 }
 
-// KVSGet returns the entry at key (nil if absent) with the KV table index.
+// KVSGet returns the entry at key (nil if absent) with key's index (see
+// kvIndex).
 func (s *Store) KVSGet(key string) (uint64, *structs.DirEntry) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.maxIndex(TableKVS), s.kvs[key]
+	e := s.kvs[key]
+	var idx uint64
+	if e != nil {
+		idx = e.ModifyIndex
+	}
+	return s.kvIndex(key, idx), e
 }
 
-// KVSList returns the entries under prefix in key order.
+// kvIndex is the index a read of prefix reports, given the highest
+// ModifyIndex among the entries it returns: at least the last delete under
+// prefix (see doc.go). Callers hold mu.
+func (s *Store) kvIndex(prefix string, modify uint64) uint64 {
+	return max(modify, s.kvDeleteIndex(prefix), s.floor, 1)
+}
+
+// KVSList returns the entries under prefix in key order, with the
+// prefix's index.
 func (s *Store) KVSList(prefix string) (uint64, []*structs.DirEntry) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []*structs.DirEntry
+	var modify uint64
 	s.kvKeys.ascendPrefix(prefix, func(k string) bool {
-		out = append(out, s.kvs[k])
+		e := s.kvs[k]
+		modify = max(modify, e.ModifyIndex)
+		out = append(out, e)
 		return true
 	})
-	return s.maxIndex(TableKVS), out
+	return s.kvIndex(prefix, modify), out
 }
 
 // KVSListKeys returns the keys under prefix in order. With a separator,
@@ -131,7 +146,9 @@ func (s *Store) KVSListKeys(prefix, sep string) (uint64, []string) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []string
+	var modify uint64
 	s.kvKeys.ascendPrefix(prefix, func(k string) bool {
+		modify = max(modify, s.kvs[k].ModifyIndex)
 		if sep != "" {
 			if i := strings.Index(k[len(prefix):], sep); i >= 0 {
 				k = k[:len(prefix)+i+len(sep)]
@@ -142,5 +159,5 @@ func (s *Store) KVSListKeys(prefix, sep string) (uint64, []string) {
 		}
 		return true
 	})
-	return s.maxIndex(TableKVS), out
+	return s.kvIndex(prefix, modify), out
 }

@@ -159,6 +159,9 @@ func Restore(r io.Reader) (*Store, error) {
 	}
 	s := New()
 	copy(s.tableIndex[:], hdr.TableIndexes)
+	// Per-key indexes are not in the stream: every per-key read of the new
+	// Store reports at least the snapshot's index (see doc.go).
+	s.floor = slices.Max(s.tableIndex[:])
 	for {
 		var kind uint8
 		if err := dec.Decode(&kind); err != nil {
@@ -244,5 +247,6 @@ func (s *Store) restoreKV(e *structs.DirEntry) error {
 	}
 	s.kvs[e.Key] = e
 	s.kvKeys.insert(e.Key)
+	s.recordKVAdd(e.Key) // floor covers the deletes before the snapshot
 	return nil
 }

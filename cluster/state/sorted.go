@@ -120,3 +120,13 @@ func (s *sortedKeys) all() []string {
 	}
 	return out
 }
+
+// hasPrefix reports whether any key starts with prefix.
+func (s *sortedKeys) hasPrefix(prefix string) bool {
+	found := false
+	s.ascendPrefix(prefix, func(string) bool {
+		found = true
+		return false
+	})
+	return found
+}

@@ -34,21 +34,6 @@ func (t Table) String() string {
 	return "unknown"
 }
 
-// tableMask is a set of tables; there are 2^numTables distinct watch sets.
-type tableMask uint8
-
-const numMasks = 1 << numTables
-
-func maskOf(tables []Table) tableMask {
-	var m tableMask
-	for _, t := range tables {
-		if t < numTables {
-			m |= 1 << t
-		}
-	}
-	return m
-}
-
 // Errors returned by the Store.
 var (
 	// ErrMissingKey rejects a KV write without a key.
@@ -98,9 +83,22 @@ type Store struct {
 	kvKeys    sortedKeys
 
 	tableIndex [numTables]uint64
-
-	watchMu sync.Mutex
-	watches [numMasks]chan struct{}
+	// Per-key indexes (see doc.go): the last change to each service (by
+	// name) and node; a name absent from the catalog reports the index of
+	// the last removal of any service (node) instead. kvDeleted holds, per
+	// directory ("a/b/") that still has keys, and for "", the index of the
+	// last delete below it. floor is the restored snapshot's index, which
+	// every per-key read reports at least.
+	svcIndex   map[string]uint64
+	svcGone    uint64
+	nodeIndex  map[string]uint64
+	nodeGone   uint64
+	kvDeleted  map[string]uint64
+	floor      uint64
+	pending    changes
+	watchMu    sync.Mutex
+	watches    [numMasks]chan struct{}
+	keyWatches [numKinds]map[string]chan struct{}
 
 	abandonOnce sync.Once
 	abandonCh   chan struct{}
@@ -112,6 +110,9 @@ func New() *Store {
 		nodes:     make(map[string]*nodeRecord),
 		byService: make(map[string][]*svcRecord),
 		kvs:       make(map[string]*structs.DirEntry),
+		svcIndex:  make(map[string]uint64),
+		nodeIndex: make(map[string]uint64),
+		kvDeleted: make(map[string]uint64),
 		abandonCh: make(chan struct{}),
 	}
 }
@@ -125,6 +126,16 @@ func (s *Store) Index() uint64 {
 		m = max(m, v)
 	}
 	return m
+}
+
+// CatalogIndex returns the index of the last change to any catalog table
+// (nodes, services, checks), at least 1: what every catalog read reported
+// before indexes were per key. The client cache's index watch still blocks
+// on it (see cluster/server) until clients subscribe per key.
+func (s *Store) CatalogIndex() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return max(s.maxIndex(TableNodes, TableServices, TableChecks), s.floor)
 }
 
 // TableIndex returns the index of the last change to table t (0 if none).
@@ -144,46 +155,6 @@ func (s *Store) maxIndex(tables ...Table) uint64 {
 		m = max(m, s.tableIndex[t])
 	}
 	return m
-}
-
-// bump records a change to the tables in m at idx. Callers hold mu for
-// writing; notify must follow once the lock is released.
-func (s *Store) bump(m tableMask, idx uint64) {
-	for t := Table(0); t < numTables; t++ {
-		if m&(1<<t) != 0 {
-			s.tableIndex[t] = max(s.tableIndex[t], idx)
-		}
-	}
-}
-
-// Watch returns a channel closed on the next change to any of tables.
-// Channels are shared between watchers of the same table set and created
-// only when watched, so writes with nobody watching cost one lock.
-func (s *Store) Watch(tables ...Table) <-chan struct{} {
-	m := maskOf(tables)
-	s.watchMu.Lock()
-	defer s.watchMu.Unlock()
-	ch := s.watches[m]
-	if ch == nil {
-		ch = make(chan struct{})
-		s.watches[m] = ch
-	}
-	return ch
-}
-
-// notify wakes every watch set that overlaps m.
-func (s *Store) notify(m tableMask) {
-	if m == 0 {
-		return
-	}
-	s.watchMu.Lock()
-	for k := range s.watches {
-		if tableMask(k)&m != 0 && s.watches[k] != nil {
-			close(s.watches[k])
-			s.watches[k] = nil
-		}
-	}
-	s.watchMu.Unlock()
 }
 
 // Abandon marks the Store as replaced: AbandonCh closes and blocked queries

@@ -529,3 +529,25 @@ func BenchmarkEnsureRegistration(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkKVSSetDelete writes and deletes keys three directories deep:
+// the KV write path including the per-directory delete record.
+func BenchmarkKVSSetDelete(b *testing.B) {
+	s := New()
+	for i := range 1000 {
+		_ = s.KVSSet(uint64(i+1), &structs.DirEntry{Key: fmt.Sprintf("app/%d/keep", i)})
+	}
+	b.ReportAllocs()
+	idx := uint64(1000)
+	var i int
+	for b.Loop() {
+		i++
+		idx++
+		key := fmt.Sprintf("app/%d/svc/k", i%1000)
+		if i%2 == 0 {
+			_ = s.KVSDelete(idx, key)
+		} else {
+			_ = s.KVSSet(idx, &structs.DirEntry{Key: key, Value: []byte("v")})
+		}
+	}
+}
