@@ -55,6 +55,7 @@ func (v *value) empty() bool {
 
 type entry struct {
 	key   key
+	cat   *Catalog
 	ready chan struct{} // closed once the first fetch ended
 	err   error         // first fetch's error; read after ready
 
@@ -101,9 +102,6 @@ const (
 	// max(nodes, services, checks), the index every Health.ServiceNodes,
 	// Catalog.NodeServices and Catalog.ListNodes answer is at or below.
 	indexProbe = "_cairn-catalog-index"
-	// maxDeps bounds how many catalog entries one packed answer may be tied
-	// to; answers built from more are not kept.
-	maxDeps = 8
 )
 
 type shard struct {
@@ -128,24 +126,21 @@ type Catalog struct {
 	index   atomic.Uint64
 	watchOK atomic.Int64
 
-	// recording > 0 while a Front fill runs: lookups are then also noted
-	// in every active recorder, tying the packed answer to its entries.
-	recording atomic.Int32
-	recMu     sync.Mutex
-	recs      map[*recorder]struct{}
-
-	// hitSources are Fronts whose wire-level hits count as hits.
+	// packedHits are the resolver's counts of questions answered from
+	// packed bytes built from our entries: they count as hits.
 	srcMu      sync.Mutex
-	hitSources []func() uint64
+	packedHits []func() uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-func (c *Catalog) addHitSource(f func() uint64) {
+// CountPackedHits implements resolver.PackedCatalog: total is counted in
+// cairn_cache_hits_total and cairn_cache_wire_hits_total.
+func (c *Catalog) CountPackedHits(total func() uint64) {
 	c.srcMu.Lock()
-	c.hitSources = append(c.hitSources, f)
+	c.packedHits = append(c.packedHits, total)
 	c.srcMu.Unlock()
 }
 
@@ -153,13 +148,13 @@ func (c *Catalog) wireHits() uint64 {
 	c.srcMu.Lock()
 	defer c.srcMu.Unlock()
 	var n uint64
-	for _, f := range c.hitSources {
+	for _, f := range c.packedHits {
 		n += f()
 	}
 	return n
 }
 
-var _ resolver.Catalog = (*Catalog)(nil)
+var _ resolver.PackedCatalog = (*Catalog)(nil)
 
 // New returns a running Catalog; Close stops its watches. reg may be nil.
 func New(cfg Config, rpc RPCFunc, logger *zap.Logger, reg prometheus.Registerer) (*Catalog, error) {
@@ -172,7 +167,7 @@ func New(cfg Config, rpc RPCFunc, logger *zap.Logger, reg prometheus.Registerer)
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	c := &Catalog{cfg: cfg, rpc: rpc, log: logger, seed: maphash.MakeSeed(), recs: map[*recorder]struct{}{}}
+	c := &Catalog{cfg: cfg, rpc: rpc, log: logger, seed: maphash.MakeSeed()}
 	m, err := newMetrics(reg, func() float64 { return float64(c.hits.Load() + c.wireHits()) }, func() float64 { return float64(c.wireHits()) })
 	if err != nil {
 		return nil, err
@@ -337,13 +332,14 @@ func (c *Catalog) get(ctx context.Context, k key) (*value, error) {
 				if e.err != nil {
 					return nil, e.err
 				}
-				c.record(e)
-				return e.val.Load(), nil
+				return c.load(ctx, e), nil
 			}
+			ver := e.version.Load() // before the value: see resolver.NoteDep
 			if v := e.val.Load(); v != nil {
 				now := c.clock.Load()
 				if c.usable(e, v, now) {
 					c.hit(e, now)
+					resolver.NoteDep(ctx, e, depVersion(e, v, ver))
 					return v, nil
 				}
 			}
@@ -351,7 +347,7 @@ func (c *Catalog) get(ctx context.Context, k key) (*value, error) {
 			continue
 		}
 		// Miss: publish a pending entry so identical misses wait for ours.
-		ne := &entry{key: k, ready: make(chan struct{})}
+		ne := &entry{key: k, cat: c, ready: make(chan struct{})}
 		ne.lastHit.Store(c.clock.Load())
 		s.mu.Lock()
 		if cur := s.m[k]; cur != nil {
@@ -365,7 +361,11 @@ func (c *Catalog) get(ctx context.Context, k key) (*value, error) {
 		}
 		c.metrics.entries.Inc()
 		c.metrics.misses.Inc()
-		return c.fill(ne)
+		v, ver, err := c.fill(ne)
+		if err == nil {
+			resolver.NoteDep(ctx, ne, depVersion(ne, v, ver))
+		}
+		return v, err
 	}
 	return nil, fmt.Errorf("cache: %s %q: entry kept changing", kindName(k.kind), k.name)
 }
@@ -378,11 +378,59 @@ func (c *Catalog) hit(e *entry, now int64) {
 	if e.stale.Load() || c.outage.Load() {
 		c.metrics.staleHits.Inc()
 	}
-	c.record(e)
 }
 
-// fill runs the first fetch of e.
-func (c *Catalog) fill(e *entry) (*value, error) {
+// load returns the value of an entry whose first fetch ended, noting it as
+// a Dep of the answer being built under ctx.
+func (c *Catalog) load(ctx context.Context, e *entry) *value {
+	ver := e.version.Load()
+	v := e.val.Load()
+	resolver.NoteDep(ctx, e, depVersion(e, v, ver))
+	return v
+}
+
+// depVersion is the version to tie a packed answer built from v to: 0
+// (keep nothing) for an empty or dropped entry, whose answer carries a
+// timed SOA or is fetched again on the next ask.
+func depVersion(e *entry, v *value, ver uint64) uint64 {
+	if v == nil || v.empty() || e.removed.Load() {
+		return 0
+	}
+	return ver
+}
+
+// Version implements resolver.Dep.
+func (e *entry) Version() uint64 {
+	return depVersion(e, e.val.Load(), e.version.Load())
+}
+
+// Serve implements resolver.Dep: on every packed hit, the same checks
+// and bookkeeping as a hit through get (freshness, max_stale during an
+// outage, the stale-hit count, the hit clock), without allocating.
+func (e *entry) Serve(ver uint64) bool {
+	if e.version.Load() != ver {
+		return false
+	}
+	c := e.cat
+	now := c.clock.Load()
+	v := e.val.Load()
+	if v == nil || v.expires != 0 && now > v.expires {
+		return false // a timed answer (other datacenter) past its TTL
+	}
+	if c.outage.Load() || e.stale.Load() {
+		if !c.usable(e, v, now) {
+			return false
+		}
+		c.metrics.staleHits.Inc()
+	}
+	if now-e.lastHit.Load() > int64(clockTick) {
+		e.lastHit.Store(now)
+	}
+	return true
+}
+
+// fill runs the first fetch of e; it returns the value and its version.
+func (c *Catalog) fill(e *entry) (*value, uint64, error) {
 	timeout := c.cfg.FetchTimeout
 	if c.outage.Load() {
 		timeout = c.cfg.OutageFetchTimeout
@@ -397,7 +445,7 @@ func (c *Catalog) fill(e *entry) (*value, error) {
 		e.err = err
 		close(e.ready)
 		c.remove(e)
-		return nil, err
+		return nil, 0, err
 	}
 	c.markUp()
 	if v.empty() && c.cfg.NegativeTTL > 0 {
@@ -411,12 +459,11 @@ func (c *Catalog) fill(e *entry) (*value, error) {
 	}
 	e.val.Store(v)
 	e.lastOK.Store(time.Now().UnixNano())
-	e.version.Add(1)
+	ver := e.version.Add(1)
 	close(e.ready)
-	c.record(e)
 	if v.empty() && c.cfg.NegativeTTL <= 0 {
 		c.remove(e) // no negative caching: the next ask fetches again
-		return v, nil
+		return v, ver, nil
 	}
 	if local && v.expires == 0 && v.index < c.index.Load() {
 		// Answered by a server behind the index the watch has seen: the
@@ -427,7 +474,7 @@ func (c *Catalog) fill(e *entry) (*value, error) {
 			c.refresh(e)
 		}()
 	}
-	return v, nil
+	return v, ver, nil
 }
 
 // watchIndex holds one blocking query on the catalog index of the local
@@ -704,49 +751,3 @@ func (c *Catalog) ServicesByAddress(ctx context.Context, dc, addr string) ([]res
 
 // Len returns the number of cached keys.
 func (c *Catalog) Len() int { return int(c.count.Load()) }
-
-// recorder collects the entries consulted while a Front fill runs.
-type recorder struct {
-	deps []*entry
-	vers []uint64
-	over bool
-}
-
-func (c *Catalog) startRecording() *recorder {
-	r := &recorder{}
-	c.recMu.Lock()
-	c.recs[r] = struct{}{}
-	c.recMu.Unlock()
-	c.recording.Add(1)
-	return r
-}
-
-func (c *Catalog) stopRecording(r *recorder) {
-	c.recording.Add(-1)
-	c.recMu.Lock()
-	delete(c.recs, r)
-	c.recMu.Unlock()
-}
-
-// record notes e in every active recorder. Concurrent fills may note each
-// other's entries: a packed answer is then tied to more entries than it
-// needs, which only costs an early refill.
-func (c *Catalog) record(e *entry) {
-	if c.recording.Load() == 0 {
-		return
-	}
-	ver := e.version.Load()
-	c.recMu.Lock()
-	for r := range c.recs {
-		if r.over || slices.Contains(r.deps, e) {
-			continue
-		}
-		if len(r.deps) == maxDeps {
-			r.over = true
-			continue
-		}
-		r.deps = append(r.deps, e)
-		r.vers = append(r.vers, ver)
-	}
-	c.recMu.Unlock()
-}
