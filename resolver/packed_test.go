@@ -12,7 +12,7 @@ import (
 // fakeDep is one piece of catalog state whose version a test moves.
 type fakeDep struct{ ver atomic.Uint64 }
 
-func (d *fakeDep) Version() uint64      { return d.ver.Load() }
+func (d *fakeDep) Version() uint64       { return d.ver.Load() }
 func (d *fakeDep) Serve(ver uint64) bool { return d.ver.Load() == ver }
 
 // packedCatalog is a PackedCatalog: benchCatalog's service, tied to one
