@@ -421,7 +421,8 @@ func (a *Agent) startDNS(ctx context.Context) error {
 	rc.SOA = resolver.SOAConfig{Refresh: d.SOA.Refresh, Retry: d.SOA.Retry, Expire: d.SOA.Expire, MinTTL: d.SOA.MinTTL}
 	var cat resolver.Catalog
 	if a.srv != nil {
-		cat = &dnsCatalog{dc: cfg.Datacenter, rpc: a.RPC, allowStale: d.AllowStale, local: a.srv.State}
+		cat = &cache.Source{Datacenter: cfg.Datacenter, RPC: a.RPC, AllowStale: d.AllowStale,
+			Local: func() cache.LocalState { return a.srv.State() }}
 	} else {
 		cc := cache.DefaultConfig()
 		cc.Datacenter = cfg.Datacenter

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"net"
 	"reflect"
 	"slices"
 	"sync"
@@ -113,6 +112,7 @@ type shard struct {
 type Catalog struct {
 	cfg     Config
 	rpc     RPCFunc
+	src     Source // fetches go through it, always to the server tier
 	log     *zap.Logger
 	metrics *metrics
 	seed    maphash.Seed
@@ -167,7 +167,8 @@ func New(cfg Config, rpc RPCFunc, logger *zap.Logger, reg prometheus.Registerer)
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	c := &Catalog{cfg: cfg, rpc: rpc, log: logger, seed: maphash.MakeSeed()}
+	c := &Catalog{cfg: cfg, rpc: rpc, log: logger, seed: maphash.MakeSeed(),
+		src: Source{Datacenter: cfg.Datacenter, RPC: rpc, AllowStale: true}}
 	m, err := newMetrics(reg, func() float64 { return float64(c.hits.Load() + c.wireHits()) }, func() float64 { return float64(c.wireHits()) })
 	if err != nil {
 		return nil, err
@@ -657,32 +658,13 @@ func (c *Catalog) fetch(ctx context.Context, k key, minIndex uint64) (*value, er
 	v := &value{}
 	switch k.kind {
 	case kindService:
-		var out structs.IndexedCheckServiceNodes
-		err = c.rpc(ctx, structs.MethodHealthServiceNodes, &structs.ServiceSpecificRequest{
-			Datacenter: k.dc, ServiceName: k.name, ServiceTag: k.tag, TagFilter: k.tag != "",
-			PassingOnly: k.passing, QueryOptions: q,
-		}, &out)
-		v.index, v.insts = out.Index, instances(out.Nodes)
+		v.index, v.insts, err = c.src.serviceNodes(ctx, k.dc, k.name, k.tag, k.passing, q, nil)
 	case kindNode:
-		var out structs.IndexedNodeServices
-		err = c.rpc(ctx, structs.MethodCatalogNodeServices, &structs.NodeSpecificRequest{Datacenter: k.dc, Node: k.name, QueryOptions: q}, &out)
-		v.index = out.Index
-		if out.NodeServices != nil && out.NodeServices.Node != nil {
-			n := ToNode(out.NodeServices.Node)
-			v.node = &n
-		}
+		v.index, v.node, err = c.src.node(ctx, k.dc, k.name, q)
 	case kindNodes:
-		var out structs.IndexedNodes
-		err = c.rpc(ctx, structs.MethodCatalogListNodes, &structs.DCSpecificRequest{Datacenter: k.dc, QueryOptions: q}, &out)
-		v.index = out.Index
-		for _, n := range out.Nodes {
-			v.nodes = append(v.nodes, ToNode(n))
-		}
+		v.index, v.nodes, err = c.src.nodes(ctx, k.dc, q)
 	}
 	if err != nil {
-		if errors.Is(err, structs.ErrNoPathToDC) {
-			return nil, resolver.ErrNoSuchDatacenter
-		}
 		return nil, err
 	}
 	return v, nil
@@ -723,30 +705,15 @@ func (c *Catalog) ServicesByAddress(ctx context.Context, dc, addr string) ([]res
 	if dc == "" {
 		dc = c.cfg.Datacenter
 	}
-	var out structs.IndexedServices
 	fctx, cancel := context.WithTimeout(ctx, c.cfg.FetchTimeout)
-	err := c.rpc(fctx, structs.MethodCatalogListServices, &structs.DCSpecificRequest{Datacenter: dc, QueryOptions: structs.QueryOptions{AllowStale: true}}, &out)
+	services, err := c.src.services(fctx, dc, structs.QueryOptions{AllowStale: true})
 	cancel()
 	if err != nil {
-		if errors.Is(err, structs.ErrNoPathToDC) {
-			return nil, resolver.ErrNoSuchDatacenter
-		}
 		return nil, err
 	}
-	want := net.ParseIP(addr)
-	var res []resolver.Instance
-	for name := range out.Services {
-		insts, err := c.ServiceNodes(ctx, dc, name, "", false, nil)
-		if err != nil {
-			return nil, err
-		}
-		for _, in := range insts {
-			if ip := net.ParseIP(in.Address); ip != nil && want != nil && ip.Equal(want) || in.Address == addr {
-				res = append(res, in)
-			}
-		}
-	}
-	return res, nil
+	return servicesByAddress(ctx, services, addr, func(ctx context.Context, name string) ([]resolver.Instance, error) {
+		return c.ServiceNodes(ctx, dc, name, "", false, nil)
+	})
 }
 
 // Len returns the number of cached keys.
