@@ -61,8 +61,8 @@ type Config struct {
 	SOA         SOAConfig
 
 	// UDPReaders is how many UDP sockets share Addr with SO_REUSEPORT (each
-	// with its own reader goroutine). 0 picks one per CPU the process may
-	// run on, at most maxUDPReaders. Ignored where SO_REUSEPORT does not
+	// with its own reader goroutine), at most maxUDPReaders. 0 picks one
+	// per CPU the process may run on. Ignored where SO_REUSEPORT does not
 	// spread datagrams (everywhere but Linux): one socket.
 	UDPReaders int
 }

@@ -131,7 +131,7 @@ func (s *Server) udpReaders() int {
 	if !reusePortSpreads {
 		n = 1
 	}
-	return max(n, 1)
+	return min(max(n, 1), maxUDPReaders)
 }
 
 // Start binds TCP, then the UDP sockets on the same port, and serves until

@@ -178,8 +178,15 @@ func labelValue(m *dto.Metric, name string) string {
 
 func TestSeveralUDPReaders(t *testing.T) {
 	cfg := testConfig()
-	cfg.UDPReaders = 3
+	cfg.UDPReaders = maxUDPReaders + 3 // more than the limit: capped
 	s := startServer(t, cfg, nil)
+	want := maxUDPReaders
+	if !reusePortSpreads {
+		want = 1
+	}
+	if len(s.conns) != want {
+		t.Fatalf("%d UDP sockets, want %d", len(s.conns), want)
+	}
 	for range 20 {
 		if r, _ := exchange(t, "udp", s, "web1.node.consul.", dns.TypeA); len(r.Answer) != 1 {
 			t.Fatalf("answer %v", r)
