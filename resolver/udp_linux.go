@@ -1,3 +1,9 @@
+//go:build !portable_udp
+
+// The build tag portable_udp swaps this file for udp_other.go, so the
+// portable path's tests run on Linux too:
+// go test -tags portable_udp ./resolver ./cache
+
 package resolver
 
 import (
