@@ -31,11 +31,7 @@ func (a *Agent) Addrs() Addrs { return a.addrs }
 
 func (a *Agent) boundAddrs() Addrs {
 	var out Addrs
-	switch {
-	case a.front != nil:
-		_, tcp := a.front.Addr()
-		out.DNS = tcp.String()
-	case a.dns != nil:
+	if a.dns != nil {
 		_, tcp := a.dns.Addr()
 		out.DNS = tcp.String()
 	}

@@ -135,7 +135,6 @@ type Agent struct {
 
 	dns     *resolver.Server
 	cache   *cache.Catalog // clients only
-	front   *cache.Front   // clients only: the DNS port's UDP side
 	httpLn  net.Listener
 	httpSrv *http.Server
 
@@ -399,7 +398,8 @@ func (a *Agent) startDNS(ctx context.Context) error {
 	d := cfg.DNSConfig
 	var cat resolver.Catalog
 	if a.srv != nil {
-		cat = &dnsCatalog{dc: cfg.Datacenter, rpc: a.RPC, allowStale: d.AllowStale, local: a.srv.State}
+		cat = &cache.Source{Datacenter: cfg.Datacenter, RPC: a.RPC, AllowStale: d.AllowStale,
+			Local: func() cache.LocalState { return a.srv.State() }}
 	} else {
 		cc2, err := cache.New(cfg.CacheConfig(), a.RPC, a.log.Named("cache"), a.reg)
 		if err != nil {
@@ -412,27 +412,12 @@ func (a *Agent) startDNS(ctx context.Context) error {
 		return err
 	}
 	if a.cache != nil {
-		return a.startClientDNS(ctx, rc.Addr, srv)
+		resolver.TuneClientRuntime() // GC settings of client agents: see resolver/runtime.go
 	}
 	if err := srv.Start(ctx); err != nil {
 		return fmt.Errorf("agent: dns on %s: %w", rc.Addr, err)
 	}
 	a.dns = srv
-	return nil
-}
-
-// startClientDNS serves the DNS port of a client agent through the cache's
-// wire-level front; the resolver answers only what the front cannot.
-func (a *Agent) startClientDNS(ctx context.Context, addr string, srv *resolver.Server) error {
-	cache.TuneClientRuntime() // GC settings of client agents: see cache/runtime.go
-	front, err := cache.NewFront(cache.FrontConfig{Addr: addr}, srv, a.cache, a.log.Named("dns"))
-	if err != nil {
-		return err
-	}
-	if err := front.Start(ctx); err != nil {
-		return fmt.Errorf("agent: dns on %s: %w", addr, err)
-	}
-	a.dns, a.front = srv, front
 	return nil
 }
 
@@ -491,9 +476,6 @@ func (a *Agent) Close() error {
 			cancel()
 		} else if a.httpLn != nil {
 			a.httpLn.Close() // Start failed between listen and serve
-		}
-		if a.front != nil {
-			errs = append(errs, a.front.Close())
 		}
 		if a.dns != nil {
 			errs = append(errs, a.dns.Close())

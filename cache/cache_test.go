@@ -12,13 +12,16 @@ import (
 	"time"
 
 	"github.com/cairnd/cairn/cluster/structs"
+	"github.com/cairnd/cairn/cluster/testutil"
 	"github.com/cairnd/cairn/resolver"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 )
 
 // fakeTier is a server tier holding one service; blocking queries wait
-// until the index moves.
+// until the index moves or the tier goes down.
 type fakeTier struct {
 	mu     sync.Mutex
 	index  uint64
@@ -26,7 +29,10 @@ type fakeTier struct {
 	down   bool
 	moved  chan struct{}
 	calls  atomic.Int64
-	delay  time.Duration
+	// gate, when set, holds every fetch of "web" until it is closed.
+	gate chan struct{}
+	// blocked counts the blocking queries waiting for the index to move.
+	blocked atomic.Int64
 }
 
 func newFakeTier() *fakeTier {
@@ -42,14 +48,27 @@ func (t *fakeTier) set(status string) {
 	t.mu.Unlock()
 }
 
+// setDown makes every request fail, blocking queries in wait included.
+func (t *fakeTier) setDown() {
+	t.mu.Lock()
+	t.down = true
+	close(t.moved)
+	t.moved = make(chan struct{})
+	t.mu.Unlock()
+}
+
 func (t *fakeTier) rpc(ctx context.Context, method string, args, reply any) error {
 	t.calls.Add(1)
-	if t.delay > 0 {
-		time.Sleep(t.delay)
-	}
 	req, ok := args.(*structs.ServiceSpecificRequest)
 	if !ok {
 		return errors.New("unsupported")
+	}
+	if t.gate != nil && req.ServiceName == "web" {
+		select {
+		case <-t.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	for {
 		t.mu.Lock()
@@ -76,12 +95,14 @@ func (t *fakeTier) rpc(ctx context.Context, method string, args, reply any) erro
 			}
 			return nil
 		}
+		t.blocked.Add(1)
 		select {
 		case <-moved:
 		case <-ctx.Done():
+			t.blocked.Add(-1)
 			return ctx.Err()
-		case <-time.After(50 * time.Millisecond): // re-check down
 		}
+		t.blocked.Add(-1)
 	}
 }
 
@@ -97,11 +118,18 @@ func newTestCatalog(t *testing.T, tier *fakeTier) *Catalog {
 
 func TestSingleflight(t *testing.T) {
 	tier := newFakeTier()
-	tier.delay = 50 * time.Millisecond
-	c := newTestCatalog(t, tier)
+	tier.gate = make(chan struct{}) // the fetch waits until all have asked
+	cfg := DefaultConfig()
+	cfg.FetchTimeout = time.Minute // the gate, not the timeout, ends the fetch
+	c, err := New(cfg, tier.rpc, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	const lookups = 1000
 	var wg sync.WaitGroup
 	var bad atomic.Int64
-	for range 1000 {
+	for range lookups {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -111,15 +139,36 @@ func TestSingleflight(t *testing.T) {
 			}
 		}()
 	}
+	testutil.Eventually(t, 5*time.Second, "every other lookup to wait for the first one's fetch", func() error {
+		if n := counterValue(t, c.metrics.coalesced); n != lookups-1 {
+			return fmt.Errorf("%v coalesced", n)
+		}
+		return nil
+	})
+	close(tier.gate)
 	wg.Wait()
 	if bad.Load() != 0 {
 		t.Fatalf("%d lookups failed", bad.Load())
 	}
-	time.Sleep(20 * time.Millisecond)
+	testutil.Eventually(t, 5*time.Second, "the index watch to block", func() error {
+		if tier.blocked.Load() != 1 {
+			return errors.New("not blocked")
+		}
+		return nil
+	})
 	// One fetch plus the index watch's first query and its blocking one.
-	if n := tier.calls.Load(); n > 3 {
-		t.Fatalf("%d server calls for 1000 identical misses", n)
+	if n := tier.calls.Load(); n != 3 {
+		t.Fatalf("%d server calls for %d identical misses", n, lookups)
 	}
+}
+
+func counterValue(t testing.TB, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }
 
 func TestPushRefreshAndStale(t *testing.T) {
@@ -143,21 +192,23 @@ func TestPushRefreshAndStale(t *testing.T) {
 	}
 	calls := tier.calls.Load()
 	tier.set(structs.HealthCritical)
-	deadline := time.Now().Add(time.Second)
-	for status() != resolver.StatusCritical {
-		if time.Now().After(deadline) {
-			t.Fatal("refresh not pushed within 1s")
+	testutil.Eventually(t, time.Second, "the refresh to be pushed", func() error {
+		if s := status(); s != resolver.StatusCritical {
+			return fmt.Errorf("status %s", s)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	// The index watch's answer, the refresh, the next blocking query.
 	if n := tier.calls.Load() - calls; n > 3 {
 		t.Fatalf("%d calls: polling, not push", n)
 	}
-	tier.mu.Lock()
-	tier.down = true
-	tier.mu.Unlock()
-	time.Sleep(200 * time.Millisecond)
+	tier.setDown()
+	testutil.Eventually(t, 5*time.Second, "the outage to be noticed", func() error {
+		if !c.outage.Load() {
+			return errors.New("no outage yet")
+		}
+		return nil
+	})
 	if s := status(); s != resolver.StatusCritical {
 		t.Fatalf("stale status %s", s)
 	}
@@ -170,24 +221,31 @@ func TestPushRefreshAndStale(t *testing.T) {
 	}
 }
 
-func TestFrontParity(t *testing.T) {
-	tier := newFakeTier()
-	c := newTestCatalog(t, tier)
+// startResolver serves the DNS port from c, as a client agent does.
+func startResolver(t testing.TB, c *Catalog, readers int) net.Addr {
+	t.Helper()
 	rc := resolver.DefaultConfig()
 	rc.Addr = "127.0.0.1:0"
+	rc.UDPReaders = readers
 	res, err := resolver.New(rc, c, zap.NewNop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := NewFront(FrontConfig{Addr: "127.0.0.1:0", Readers: 2}, res, c, zap.NewNop())
-	if err != nil {
+	if err := res.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close(); res.Close() })
-	udp, _ := f.Addr()
+	t.Cleanup(func() { res.Close() })
+	udp, _ := res.Addr()
+	return udp
+}
+
+// TestWireParity: answers from packed bytes (the resolver's wire-level
+// path over this cache) equal the full path's, and a change of an entry
+// drops them at once.
+func TestWireParity(t *testing.T) {
+	tier := newFakeTier()
+	c := newTestCatalog(t, tier)
+	udp := startResolver(t, c, 2)
 	for _, tc := range []struct {
 		name string
 		qt   uint16
@@ -204,7 +262,7 @@ func TestFrontParity(t *testing.T) {
 			m.SetEdns0(1232, false)
 		}
 		var first []byte
-		for i := 0; i < rotations+3; i++ {
+		for i := 0; i < packings+2; i++ {
 			got := exchangeRaw(t, udp.String(), m)
 			if i == 0 {
 				first = got
@@ -215,7 +273,7 @@ func TestFrontParity(t *testing.T) {
 			}
 		}
 	}
-	if f.wireHits() == 0 {
+	if c.wireHits() == 0 {
 		t.Fatal("no wire-level hits")
 	}
 	// Different case after the entry exists: same answer, case kept.
@@ -230,20 +288,16 @@ func TestFrontParity(t *testing.T) {
 	}
 	// A check turning critical drops the packed answers at once.
 	tier.set(structs.HealthCritical)
-	deadline := time.Now().Add(time.Second)
-	for {
+	testutil.Eventually(t, time.Second, "the critical instance to leave the answer", func() error {
 		r := new(dns.Msg)
 		if err := r.Unpack(exchangeRaw(t, udp.String(), m)); err != nil {
 			t.Fatal(err)
 		}
-		if len(r.Answer) == 2 {
-			break
+		if len(r.Answer) != 2 {
+			return fmt.Errorf("%d answers", len(r.Answer))
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("critical instance still answered")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func exchangeRaw(t testing.TB, addr string, m *dns.Msg) []byte {
@@ -304,13 +358,16 @@ func TestIndexWatch(t *testing.T) {
 	index := uint64(5)
 	critical := ""
 	moved := make(chan struct{})
+	// gate, once set, holds the refresh round's fetches until closed, so
+	// the workers' concurrency shows.
+	var gate chan struct{}
 	var fetches, blocking, inflight, peak atomic.Int64
 	rpc := func(ctx context.Context, method string, args, reply any) error {
 		req := args.(*structs.ServiceSpecificRequest)
 		out := reply.(*structs.IndexedCheckServiceNodes)
 		for {
 			mu.Lock()
-			idx, crit, ch := index, critical, moved
+			idx, crit, ch, g := index, critical, moved, gate
 			mu.Unlock()
 			if req.MinQueryIndex == 0 || idx > req.MinQueryIndex {
 				out.Index = idx
@@ -326,7 +383,13 @@ func TestIndexWatch(t *testing.T) {
 				if req.ServiceName == crit {
 					st = structs.HealthCritical
 				}
-				time.Sleep(time.Millisecond)
+				if g != nil {
+					select {
+					case <-g:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
 				out.Nodes = []structs.CheckServiceNode{{
 					Node:    &structs.Node{Node: "n1", Address: "10.0.0.1", Datacenter: "dc1"},
 					Service: &structs.NodeService{ID: req.ServiceName, Service: req.ServiceName, Port: 80},
@@ -364,13 +427,12 @@ func TestIndexWatch(t *testing.T) {
 	}
 	waitFor := func(what string, ok func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(3 * time.Second)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
+		testutil.Eventually(t, 5*time.Second, what, func() error {
+			if !ok() {
+				return errors.New("not yet")
 			}
-			time.Sleep(time.Millisecond)
-		}
+			return nil
+		})
 	}
 	waitFor("the index watch to block", func() bool { return blocking.Load() == 1 })
 	if f := fetches.Load(); f != keys {
@@ -381,16 +443,23 @@ func TestIndexWatch(t *testing.T) {
 	ver1 := e.m[key{dc: "dc1", kind: kindService, name: "svc-1"}].version.Load()
 	e.mu.RUnlock()
 
+	for i := range keys {
+		status(fmt.Sprintf("svc-%d", i)) // every key hot for the round
+	}
+	release := make(chan struct{})
 	mu.Lock()
 	index++
 	critical = "svc-7"
+	gate = release
 	close(moved)
 	moved = make(chan struct{})
 	mu.Unlock()
+	waitFor("every refresh worker to be fetching", func() bool { return inflight.Load() == refreshWorkers })
+	close(release)
 	waitFor("svc-7 to turn critical", func() bool { return status("svc-7") == resolver.StatusCritical })
 	waitFor("the refresh round", func() bool { return fetches.Load() == 2*keys && blocking.Load() == 1 })
-	if p := peak.Load(); p > refreshWorkers {
-		t.Fatalf("%d concurrent refresh fetches, want at most %d", p, refreshWorkers)
+	if p := peak.Load(); p != refreshWorkers {
+		t.Fatalf("%d concurrent refresh fetches, want %d (refreshWorkers)", p, refreshWorkers)
 	}
 	e.mu.RLock()
 	ver2 := e.m[key{dc: "dc1", kind: kindService, name: "svc-1"}].version.Load()

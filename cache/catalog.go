@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"net"
 	"reflect"
 	"slices"
 	"sync"
@@ -55,6 +54,7 @@ func (v *value) empty() bool {
 
 type entry struct {
 	key   key
+	cat   *Catalog
 	ready chan struct{} // closed once the first fetch ended
 	err   error         // first fetch's error; read after ready
 
@@ -101,9 +101,6 @@ const (
 	// max(nodes, services, checks), the index every Health.ServiceNodes,
 	// Catalog.NodeServices and Catalog.ListNodes answer is at or below.
 	indexProbe = "_cairn-catalog-index"
-	// maxDeps bounds how many catalog entries one packed answer may be tied
-	// to; answers built from more are not kept.
-	maxDeps = 8
 )
 
 type shard struct {
@@ -115,6 +112,7 @@ type shard struct {
 type Catalog struct {
 	cfg     Config
 	rpc     RPCFunc
+	src     Source // fetches go through it, always to the server tier
 	log     *zap.Logger
 	metrics *metrics
 	seed    maphash.Seed
@@ -128,24 +126,21 @@ type Catalog struct {
 	index   atomic.Uint64
 	watchOK atomic.Int64
 
-	// recording > 0 while a Front fill runs: lookups are then also noted
-	// in every active recorder, tying the packed answer to its entries.
-	recording atomic.Int32
-	recMu     sync.Mutex
-	recs      map[*recorder]struct{}
-
-	// hitSources are Fronts whose wire-level hits count as hits.
+	// packedHits are the resolver's counts of questions answered from
+	// packed bytes built from our entries: they count as hits.
 	srcMu      sync.Mutex
-	hitSources []func() uint64
+	packedHits []func() uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-func (c *Catalog) addHitSource(f func() uint64) {
+// CountPackedHits implements resolver.PackedCatalog: total is counted in
+// cairn_cache_hits_total and cairn_cache_wire_hits_total.
+func (c *Catalog) CountPackedHits(total func() uint64) {
 	c.srcMu.Lock()
-	c.hitSources = append(c.hitSources, f)
+	c.packedHits = append(c.packedHits, total)
 	c.srcMu.Unlock()
 }
 
@@ -153,13 +148,13 @@ func (c *Catalog) wireHits() uint64 {
 	c.srcMu.Lock()
 	defer c.srcMu.Unlock()
 	var n uint64
-	for _, f := range c.hitSources {
+	for _, f := range c.packedHits {
 		n += f()
 	}
 	return n
 }
 
-var _ resolver.Catalog = (*Catalog)(nil)
+var _ resolver.PackedCatalog = (*Catalog)(nil)
 
 // New returns a running Catalog; Close stops its watches. reg may be nil.
 func New(cfg Config, rpc RPCFunc, logger *zap.Logger, reg prometheus.Registerer) (*Catalog, error) {
@@ -172,7 +167,8 @@ func New(cfg Config, rpc RPCFunc, logger *zap.Logger, reg prometheus.Registerer)
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	c := &Catalog{cfg: cfg, rpc: rpc, log: logger, seed: maphash.MakeSeed(), recs: map[*recorder]struct{}{}}
+	c := &Catalog{cfg: cfg, rpc: rpc, log: logger, seed: maphash.MakeSeed(),
+		src: Source{Datacenter: cfg.Datacenter, RPC: rpc, AllowStale: true}}
 	m, err := newMetrics(reg, func() float64 { return float64(c.hits.Load() + c.wireHits()) }, func() float64 { return float64(c.wireHits()) })
 	if err != nil {
 		return nil, err
@@ -337,13 +333,14 @@ func (c *Catalog) get(ctx context.Context, k key) (*value, error) {
 				if e.err != nil {
 					return nil, e.err
 				}
-				c.record(e)
-				return e.val.Load(), nil
+				return c.load(ctx, e), nil
 			}
+			ver := e.version.Load() // before the value: see resolver.NoteDep
 			if v := e.val.Load(); v != nil {
 				now := c.clock.Load()
 				if c.usable(e, v, now) {
 					c.hit(e, now)
+					resolver.NoteDep(ctx, e, depVersion(e, v, ver))
 					return v, nil
 				}
 			}
@@ -351,7 +348,7 @@ func (c *Catalog) get(ctx context.Context, k key) (*value, error) {
 			continue
 		}
 		// Miss: publish a pending entry so identical misses wait for ours.
-		ne := &entry{key: k, ready: make(chan struct{})}
+		ne := &entry{key: k, cat: c, ready: make(chan struct{})}
 		ne.lastHit.Store(c.clock.Load())
 		s.mu.Lock()
 		if cur := s.m[k]; cur != nil {
@@ -365,7 +362,11 @@ func (c *Catalog) get(ctx context.Context, k key) (*value, error) {
 		}
 		c.metrics.entries.Inc()
 		c.metrics.misses.Inc()
-		return c.fill(ne)
+		v, ver, err := c.fill(ne)
+		if err == nil {
+			resolver.NoteDep(ctx, ne, depVersion(ne, v, ver))
+		}
+		return v, err
 	}
 	return nil, fmt.Errorf("cache: %s %q: entry kept changing", kindName(k.kind), k.name)
 }
@@ -378,11 +379,59 @@ func (c *Catalog) hit(e *entry, now int64) {
 	if e.stale.Load() || c.outage.Load() {
 		c.metrics.staleHits.Inc()
 	}
-	c.record(e)
 }
 
-// fill runs the first fetch of e.
-func (c *Catalog) fill(e *entry) (*value, error) {
+// load returns the value of an entry whose first fetch ended, noting it as
+// a Dep of the answer being built under ctx.
+func (c *Catalog) load(ctx context.Context, e *entry) *value {
+	ver := e.version.Load()
+	v := e.val.Load()
+	resolver.NoteDep(ctx, e, depVersion(e, v, ver))
+	return v
+}
+
+// depVersion is the version to tie a packed answer built from v to: 0
+// (keep nothing) for an empty or dropped entry, whose answer carries a
+// timed SOA or is fetched again on the next ask.
+func depVersion(e *entry, v *value, ver uint64) uint64 {
+	if v == nil || v.empty() || e.removed.Load() {
+		return 0
+	}
+	return ver
+}
+
+// Version implements resolver.Dep.
+func (e *entry) Version() uint64 {
+	return depVersion(e, e.val.Load(), e.version.Load())
+}
+
+// Serve implements resolver.Dep: on every packed hit, the same checks
+// and bookkeeping as a hit through get (freshness, max_stale during an
+// outage, the stale-hit count, the hit clock), without allocating.
+func (e *entry) Serve(ver uint64) bool {
+	if e.version.Load() != ver {
+		return false
+	}
+	c := e.cat
+	now := c.clock.Load()
+	v := e.val.Load()
+	if v == nil || v.expires != 0 && now > v.expires {
+		return false // a timed answer (other datacenter) past its TTL
+	}
+	if c.outage.Load() || e.stale.Load() {
+		if !c.usable(e, v, now) {
+			return false
+		}
+		c.metrics.staleHits.Inc()
+	}
+	if now-e.lastHit.Load() > int64(clockTick) {
+		e.lastHit.Store(now)
+	}
+	return true
+}
+
+// fill runs the first fetch of e; it returns the value and its version.
+func (c *Catalog) fill(e *entry) (*value, uint64, error) {
 	timeout := c.cfg.FetchTimeout
 	if c.outage.Load() {
 		timeout = c.cfg.OutageFetchTimeout
@@ -398,7 +447,7 @@ func (c *Catalog) fill(e *entry) (*value, error) {
 		e.err = err
 		close(e.ready)
 		c.remove(e)
-		return nil, err
+		return nil, 0, err
 	}
 	c.markUp()
 	if v.empty() && c.cfg.NegativeTTL > 0 {
@@ -412,12 +461,11 @@ func (c *Catalog) fill(e *entry) (*value, error) {
 	}
 	e.val.Store(v)
 	e.lastOK.Store(time.Now().UnixNano())
-	e.version.Add(1)
+	ver := e.version.Add(1)
 	close(e.ready)
-	c.record(e)
 	if v.empty() && c.cfg.NegativeTTL <= 0 {
 		c.remove(e) // no negative caching: the next ask fetches again
-		return v, nil
+		return v, ver, nil
 	}
 	if now := c.index.Load(); local && v.expires == 0 && now > watched && v.index < now {
 		// The catalog moved while e was being fetched and the answer is
@@ -430,7 +478,7 @@ func (c *Catalog) fill(e *entry) (*value, error) {
 			c.refresh(e)
 		}()
 	}
-	return v, nil
+	return v, ver, nil
 }
 
 // watchIndex holds one blocking query on the catalog index of the local
@@ -613,32 +661,13 @@ func (c *Catalog) fetch(ctx context.Context, k key, minIndex uint64) (*value, er
 	v := &value{}
 	switch k.kind {
 	case kindService:
-		var out structs.IndexedCheckServiceNodes
-		err = c.rpc(ctx, structs.MethodHealthServiceNodes, &structs.ServiceSpecificRequest{
-			Datacenter: k.dc, ServiceName: k.name, ServiceTag: k.tag, TagFilter: k.tag != "",
-			PassingOnly: k.passing, QueryOptions: q,
-		}, &out)
-		v.index, v.insts = out.Index, instances(out.Nodes)
+		v.index, v.insts, err = c.src.serviceNodes(ctx, k.dc, k.name, k.tag, k.passing, q, nil)
 	case kindNode:
-		var out structs.IndexedNodeServices
-		err = c.rpc(ctx, structs.MethodCatalogNodeServices, &structs.NodeSpecificRequest{Datacenter: k.dc, Node: k.name, QueryOptions: q}, &out)
-		v.index = out.Index
-		if out.NodeServices != nil && out.NodeServices.Node != nil {
-			n := ToNode(out.NodeServices.Node)
-			v.node = &n
-		}
+		v.index, v.node, err = c.src.node(ctx, k.dc, k.name, q)
 	case kindNodes:
-		var out structs.IndexedNodes
-		err = c.rpc(ctx, structs.MethodCatalogListNodes, &structs.DCSpecificRequest{Datacenter: k.dc, QueryOptions: q}, &out)
-		v.index = out.Index
-		for _, n := range out.Nodes {
-			v.nodes = append(v.nodes, ToNode(n))
-		}
+		v.index, v.nodes, err = c.src.nodes(ctx, k.dc, q)
 	}
 	if err != nil {
-		if errors.Is(err, structs.ErrNoPathToDC) {
-			return nil, resolver.ErrNoSuchDatacenter
-		}
 		return nil, err
 	}
 	return v, nil
@@ -679,77 +708,16 @@ func (c *Catalog) ServicesByAddress(ctx context.Context, dc, addr string) ([]res
 	if dc == "" {
 		dc = c.cfg.Datacenter
 	}
-	var out structs.IndexedServices
 	fctx, cancel := context.WithTimeout(ctx, c.cfg.FetchTimeout)
-	err := c.rpc(fctx, structs.MethodCatalogListServices, &structs.DCSpecificRequest{Datacenter: dc, QueryOptions: structs.QueryOptions{AllowStale: true}}, &out)
+	services, err := c.src.services(fctx, dc, structs.QueryOptions{AllowStale: true})
 	cancel()
 	if err != nil {
-		if errors.Is(err, structs.ErrNoPathToDC) {
-			return nil, resolver.ErrNoSuchDatacenter
-		}
 		return nil, err
 	}
-	want := net.ParseIP(addr)
-	var res []resolver.Instance
-	for name := range out.Services {
-		insts, err := c.ServiceNodes(ctx, dc, name, "", false, nil)
-		if err != nil {
-			return nil, err
-		}
-		for _, in := range insts {
-			if ip := net.ParseIP(in.Address); ip != nil && want != nil && ip.Equal(want) || in.Address == addr {
-				res = append(res, in)
-			}
-		}
-	}
-	return res, nil
+	return servicesByAddress(ctx, services, addr, func(ctx context.Context, name string) ([]resolver.Instance, error) {
+		return c.ServiceNodes(ctx, dc, name, "", false, nil)
+	})
 }
 
 // Len returns the number of cached keys.
 func (c *Catalog) Len() int { return int(c.count.Load()) }
-
-// recorder collects the entries consulted while a Front fill runs.
-type recorder struct {
-	deps []*entry
-	vers []uint64
-	over bool
-}
-
-func (c *Catalog) startRecording() *recorder {
-	r := &recorder{}
-	c.recMu.Lock()
-	c.recs[r] = struct{}{}
-	c.recMu.Unlock()
-	c.recording.Add(1)
-	return r
-}
-
-func (c *Catalog) stopRecording(r *recorder) {
-	c.recording.Add(-1)
-	c.recMu.Lock()
-	delete(c.recs, r)
-	c.recMu.Unlock()
-}
-
-// record notes e in every active recorder. Concurrent fills may note each
-// other's entries: a packed answer is then tied to more entries than it
-// needs, which only costs an early refill.
-func (c *Catalog) record(e *entry) {
-	if c.recording.Load() == 0 {
-		return
-	}
-	ver := e.version.Load()
-	c.recMu.Lock()
-	for r := range c.recs {
-		if r.over || slices.Contains(r.deps, e) {
-			continue
-		}
-		if len(r.deps) == maxDeps {
-			r.over = true
-			continue
-		}
-		r.deps = append(r.deps, e)
-		r.vers = append(r.vers, ver)
-	}
-	c.recMu.Unlock()
-}

@@ -43,14 +43,20 @@ func (d *discard) TsigStatus() error           { return nil }
 func (d *discard) TsigTimersOnly(bool)         {}
 func (d *discard) Hijack()                     {}
 
-func benchServer(b *testing.B) *Server {
-	cat := &benchCatalog{}
+// benchInstances are three passing instances of service web.
+func benchInstances() []Instance {
+	var insts []Instance
 	for i, a := range []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"} {
-		cat.insts = append(cat.insts, Instance{
+		insts = append(insts, Instance{
 			Node:    Node{Name: "n" + string(rune('1'+i)), Address: a, Datacenter: "dc1"},
 			Service: "web", Port: 80, Status: StatusPassing,
 		})
 	}
+	return insts
+}
+
+func benchServer(b *testing.B) *Server {
+	cat := &benchCatalog{insts: benchInstances()}
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	s, err := New(cfg, cat, nil, nil)

@@ -61,8 +61,9 @@ type Config struct {
 	SOA         SOAConfig
 
 	// UDPReaders is how many UDP sockets share Addr with SO_REUSEPORT (each
-	// with its own reader goroutine). 0 picks one per CPU, at most
-	// maxUDPReaders. Ignored where SO_REUSEPORT does not exist.
+	// with its own reader goroutine), at most maxUDPReaders. 0 picks one
+	// per CPU the process may run on. Ignored where SO_REUSEPORT does not
+	// spread datagrams (everywhere but Linux): one socket.
 	UDPReaders int
 }
 
@@ -86,15 +87,30 @@ const (
 	maxRecursionLevel = 3
 	// maxNameservers is how many servers are listed in NS answers.
 	maxNameservers = 3
-	// maxUDPReaders bounds SO_REUSEPORT sockets: beyond the core count they
-	// only add contention.
+)
+
+// Socket limits of the DNS port, the same on server and client agents.
+const (
+	// maxUDPReaders bounds the UDP sockets sharing the port (SO_REUSEPORT,
+	// each with one reader): beyond the core count they only add contention.
 	maxUDPReaders = 8
-	// udpReadBuffer is the kernel receive buffer asked for each UDP socket,
-	// so bursts are queued rather than dropped.
-	udpReadBuffer = 4 << 20
+	// udpSocketBuffer is the kernel buffer asked for each UDP socket, both
+	// directions, so bursts are queued rather than dropped. The kernel caps
+	// it at net.core.rmem_max/wmem_max.
+	udpSocketBuffer = 4 << 20
 	// udpReadSize is the largest query datagram read; queries are small but
 	// EDNS0 options can push them past 512 bytes.
 	udpReadSize = 4096
+	// maxInFlight bounds UDP queries on the full path at once (each may
+	// wait for a server or a recursor); beyond it queries are dropped and
+	// the client retries, so a flood cannot grow goroutines without bound.
+	maxInFlight = 4096
+	// readTimeout bounds how long a blocking reader sleeps before it looks
+	// at Close, in case shutdown(2) did not wake it (udp_linux.go).
+	readTimeout = 250 * time.Millisecond
+	// maxBindAttempts bounds retries when port 0 gave a TCP port whose UDP
+	// twin is busy.
+	maxBindAttempts = 5
 )
 
 // DefaultConfig returns Consul's defaults: 127.0.0.1:8600, domain consul.,

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnd/cairn/cluster/testutil"
 	"github.com/miekg/dns"
 )
 
@@ -98,22 +99,14 @@ func TestEndToEnd(t *testing.T) {
 		}
 		return nil
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := register(1)
-		if err == nil {
-			break
-		}
+	testutil.Eventually(t, 10*time.Second, "the agent to accept registrations", func() error {
 		select {
 		case e := <-exited:
 			t.Fatalf("agent exited: %v\n%s", e, lastLines(logs.Bytes(), 40))
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agent not accepting registrations within 10s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return register(1)
+	})
 	for i := 2; i <= instances; i++ {
 		if err := register(i); err != nil {
 			t.Fatalf("register %d: %v", i, err)
@@ -132,11 +125,12 @@ func TestEndToEnd(t *testing.T) {
 	}
 	// All instances visible over TCP (the catalog may lag the API briefly).
 	var full *dns.Msg
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if full = ask("tcp", dns.TypeA); len(full.Answer) == instances || time.Now().After(deadline) {
-			break
+	_ = testutil.Wait(t.Context(), 5*time.Second, func() error {
+		if full = ask("tcp", dns.TypeA); len(full.Answer) != instances {
+			return fmt.Errorf("%d answers", len(full.Answer))
 		}
-	}
+		return nil
+	}) // checked in detail below
 	if full.Rcode != dns.RcodeSuccess || len(full.Answer) != instances || full.Truncated {
 		t.Fatalf("TCP A: rcode %s, %d answers, TC %v; want NOERROR, %d, false\n%v",
 			dns.RcodeToString[full.Rcode], len(full.Answer), full.Truncated, instances, full)

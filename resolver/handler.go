@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"math/rand/v2"
@@ -26,8 +27,14 @@ const (
 // ServeDNS answers one query. It implements dns.Handler, so tests and
 // other servers can drive the resolver without sockets.
 func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	s.serveDNS(s.ctx, w, req)
+}
+
+// serveDNS answers one query; ctx reaches the Catalog (on the UDP path it
+// carries the set of Deps the answer is built from, see packed.go).
+func (s *Server) serveDNS(ctx context.Context, w dns.ResponseWriter, req *dns.Msg) {
 	start := time.Now()
-	rcode := s.serve(w, req, start)
+	rcode := s.serve(ctx, w, req, start)
 	s.metrics.count(rcode)
 	s.metrics.latency.Observe(time.Since(start).Seconds())
 }
@@ -38,7 +45,7 @@ func isTCP(w dns.ResponseWriter) bool {
 	return ok
 }
 
-func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg, now time.Time) int {
+func (s *Server) serve(ctx context.Context, w dns.ResponseWriter, req *dns.Msg, now time.Time) int {
 	if req.Response {
 		return dns.RcodeFormatError // never answer answers (loops, reflection)
 	}
@@ -68,6 +75,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg, now time.Time) int {
 		r.reset()
 		s.pool.Put(r)
 	}()
+	r.ctx = ctx
 	m := &r.msg
 	m.Id = req.Id
 	m.Response = true
@@ -231,7 +239,7 @@ func (s *Server) healthy(insts []Instance) []Instance {
 
 func (s *Server) lookupService(r *response, qname string, qtype uint16, pq query, domain string, edns bool, level int) outcome {
 	dc := s.datacenter(pq)
-	insts, err := s.cat.ServiceNodes(s.ctx, dc, pq.service, pq.tag, s.cfg.OnlyPassing, r.insts[:0])
+	insts, err := s.cat.ServiceNodes(r.ctx, dc, pq.service, pq.tag, s.cfg.OnlyPassing, r.insts[:0])
 	if insts != nil {
 		r.insts = insts
 	}
@@ -316,7 +324,7 @@ func (s *Server) serviceAddrs(r *response, qname string, qtype uint16, insts []I
 		}
 		if !isIP {
 			if cname == nil { // only the first host name is followed
-				cname = s.cnameChain(qname, addr, ttl, true, edns, level)
+				cname = s.cnameChain(r.ctx, qname, addr, ttl, true, edns, level)
 			}
 			continue
 		}
@@ -345,22 +353,22 @@ func (s *Server) serviceAddrs(r *response, qname string, qtype uint16, insts []I
 // cnameChain is the CNAME for a host-name address plus what the target
 // resolves to. Like Consul, service answers give the resolved records the
 // service TTL (setTTL) and node answers keep the recursor's.
-func (s *Server) cnameChain(qname, host string, ttl uint32, setTTL, edns bool, level int) []dns.RR {
+func (s *Server) cnameChain(ctx context.Context, qname, host string, ttl uint32, setTTL, edns bool, level int) []dns.RR {
 	target := dns.Fqdn(host)
 	rrs := []dns.RR{&dns.CNAME{
 		Hdr:    dns.RR_Header{Name: qname, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: ttl},
 		Target: target,
 	}}
-	return append(rrs, s.resolveHostTTL(target, ttl, setTTL, edns, level)...)
+	return append(rrs, s.resolveHostTTL(ctx, target, ttl, setTTL, edns, level)...)
 }
 
 // resolveHost looks a host name up: inside our domain by ourselves, else
 // with the recursors. Only CNAME, A and AAAA are kept, with the TTL set.
-func (s *Server) resolveHost(target string, ttl uint32, edns bool, level int) []dns.RR {
-	return s.resolveHostTTL(target, ttl, true, edns, level)
+func (s *Server) resolveHost(ctx context.Context, target string, ttl uint32, edns bool, level int) []dns.RR {
+	return s.resolveHostTTL(ctx, target, ttl, true, edns, level)
 }
 
-func (s *Server) resolveHostTTL(target string, ttl uint32, setTTL, edns bool, level int) []dns.RR {
+func (s *Server) resolveHostTTL(ctx context.Context, target string, ttl uint32, setTTL, edns bool, level int) []dns.RR {
 	var got []dns.RR
 	lower := strings.ToLower(target)
 	pq := s.names.parse(lower, dns.TypeANY)
@@ -373,6 +381,7 @@ func (s *Server) resolveHostTTL(target string, ttl uint32, setTTL, edns bool, le
 			return nil
 		}
 		sub := newResponse()
+		sub.ctx = ctx
 		domain := s.names.domain
 		if pq.alt {
 			domain = s.names.altDomain
@@ -468,13 +477,13 @@ func (s *Server) serviceSRV(r *response, qname, dc, domain string, insts []Insta
 			r.extra = append(r.extra, r.ipRR(node, nodeIP, ttl))
 		case in.Address == "":
 			srv.Target = dns.Fqdn(in.Node.Address)
-			r.extra = append(r.extra, s.resolveHost(srv.Target, ttl, edns, level)...)
+			r.extra = append(r.extra, s.resolveHost(r.ctx, srv.Target, ttl, edns, level)...)
 		case svcOK:
 			srv.Target = addrFQDN(svcIP, dc, domain)
 			r.extra = append(r.extra, r.ipRR(srv.Target, svcIP, ttl))
 		default:
 			srv.Target = dns.Fqdn(in.Address)
-			r.extra = append(r.extra, s.resolveHost(srv.Target, ttl, edns, level)...)
+			r.extra = append(r.extra, s.resolveHost(r.ctx, srv.Target, ttl, edns, level)...)
 		}
 		r.answer = append(r.answer, srv)
 		if s.cfg.NodeMetaTXT {
@@ -486,7 +495,7 @@ func (s *Server) serviceSRV(r *response, qname, dc, domain string, insts []Insta
 // lookupNode answers <node>.node names: A/AAAA (or CNAME) from the node
 // address, TXT from node meta.
 func (s *Server) lookupNode(r *response, qname string, qtype uint16, pq query, level int) outcome {
-	n, err := s.cat.Node(s.ctx, s.datacenter(pq), pq.node)
+	n, err := s.cat.Node(r.ctx, s.datacenter(pq), pq.node)
 	if err != nil {
 		s.log.Debug("catalog node lookup", zap.String("node", pq.node), zap.Error(err))
 		return catalogOutcome(err)
@@ -521,7 +530,7 @@ func (s *Server) nodeAddr(r *response, dst []dns.RR, name string, qtype uint16, 
 		if addr == "" {
 			return dst
 		}
-		return append(dst, s.cnameChain(name, addr, ttl, false, true, level)...)
+		return append(dst, s.cnameChain(r.ctx, name, addr, ttl, false, true, level)...)
 	}
 	if !wantsAddr(qtype, ip) {
 		return dst
@@ -572,7 +581,7 @@ func rfc1464(key, value string) string {
 // nameservers returns NS records for up to three servers (the instances
 // of service "consul" in the local datacenter) and their addresses.
 func (s *Server) nameservers(r *response, domain string, ns, extra []dns.RR) ([]dns.RR, []dns.RR) {
-	insts, err := s.cat.ServiceNodes(s.ctx, s.defaultDC, "consul", "", s.cfg.OnlyPassing, nil)
+	insts, err := s.cat.ServiceNodes(r.ctx, s.defaultDC, "consul", "", s.cfg.OnlyPassing, nil)
 	if err != nil {
 		s.log.Warn("list servers for NS", zap.Error(err))
 		return ns, extra
@@ -622,7 +631,7 @@ func (s *Server) lookupPTR(r *response, q *dns.Question, _ string, pq query) out
 	if !pq.addr.IsValid() {
 		return notFound
 	}
-	ctx := s.ctx
+	ctx := r.ctx
 	nodes, err := s.cat.Nodes(ctx, s.defaultDC)
 	if err != nil {
 		return catalogOutcome(err)

@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"context"
 	"math/rand/v2"
 	"net/netip"
 
@@ -11,6 +12,9 @@ import (
 // reuses record structs, slices and the pack buffer between queries. Nothing
 // in it outlives the ServeDNS call that took it from the pool.
 type response struct {
+	// ctx is the query's: the Catalog gets it (on the UDP path it carries
+	// the set of Deps the answer is built from, see packed.go).
+	ctx      context.Context
 	msg      dns.Msg
 	question [1]dns.Question
 	answer   []dns.RR
@@ -53,6 +57,7 @@ func (r *response) reset() {
 	r.answer, r.extra, r.ns = r.answer[:0], r.extra[:0], nil
 	r.as, r.aaaas, r.ips, r.seen, r.order = r.as[:0], r.aaaas[:0], r.ips[:0], r.seen[:0], r.order[:0]
 	r.msg = dns.Msg{}
+	r.ctx = nil
 	r.soa = dns.SOA{}
 }
 

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -15,8 +17,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// Server is the DNS server: a dns.Handler plus the UDP and TCP listeners
-// that feed it.
+// Server is the DNS server: a dns.Handler plus every socket of the DNS
+// port that feeds it: TCP through miekg/dns, UDP through its own readers
+// (udp.go) that answer repeated questions from packed bytes when the
+// Catalog allows it (packed.go).
 type Server struct {
 	cfg       Config
 	cat       Catalog
@@ -38,11 +42,21 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// packed is the store of packed answers, nil unless the Catalog is a
+	// PackedCatalog (client agents).
+	packed *packedStore
+	// readers holds one hit counter per UDP reader, on its own cache line.
+	readers [maxUDPReaders]reader
+	// inFlight holds a token per UDP query on the full path.
+	inFlight chan struct{}
+
 	mu      sync.Mutex
 	started bool
-	servers []*dns.Server
+	tcp     *dns.Server
+	conns   []*udpSock
 	udpAddr net.Addr
 	tcpAddr net.Addr
+	closed  atomic.Bool
 	wg      sync.WaitGroup
 }
 
@@ -84,6 +98,11 @@ func New(cfg Config, cat Catalog, logger *zap.Logger, reg prometheus.Registerer)
 	}
 	s.pool.New = func() any { return newResponse() }
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.inFlight = make(chan struct{}, maxInFlight)
+	if pc, ok := cat.(PackedCatalog); ok {
+		s.packed = newPackedStore()
+		pc.CountPackedHits(s.packedHits)
+	}
 	return s, nil
 }
 
@@ -101,42 +120,38 @@ func (s *Server) buildSOA(domain string) dns.SOA {
 	}
 }
 
-// udpReaders is how many SO_REUSEPORT UDP sockets to open.
+// udpReaders is how many UDP sockets (and reader goroutines) to open.
+// NumCPU, not GOMAXPROCS: it follows the CPU affinity (taskset), and a
+// client agent raises GOMAXPROCS above it on one core (runtime.go).
 func (s *Server) udpReaders() int {
 	n := s.cfg.UDPReaders
 	if n == 0 {
-		n = min(runtime.GOMAXPROCS(0), maxUDPReaders)
+		n = min(runtime.NumCPU(), maxUDPReaders)
 	}
-	if !reusePortSupported {
+	if !reusePortSpreads {
 		n = 1
 	}
-	return max(n, 1)
+	return min(max(n, 1), maxUDPReaders)
 }
 
-// Start binds UDP and TCP on cfg.Addr and serves until Close. Bind errors
-// are returned before anything runs, so callers can fail fast; when Start
-// returns nil the server is answering.
-func (s *Server) Start(ctx context.Context) error {
+// Start binds TCP, then the UDP sockets on the same port, and serves until
+// Close. Bind errors are returned before anything runs, so callers can fail
+// fast; when Start returns nil the server is answering.
+func (s *Server) Start(_ context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started {
 		return errors.New("resolver: already started")
 	}
-	readers := s.udpReaders()
-	lc := net.ListenConfig{}
-	if readers > 1 {
-		lc.Control = reusePort
-	}
-	// TCP binds first and without SO_REUSEPORT, so a port held by another
-	// process fails here even though the UDP sockets share theirs.
 	var (
 		ln    net.Listener
-		conns []net.PacketConn
+		conns []*udpSock
 		err   error
 	)
+	readers := s.udpReaders()
 	_, port, _ := net.SplitHostPort(s.cfg.Addr)
 	for attempt := 0; ; attempt++ {
-		ln, conns, err = bindAll(ctx, lc, s.cfg.Addr, readers)
+		ln, conns, err = bindAll(s.cfg.Addr, readers)
 		// With port 0 the TCP port may be taken for UDP: try another.
 		if err == nil || port != "0" || attempt == maxBindAttempts {
 			break
@@ -145,55 +160,50 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	first := conns[0]
-	for _, c := range conns {
-		if uc, ok := c.(*net.UDPConn); ok {
-			_ = uc.SetReadBuffer(udpReadBuffer) // best effort; the kernel caps it
+	s.conns = conns
+	started := make(chan struct{})
+	s.tcp = &dns.Server{Listener: ln, Handler: s, NotifyStartedFunc: func() { close(started) }}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.tcp.ActivateAndServe(); err != nil {
+			s.log.Error("dns tcp stopped", zap.Error(err))
 		}
-	}
-
-	started := make(chan struct{}, len(conns)+1)
-	notify := func() { started <- struct{}{} }
-	for _, c := range conns {
-		s.servers = append(s.servers, &dns.Server{PacketConn: c, Handler: s, UDPSize: udpReadSize, NotifyStartedFunc: notify})
-	}
-	s.servers = append(s.servers, &dns.Server{Listener: ln, Handler: s, NotifyStartedFunc: notify})
-	for _, srv := range s.servers {
+	}()
+	<-started
+	for i, c := range conns {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			if err := srv.ActivateAndServe(); err != nil {
-				s.log.Error("dns server stopped", zap.Error(err))
-			}
+			s.serveUDP(c, &s.readers[i])
 		}()
 	}
-	for range s.servers {
-		<-started
-	}
-	s.udpAddr, s.tcpAddr = first.LocalAddr(), ln.Addr()
+	s.udpAddr, s.tcpAddr = conns[0].local, ln.Addr()
 	s.started = true
-	s.log.Info("dns listening", zap.String("udp", s.udpAddr.String()),
-		zap.String("tcp", s.tcpAddr.String()), zap.Int("udp_readers", readers))
+	s.log.Info("dns listening", zap.Stringer("udp", s.udpAddr), zap.Stringer("tcp", s.tcpAddr),
+		zap.Int("udp_readers", readers), zap.Bool("packed_answers", s.packed != nil))
 	return nil
 }
 
-// maxBindAttempts bounds retries when port 0 gave a TCP port whose UDP
-// twin is busy.
-const maxBindAttempts = 5
-
 // bindAll binds TCP on addr, then readers UDP sockets on the same port.
-func bindAll(ctx context.Context, lc net.ListenConfig, addr string, readers int) (net.Listener, []net.PacketConn, error) {
+// TCP binds first and without SO_REUSEPORT, so a port held by another
+// process fails here even though the UDP sockets share theirs.
+func bindAll(addr string, readers int) (net.Listener, []*udpSock, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("resolver: listen tcp %s: %w", addr, err)
 	}
-	bound := ln.Addr().String()
-	var conns []net.PacketConn
-	for i := 0; i < readers; i++ {
-		c, err := lc.ListenPacket(ctx, "udp", bound)
+	bound, err := netip.ParseAddrPort(ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return nil, nil, fmt.Errorf("resolver: tcp address %s: %w", ln.Addr(), err)
+	}
+	var conns []*udpSock
+	for range readers {
+		c, err := listenUDP(bound, readers > 1)
 		if err != nil {
 			for _, c := range conns {
-				c.Close()
+				c.close()
 			}
 			ln.Close()
 			return nil, nil, fmt.Errorf("resolver: listen udp %s: %w", bound, err)
@@ -210,22 +220,31 @@ func (s *Server) Addr() (udp, tcp net.Addr) {
 	return s.udpAddr, s.tcpAddr
 }
 
-// Close stops the listeners, cancels in-flight lookups and waits for all
-// goroutines. It is safe to call more than once.
+// Close stops the listeners, cancels in-flight lookups and waits for every
+// goroutine, queries in flight included. It is safe to call more than once.
 func (s *Server) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
 	s.cancel()
 	s.mu.Lock()
-	servers := s.servers
-	s.servers = nil
+	tcp, conns := s.tcp, s.conns
 	s.mu.Unlock()
 	var errs []error
-	for _, srv := range servers {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := srv.ShutdownContext(ctx); err != nil {
-			errs = append(errs, err)
-		}
+	if tcp != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		errs = append(errs, tcp.ShutdownContext(ctx))
 		cancel()
 	}
+	for _, c := range conns {
+		c.shutdown()
+	}
 	s.wg.Wait()
+	for _, c := range conns {
+		errs = append(errs, c.close())
+	}
 	return errors.Join(errs...)
 }
+
+// shutdownGrace bounds how long Close waits for TCP connections to finish.
+const shutdownGrace = 5 * time.Second

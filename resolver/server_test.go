@@ -1,12 +1,14 @@
 package resolver
 
 import (
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cairnd/cairn/cluster/testutil"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -129,12 +131,12 @@ func TestMetrics(t *testing.T) {
 	// The server counts after writing, so the last answer can arrive first.
 	var got map[string]float64
 	var observed uint64
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		got, observed = gatherDNS(t, reg)
-		if observed == 5 || time.Now().After(deadline) {
-			break
+	testutil.Eventually(t, 2*time.Second, "five answers counted", func() error {
+		if got, observed = gatherDNS(t, reg); observed != 5 {
+			return fmt.Errorf("%d latency samples", observed)
 		}
-	}
+		return nil
+	})
 	if got["noerror"] != 3 || got["nxdomain"] != 1 || got["refused"] != 1 || observed != 5 {
 		t.Fatalf("queries %v, latency samples %d", got, observed)
 	}
@@ -176,8 +178,15 @@ func labelValue(m *dto.Metric, name string) string {
 
 func TestSeveralUDPReaders(t *testing.T) {
 	cfg := testConfig()
-	cfg.UDPReaders = 3
+	cfg.UDPReaders = maxUDPReaders + 3 // more than the limit: capped
 	s := startServer(t, cfg, nil)
+	want := maxUDPReaders
+	if !reusePortSpreads {
+		want = 1
+	}
+	if len(s.conns) != want {
+		t.Fatalf("%d UDP sockets, want %d", len(s.conns), want)
+	}
 	for range 20 {
 		if r, _ := exchange(t, "udp", s, "web1.node.consul.", dns.TypeA); len(r.Answer) != 1 {
 			t.Fatalf("answer %v", r)

@@ -1,4 +1,4 @@
-package cache
+package resolver
 
 import (
 	"os"
@@ -7,7 +7,7 @@ import (
 )
 
 // Client agent runtime settings (TuneClientRuntime). A client agent's
-// steady state is all hits on the zero-allocation wire path: the
+// steady state is all packed hits, which allocate nothing: the
 // collector only runs while keys are filled or refreshed, so a tight heap
 // costs little CPU and keeps the agent small on every host.
 const (
@@ -20,8 +20,8 @@ const (
 	ClientMemoryLimit = 20 << 20
 )
 
-// minProcs is the least GOMAXPROCS of a client agent. The front's UDP
-// readers sleep in recvfrom outside the netpoller (see udp.go), holding
+// minProcs is the least GOMAXPROCS of a client agent. The UDP readers
+// sleep in recvfrom outside the netpoller (see udp_linux.go), holding
 // their P in a syscall. With a single P, sysmon takes it from every
 // sleeping reader, and each packet then pays a P handoff and a sysmon
 // wake-up; with a second (idle) P sysmon leaves a short syscall alone.

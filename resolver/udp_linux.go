@@ -1,11 +1,16 @@
-package cache
+//go:build !portable_udp
+
+// The build tag portable_udp swaps this file for udp_other.go, so the
+// portable path's tests run on Linux too:
+// go test -tags portable_udp ./resolver ./cache
+
+package resolver
 
 import (
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -25,11 +30,14 @@ type udpSock struct {
 	local net.Addr
 }
 
-// readTimeout bounds how long a reader sleeps before it looks at Close.
-const readTimeout = 250 * time.Millisecond
+// reusePortSpreads: Linux spreads the datagrams of one port over the
+// SO_REUSEPORT sockets bound to it, so several readers share the load.
+const reusePortSpreads = true
 
-// listenUDP opens a blocking SO_REUSEPORT UDP socket bound to addr.
-func listenUDP(addr netip.AddrPort) (*udpSock, error) {
+// listenUDP opens a blocking UDP socket bound to addr, with SO_REUSEPORT
+// when it is one of several readers. A single socket goes without, so no
+// other process can bind the port beside it and take half its queries.
+func listenUDP(addr netip.AddrPort, reusePort bool) (*udpSock, error) {
 	family := unix.AF_INET
 	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
 		family = unix.AF_INET6
@@ -42,11 +50,14 @@ func listenUDP(addr netip.AddrPort) (*udpSock, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
-		return fail("SO_REUSEPORT", err)
+	if reusePort {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return fail("SO_REUSEPORT", err)
+		}
 	}
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, socketBuffer)
+	// Best effort: the kernel caps the buffers at rmem_max/wmem_max.
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, udpSocketBuffer)
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, udpSocketBuffer)
 	tv := unix.NsecToTimeval(readTimeout.Nanoseconds())
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		return fail("SO_RCVTIMEO", err)
@@ -90,7 +101,7 @@ func (p *peer) addrPort() netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-var errShutdown = errors.New("cache: udp socket shut down")
+var errShutdown = errors.New("resolver: udp socket shut down")
 
 // recv blocks for one datagram (or the read timeout: unix.EAGAIN).
 func (u *udpSock) recv(buf []byte, from *peer) (int, error) {

@@ -1,0 +1,167 @@
+package resolver
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// fakeDep is one piece of catalog state whose version a test moves.
+type fakeDep struct{ ver atomic.Uint64 }
+
+func (d *fakeDep) Version() uint64       { return d.ver.Load() }
+func (d *fakeDep) Serve(ver uint64) bool { return d.ver.Load() == ver }
+
+// packedCatalog is a PackedCatalog: benchCatalog's service, tied to one
+// fakeDep, with a count of the lookups that reached it.
+type packedCatalog struct {
+	benchCatalog
+	dep     fakeDep
+	insts   atomic.Pointer[[]Instance]
+	lookups atomic.Int64
+	hits    func() uint64
+}
+
+func newPackedCatalog() *packedCatalog {
+	c := &packedCatalog{}
+	insts := benchInstances()
+	c.insts.Store(&insts)
+	c.dep.ver.Store(1)
+	return c
+}
+
+func (c *packedCatalog) ServiceNodes(ctx context.Context, _, service, _ string, _ bool, dst []Instance) ([]Instance, error) {
+	c.lookups.Add(1)
+	NoteDep(ctx, &c.dep, c.dep.Version()) // version before data
+	if service != "web" {
+		return dst, nil
+	}
+	return append(dst, *c.insts.Load()...), nil
+}
+
+func (c *packedCatalog) CountPackedHits(total func() uint64) { c.hits = total }
+
+func startPacked(t testing.TB, cat Catalog) *Server {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.UDPReaders = 1
+	s, err := New(cfg, cat, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func askA(t testing.TB, s *Server, network string) *dns.Msg {
+	t.Helper()
+	udp, tcp := s.Addr()
+	addr := udp.String()
+	if network == "tcp" {
+		addr = tcp.String()
+	}
+	m := new(dns.Msg)
+	m.SetQuestion("web.service.consul.", dns.TypeA)
+	r, _, err := (&dns.Client{Net: network, Timeout: 3 * time.Second}).Exchange(m, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestPackedAnswers: a question asked again over UDP is answered from
+// packed bytes without reaching the Catalog, until a Dep it was built from
+// moves; TCP and Deps at version 0 are never packed.
+func TestPackedAnswers(t *testing.T) {
+	cat := newPackedCatalog()
+	s := startPacked(t, cat)
+	if cat.hits == nil {
+		t.Fatal("CountPackedHits not called")
+	}
+	for range rotations {
+		askA(t, s, "udp") // fills the rotations of shuffled packings
+	}
+	before := cat.lookups.Load()
+	for range 10 {
+		if r := askA(t, s, "udp"); len(r.Answer) != 3 {
+			t.Fatalf("packed answer: %v", r)
+		}
+	}
+	if n := cat.lookups.Load() - before; n != 0 || cat.hits() != 10 {
+		t.Fatalf("after warm-up: %d lookups, %d packed hits; want 0 and 10", n, cat.hits())
+	}
+
+	// The Dep moves with the data: the next answer is built afresh.
+	two := benchInstances()[:2]
+	cat.insts.Store(&two)
+	cat.dep.ver.Add(1)
+	if r := askA(t, s, "udp"); len(r.Answer) != 2 {
+		t.Fatalf("answer after the dep moved: %d records, want 2", len(r.Answer))
+	}
+
+	before = cat.lookups.Load()
+	askA(t, s, "tcp")
+	askA(t, s, "tcp")
+	if n := cat.lookups.Load() - before; n != 2 {
+		t.Fatalf("TCP: %d lookups for 2 queries", n)
+	}
+
+	cat.dep.ver.Store(0) // nothing worth keeping
+	before = cat.lookups.Load()
+	for range rotations + 2 {
+		askA(t, s, "udp")
+	}
+	if n := cat.lookups.Load() - before; n != rotations+2 {
+		t.Fatalf("dep at version 0: %d lookups for %d queries", n, rotations+2)
+	}
+}
+
+// TestNotPackedWithoutPackedCatalog: a plain Catalog (servers' state
+// store) answers every query itself.
+func TestNotPackedWithoutPackedCatalog(t *testing.T) {
+	cat := &benchCatalog{insts: benchInstances()}
+	s := startPacked(t, cat)
+	if s.packed != nil {
+		t.Fatal("packed store for a plain Catalog")
+	}
+	for range rotations + 2 {
+		if r := askA(t, s, "udp"); len(r.Answer) != 3 {
+			t.Fatalf("answer %v", r)
+		}
+	}
+	if s.packedHits() != 0 {
+		t.Fatal("packed hits without a PackedCatalog")
+	}
+}
+
+// BenchmarkPackedHit measures the packed hit path without sockets: parse
+// the query, find the packed answer, check its Dep, patch it. It must not
+// allocate.
+func BenchmarkPackedHit(b *testing.B) {
+	s := startPacked(b, newPackedCatalog())
+	for range rotations + 1 {
+		askA(b, s, "udp")
+	}
+	m := new(dns.Msg)
+	m.SetQuestion("web.service.consul.", dns.TypeA)
+	p, _ := m.Pack()
+	var q question
+	var kb [maxKeyLen]byte
+	out := make([]byte, 0, udpReadSize)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if !parseQuery(p, &q, &kb) {
+			b.Fatal("not a plain query")
+		}
+		if _, ok := s.packed.lookup(p, &q, uint32(i), out[:0]); !ok {
+			b.Fatal("miss")
+		}
+	}
+}
