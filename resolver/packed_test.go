@@ -2,10 +2,12 @@ package resolver
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cairnd/cairn/cluster/testutil"
 	"github.com/miekg/dns"
 )
 
@@ -76,6 +78,25 @@ func askA(t testing.TB, s *Server, network string) *dns.Msg {
 	return r
 }
 
+// waitPackings waits until the store holds n packings: a reader stores the
+// packing of an answer after it has sent it, so a client can ask again
+// before the previous packing is in.
+func waitPackings(t testing.TB, s *Server, n int) {
+	t.Helper()
+	testutil.Eventually(t, 5*time.Second, "packed answers stored", func() error {
+		have := 0
+		for i := range s.packed.shards {
+			for _, pe := range *s.packed.shards[i].m.Load() {
+				have += len(pe.resps)
+			}
+		}
+		if have < n {
+			return fmt.Errorf("%d of %d packings stored", have, n)
+		}
+		return nil
+	})
+}
+
 // TestPackedAnswers: a question asked again over UDP is answered from
 // packed bytes without reaching the Catalog, until a Dep it was built from
 // moves; TCP and Deps at version 0 are never packed.
@@ -88,6 +109,7 @@ func TestPackedAnswers(t *testing.T) {
 	for range rotations {
 		askA(t, s, "udp") // fills the rotations of shuffled packings
 	}
+	waitPackings(t, s, rotations)
 	before := cat.lookups.Load()
 	for range 10 {
 		if r := askA(t, s, "udp"); len(r.Answer) != 3 {
@@ -146,9 +168,10 @@ func TestNotPackedWithoutPackedCatalog(t *testing.T) {
 // allocate.
 func BenchmarkPackedHit(b *testing.B) {
 	s := startPacked(b, newPackedCatalog())
-	for range rotations + 1 {
+	for range rotations {
 		askA(b, s, "udp")
 	}
+	waitPackings(b, s, rotations)
 	m := new(dns.Msg)
 	m.SetQuestion("web.service.consul.", dns.TypeA)
 	p, _ := m.Pack()
