@@ -141,7 +141,7 @@ func (c *WatchCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Wr
 			_, err := stdout.Write(append(view, '\n'))
 			return err
 		}
-		if err := runHandler(ctx, c.Handler, view, index, stdout, stderr); err != nil {
+		if err := runHandler(ctx, c.Handler, view, index, stdout, stderr); err != nil && ctx.Err() == nil {
 			fmt.Fprintf(stderr, "Watch handler failed: %v\n", err)
 		}
 	}
