@@ -1,4 +1,3 @@
-// Command cairn is the Cairn agent and its operator CLI.
 package main
 
 import (
