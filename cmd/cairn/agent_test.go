@@ -34,24 +34,31 @@ const (
 // from an AgentCmd as the CLI builds it, so the commands under test talk
 // to the real HTTP API over a real socket.
 type testAgent struct {
-	HTTPAddr string
-	SerfAddr string
+	HTTPAddr    string
+	SerfAddr    string // serf LAN
+	SerfWANAddr string
 	done     chan error // agent.Run's result, once
 	stop     context.CancelFunc
 }
 
-// startAgent runs agent.Run for cmd (Dev is set unless cmd names a
-// client) with the given config dirs and waits until it has a leader
-// (servers) or serves HTTP (clients). It is stopped on cleanup.
+// startAgent runs agent.Run for cmd (a dev server: cmd.Dev is the
+// caller's) with the given config dirs and waits until it has a leader.
+// Ports are chosen here; the serf WAN pool is off unless cmd.SerfWANPort
+// is set (to anything). It is stopped on cleanup.
 func startAgent(t *testing.T, cmd AgentCmd, configDirs ...string) *testAgent {
 	t.Helper()
 	// Until agents bind port 0 and report it, the ports come from one
 	// agenttest draw; everything else reads testAgent's addresses.
-	p := agenttest.FreePorts(t, 3)
+	p := agenttest.FreePorts(t, 4)
 	disabled, bind := -1, "127.0.0.1"
 	node := testNode
 	cmd.HTTPPort, cmd.ServerPort, cmd.SerfLANPort = &p[0], &p[1], &p[2]
-	cmd.DNSPort, cmd.SerfWANPort = &disabled, &disabled
+	cmd.DNSPort = &disabled
+	wan := cmd.SerfWANPort != nil // the caller wants a WAN pool
+	cmd.SerfWANPort = &disabled
+	if wan {
+		cmd.SerfWANPort = &p[3]
+	}
 	cmd.Bind, cmd.Client = &bind, &bind
 	if cmd.Node == nil {
 		cmd.Node = &node
@@ -62,10 +69,11 @@ func startAgent(t *testing.T, cmd AgentCmd, configDirs ...string) *testAgent {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &testAgent{
-		HTTPAddr: fmt.Sprintf("127.0.0.1:%d", p[0]),
-		SerfAddr: fmt.Sprintf("127.0.0.1:%d", p[2]),
-		done:     make(chan error, 1),
-		stop:     cancel,
+		HTTPAddr:    fmt.Sprintf("127.0.0.1:%d", p[0]),
+		SerfAddr:    fmt.Sprintf("127.0.0.1:%d", p[2]),
+		SerfWANAddr: fmt.Sprintf("127.0.0.1:%d", p[3]),
+		done:        make(chan error, 1),
+		stop:        cancel,
 	}
 	go func() { a.done <- agent.Run(ctx, agent.Options{ConfigDirs: configDirs, Apply: cmd.apply}) }()
 	t.Cleanup(func() {
@@ -76,10 +84,7 @@ func startAgent(t *testing.T, cmd AgentCmd, configDirs ...string) *testAgent {
 			t.Errorf("agent %s did not stop within %v", a.HTTPAddr, agentDownTimeout)
 		}
 	})
-	path := "/v1/status/leader"
-	if !cmd.Dev && (cmd.Server == nil || !*cmd.Server) {
-		path = "/v1/agent/self"
-	}
+	const path = "/v1/status/leader"
 	testutil.Eventually(t, agentUpTimeout, "agent "+a.HTTPAddr+" up", func() error {
 		select {
 		case err := <-a.done:

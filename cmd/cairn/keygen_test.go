@@ -23,9 +23,12 @@ func TestKeyring(t *testing.T) {
 	key1, key2 := strings.TrimSpace(run(t, "", KeygenCmd{}, "").stdout), strings.TrimSpace(run(t, "", KeygenCmd{}, "").stdout)
 	a := startAgent(t, AgentCmd{Dev: true, Encrypt: &key1})
 	list := func(keys ...string) result {
-		out := "==> Gathering installed encryption keys...\n\ndc1 (LAN):\n"
-		for _, k := range keys {
-			out += "  " + k + " [1/1]\n"
+		out := "==> Gathering installed encryption keys...\n"
+		for _, pool := range []string{"dc1 (LAN)"} { // no WAN pool: the agent has none
+			out += "\n" + pool + ":\n"
+			for _, k := range keys {
+				out += "  " + k + " [1/1]\n"
+			}
 		}
 		return result{stdout: out}
 	}
