@@ -37,8 +37,8 @@ type testAgent struct {
 	HTTPAddr    string
 	SerfAddr    string // serf LAN
 	SerfWANAddr string
-	done     chan error // agent.Run's result, once
-	stop     context.CancelFunc
+	done        chan error // agent.Run's result, once
+	stop        context.CancelFunc
 }
 
 // startAgent runs agent.Run for cmd (a dev server: cmd.Dev is the
@@ -196,3 +196,21 @@ func golden(t *testing.T, name, got string) {
 // unreachable is an HTTP address nothing listens on (port 1, tcpmux,
 // is never served here): every command's "agent down" path.
 const unreachable = "127.0.0.1:1"
+
+// TestAgentCmdRefusesBadConfig: `cairn agent` with a configuration it
+// cannot load exits 1 with the loader's message, before binding anything.
+func TestAgentCmdRefusesBadConfig(t *testing.T) {
+	bad := configDir(t, `{"ports": {"http": "many"}}`)
+	level := "loud"
+	for _, c := range []struct {
+		name string
+		cmd  AgentCmd
+		want string
+	}{
+		{"missing config dir", AgentCmd{Dev: true, ConfigDir: []string{filepath.Join(t.TempDir(), "none")}}, "~^Error: config: config dir .*/none: .*no such file or directory\n$"},
+		{"bad config file", AgentCmd{Dev: true, ConfigDir: []string{bad}}, "~^Error: config: .*test.json: .*ports"},
+		{"bad flag value", AgentCmd{Dev: true, LogLevel: &level}, "~^Error: .*loud"},
+	} {
+		check(t, c.name, "", &c.cmd, "", result{stderr: c.want, code: 1})
+	}
+}

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/cairnd/cairn/cluster/structs"
 	"github.com/cairnd/cairn/cluster/testutil"
 )
 
@@ -94,5 +96,33 @@ func TestExec(t *testing.T) {
 	// Every job's KV tree was deleted by the command's deferred clean-up.
 	for _, a := range []*testAgent{on, off} {
 		check(t, "job trees cleaned", a.HTTPAddr, &KVGetCmd{Key: "_rexec/", Recurse: true}, "", result{})
+	}
+}
+
+func TestExecCollect(t *testing.T) {
+	root := "_rexec/s1/"
+	ent := func(k, v string) structs.DirEntry { return structs.DirEntry{Key: root + k, Value: []byte(v)} }
+	var c ExecCmd
+	nodes := map[string]*execNode{}
+	var out strings.Builder
+	first := []structs.DirEntry{ent("job", "{}"), ent("a/ack", ""), ent("b/ack", ""), ent("a/out/00000", "one\ntwo\n")}
+	if !c.collect(root, first, nodes, &out) || allFinished(nodes) {
+		t.Fatal("first batch: want a change and unfinished nodes")
+	}
+	second := append(first, ent("a/exit", "0"), ent("b/refused", "remote exec is disabled on b"),
+		ent("b/out/00000", "remote exec is disabled on b\n"), ent("b/exit", "126"))
+	if !c.collect(root, second, nodes, &out) || !allFinished(nodes) {
+		t.Fatal("second batch: want a change and every node finished")
+	}
+	if c.collect(root, second, nodes, &out) {
+		t.Fatal("the same batch again reported a change")
+	}
+	want := `    a: one
+    a: two
+==> a: finished with exit code 0
+==> b: refused: remote exec is disabled on b
+`
+	if out.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", out.String(), want)
 	}
 }
