@@ -38,7 +38,6 @@ type testAgent struct {
 	SerfAddr    string // serf LAN
 	SerfWANAddr string
 	done        chan error // agent.Run's result, once
-	stop        context.CancelFunc
 }
 
 // startAgent runs agent.Run for cmd (a dev server: cmd.Dev is the
@@ -73,7 +72,6 @@ func startAgent(t *testing.T, cmd AgentCmd, configDirs ...string) *testAgent {
 		SerfAddr:    fmt.Sprintf("127.0.0.1:%d", p[2]),
 		SerfWANAddr: fmt.Sprintf("127.0.0.1:%d", p[3]),
 		done:        make(chan error, 1),
-		stop:        cancel,
 	}
 	go func() { a.done <- agent.Run(ctx, agent.Options{ConfigDirs: configDirs, Apply: cmd.apply}) }()
 	t.Cleanup(func() {

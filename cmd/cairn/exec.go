@@ -132,6 +132,12 @@ func (c *ExecCmd) run(ctx context.Context, api *apiClient, stdin io.Reader, stdo
 			break
 		}
 	}
+	return summarise(nodes, stdout)
+}
+
+// summarise prints Consul's closing line; a node that exited non-zero or
+// refused makes the command exit 2.
+func summarise(nodes map[string]*execNode, stdout io.Writer) error {
 	acked, done, bad := 0, 0, 0
 	for _, n := range nodes {
 		if n.acked {
