@@ -2,13 +2,17 @@ package packaging
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cairnd/cairn/cluster/testutil"
 )
 
 const (
@@ -23,6 +27,8 @@ const (
 	// dnsTimeout bounds the one-server cluster electing itself and
 	// registering service "consul".
 	dnsTimeout = 45 * time.Second
+	// reloadTimeout bounds the agent applying a SIGHUP reload.
+	reloadTimeout = 15 * time.Second
 )
 
 // oneServer is the config the test installs over the packaged client one:
@@ -86,22 +92,35 @@ func TestInstallOnSystemdHost(t *testing.T) {
 	c.mustUnit("Type=notify", "ActiveState=active", "SubState=running")
 	pid := c.out("systemctl show -p MainPID --value cairn")
 
-	deadline := time.Now().Add(dnsTimeout)
-	for {
+	err := testutil.Wait(context.Background(), dnsTimeout, func() error {
 		ans := c.out("dig @127.0.0.1 -p 53 +short +time=2 +tries=1 consul.service.consul A")
-		if strings.Contains(ans, "127.0.0.1") {
-			t.Logf("dig consul.service.consul: %s", ans)
-			break
+		if !strings.Contains(ans, "127.0.0.1") {
+			return fmt.Errorf("answer %q", ans)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dig @127.0.0.1 consul.service.consul: no answer after %v (last %q)\n%s", dnsTimeout, ans,
-				c.out("dig @127.0.0.1 -p 53 consul.service.consul; journalctl -u cairn --no-pager -n 50"))
-		}
-		time.Sleep(time.Second)
+		t.Logf("dig consul.service.consul: %s", ans)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("dig @127.0.0.1 consul.service.consul: no answer after %v: %v\n%s", dnsTimeout, err,
+			c.out("dig @127.0.0.1 -p 53 consul.service.consul; journalctl -u cairn --no-pager -n 50"))
 	}
 
+	// The agent logs each reload it applied: wait for one more such line
+	// than before, then check it is still the same running process.
+	reloaded := func() int {
+		n, _ := strconv.Atoi(c.out("journalctl -u cairn --no-pager -o cat | grep -c 'configuration reloaded'"))
+		return n
+	}
+	before := reloaded()
 	c.must("systemctl reload cairn")
-	time.Sleep(2 * time.Second)
+	if err := testutil.Wait(context.Background(), reloadTimeout, func() error {
+		if n := reloaded(); n <= before {
+			return fmt.Errorf("%d reloads logged, want > %d", n, before)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("systemctl reload cairn: %v\n%s", err, c.out("journalctl -u cairn --no-pager -n 50"))
+	}
 	c.mustUnit("ActiveState=active", "SubState=running")
 	if got := c.out("systemctl show -p MainPID --value cairn"); got != pid {
 		t.Errorf("reload restarted the agent: MainPID %s → %s", pid, got)
@@ -171,19 +190,19 @@ func (c container) mustUnit(props ...string) {
 
 func (c container) waitBooted() {
 	c.t.Helper()
-	deadline := time.Now().Add(bootTimeout)
-	for {
-		state, _ := c.sh("systemctl is-system-running")
-		if state == "running" || state == "degraded" {
-			c.t.Logf("container systemd: %s", state)
-			return
+	var state string
+	err := testutil.Wait(context.Background(), bootTimeout, func() error {
+		state, _ = c.sh("systemctl is-system-running")
+		if state != "running" && state != "degraded" {
+			return fmt.Errorf("state %q", state)
 		}
-		if time.Now().After(deadline) {
-			logs, _ := exec.Command("docker", "logs", c.name).CombinedOutput()
-			c.t.Fatalf("systemd in container not up after %v (state %q)\n%s", bootTimeout, state, logs)
-		}
-		time.Sleep(500 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		logs, _ := exec.Command("docker", "logs", c.name).CombinedOutput()
+		c.t.Fatalf("systemd in container not up after %v: %v\n%s", bootTimeout, err, logs)
 	}
+	c.t.Logf("container systemd: %s", state)
 }
 
 // ensureImage imports the cached debootstrap tree as a docker image,

@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 )
@@ -85,23 +83,6 @@ func (c *apiClient) getJSON(ctx context.Context, path string, q url.Values, out 
 		return true, fmt.Errorf("decode %s: %w", path, err)
 	}
 	return true, nil
-}
-
-// exitCode is returned by a command that already printed its failure in
-// Consul's wording ("Error! ..."): the process exits with the code and
-// nothing more is printed.
-type exitCode int
-
-func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
-
-// finish turns an exitCode into the process exit; other errors go back to
-// main, which prints them.
-func finish(err error) error {
-	var ec exitCode
-	if errors.As(err, &ec) {
-		os.Exit(int(ec))
-	}
-	return err
 }
 
 // cmdContext is the context of one CLI command.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -27,14 +26,13 @@ type CatalogServicesCmd struct {
 func (c *CatalogServicesCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
-	return finish(c.run(ctx, newAPIClient(g), os.Stdout, os.Stderr))
+	return c.run(ctx, newAPIClient(g), g.stdout(), g.stderr())
 }
 
 func (c *CatalogServicesCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Writer) error {
 	var services map[string][]string
 	if _, err := api.getJSON(ctx, "/v1/catalog/services", readParams(c.Datacenter, c.Stale), &services); err != nil {
-		fmt.Fprintf(stderr, "Error listing services: %v\n", err)
-		return exitCode(1)
+		return fail(1, "Error listing services: %v", err)
 	}
 	if len(services) == 0 {
 		fmt.Fprintln(stderr, "No services match the given query - try expanding your search.")
@@ -75,14 +73,13 @@ type catalogNode struct {
 func (c *CatalogNodesCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
-	return finish(c.run(ctx, newAPIClient(g), os.Stdout, os.Stderr))
+	return c.run(ctx, newAPIClient(g), g.stdout(), g.stderr())
 }
 
 func (c *CatalogNodesCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Writer) error {
 	var nodes []catalogNode
 	if _, err := api.getJSON(ctx, "/v1/catalog/nodes", readParams(c.Datacenter, c.Stale), &nodes); err != nil {
-		fmt.Fprintf(stderr, "Error listing nodes: %v\n", err)
-		return exitCode(1)
+		return fail(1, "Error listing nodes: %v", err)
 	}
 	if len(nodes) == 0 {
 		fmt.Fprintln(stderr, "No nodes match the given query - try expanding your search.")

@@ -1,8 +1,40 @@
 package main
 
-// Globals are flags every command accepts.
+import (
+	"io"
+	"os"
+)
+
+// Globals are flags every command accepts, and the command's streams.
 type Globals struct {
 	HTTPAddr string `name:"http-addr" env:"CAIRN_HTTP_ADDR" default:"127.0.0.1:8500" help:"Address of the local agent's HTTP API."`
+
+	// Stdin, Stdout and Stderr are the command's streams; nil means the
+	// process's own. Tests set them to run a command in-process.
+	Stdin  io.Reader `kong:"-"`
+	Stdout io.Writer `kong:"-"`
+	Stderr io.Writer `kong:"-"`
+}
+
+func (g *Globals) stdin() io.Reader {
+	if g.Stdin != nil {
+		return g.Stdin
+	}
+	return os.Stdin
+}
+
+func (g *Globals) stdout() io.Writer {
+	if g.Stdout != nil {
+		return g.Stdout
+	}
+	return os.Stdout
+}
+
+func (g *Globals) stderr() io.Writer {
+	if g.Stderr != nil {
+		return g.Stderr
+	}
+	return os.Stderr
 }
 
 // CLI is the kong command tree; one file per command.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 )
 
@@ -23,18 +22,16 @@ type EventCmd struct {
 func (c *EventCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
-	return finish(c.run(ctx, newAPIClient(g), os.Stdout, os.Stderr))
+	return c.run(ctx, newAPIClient(g), g.stdout())
 }
 
-func (c *EventCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Writer) error {
+func (c *EventCmd) run(ctx context.Context, api *apiClient, stdout io.Writer) error {
 	if c.Tag != "" && c.Service == "" {
-		fmt.Fprintln(stderr, "Cannot provide tag filter without service filter.")
-		return exitCode(1)
+		return fail(1, "Cannot provide tag filter without service filter.")
 	}
 	id, err := fireEvent(ctx, api, c.Name, c.Node, c.Service, c.Tag, []byte(c.Payload))
 	if err != nil {
-		fmt.Fprintf(stderr, "Error firing event: %v\n", err)
-		return exitCode(1)
+		return fail(1, "Error firing event: %v", err)
 	}
 	fmt.Fprintf(stdout, "Event ID: %s\n", id)
 	return nil

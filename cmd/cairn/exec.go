@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"os/signal"
 	"sort"
 	"strconv"
@@ -44,21 +43,12 @@ type ExecCmd struct {
 	Wait    time.Duration `default:"2s" help:"Stop after this long with no new results once every acknowledging node finished."`
 	Timeout time.Duration `default:"11m" help:"Give up waiting for results after this long."`
 	Command []string      `arg:"" passthrough:"" help:"Command to run (through /bin/sh -c); '-' reads a script from stdin."`
-
-	in io.Reader // stdin; tests set it
-}
-
-func (c *ExecCmd) stdin() io.Reader {
-	if c.in != nil {
-		return c.in
-	}
-	return os.Stdin
 }
 
 func (c *ExecCmd) Run(g *Globals) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return finish(c.run(ctx, newAPIClient(g), os.Stdout, os.Stderr))
+	return c.run(ctx, newAPIClient(g), g.stdin(), g.stdout(), g.stderr())
 }
 
 // execNode is what one node reported so far.
@@ -76,10 +66,9 @@ func newSessionID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-func (c *ExecCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Writer) error {
+func (c *ExecCmd) run(ctx context.Context, api *apiClient, stdin io.Reader, stdout, stderr io.Writer) error {
 	if c.Tag != "" && c.Service == "" {
-		fmt.Fprintln(stderr, "Cannot provide tag filter without service filter.")
-		return exitCode(1)
+		return fail(1, "Cannot provide tag filter without service filter.")
 	}
 	session := newSessionID()
 	prefix := strings.Trim(c.Prefix, "/")
@@ -87,10 +76,9 @@ func (c *ExecCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Wri
 	spec := agent.RemoteExecJob{Command: strings.Join(c.Command, " "), Wait: c.Wait}
 	if len(c.Command) == 1 && c.Command[0] == "-" {
 		// Consul's "-": the script comes from stdin.
-		script, err := io.ReadAll(io.LimitReader(c.stdin(), maxExecScript+1))
+		script, err := io.ReadAll(io.LimitReader(stdin, maxExecScript+1))
 		if err != nil || len(script) > maxExecScript {
-			fmt.Fprintf(stderr, "Failed to read the script from stdin (max %d bytes): %v\n", maxExecScript, err)
-			return exitCode(1)
+			return fail(1, "Failed to read the script from stdin (max %d bytes): %v", maxExecScript, err)
 		}
 		spec = agent.RemoteExecJob{Script: script, Wait: c.Wait}
 	}
@@ -106,16 +94,14 @@ func (c *ExecCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Wri
 	_, _, err := api.do(wctx, http.MethodPut, "/v1/kv/"+root+"job", nil, bytes.NewReader(job))
 	cancel()
 	if err != nil {
-		fmt.Fprintf(stderr, "Failed to create job file: %v\n", err)
-		return exitCode(1)
+		return fail(1, "Failed to create job file: %v", err)
 	}
 	payload, _ := json.Marshal(agent.RemoteExecPayload{Prefix: prefix, Session: session})
 	wctx, cancel = context.WithTimeout(ctx, apiTimeout)
 	_, err = fireEvent(wctx, api, "_rexec", c.Node, c.Service, c.Tag, payload)
 	cancel()
 	if err != nil {
-		fmt.Fprintf(stderr, "Failed to fire event: %v\n", err)
-		return exitCode(1)
+		return fail(1, "Failed to fire event: %v", err)
 	}
 
 	nodes := map[string]*execNode{}
@@ -146,6 +132,12 @@ func (c *ExecCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Wri
 			break
 		}
 	}
+	return summarise(nodes, stdout)
+}
+
+// summarise prints Consul's closing line; a node that exited non-zero or
+// refused makes the command exit 2.
+func summarise(nodes map[string]*execNode, stdout io.Writer) error {
 	acked, done, bad := 0, 0, 0
 	for _, n := range nodes {
 		if n.acked {

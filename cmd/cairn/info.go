@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"sort"
 )
 
@@ -16,16 +15,15 @@ type InfoCmd struct{}
 func (c *InfoCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
-	return finish(c.run(ctx, newAPIClient(g), os.Stdout, os.Stderr))
+	return c.run(ctx, newAPIClient(g), g.stdout())
 }
 
-func (c *InfoCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Writer) error {
+func (c *InfoCmd) run(ctx context.Context, api *apiClient, stdout io.Writer) error {
 	var self struct {
 		Stats map[string]map[string]string
 	}
 	if _, err := api.getJSON(ctx, "/v1/agent/self", nil, &self); err != nil {
-		fmt.Fprintf(stderr, "Error querying agent: %v\n", err)
-		return exitCode(1)
+		return fail(1, "Error querying agent: %v", err)
 	}
 	sections := make([]string, 0, len(self.Stats))
 	for s := range self.Stats {
@@ -54,10 +52,9 @@ func (c *ReloadCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
 	if _, _, err := newAPIClient(g).do(ctx, http.MethodPut, "/v1/agent/reload", nil, nil); err != nil {
-		fmt.Fprintf(os.Stderr, "Error reloading: %v\n", err)
-		return finish(exitCode(1))
+		return fail(1, "Error reloading: %v", err)
 	}
-	fmt.Println("Configuration reload triggered")
+	fmt.Fprintln(g.stdout(), "Configuration reload triggered")
 	return nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"sort"
 
 	agenthttp "github.com/cairnd/cairn/agent/http"
@@ -17,8 +16,8 @@ import (
 // KeygenCmd is `cairn keygen`: a new random gossip encryption key.
 type KeygenCmd struct{}
 
-func (KeygenCmd) Run(*Globals) error {
-	fmt.Println(gossip.NewKey())
+func (KeygenCmd) Run(g *Globals) error {
+	fmt.Fprintln(g.stdout(), gossip.NewKey())
 	return nil
 }
 
@@ -34,18 +33,17 @@ type KeyringCmd struct {
 func (c *KeyringCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
-	return finish(c.run(ctx, newAPIClient(g), os.Stdout, os.Stderr))
+	return c.run(ctx, newAPIClient(g), g.stdout())
 }
 
-func (c *KeyringCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Writer) error {
+func (c *KeyringCmd) run(ctx context.Context, api *apiClient, stdout io.Writer) error {
 	var method, key, doing, errWhat string
 	switch {
 	case c.List:
 		fmt.Fprintln(stdout, "==> Gathering installed encryption keys...")
 		var pools []agenthttp.KeyringResponse
 		if _, err := api.getJSON(ctx, "/v1/operator/keyring", nil, &pools); err != nil {
-			fmt.Fprintf(stderr, "error: %v\n", err)
-			return exitCode(1)
+			return fail(1, "error: %v", err)
 		}
 		for _, p := range pools {
 			if p.WAN {
@@ -70,14 +68,12 @@ func (c *KeyringCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.
 	case c.Remove != "":
 		method, key, doing, errWhat = http.MethodDelete, c.Remove, "Removing gossip encryption key...", "remove"
 	default:
-		fmt.Fprintln(stderr, "Exactly one of --list, --install, --use or --remove is required.")
-		return exitCode(1)
+		return fail(1, "Exactly one of --list, --install, --use or --remove is required.")
 	}
 	fmt.Fprintln(stdout, "==> "+doing)
 	body, _ := json.Marshal(map[string]string{"Key": key})
 	if _, _, err := api.do(ctx, method, "/v1/operator/keyring", nil, bytes.NewReader(body)); err != nil {
-		fmt.Fprintf(stderr, "error: %s: %v\n", errWhat, err)
-		return exitCode(1)
+		return fail(1, "error: %s: %v", errWhat, err)
 	}
 	return nil
 }

@@ -53,14 +53,13 @@ type KVGetCmd struct {
 func (c *KVGetCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
-	return finish(c.run(ctx, newAPIClient(g), os.Stdout, os.Stderr))
+	return c.run(ctx, newAPIClient(g), g.stdout())
 }
 
-func (c *KVGetCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Writer) error {
+func (c *KVGetCmd) run(ctx context.Context, api *apiClient, stdout io.Writer) error {
 	key := strings.TrimPrefix(c.Key, "/")
 	if key == "" && !c.Recurse && !c.Keys {
-		fmt.Fprintln(stderr, "Error! Missing KEY argument")
-		return exitCode(1)
+		return fail(1, "Error! Missing KEY argument")
 	}
 	q := url.Values{}
 	switch {
@@ -89,8 +88,7 @@ func (c *KVGetCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Wr
 		if c.Recurse {
 			return nil
 		}
-		fmt.Fprintf(stderr, "Error! No key exists at: %s\n", key)
-		return exitCode(1)
+		return fail(1, "Error! No key exists at: %s", key)
 	}
 	for i, e := range entries {
 		switch {
@@ -136,23 +134,20 @@ type KVPutCmd struct {
 func (c *KVPutCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
-	return finish(c.run(ctx, newAPIClient(g), os.Stdin, os.Stdout, os.Stderr))
+	return c.run(ctx, newAPIClient(g), g.stdin(), g.stdout())
 }
 
-func (c *KVPutCmd) run(ctx context.Context, api *apiClient, stdin io.Reader, stdout, stderr io.Writer) error {
+func (c *KVPutCmd) run(ctx context.Context, api *apiClient, stdin io.Reader, stdout io.Writer) error {
 	key := strings.TrimPrefix(c.Key, "/")
 	if key == "" {
-		fmt.Fprintln(stderr, "Error! Missing KEY argument")
-		return exitCode(1)
+		return fail(1, "Error! Missing KEY argument")
 	}
 	if c.CAS && c.ModifyIndex == nil {
-		fmt.Fprintln(stderr, "Must specify --modify-index with --cas!")
-		return exitCode(1)
+		return fail(1, "Must specify --modify-index with --cas!")
 	}
 	value, err := readValue(c.Value, stdin)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error! %v\n", err)
-		return exitCode(1)
+		return fail(1, "Error! %v", err)
 	}
 	q := url.Values{}
 	if c.Flags != 0 {
@@ -163,12 +158,10 @@ func (c *KVPutCmd) run(ctx context.Context, api *apiClient, stdin io.Reader, std
 	}
 	b, _, err := api.do(ctx, http.MethodPut, kvPath(key), q, bytes.NewReader(value))
 	if err != nil {
-		fmt.Fprintf(stderr, "Error! Failed writing data: %v\n", err)
-		return exitCode(1)
+		return fail(1, "Error! Failed writing data: %v", err)
 	}
 	if strings.TrimSpace(string(b)) != "true" {
-		fmt.Fprintf(stderr, "Error! Did not write to %s: CAS failed\n", key)
-		return exitCode(1)
+		return fail(1, "Error! Did not write to %s: CAS failed", key)
 	}
 	fmt.Fprintf(stdout, "Success! Data written to: %s\n", key)
 	return nil
@@ -200,21 +193,18 @@ type KVDeleteCmd struct {
 func (c *KVDeleteCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
-	return finish(c.run(ctx, newAPIClient(g), os.Stdout, os.Stderr))
+	return c.run(ctx, newAPIClient(g), g.stdout())
 }
 
-func (c *KVDeleteCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Writer) error {
+func (c *KVDeleteCmd) run(ctx context.Context, api *apiClient, stdout io.Writer) error {
 	key := strings.TrimPrefix(c.Key, "/")
 	switch {
 	case c.CAS && c.Recurse:
-		fmt.Fprintln(stderr, "Cannot specify both --cas and --recurse!")
-		return exitCode(1)
+		return fail(1, "Cannot specify both --cas and --recurse!")
 	case c.CAS && c.ModifyIndex == nil:
-		fmt.Fprintln(stderr, "Must specify --modify-index with --cas!")
-		return exitCode(1)
+		return fail(1, "Must specify --modify-index with --cas!")
 	case key == "" && !c.Recurse:
-		fmt.Fprintln(stderr, "Error! Missing KEY argument")
-		return exitCode(1)
+		return fail(1, "Error! Missing KEY argument")
 	}
 	q := url.Values{}
 	if c.Recurse {
@@ -225,13 +215,11 @@ func (c *KVDeleteCmd) run(ctx context.Context, api *apiClient, stdout, stderr io
 	}
 	b, _, err := api.do(ctx, http.MethodDelete, kvPath(key), q, nil)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error! Failed deleting data: %v\n", err)
-		return exitCode(1)
+		return fail(1, "Error! Failed deleting data: %v", err)
 	}
 	switch {
 	case strings.TrimSpace(string(b)) != "true":
-		fmt.Fprintf(stderr, "Error! Did not delete key %s: CAS failed\n", key)
-		return exitCode(1)
+		return fail(1, "Error! Did not delete key %s: CAS failed", key)
 	case c.Recurse:
 		fmt.Fprintf(stdout, "Success! Deleted keys with prefix: %s\n", key)
 	default:

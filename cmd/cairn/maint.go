@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,23 +29,20 @@ type MaintCmd struct {
 func (c *MaintCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
-	return finish(c.run(ctx, newAPIClient(g), os.Stdout, os.Stderr))
+	return c.run(ctx, newAPIClient(g), g.stdout())
 }
 
-func (c *MaintCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Writer) error {
+func (c *MaintCmd) run(ctx context.Context, api *apiClient, stdout io.Writer) error {
 	switch {
 	case c.Enable && c.Disable:
-		fmt.Fprintln(stderr, "Only one of --enable or --disable may be provided")
-		return exitCode(1)
+		return fail(1, "Only one of --enable or --disable may be provided")
 	case !c.Enable && c.Reason != "":
-		fmt.Fprintln(stderr, "Reason may only be provided with --enable")
-		return exitCode(1)
+		return fail(1, "Reason may only be provided with --enable")
 	case !c.Enable && !c.Disable:
 		if c.Service != "" {
-			fmt.Fprintln(stderr, "--service requires --enable or --disable")
-			return exitCode(1)
+			return fail(1, "--service requires --enable or --disable")
 		}
-		return c.list(ctx, api, stdout, stderr)
+		return c.list(ctx, api, stdout)
 	}
 	q := url.Values{"enable": {strconv.FormatBool(c.Enable)}}
 	if c.Reason != "" {
@@ -57,8 +53,7 @@ func (c *MaintCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Wr
 		path = "/v1/agent/service/maintenance/" + url.PathEscape(c.Service)
 	}
 	if _, _, err := api.do(ctx, http.MethodPut, path, q, nil); err != nil {
-		fmt.Fprintf(stderr, "Error toggling maintenance mode: %v\n", err)
-		return exitCode(1)
+		return fail(1, "Error toggling maintenance mode: %v", err)
 	}
 	state := "disabled"
 	if c.Enable {
@@ -79,11 +74,10 @@ type agentCheck struct {
 }
 
 // list prints the active maintenance checks in Consul's layout.
-func (c *MaintCmd) list(ctx context.Context, api *apiClient, stdout, stderr io.Writer) error {
+func (c *MaintCmd) list(ctx context.Context, api *apiClient, stdout io.Writer) error {
 	var checks map[string]agentCheck
 	if _, err := api.getJSON(ctx, "/v1/agent/checks", nil, &checks); err != nil {
-		fmt.Fprintf(stderr, "Error listing maintenance: %v\n", err)
-		return exitCode(1)
+		return fail(1, "Error listing maintenance: %v", err)
 	}
 	ids := make([]string, 0, len(checks))
 	for id := range checks {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -27,7 +26,7 @@ type MembersCmd struct {
 func (c *MembersCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
-	return finish(c.run(ctx, newAPIClient(g), os.Stdout, os.Stderr))
+	return c.run(ctx, newAPIClient(g), g.stdout())
 }
 
 // memberStatus names serf's numeric status as Consul prints it.
@@ -45,11 +44,10 @@ func memberStatus(s int) string {
 	return "none"
 }
 
-func (c *MembersCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Writer) error {
+func (c *MembersCmd) run(ctx context.Context, api *apiClient, stdout io.Writer) error {
 	re, err := regexp.Compile(c.Status)
 	if err != nil {
-		fmt.Fprintf(stderr, "Failed to compile status regexp: %v\n", err)
-		return exitCode(1)
+		return fail(1, "Failed to compile status regexp: %v", err)
 	}
 	q := url.Values{}
 	if c.WAN {
@@ -57,8 +55,7 @@ func (c *MembersCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.
 	}
 	var members []agenthttp.Member
 	if _, err := api.getJSON(ctx, "/v1/agent/members", q, &members); err != nil {
-		fmt.Fprintf(stderr, "Error retrieving members: %v\n", err)
-		return exitCode(1)
+		return fail(1, "Error retrieving members: %v", err)
 	}
 	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
 	tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
@@ -120,7 +117,7 @@ type JoinCmd struct {
 func (c *JoinCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
-	return finish(c.run(ctx, newAPIClient(g), os.Stdout, os.Stderr))
+	return c.run(ctx, newAPIClient(g), g.stdout(), g.stderr())
 }
 
 func (c *JoinCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Writer) error {
@@ -137,8 +134,7 @@ func (c *JoinCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Wri
 		joined++
 	}
 	if joined == 0 {
-		fmt.Fprintln(stderr, "Failed to join any nodes.")
-		return exitCode(1)
+		return fail(1, "Failed to join any nodes.")
 	}
 	fmt.Fprintf(stdout, "Successfully joined cluster by contacting %d nodes.\n", joined)
 	return nil
@@ -151,10 +147,9 @@ func (c *LeaveCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
 	if _, _, err := newAPIClient(g).do(ctx, http.MethodPut, "/v1/agent/leave", nil, nil); err != nil {
-		fmt.Fprintf(os.Stderr, "Error leaving: %v\n", err)
-		return finish(exitCode(1))
+		return fail(1, "Error leaving: %v", err)
 	}
-	fmt.Println("Graceful leave complete")
+	fmt.Fprintln(g.stdout(), "Graceful leave complete")
 	return nil
 }
 
@@ -172,8 +167,7 @@ func (c *ForceLeaveCmd) Run(g *Globals) error {
 		q.Set("prune", "1")
 	}
 	if _, _, err := newAPIClient(g).do(ctx, http.MethodPut, "/v1/agent/force-leave/"+url.PathEscape(c.Node), q, nil); err != nil {
-		fmt.Fprintf(os.Stderr, "Error force leaving: %v\n", err)
-		return finish(exitCode(1))
+		return fail(1, "Error force leaving: %v", err)
 	}
 	return nil
 }

@@ -1,19 +1,19 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
 	agenthttp "github.com/cairnd/cairn/agent/http"
-	"github.com/cairnd/cairn/cluster/structs"
 )
 
-func membersAgent(t *testing.T) *apiClient {
+// membersAgent serves a member list with every status a real pool takes
+// minutes to show (left, failed): the layout, not the API, is the subject.
+func membersAgent(t *testing.T) string {
 	members := []agenthttp.Member{
 		{Name: "web-2", Addr: "10.0.0.12", Port: 8301, Status: agenthttp.MemberStatusFailed,
 			Tags: map[string]string{"role": "node", "dc": "dc1", "build": "0.1.0:abc", "vsn": "2", "id": "x"}},
@@ -26,68 +26,59 @@ func membersAgent(t *testing.T) *apiClient {
 		_ = json.NewEncoder(w).Encode(members)
 	}))
 	t.Cleanup(srv.Close)
-	return newAPIClient(&Globals{HTTPAddr: srv.URL})
+	return srv.URL
 }
 
-func TestMembersOutput(t *testing.T) {
-	api := membersAgent(t)
+func TestMembersLayout(t *testing.T) {
+	addr := membersAgent(t)
 	cases := []struct {
+		name string
 		cmd  MembersCmd
-		want string
 		code int
 	}{
-		{MembersCmd{Status: ".*"}, `Node      Address         Status  Type    Build  Protocol  DC
-server-1  10.0.0.1:8301   alive   server  0.1.0  2         dc1
-web-1     10.0.0.11:8301  left    client  0.1.0  2         dc1
-web-2     10.0.0.12:8301  failed  client  0.1.0  2         dc1
-`, 0},
-		{MembersCmd{Status: "failed", Detailed: true}, `Node   Address         Status  Tags
-web-2  10.0.0.12:8301  failed  build=0.1.0:abc,dc=dc1,id=x,role=node,vsn=2
-`, 0},
-		{MembersCmd{Status: "leaving"}, "", 2},
+		{"members_all", MembersCmd{Status: ".*"}, 0},
+		{"members_failed_detailed", MembersCmd{Status: "failed", Detailed: true}, 0},
+		{"members_alive_or_left", MembersCmd{Status: "alive|left"}, 0},
+		// Consul exits 2 when the filter leaves nothing, and prints nothing.
+		{"members_none", MembersCmd{Status: "leaving"}, 2},
 	}
 	for _, c := range cases {
-		var out, errOut bytes.Buffer
-		err := c.cmd.run(context.Background(), api, &out, &errOut)
-		code := 0
-		if ec, ok := err.(exitCode); ok {
-			code = int(ec)
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if code != c.code || (c.want != "" && out.String() != c.want) {
-			t.Errorf("members %+v: exit %d\n%s\nwant exit %d\n%s", c.cmd, code, out.String(), c.code, c.want)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			got := run(t, addr, &c.cmd, "")
+			if got.code != c.code || got.stderr != "" {
+				t.Fatalf("got %s, want exit %d and no stderr", got, c.code)
+			}
+			golden(t, c.name, got.stdout)
+		})
 	}
 }
 
-func TestExecCollect(t *testing.T) {
-	root := "_rexec/s1/"
-	ent := func(k, v string) structs.DirEntry { return structs.DirEntry{Key: root + k, Value: []byte(v)} }
-	var c ExecCmd
-	nodes := map[string]*execNode{}
-	var out bytes.Buffer
-	first := []structs.DirEntry{ent("job", "{}"), ent("a/ack", ""), ent("b/ack", ""), ent("a/out/00000", "one\ntwo\n")}
-	if !c.collect(root, first, nodes, &out) || allFinished(nodes) {
-		t.Fatal("first batch: want a change and unfinished nodes")
-	}
-	second := append(first, ent("a/exit", "0"), ent("b/refused", "remote exec is disabled on b"),
-		ent("b/out/00000", "remote exec is disabled on b\n"), ent("b/exit", "126"))
-	if !c.collect(root, second, nodes, &out) || !allFinished(nodes) {
-		t.Fatal("second batch: want a change and every node finished")
-	}
-	if c.collect(root, second, nodes, &out) {
-		t.Fatal("the same batch again reported a change")
-	}
-	want := `    a: one
-    a: two
-==> a: finished with exit code 0
-==> b: refused: remote exec is disabled on b
-`
-	if out.String() != want {
-		t.Fatalf("got\n%s\nwant\n%s", out.String(), want)
-	}
-	if strings.Count(out.String(), "one") != 1 {
-		t.Fatal("output printed twice")
+// portRE finds the ports a test agent was given; maskPorts keeps their
+// width (five digits, as every port tests get) so columns stay aligned.
+var portRE = regexp.MustCompile(`127\.0\.0\.1:\d+`)
+
+func maskPorts(s string) string {
+	return portRE.ReplaceAllStringFunc(s, func(m string) string {
+		return "127.0.0.1:" + strings.Repeat("P", len(m)-len("127.0.0.1:"))
+	})
+}
+
+func TestMembersAgainstAgent(t *testing.T) {
+	a := devAgent(t)
+	got := check(t, "members", a.HTTPAddr, &MembersCmd{Status: ".*"}, "", result{stdout: "~cli-test", code: 0})
+	golden(t, "members_dev", maskPorts(got.stdout))
+
+	for _, c := range []struct {
+		name string
+		addr string
+		cmd  MembersCmd
+		want result
+	}{
+		{"no match", a.HTTPAddr, MembersCmd{Status: "failed"}, result{code: 2}},
+		{"wan pool disabled: empty", a.HTTPAddr, MembersCmd{Status: ".*", WAN: true}, result{code: 2}},
+		{"bad regexp", a.HTTPAddr, MembersCmd{Status: "("}, result{stderr: "Failed to compile status regexp: error parsing regexp: missing closing ): `(`\n", code: 1}},
+		{"agent down", unreachable, MembersCmd{Status: ".*"}, result{stderr: "~^Error retrieving members: Error connecting to Cairn agent: .*connection refused\n$", code: 1}},
+	} {
+		check(t, c.name, c.addr, &c.cmd, "", c.want)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -20,15 +19,14 @@ type MonitorCmd struct {
 func (c *MonitorCmd) Run(g *Globals) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return finish(c.run(ctx, newAPIClient(g), os.Stdout, os.Stderr))
+	return c.run(ctx, newAPIClient(g), g.stdout())
 }
 
-func (c *MonitorCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Writer) error {
+func (c *MonitorCmd) run(ctx context.Context, api *apiClient, stdout io.Writer) error {
 	q := url.Values{"loglevel": {c.LogLevel}}
 	resp, err := api.stream(ctx, "/v1/agent/monitor", q)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error starting monitor: %v\n", err)
-		return exitCode(1)
+		return fail(1, "Error starting monitor: %v", err)
 	}
 	defer resp.Body.Close()
 	_, err = io.Copy(stdout, resp.Body)
@@ -36,11 +34,9 @@ func (c *MonitorCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.
 		return nil // interrupted: the normal way to stop
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "Error reading logs: %v\n", err)
-		return exitCode(1)
+		return fail(1, "Error reading logs: %v", err)
 	}
-	fmt.Fprintln(stderr, "Remote side ended the monitor! This usually means that the\nremote side has exited or crashed.")
-	return exitCode(1)
+	return fail(1, "Remote side ended the monitor! This usually means that the\nremote side has exited or crashed.")
 }
 
 // stream starts a long-lived GET (no overall timeout: ctx ends it) and

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 
 	"github.com/cairnd/cairn/cluster/structs"
@@ -28,14 +27,13 @@ type OperatorRaftListPeersCmd struct {
 func (c *OperatorRaftListPeersCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
-	return finish(c.run(ctx, newAPIClient(g), os.Stdout, os.Stderr))
+	return c.run(ctx, newAPIClient(g), g.stdout())
 }
 
-func (c *OperatorRaftListPeersCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Writer) error {
+func (c *OperatorRaftListPeersCmd) run(ctx context.Context, api *apiClient, stdout io.Writer) error {
 	var out structs.RaftConfigurationResponse
 	if _, err := api.getJSON(ctx, "/v1/operator/raft/configuration", readParams("", c.Stale), &out); err != nil {
-		fmt.Fprintf(stderr, "Error getting peers: %v\n", err)
-		return exitCode(1)
+		return fail(1, "Error getting peers: %v", err)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "Node\tID\tAddress\tState\tVoter\tRaftProtocol")

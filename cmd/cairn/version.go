@@ -9,7 +9,7 @@ import (
 // VersionCmd prints the version in Consul's layout.
 type VersionCmd struct{}
 
-func (VersionCmd) Run(*Globals) error {
-	fmt.Printf("Cairn v%s\n", agent.Version)
+func (VersionCmd) Run(g *Globals) error {
+	fmt.Fprintf(g.stdout(), "Cairn v%s\n", agent.Version)
 	return nil
 }

@@ -47,7 +47,7 @@ type WatchCmd struct {
 func (c *WatchCmd) Run(g *Globals) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return finish(c.run(ctx, newAPIClient(g), os.Stdout, os.Stderr))
+	return c.run(ctx, newAPIClient(g), g.stdout(), g.stderr())
 }
 
 // query returns the path, parameters and whether the answer is one KV
@@ -102,8 +102,7 @@ func (c *WatchCmd) query() (path string, q url.Values, single bool, err error) {
 func (c *WatchCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Writer) error {
 	path, q, single, err := c.query()
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
-		return exitCode(1)
+		return fail(1, "Error: %v", err)
 	}
 	var (
 		index   uint64
@@ -118,8 +117,7 @@ func (c *WatchCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Wr
 				break
 			}
 			if first && len(c.Handler) == 0 {
-				fmt.Fprintf(stderr, "Error querying Cairn agent: %v\n", err)
-				return exitCode(1)
+				return fail(1, "Error querying Cairn agent: %v", err)
 			}
 			fmt.Fprintf(stderr, "Watch query failed, retrying in %s: %v\n", backoff, err)
 			select {
@@ -143,7 +141,7 @@ func (c *WatchCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Wr
 			_, err := stdout.Write(append(view, '\n'))
 			return err
 		}
-		if err := runHandler(ctx, c.Handler, view, index, stdout, stderr); err != nil {
+		if err := runHandler(ctx, c.Handler, view, index, stdout, stderr); err != nil && ctx.Err() == nil {
 			fmt.Fprintf(stderr, "Watch handler failed: %v\n", err)
 		}
 	}
