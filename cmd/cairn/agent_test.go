@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
@@ -15,7 +16,6 @@ import (
 	"time"
 
 	"github.com/cairnd/cairn/agent"
-	"github.com/cairnd/cairn/agent/agenttest"
 	"github.com/cairnd/cairn/cluster/testutil"
 )
 
@@ -46,17 +46,14 @@ type testAgent struct {
 // is set (to anything). It is stopped on cleanup.
 func startAgent(t *testing.T, cmd AgentCmd, configDirs ...string) *testAgent {
 	t.Helper()
-	// Until agents bind port 0 and report it, the ports come from one
-	// agenttest draw; everything else reads testAgent's addresses.
-	p := agenttest.FreePorts(t, 4)
-	disabled, bind := -1, "127.0.0.1"
+	zero, disabled, bind := 0, -1, "127.0.0.1"
 	node := testNode
-	cmd.HTTPPort, cmd.ServerPort, cmd.SerfLANPort = &p[0], &p[1], &p[2]
+	cmd.HTTPPort, cmd.ServerPort, cmd.SerfLANPort = &zero, &zero, &zero
 	cmd.DNSPort = &disabled
 	wan := cmd.SerfWANPort != nil // the caller wants a WAN pool
 	cmd.SerfWANPort = &disabled
 	if wan {
-		cmd.SerfWANPort = &p[3]
+		cmd.SerfWANPort = &zero
 	}
 	cmd.Bind, cmd.Client = &bind, &bind
 	if cmd.Node == nil {
@@ -67,13 +64,11 @@ func startAgent(t *testing.T, cmd AgentCmd, configDirs ...string) *testAgent {
 		cmd.LogLevel = &quiet
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &testAgent{
-		HTTPAddr:    fmt.Sprintf("127.0.0.1:%d", p[0]),
-		SerfAddr:    fmt.Sprintf("127.0.0.1:%d", p[2]),
-		SerfWANAddr: fmt.Sprintf("127.0.0.1:%d", p[3]),
-		done:        make(chan error, 1),
-	}
-	go func() { a.done <- agent.Run(ctx, agent.Options{ConfigDirs: configDirs, Apply: cmd.apply}) }()
+	ready := filepath.Join(t.TempDir(), "ready.json")
+	a := &testAgent{done: make(chan error, 1)}
+	go func() {
+		a.done <- agent.Run(ctx, agent.Options{ConfigDirs: configDirs, Apply: cmd.apply, ReadyFile: ready})
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -81,6 +76,24 @@ func startAgent(t *testing.T, cmd AgentCmd, configDirs ...string) *testAgent {
 		case <-time.After(agentDownTimeout):
 			t.Errorf("agent %s did not stop within %v", a.HTTPAddr, agentDownTimeout)
 		}
+	})
+	testutil.Eventually(t, agentUpTimeout, "ready file", func() error {
+		select {
+		case err := <-a.done:
+			a.done <- err
+			return fmt.Errorf("agent exited: %v", err)
+		default:
+		}
+		b, err := os.ReadFile(ready)
+		if err != nil {
+			return err
+		}
+		var addrs agent.Addrs
+		if err := json.Unmarshal(b, &addrs); err != nil {
+			return err
+		}
+		a.HTTPAddr, a.SerfAddr, a.SerfWANAddr = addrs.HTTP, addrs.SerfLAN, addrs.SerfWAN
+		return nil
 	})
 	const path = "/v1/status/leader"
 	testutil.Eventually(t, agentUpTimeout, "agent "+a.HTTPAddr+" up", func() error {
