@@ -202,7 +202,7 @@ func (p *Proc) start() {
 	args = append(append(args, "--ready-file", p.ReadyFile), p.Args[1:]...)
 	cmd := exec.Command(p.Bin, args...)
 	cmd.Stdout, cmd.Stderr = p.log, p.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = testutil.ChildProcAttr()
 	if err := cmd.Start(); err != nil {
 		p.mu.Unlock()
 		p.t.Fatalf("agenttest: start %s: %v", p.Name, err)

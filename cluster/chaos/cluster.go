@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/cairnd/cairn/cluster/testutil"
 )
 
 // Node addresses: each server owns one loopback address and Consul's
@@ -85,7 +87,8 @@ func (n *Node) start() error {
 	// Own process group: a ^C to `go test` must not also stop the nodes
 	// before the harness has undone its faults. Pdeathsig: a harness that
 	// dies without its cleanup (test timeout, kill -9) takes them along.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = testutil.ChildProcAttr()
+	cmd.SysProcAttr.Setpgid = true
 	if n.UID != 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(n.UID), Gid: uint32(n.UID)}
 	}

@@ -10,9 +10,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 	"time"
 
+	"github.com/cairnd/cairn/cluster/testutil"
 	"github.com/miekg/dns"
 )
 
@@ -64,7 +64,7 @@ func startClient(c *cluster, bin string) (*agentProc, error) {
 	a.cmd = exec.Command(bin, args...)
 	a.cmd.Env = append(os.Environ(), "CAIRN_FAST_GOSSIP=1")
 	a.cmd.Stdout, a.cmd.Stderr = lf, lf
-	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	a.cmd.SysProcAttr = testutil.ChildProcAttr()
 	if err := a.cmd.Start(); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("start %s: %w", a.name, err)

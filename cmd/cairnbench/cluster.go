@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cairnd/cairn/cluster/testutil"
 )
 
 // agentProc is one `cairn agent` process started by the bench.
@@ -113,7 +115,7 @@ func startServers(ctx context.Context, bin string, n int, pprof, keep bool) (*cl
 		a.cmd = exec.Command(bin, args...)
 		a.cmd.Env = env
 		a.cmd.Stdout, a.cmd.Stderr = lf, lf
-		a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		a.cmd.SysProcAttr = testutil.ChildProcAttr()
 		if err := a.cmd.Start(); err != nil {
 			lf.Close()
 			c.Close()
