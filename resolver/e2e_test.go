@@ -2,13 +2,12 @@ package resolver
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,26 +16,6 @@ import (
 	"github.com/cairnd/cairn/cluster/testutil"
 	"github.com/miekg/dns"
 )
-
-// freePort returns a port free for both TCP and UDP on 127.0.0.1.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", ln.Addr().String())
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
 
 // TestEndToEnd runs `cairn agent --dev`, registers a service through the
 // HTTP API and asks the agent's DNS port over real UDP and TCP sockets:
@@ -53,15 +32,13 @@ func TestEndToEnd(t *testing.T) {
 		t.Skipf("cannot build ../cmd/cairn, skipping the end-to-end test: %v\n%s", err, lastLines(out, 10))
 	}
 
-	dnsPort, httpPort := freePort(t), freePort(t)
-	confDir := t.TempDir()
+	confDir, ready := t.TempDir(), filepath.Join(t.TempDir(), "ready.json")
 	if err := os.WriteFile(filepath.Join(confDir, "dns.json"), []byte(`{"dns_config": {"enable_truncate": true}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	args := []string{"agent", "--dev", "--node", "e2e", "--client", "127.0.0.1",
-		"--dns-port", strconv.Itoa(dnsPort), "--http-port", strconv.Itoa(httpPort),
-		"--server-port", strconv.Itoa(freePort(t)), "--serf-lan-port", strconv.Itoa(freePort(t)),
-		"--serf-wan-port", strconv.Itoa(freePort(t)), "--config-dir", confDir}
+		"--dns-port", "0", "--http-port", "0", "--server-port", "0", "--serf-lan-port", "0",
+		"--serf-wan-port", "0", "--config-dir", confDir, "--ready-file", ready}
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -83,8 +60,23 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	// The agent writes the ports the kernel gave it once it listens.
+	var addrs struct{ DNS, HTTP string }
+	testutil.Eventually(t, 30*time.Second, "the agent's ready file", func() error {
+		select {
+		case e := <-exited:
+			t.Fatalf("agent exited: %v\n%s", e, lastLines(logs.Bytes(), 40))
+		default:
+		}
+		b, err := os.ReadFile(ready)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(b, &addrs)
+	})
+
 	// Registration works once the dev server has elected itself.
-	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	base := "http://" + addrs.HTTP
 	const instances = 12
 	register := func(i int) error {
 		body := fmt.Sprintf(`{"Node":"e2e-n%d","Address":"127.0.0.%d","Service":{"Service":"e2e-web","Port":%d}}`, i, i+1, 8000+i)
@@ -113,7 +105,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
-	addr := fmt.Sprintf("127.0.0.1:%d", dnsPort)
+	addr := addrs.DNS
 	ask := func(network string, qtype uint16) *dns.Msg {
 		m := new(dns.Msg)
 		m.SetQuestion("e2e-web.service.consul.", qtype)

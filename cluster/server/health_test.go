@@ -15,7 +15,7 @@ import (
 func clientPool(t *testing.T, s *Server, name string) *gossip.Pool {
 	t.Helper()
 	p, err := gossip.New(gossip.Config{
-		NodeName: name, BindAddr: "127.0.0.1", BindPort: freePort(t),
+		NodeName: name, BindAddr: "127.0.0.1", BindPort: 0,
 		Tags: map[string]string{gossip.TagRole: gossip.RoleClient, gossip.TagDC: "dc1"},
 		Fast: true,
 	}, zaptest.NewLogger(t).Named(name))

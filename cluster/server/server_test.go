@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ func testServer(t *testing.T, name string, expect int, dir string, join []string
 	cfg.DataDir = dir
 	cfg.InMemory = dir == ""
 	cfg.RPCPort = 0
-	cfg.SerfLANPort = freeUDPPort(t)
+	cfg.SerfLANPort = 0  // kernel-chosen; serfAddr reads the bound port back
 	cfg.SerfWANPort = -1 // no WAN pool
 	cfg.RetryJoin = join
 	cfg.FastGossip = true
@@ -59,7 +60,10 @@ func leaderOf(servers ...*Server) *Server {
 	return nil
 }
 
-func serfAddr(s *Server) string { return hostPort("127.0.0.1", s.cfg.SerfLANPort) }
+func serfAddr(s *Server) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(serfPort(s))) }
+
+// serfPort is the LAN port s bound.
+func serfPort(s *Server) int { return int(s.LAN().LocalMember().Port) }
 
 func threeServers(t *testing.T, mod func(*Config)) []*Server {
 	a := testServer(t, "s1", 3, t.TempDir(), nil, mod)
@@ -199,7 +203,7 @@ func TestThreeServersForwardAndCatchUpBySnapshot(t *testing.T) {
 	// Stop one follower, write enough for the leader to snapshot and
 	// truncate its log, then restart it: it must catch up by snapshot.
 	lagDir, lagName := lagger.cfg.DataDir, lagger.cfg.NodeName
-	lagPort := lagger.cfg.SerfLANPort
+	lagPort := serfPort(lagger)
 	lagRPC := lagger.advertiseRPC().Port
 	lagger.Close()
 	lagLast, _ := lagger.store.LastIndex()
@@ -242,9 +246,4 @@ func TestThreeServersForwardAndCatchUpBySnapshot(t *testing.T) {
 	if got := restarted.raft.State(); got == raft.Shutdown {
 		t.Fatalf("restarted server is %v", got)
 	}
-}
-
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	return freePort(t)
 }
