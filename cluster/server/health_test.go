@@ -8,6 +8,7 @@ import (
 
 	"github.com/cairnd/cairn/cluster/gossip"
 	"github.com/cairnd/cairn/cluster/structs"
+	"github.com/cairnd/cairn/cluster/testutil"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -51,7 +52,7 @@ func TestSerfHealthFollowsMembership(t *testing.T) {
 		t.Skip("gossip failure detection takes seconds")
 	}
 	s := testServer(t, "leader", 1, "", nil, nil)
-	waitFor(t, 10*time.Second, "leadership", func() error {
+	testutil.Eventually(t, 10*time.Second, "leadership", func() error {
 		if !s.IsLeader() {
 			return fmt.Errorf("not leader")
 		}
@@ -60,7 +61,7 @@ func TestSerfHealthFollowsMembership(t *testing.T) {
 	failing := clientPool(t, s, "failing")
 	leaving := clientPool(t, s, "leaving")
 	for _, n := range []string{"failing", "leaving"} {
-		waitFor(t, 10*time.Second, n+" passing", func() error {
+		testutil.Eventually(t, 10*time.Second, n+" passing", func() error {
 			if st, ok := serfHealth(s, n); !ok || st != structs.HealthPassing {
 				return fmt.Errorf("serfHealth %q (present %v)", st, ok)
 			}
@@ -87,7 +88,7 @@ func TestSerfHealthFollowsMembership(t *testing.T) {
 	}
 
 	failing.Shutdown() // no leave: peers must detect the failure
-	waitFor(t, 30*time.Second, "failed node critical", func() error {
+	testutil.Eventually(t, 30*time.Second, "failed node critical", func() error {
 		if st, _ := serfHealth(s, "failing"); st != structs.HealthCritical {
 			return fmt.Errorf("serfHealth %q", st)
 		}
@@ -100,7 +101,7 @@ func TestSerfHealthFollowsMembership(t *testing.T) {
 	if err := leaving.Leave(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "left node deregistered", func() error {
+	testutil.Eventually(t, 30*time.Second, "left node deregistered", func() error {
 		if _, n := s.State().Node("leaving"); n != nil {
 			return fmt.Errorf("node still registered")
 		}

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/cairnd/cairn/cluster/structs"
+	"github.com/cairnd/cairn/cluster/testutil"
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -38,19 +40,6 @@ func testServer(t *testing.T, name string, expect int, dir string, join []string
 	return s
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s: %v", what, err)
-}
-
 func leaderOf(servers ...*Server) *Server {
 	for _, s := range servers {
 		if s.IsLeader() {
@@ -70,7 +59,7 @@ func threeServers(t *testing.T, mod func(*Config)) []*Server {
 	b := testServer(t, "s2", 3, t.TempDir(), []string{serfAddr(a)}, mod)
 	c := testServer(t, "s3", 3, t.TempDir(), []string{serfAddr(a)}, mod)
 	all := []*Server{a, b, c}
-	waitFor(t, 30*time.Second, "a leader with 3 voters", func() error {
+	testutil.Eventually(t, 30*time.Second, "a leader with 3 voters", func() error {
 		l := leaderOf(all...)
 		if l == nil {
 			return fmt.Errorf("no leader")
@@ -115,7 +104,7 @@ func TestSingleServerDevWritesAndReads(t *testing.T) {
 		t.Fatalf("unexpected read: %+v", out)
 	}
 	// The server registered itself as service "consul" with serfHealth.
-	waitFor(t, 10*time.Second, "consul service", func() error {
+	testutil.Eventually(t, 10*time.Second, "consul service", func() error {
 		var o structs.IndexedCheckServiceNodes
 		if err := s.RPC(ctx, structs.MethodHealthServiceNodes, &structs.ServiceSpecificRequest{ServiceName: "consul", PassingOnly: true}, &o); err != nil {
 			return err
@@ -128,7 +117,8 @@ func TestSingleServerDevWritesAndReads(t *testing.T) {
 }
 
 func TestBlockingQueryWakes(t *testing.T) {
-	s := testServer(t, "dev", 1, "", nil, nil)
+	reg := prometheus.NewRegistry()
+	s := testServer(t, "dev", 1, "", nil, func(c *Config) { c.Registry = reg })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var first structs.WriteResponse
@@ -141,12 +131,14 @@ func TestBlockingQueryWakes(t *testing.T) {
 		s.RPC(ctx, structs.MethodKVSGet, &structs.KeyRequest{Key: "a", QueryOptions: structs.QueryOptions{MinQueryIndex: first.Index, MaxQueryTime: 10 * time.Second}}, &out)
 		done <- out
 	}()
-	time.Sleep(200 * time.Millisecond)
-	select {
-	case <-done:
-		t.Fatal("blocking query returned before any change")
-	default:
-	}
+	// The query is waiting once its flight started; one that returned
+	// early would carry value 1 at the first index, failing the check below.
+	testutil.Eventually(t, 10*time.Second, "the blocking query to start", func() error {
+		if started, _ := blockingQueries(t, reg); started != 1 {
+			return fmt.Errorf("%v blocking queries started", started)
+		}
+		return nil
+	})
 	var second structs.WriteResponse
 	if err := s.RPC(ctx, structs.MethodKVSApply, &structs.KVSRequest{Op: structs.KVSet, DirEnt: structs.DirEntry{Key: "a", Value: []byte("2")}}, &second); err != nil {
 		t.Fatal(err)
@@ -215,7 +207,7 @@ func TestThreeServersForwardAndCatchUpBySnapshot(t *testing.T) {
 			t.Fatalf("write %d: %v", i, err)
 		}
 	}
-	waitFor(t, 20*time.Second, "leader snapshot", func() error {
+	testutil.Eventually(t, 20*time.Second, "leader snapshot", func() error {
 		first, _ := leader.store.FirstIndex()
 		if first <= lagLast+1 {
 			return fmt.Errorf("log not compacted past the stopped follower yet (first index %d, follower has %d)", first, lagLast)
@@ -227,7 +219,7 @@ func TestThreeServersForwardAndCatchUpBySnapshot(t *testing.T) {
 		c.SerfLANPort = lagPort
 		c.RPCPort = lagRPC
 	})
-	waitFor(t, 30*time.Second, "restarted follower catches up", func() error {
+	testutil.Eventually(t, 30*time.Second, "restarted follower catches up", func() error {
 		_, keys := restarted.State().KVSListKeys("k/", "")
 		if len(keys) != n {
 			return fmt.Errorf("%d of %d keys", len(keys), n)
@@ -237,7 +229,7 @@ func TestThreeServersForwardAndCatchUpBySnapshot(t *testing.T) {
 	// Raft records the installed snapshot in its stats just after the FSM
 	// restore that made the keys visible; the leader's log no longer holds
 	// the entries the follower missed, so a snapshot is the only way.
-	waitFor(t, 10*time.Second, "installed snapshot recorded", func() error {
+	testutil.Eventually(t, 10*time.Second, "installed snapshot recorded", func() error {
 		if restarted.raft.Stats()["last_snapshot_index"] == "0" {
 			return fmt.Errorf("no snapshot recorded yet: %v", restarted.raft.Stats())
 		}
