@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cairnd/cairn/cluster/structs"
+	"github.com/cairnd/cairn/cluster/testutil"
 )
 
 type result struct{ status, output string }
@@ -259,14 +260,6 @@ func TestDefinitionValidate(t *testing.T) {
 // only moves when every goroutine in the bubble is blocked, so the checks'
 // timers fire at exact, repeatable instants.
 
-// advance moves a synctest bubble's fake clock forward by d and returns once
-// every goroutine in the bubble has reacted and blocked again. A Sleep inside
-// a bubble waits for no real time: it is how the fake clock is moved.
-func advance(d time.Duration) {
-	time.Sleep(d)
-	synctest.Wait()
-}
-
 func TestTTLExpiryAndReset(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const ttl = 150 * time.Millisecond
@@ -288,7 +281,7 @@ func TestTTLExpiryAndReset(t *testing.T) {
 		// Keep it alive across several TTLs by updating every 50 ms: an
 		// expiry in between would be the next result instead of the warn.
 		for range 6 {
-			advance(50 * time.Millisecond)
+			testutil.Advance(50 * time.Millisecond)
 			c.Warn("still here")
 			if res := rec.next(t); res.status != structs.HealthWarning {
 				t.Fatalf("warn %+v", res)
@@ -307,7 +300,7 @@ func TestTTLExpiryAndReset(t *testing.T) {
 		}
 		// Expired once: no repeated notices, however long it stays expired.
 		n := rec.count("t")
-		advance(10 * ttl)
+		testutil.Advance(10 * ttl)
 		if rec.count("t") != n {
 			t.Fatalf("expired check notified again")
 		}
@@ -346,7 +339,7 @@ func TestPeriodicNoOverlap(t *testing.T) {
 		rec := newRecorder()
 		c := NewPeriodic("slow", p, Schedule{Interval: 10 * time.Millisecond}, rec, nil)
 		c.Start()
-		advance(500 * time.Millisecond)
+		testutil.Advance(500 * time.Millisecond)
 		c.Stop()
 		if m := p.maxRun.Load(); m != 1 {
 			t.Fatalf("max concurrent runs %d, want 1", m)
@@ -357,7 +350,7 @@ func TestPeriodicNoOverlap(t *testing.T) {
 			t.Fatalf("runs %d: slow check should delay, not skip or pile up", runs)
 		}
 		n := rec.count("slow")
-		advance(100 * time.Millisecond)
+		testutil.Advance(100 * time.Millisecond)
 		if rec.count("slow") != n {
 			t.Fatal("notified after Stop returned")
 		}
@@ -371,7 +364,7 @@ func TestPeriodicStopWaitsAndCancels(t *testing.T) {
 		c.Start()
 		defer c.Stop() // a failed check below must not leave the runner behind
 		// The first run starts within one interval (the stagger).
-		advance(time.Millisecond)
+		testutil.Advance(time.Millisecond)
 		if p.running.Load() != 1 {
 			t.Fatal("probe not running one interval after Start")
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairnd/cairn/agent/checks"
 	"github.com/cairnd/cairn/cluster/structs"
+	"github.com/cairnd/cairn/cluster/testutil"
 )
 
 const node = "node-1"
@@ -217,14 +218,6 @@ func runSyncer(t *testing.T, s *Syncer) {
 // fake and moves only when every goroutine in the bubble is blocked, so
 // the syncer's and reaper's timers fire at exact, repeatable instants.
 
-// advance moves a synctest bubble's fake clock forward by d and returns once
-// every goroutine in the bubble has reacted and blocked again. A Sleep inside
-// a bubble waits for no real time: it is how the fake clock is moved.
-func advance(d time.Duration) {
-	time.Sleep(d)
-	synctest.Wait()
-}
-
 func TestRunRetriesThenSyncsChangesPromptly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st, cat := NewState(), newMemCatalog()
@@ -235,13 +228,13 @@ func TestRunRetriesThenSyncsChangesPromptly(t *testing.T) {
 		ttl.Start()
 		defer ttl.Stop()
 		runSyncer(t, s)
-		advance(100 * time.Millisecond) // several retries at 10-50 ms
+		testutil.Advance(100 * time.Millisecond) // several retries at 10-50 ms
 		if cat.service(node, "web-1") != nil {
 			t.Fatal("synced while down")
 		}
 		cat.setDown(false)
 		// The retry already scheduled fires within RetryMax plus its jitter.
-		advance(s.cfg.RetryMax + s.cfg.RetryMax/2)
+		testutil.Advance(s.cfg.RetryMax + s.cfg.RetryMax/2)
 		if cat.service(node, "web-1") == nil {
 			t.Fatalf("no full sync within %v of the servers' return", s.cfg.RetryMax+s.cfg.RetryMax/2)
 		}
@@ -253,11 +246,11 @@ func TestRunRetriesThenSyncsChangesPromptly(t *testing.T) {
 			return c != nil && c.Status == structs.HealthPassing
 		}
 		ttl.Pass("healthy")
-		advance(s.cfg.ChangeDelay - time.Millisecond)
+		testutil.Advance(s.cfg.ChangeDelay - time.Millisecond)
 		if passing() {
 			t.Fatal("TTL pass synced before the change delay")
 		}
-		advance(time.Millisecond)
+		testutil.Advance(time.Millisecond)
 		if !passing() {
 			t.Fatalf("TTL pass not in the catalog %v after the change", s.cfg.ChangeDelay)
 		}
@@ -267,7 +260,7 @@ func TestRunRetriesThenSyncsChangesPromptly(t *testing.T) {
 		for i := range 20 {
 			_ = st.AddCheck(&structs.HealthCheck{CheckID: "burst", Status: structs.HealthPassing, Output: string(rune('a' + i))})
 		}
-		advance(s.cfg.ChangeDelay)
+		testutil.Advance(s.cfg.ChangeDelay)
 		if c := cat.check(node, "burst"); c == nil || c.Output != "t" {
 			t.Fatalf("burst not synced one change delay later: %+v", c)
 		}
@@ -394,11 +387,11 @@ func testReapCriticalService(t *testing.T) {
 	})
 	t.Cleanup(func() { cancel(); wg.Wait() }) // also when a check below fails
 	// Critical for exactly the limit: kept; reaped at the next tick.
-	advance(100 * time.Millisecond)
+	testutil.Advance(100 * time.Millisecond)
 	if !st.ServiceExists("web-1") {
 		t.Fatal("reaped when critical for exactly the limit, not longer")
 	}
-	advance(20 * time.Millisecond)
+	testutil.Advance(20 * time.Millisecond)
 	if st.ServiceExists("web-1") {
 		t.Fatal("not reaped at the first tick after the limit")
 	}
@@ -500,11 +493,11 @@ func TestPeriodicFullSyncRepairs(t *testing.T) {
 		repaired := func() bool { return cat.service(node, "web-1") != nil && cat.service(node, "stray") == nil }
 		// The next full sync comes Interval plus a stagger of up to one
 		// Interval (a one-node cluster) after the last one.
-		advance(interval - time.Millisecond)
+		testutil.Advance(interval - time.Millisecond)
 		if repaired() {
 			t.Fatal("full sync before the interval")
 		}
-		advance(interval + time.Millisecond)
+		testutil.Advance(interval + time.Millisecond)
 		if !repaired() {
 			t.Fatalf("no periodic repair within %v", 2*interval)
 		}
