@@ -30,6 +30,10 @@ type TLSConfigurator interface {
 	// OutgoingTLS is the configuration to dial a server of datacenter dc
 	// with ("" = this agent's), or nil to dial plain.
 	OutgoingTLS(dc string) *tls.Config
+	// RaftPeerName is the name a Raft peer's certificate must carry
+	// (server.<dc>.<domain> under verify_server_hostname), or "" when any
+	// certificate the CA signed will do.
+	RaftPeerName() string
 }
 
 const (
@@ -143,6 +147,20 @@ func (s *Server) serveTLS(ctx context.Context, conn net.Conn) bool {
 		s.serveSession(ctx, tc)
 		return false
 	case ProtoRaft:
+		// Raft is server-to-server: under verify_server_hostname a client
+		// agent's certificate (signed by the same CA) must not be enough
+		// to cast votes or append entries.
+		if name := c.RaftPeerName(); name != "" {
+			peers := tc.ConnectionState().PeerCertificates
+			if len(peers) == 0 {
+				s.refuse(conn, "raft_not_server", "raft over TLS without a certificate naming "+name, nil)
+				return false
+			}
+			if err := peers[0].VerifyHostname(name); err != nil {
+				s.refuse(conn, "raft_not_server", "raft peer certificate does not name "+name, err)
+				return false
+			}
+		}
 		_ = conn.SetReadDeadline(time.Time{})
 		return s.handOffRaft(ctx, tc)
 	default:

@@ -15,6 +15,7 @@ import (
 	"github.com/cairnd/cairn/cluster/tlsconf"
 	"github.com/cairnd/cairn/cluster/tlsconf/tlsconftest"
 	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
 )
 
 func configurator(t *testing.T, cfg tlsconf.Config) *tlsconf.Configurator {
@@ -239,5 +240,62 @@ func TestTLSOptional(t *testing.T) {
 			t.Fatalf("tls=%v: %v %+v", cfg != nil, err, out)
 		}
 		s.Close()
+	}
+}
+
+// TestTLSRaftNeedsServerCert: under verify_server_hostname a client
+// certificate from the right CA opens RPC sessions but not Raft.
+func TestTLSRaftNeedsServerCert(t *testing.T) {
+	ca := tlsconftest.NewCA(t)
+	ts, _, _ := tlsServer(t, ca, ca.Cert(t, tlsconf.KindServer, "dc1"))
+	layer := ts.srv.RaftLayer(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	t.Cleanup(func() { layer.Close() })
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := layer.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	for _, tc := range []struct {
+		kind tlsconf.Kind
+		ok   bool
+	}{{tlsconf.KindClient, false}, {tlsconf.KindServer, true}} {
+		conf := configurator(t, ca.Config(ca.Cert(t, tc.kind, "dc1"), false, true, true))
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		raw, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := clientHandshake(ctx, raw, conf.OutgoingTLS(""), ProtoRaft)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: handshake: %v", tc.kind, err)
+		}
+		if tc.ok {
+			select {
+			case in := <-accepted:
+				in.Close()
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s certificate: raft connection not accepted", tc.kind)
+			}
+		} else {
+			c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			if _, err := io.ReadAll(c); err != nil && !isReset(err) {
+				t.Fatalf("%s certificate: raft connection not closed: %v", tc.kind, err)
+			}
+			select {
+			case in := <-accepted:
+				t.Fatalf("raft connection with a %s certificate reached the raft layer from %s", tc.kind, in.RemoteAddr())
+			default:
+			}
+		}
+		c.Close()
+	}
+	if ts.logs.FilterMessageSnippet("refusing connection").FilterField(zap.String("reason", "raft peer certificate does not name server.dc1.consul")).Len() != 1 {
+		t.Fatalf("refusal of the client certificate's raft connection not logged: %v", ts.logs.All())
 	}
 }

@@ -261,3 +261,13 @@ func (c *Configurator) OutgoingTLS(dc string) *tls.Config {
 	}
 	return cfg
 }
+
+// RaftPeerName is the name a Raft peer's certificate must carry under
+// verify_server_hostname (server.<dc>.<domain>), or "" otherwise.
+func (c *Configurator) RaftPeerName() string {
+	m := c.cur.Load()
+	if !m.cfg.VerifyServerHostname {
+		return ""
+	}
+	return ServerName(m.cfg.Datacenter, m.cfg.Domain)
+}
