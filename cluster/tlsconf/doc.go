@@ -21,6 +21,9 @@
 //     listener accepts TLS whenever a certificate is configured, and refuses
 //     plain connections only under verify_incoming.
 //   - TLS 1.2 is the minimum; Go prefers 1.3 when both ends speak it.
+//   - Under verify_server_hostname a Raft connection must present a
+//     server.<dc>.<domain> certificate (RaftPeerName): any certificate the
+//     CA signed opens RPC sessions, but only servers may vote.
 //
 // Invariant callers rely on: every *tls.Config handed out reads the
 // certificate and CA pool through an atomic pointer at handshake time, so
