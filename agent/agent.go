@@ -22,6 +22,7 @@ import (
 	"github.com/cairnd/cairn/cluster/gossip"
 	"github.com/cairnd/cairn/cluster/server"
 	"github.com/cairnd/cairn/cluster/structs"
+	"github.com/cairnd/cairn/cluster/tlsconf"
 	"github.com/cairnd/cairn/forwarder"
 	"github.com/cairnd/cairn/resolver"
 	"github.com/hashicorp/serf/serf"
@@ -129,6 +130,8 @@ type Agent struct {
 	// HTTP API serves (see Addrs).
 	addrs Addrs
 
+	tls *tlsconf.Configurator // nil without TLS settings; reloads in place
+
 	srv *server.Server // servers only
 	lan *gossip.Pool   // clients only (servers use srv.LAN())
 	fwd *forwarder.Forwarder
@@ -167,6 +170,11 @@ func New(cfg *config.Config, opts Options, logger *zap.Logger, mon *Monitor) (*A
 		leaveCh: make(chan struct{}),
 	}
 	a.live.Store(cfg.Reloadable())
+	tls, err := newTLS(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.tls = tls
 	a.checks = newCheckSet(a)
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	return a, nil
@@ -221,6 +229,7 @@ func (a *Agent) startServer() error {
 	sc.Logger = a.log.Named("server")
 	sc.Registry = a.reg
 	sc.UserEvent = a.onUserEvent
+	sc.TLS = a.portTLS()
 	srv, err := server.New(sc)
 	if err != nil {
 		return err
@@ -269,6 +278,7 @@ func (a *Agent) startClient() error {
 	a.lan = pool
 	fc := forwarder.DefaultConfig()
 	fc.Datacenter = cfg.Datacenter
+	fc.TLS = a.portTLS()
 	a.fwd = forwarder.New(fc, a.log.Named("forwarder"), a.reg)
 	a.wg.Add(2)
 	go func() {

@@ -272,6 +272,9 @@ func (a *Agent) Reload(ctx context.Context) error {
 	if err := validateDefinitions(next); err != nil {
 		return err
 	}
+	if err := a.reloadTLS(cfg); err != nil {
+		return err
+	}
 	prev := a.live.Swap(next)
 
 	// Push the change to the parts that keep their own copy.

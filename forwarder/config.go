@@ -3,6 +3,8 @@ package forwarder
 import (
 	"errors"
 	"time"
+
+	"github.com/cairnd/cairn/cluster/rpc"
 )
 
 const (
@@ -62,6 +64,9 @@ type Config struct {
 	// rebalance interval is stretched to keep reconnects per server under
 	// newConnsPerSecPerServer.
 	ClusterSize func() int
+	// TLS, if set, is asked at every dial for the client's TLS settings
+	// (verify_outgoing, certificate), so a reload reaches the next dial.
+	TLS rpc.TLSConfigurator
 }
 
 // DefaultConfig returns the production settings.

@@ -171,7 +171,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 				}
 				continue
 			}
-			sess, err := rpc.Dial(ctx, addr, rpc.DialOptions{Timeout: f.cfg.DialTimeout, Logger: f.logger})
+			sess, err := rpc.Dial(ctx, addr, f.dialOptions())
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -292,7 +292,7 @@ func (f *Forwarder) rebalance(ctx context.Context, old *conn, why string) {
 		return
 	}
 	addr := others[rand.N(len(others))]
-	sess, err := rpc.Dial(ctx, addr, rpc.DialOptions{Timeout: f.cfg.DialTimeout, Logger: f.logger})
+	sess, err := rpc.Dial(ctx, addr, f.dialOptions())
 	if err != nil {
 		// Keep the working session; try again next period.
 		f.logger.Info("forwarder: rebalance dial failed", zap.String("server", addr), zap.Error(err))
@@ -481,4 +481,14 @@ func (f *Forwarder) call(ctx context.Context, method string, args, reply any, id
 			return fmt.Errorf("forwarder: %s: %w (after: %v)", method, ctx.Err(), lastErr)
 		}
 	}
+}
+
+// dialOptions are the options of one dial: TLS is read now, so a reload
+// of certificates reaches the next connection.
+func (f *Forwarder) dialOptions() rpc.DialOptions {
+	o := rpc.DialOptions{Timeout: f.cfg.DialTimeout, Logger: f.logger}
+	if f.cfg.TLS != nil {
+		o.TLS = f.cfg.TLS.OutgoingTLS(f.cfg.Datacenter)
+	}
+	return o
 }

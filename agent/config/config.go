@@ -79,6 +79,11 @@ type Config struct {
 	DNSConfig DNSConfig `json:"dns_config"`
 	Cache     Cache     `json:"cache"`
 
+	// TLS guards the server port (see tls.go); LegacyTLS holds Consul's
+	// older top-level ca_file, cert_file, verify_* keys.
+	TLS TLS `json:"tls"`
+	LegacyTLS
+
 	// Services and Checks collect the "service"/"services" and
 	// "check"/"checks" keys of every config file, in load order.
 	Services []ServiceDefinition `json:"services"`

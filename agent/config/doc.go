@@ -25,4 +25,8 @@
 //     args checks need enable_local_script_checks / --enable-local-script-checks.
 //   - --dev forces server mode with bootstrap_expect 1 and no data dir, and
 //     binds to 127.0.0.1 unless bind/advertise were set explicitly.
+//   - TLS: Consul's tls { defaults, internal_rpc } block and the legacy
+//     top-level ca_file/ca_path/cert_file/key_file/verify_* keys are both
+//     accepted; key by key, internal_rpc beats defaults beats legacy
+//     (TLSConfig). tls.https and tls.grpc are refused until HTTPS exists.
 package config

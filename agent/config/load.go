@@ -98,6 +98,7 @@ func (c *Config) mergeFile(data []byte) error {
 	fc.NodeMeta = maps.Clone(c.NodeMeta)
 	fc.DNSConfig.ServiceTTL = maps.Clone(c.DNSConfig.ServiceTTL)
 	fc.RetryJoin, fc.RetryJoinWAN, fc.Recursors, fc.Services, fc.Checks = nil, nil, nil, nil, nil
+	fc.cloneTLS()
 	if err := DecodeStrict(data, &fc); err != nil {
 		return err
 	}

@@ -118,6 +118,9 @@ func (c *Config) validate() error {
 	if c.Cache.MaxStale < 0 {
 		return fmt.Errorf("cache.max_stale: must not be negative, got %s", c.Cache.MaxStale)
 	}
+	if err := c.TLSConfig().Validate(); err != nil {
+		return err
+	}
 	return c.validateDefinitions()
 }
 

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -23,6 +24,9 @@ type DialOptions struct {
 	MaxFrameSize int
 	// Logger receives yamux's own complaints; nil discards them.
 	Logger *zap.Logger
+	// TLS, when set, wraps the connection in TLS behind the ProtoTLS
+	// marker (see tls.go); nil dials plain.
+	TLS *tls.Config
 }
 
 // Session is a client's multiplexed connection to one server. Calls on it
@@ -56,14 +60,9 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Session, error) 
 	if err != nil {
 		return nil, fmt.Errorf("rpc: dial %s: %w", addr, err)
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetWriteDeadline(dl)
+	if conn, err = clientHandshake(ctx, conn, opts.TLS, ProtoRPC); err != nil {
+		return nil, fmt.Errorf("rpc: dial %s: %w", addr, err)
 	}
-	if _, err := conn.Write([]byte{ProtoRPC}); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("rpc: dial %s: write protocol byte: %w", addr, err)
-	}
-	_ = conn.SetWriteDeadline(time.Time{})
 
 	cfg := yamuxConfig(opts.Logger.With(zap.String("server", addr)), DefaultMaxConcurrentStreams)
 	// No per-stream open timer: yamux would start a goroutine and timer

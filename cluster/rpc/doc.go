@@ -9,6 +9,10 @@
 //     body. The server closes the stream after the response.
 //   - ProtoRaft (0x02): the raw hashicorp/raft network transport stream,
 //     handed to the raft.StreamLayer returned by Server.RaftLayer.
+//   - ProtoTLS (0x03, Consul's RPCTLS): a TLS handshake follows, then one
+//     of the bytes above inside TLS (tls.go). Under verify_incoming
+//     (Server.SetTLS) plain ProtoRPC and ProtoRaft connections are refused
+//     before a byte of theirs is interpreted.
 //
 // The package owns framing, limits and session lifetime; it knows nothing
 // about endpoints (cluster registers Handlers) or about server selection

@@ -1,6 +1,8 @@
 package rpc
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"sync"
@@ -51,17 +53,23 @@ func (l *raftLayer) Addr() net.Addr { return l.advertise }
 
 // Dial connects to a peer's RPC port and selects ProtoRaft.
 func (l *raftLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	conn, err := net.DialTimeout("tcp", string(address), timeout)
+	ctx := context.Background()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", string(address))
 	if err != nil {
 		return nil, err
 	}
-	if timeout > 0 {
-		_ = conn.SetWriteDeadline(time.Now().Add(timeout))
+	var cfg *tls.Config
+	if c := l.srv.tlsConf(); c != nil {
+		cfg = c.OutgoingTLS("") // raft peers are in this datacenter
 	}
-	if _, err := conn.Write([]byte{ProtoRaft}); err != nil {
-		conn.Close()
+	if conn, err = clientHandshake(ctx, conn, cfg, ProtoRaft); err != nil {
 		return nil, fmt.Errorf("rpc: raft dial %s: %w", address, err)
 	}
-	_ = conn.SetWriteDeadline(time.Time{})
 	return conn, nil
 }

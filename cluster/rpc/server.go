@@ -32,6 +32,7 @@ type Server struct {
 	handlers   map[string]Handler
 
 	raftCh chan net.Conn
+	tls    tlsState // see tls.go
 
 	mu          sync.Mutex
 	closed      bool
@@ -181,10 +182,18 @@ func (s *Server) handleConn(ctx context.Context, conn net.Conn) {
 	}
 	switch b[0] {
 	case ProtoRPC:
+		if s.refusePlain(conn, "rpc") {
+			return
+		}
 		s.serveSession(ctx, conn)
 	case ProtoRaft:
+		if s.refusePlain(conn, "raft") {
+			return
+		}
 		_ = conn.SetReadDeadline(time.Time{})
 		handedOff = s.handOffRaft(ctx, conn)
+	case ProtoTLS:
+		handedOff = s.serveTLS(ctx, conn)
 	default:
 		s.reject(conn, "protocol", fmt.Sprintf("unknown protocol byte 0x%02x", b[0]), nil)
 	}

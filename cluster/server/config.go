@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cairnd/cairn/cluster/rpc"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -48,6 +49,10 @@ type Config struct {
 
 	Logger   *zap.Logger
 	Registry prometheus.Registerer
+
+	// TLS, if set, guards the server port: the listener, Raft and the
+	// server-to-server pool (see cluster/rpc/tls.go). nil = plain.
+	TLS rpc.TLSConfigurator
 
 	// UserEvent, if set, receives every serf user event seen on the LAN.
 	UserEvent func(name string, payload []byte, ltime uint64)

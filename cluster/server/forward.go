@@ -20,13 +20,16 @@ import (
 // connPool keeps one multiplexed session per peer server.
 type connPool struct {
 	log *zap.Logger
+	tls rpc.TLSConfigurator // nil: dial plain
 	mu  sync.Mutex
 	m   map[string]*rpc.Session
 }
 
 func newConnPool(l *zap.Logger) *connPool { return &connPool{log: l, m: map[string]*rpc.Session{}} }
 
-func (p *connPool) get(ctx context.Context, addr string) (*rpc.Session, error) {
+// get returns the session to addr, a server of datacenter dc ("" = ours),
+// dialling it if needed (with TLS under verify_outgoing).
+func (p *connPool) get(ctx context.Context, dc, addr string) (*rpc.Session, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.m == nil {
@@ -37,7 +40,11 @@ func (p *connPool) get(ctx context.Context, addr string) (*rpc.Session, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	s, err := rpc.Dial(dctx, addr, rpc.DialOptions{})
+	var opts rpc.DialOptions
+	if p.tls != nil {
+		opts.TLS = p.tls.OutgoingTLS(dc)
+	}
+	s, err := rpc.Dial(dctx, addr, opts)
 	if err != nil {
 		return nil, &dialError{fmt.Errorf("server: dial %s: %w", addr, err)}
 	}
@@ -46,7 +53,13 @@ func (p *connPool) get(ctx context.Context, addr string) (*rpc.Session, error) {
 }
 
 func (p *connPool) call(ctx context.Context, addr, method string, args, reply any) error {
-	s, err := p.get(ctx, addr)
+	return p.callDC(ctx, "", addr, method, args, reply)
+}
+
+// callDC calls a server of another datacenter: its certificate must name
+// that datacenter under verify_server_hostname.
+func (p *connPool) callDC(ctx context.Context, dc, addr, method string, args, reply any) error {
+	s, err := p.get(ctx, dc, addr)
 	if err != nil {
 		return err
 	}
@@ -334,7 +347,7 @@ func (s *Server) forwardDC(ctx context.Context, method, dc string, args, reply a
 	if len(addrs) == 0 {
 		return structs.ErrNoPathToDC
 	}
-	return s.pool.call(ctx, addrs[rand.IntN(len(addrs))], method, args, reply)
+	return s.pool.callDC(ctx, dc, addrs[rand.IntN(len(addrs))], method, args, reply)
 }
 
 func (s *Server) serversInDC(dc string) []string {

@@ -60,4 +60,5 @@ type CLI struct {
 	Info       InfoCmd       `cmd:"" help:"Print the agent's debugging information."`
 	Reload     ReloadCmd     `cmd:"" help:"Re-read the agent's configuration files."`
 	Operator   OperatorCmd   `cmd:"" help:"Operator commands (raft)."`
+	TLS        TLSCmd        `cmd:"" name:"tls" help:"Create a CA and certificates for TLS on the server port."`
 }

@@ -75,9 +75,9 @@ func freePorts(n int) ([]int, error) {
 
 // startServers starts n server agents (--bootstrap-expect n) that join the
 // first one's serf LAN port, with CAIRN_FAST_GOSSIP=1 (and CAIRN_PPROF=1
-// when pprof is set), and waits until they agree on a leader and the Raft
+// when pprof is set) and the extra agent flags, and waits until they agree on a leader and the Raft
 // configuration lists all n. Close stops them and removes their data.
-func startServers(ctx context.Context, bin string, n int, pprof, keep bool) (*cluster, error) {
+func startServers(ctx context.Context, bin string, n int, pprof, keep bool, extra ...string) (*cluster, error) {
 	dir, err := os.MkdirTemp("", "cairnbench-")
 	if err != nil {
 		return nil, err
@@ -107,6 +107,7 @@ func startServers(ctx context.Context, bin string, n int, pprof, keep bool) (*cl
 			"--serf-wan-port", strconv.Itoa(a.serfW),
 			"--retry-join", "127.0.0.1:" + strconv.Itoa(ports[3]), // s1's serf LAN
 		}
+		args = append(args, extra...)
 		lf, err := os.Create(a.logPath)
 		if err != nil {
 			c.Close()
