@@ -219,6 +219,7 @@ func (s *Server) registerEndpoints() {
 		return nil
 	})
 	handle(s, structs.MethodStatusPing, func(ctx context.Context, a *struct{}, r *struct{}) error { return nil })
+	s.registerOperatorEndpoints()
 }
 
 func filterNodeMeta(nodes []*structs.Node, want map[string]string) []*structs.Node {

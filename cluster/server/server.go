@@ -60,6 +60,7 @@ type Server struct {
 	endpoints map[string]endpoint
 
 	readyForReads atomic.Bool
+	autopilot     autopilot
 	reconcileCh   chan serf.Member
 	bootstrapped  atomic.Bool
 
@@ -130,6 +131,7 @@ func New(cfg Config) (*Server, error) {
 
 	s.wg.Add(1)
 	go s.monitorLeadership()
+	s.startAutopilot()
 	ok = true
 	return s, nil
 }
@@ -198,6 +200,11 @@ func (s *Server) setupRaft(adv *net.TCPAddr) error {
 		rc.LeaderLeaseTimeout = 250 * time.Millisecond
 	}
 	s.fsm = fsm.New(s.log.Named("fsm"))
+	if !s.cfg.InMemory {
+		if err := s.recoverFromPeersFile(dir, rc, st, st, snaps, s.transport); err != nil {
+			return err
+		}
+	}
 
 	has, err := raft.HasExistingState(st, st, snaps)
 	if err != nil {
