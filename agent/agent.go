@@ -209,6 +209,12 @@ func (a *Agent) Start(ctx context.Context) error {
 		sc.Logger = a.log.Named("server")
 		sc.Registry = a.reg
 		sc.UserEvent = a.onUserEvent
+		sc.Autopilot = server.AutopilotConfig{
+			CleanupDeadServers:      cfg.Autopilot.CleanupDeadServers,
+			LastContactThreshold:    cfg.Autopilot.LastContactThreshold.Duration(),
+			ServerStabilizationTime: cfg.Autopilot.ServerStabilizationTime.Duration(),
+			MaxTrailingLogs:         uint64(cfg.Autopilot.MaxTrailingLogs),
+		}
 		srv, err := server.New(sc)
 		if err != nil {
 			return err

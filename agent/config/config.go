@@ -76,6 +76,7 @@ type Config struct {
 
 	DNSConfig DNSConfig `json:"dns_config"`
 	Cache     Cache     `json:"cache"`
+	Autopilot Autopilot `json:"autopilot"`
 
 	// Services and Checks collect the "service"/"services" and
 	// "check"/"checks" keys of every config file, in load order.
@@ -159,6 +160,7 @@ func DefaultConfig() *Config {
 			MaxEntries: 10000,
 			MaxStale:   Duration(72 * time.Hour),
 		},
+		Autopilot: DefaultAutopilot(),
 	}
 }
 

@@ -118,6 +118,9 @@ func (c *Config) validate() error {
 	if c.Cache.MaxStale < 0 {
 		return fmt.Errorf("cache.max_stale: must not be negative, got %s", c.Cache.MaxStale)
 	}
+	if err := c.Autopilot.validate(); err != nil {
+		return fmt.Errorf("autopilot.%w", err)
+	}
 	return c.validateDefinitions()
 }
 

@@ -109,18 +109,18 @@ func TestReadRefusesDamage(t *testing.T) {
 		in  []byte
 		err string
 	}{
-		"empty":          {nil, "not a gzip stream"},
-		"not gzip":       {[]byte("hello"), "not a gzip stream"},
-		"flipped byte":   {flipped, ""},
-		"truncated":      {good[:len(good)-10], ""},
-		"half":           {good[:len(good)/2], ""},
-		"missing sums":   {rebuild(t, [2]string{"meta.json", mb}, [2]string{"state.bin", string(st)}), `"SHA256SUMS" is missing`},
-		"extra member":   {rebuild(t, [2]string{"meta.json", mb}, [2]string{"state.bin", string(st)}, [2]string{"SHA256SUMS", sums(mb, string(st))}, [2]string{"evil", "x"}), `unexpected member "evil"`},
-		"duplicate":      {rebuild(t, [2]string{"meta.json", mb}, [2]string{"meta.json", mb}), "appears twice"},
-		"wrong sum":      {rebuild(t, [2]string{"meta.json", mb}, [2]string{"state.bin", string(st)}, [2]string{"SHA256SUMS", sums(mb, "other")}), "SHA-256 mismatch for state.bin"},
-		"size mismatch":  {rebuild(t, [2]string{"meta.json", strings.Replace(mb, `"Size":`, `"Size":1`, 1)}, [2]string{"state.bin", string(st)}, [2]string{"SHA256SUMS", sums(strings.Replace(mb, `"Size":`, `"Size":1`, 1), string(st))}), "meta says"},
-		"zero index":     {rebuild(t, [2]string{"meta.json", strings.Replace(mb, `"Index":5`, `"Index":0`, 1)}, [2]string{"state.bin", string(st)}, [2]string{"SHA256SUMS", sums(strings.Replace(mb, `"Index":5`, `"Index":0`, 1), string(st))}), "index 0"},
-		"bad sums line":  {rebuild(t, [2]string{"meta.json", mb}, [2]string{"state.bin", string(st)}, [2]string{"SHA256SUMS", "nonsense\n"}), "bad SHA256SUMS line"},
+		"empty":         {nil, "not a gzip stream"},
+		"not gzip":      {[]byte("hello"), "not a gzip stream"},
+		"flipped byte":  {flipped, ""},
+		"truncated":     {good[:len(good)-10], ""},
+		"half":          {good[:len(good)/2], ""},
+		"missing sums":  {rebuild(t, [2]string{"meta.json", mb}, [2]string{"state.bin", string(st)}), `"SHA256SUMS" is missing`},
+		"extra member":  {rebuild(t, [2]string{"meta.json", mb}, [2]string{"state.bin", string(st)}, [2]string{"SHA256SUMS", sums(mb, string(st))}, [2]string{"evil", "x"}), `unexpected member "evil"`},
+		"duplicate":     {rebuild(t, [2]string{"meta.json", mb}, [2]string{"meta.json", mb}), "appears twice"},
+		"wrong sum":     {rebuild(t, [2]string{"meta.json", mb}, [2]string{"state.bin", string(st)}, [2]string{"SHA256SUMS", sums(mb, "other")}), "SHA-256 mismatch for state.bin"},
+		"size mismatch": {rebuild(t, [2]string{"meta.json", strings.Replace(mb, `"Size":`, `"Size":1`, 1)}, [2]string{"state.bin", string(st)}, [2]string{"SHA256SUMS", sums(strings.Replace(mb, `"Size":`, `"Size":1`, 1), string(st))}), "meta says"},
+		"zero index":    {rebuild(t, [2]string{"meta.json", strings.Replace(mb, `"Index":5`, `"Index":0`, 1)}, [2]string{"state.bin", string(st)}, [2]string{"SHA256SUMS", sums(strings.Replace(mb, `"Index":5`, `"Index":0`, 1), string(st))}), "index 0"},
+		"bad sums line": {rebuild(t, [2]string{"meta.json", mb}, [2]string{"state.bin", string(st)}, [2]string{"SHA256SUMS", "nonsense\n"}), "bad SHA256SUMS line"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Decode(tc.in)
