@@ -28,4 +28,5 @@ type CLI struct {
 	Info       InfoCmd       `cmd:"" help:"Print the agent's debugging information."`
 	Reload     ReloadCmd     `cmd:"" help:"Re-read the agent's configuration files."`
 	Operator   OperatorCmd   `cmd:"" help:"Operator commands (raft)."`
+	Snapshot   SnapshotCmd   `cmd:"" help:"Save, restore and inspect snapshots of the servers' state."`
 }
