@@ -237,32 +237,46 @@ func (s *Server) gatherHealth(ctx context.Context) *structs.OperatorHealthReply 
 }
 
 // pruneDeadServers removes from Raft the servers serf reports failed or
-// left, one at a time, as long as the voters that
-// remain alive still form a quorum of the smaller configuration, as
-// Consul's cleanup_dead_servers does. A removed server that comes back
-// is added again by the leader's serf reconciliation.
+// left, as Consul's cleanup_dead_servers does (see deadServersToRemove).
+// A removed server that comes back is added again by the leader's serf
+// reconciliation.
 func (s *Server) pruneDeadServers() {
 	f := s.raft.GetConfiguration()
 	if f.Error() != nil {
 		return
 	}
-	members := map[string]serf.Member{}
+	status := map[string]serf.MemberStatus{}
 	for _, m := range s.lan.Members() {
-		members[m.Name] = m
+		status[m.Name] = m.Status
 	}
-	var dead []raft.Server
+	remove, refused := deadServersToRemove(f.Configuration().Servers, status, raft.ServerID(s.cfg.NodeName))
+	for _, srv := range refused {
+		s.log.Warn("autopilot: not removing dead server, the rest would lack a quorum", zap.String("server", string(srv.ID)))
+	}
+	for _, srv := range remove {
+		s.log.Info("autopilot: removing dead server", zap.String("server", string(srv.ID)), zap.String("address", string(srv.Address)))
+		if err := s.raft.RemoveServer(srv.ID, 0, 0).Error(); err != nil {
+			s.log.Warn("autopilot: remove dead server", zap.String("server", string(srv.ID)), zap.Error(err))
+			return
+		}
+	}
+}
+
+// deadServersToRemove picks, from the Raft servers, those serf reports
+// failed or left (never self), in order, as long as after each removal
+// the voters still alive form a quorum of the voters that remain; the
+// dead voters past that point are returned as refused. Servers serf does
+// not know are left alone: after a full restart Raft may elect a leader
+// before gossip has rejoined.
+func deadServersToRemove(servers []raft.Server, status map[string]serf.MemberStatus, self raft.ServerID) (remove, refused []raft.Server) {
 	voters, deadVoters := 0, 0
-	for _, srv := range f.Configuration().Servers {
+	var dead []raft.Server
+	for _, srv := range servers {
 		if srv.Suffrage == raft.Voter {
 			voters++
 		}
-		if srv.ID == raft.ServerID(s.cfg.NodeName) {
-			continue
-		}
-		// A server serf does not know (yet) is left alone: after a full
-		// restart the leader may win an election before gossip rejoins.
-		m, ok := members[string(srv.ID)]
-		if !ok || (m.Status != serf.StatusFailed && m.Status != serf.StatusLeft) {
+		st, known := status[string(srv.ID)]
+		if srv.ID == self || !known || (st != serf.StatusFailed && st != serf.StatusLeft) {
 			continue
 		}
 		dead = append(dead, srv)
@@ -270,24 +284,21 @@ func (s *Server) pruneDeadServers() {
 			deadVoters++
 		}
 	}
-	for _, srv := range dead {
+	for i, srv := range dead {
 		if srv.Suffrage == raft.Voter {
-			remaining := voters - 1
-			alive := voters - deadVoters
+			remaining, alive := voters-1, voters-deadVoters
 			if alive < remaining/2+1 {
-				s.log.Warn("autopilot: not removing dead server, the rest would lack a quorum",
-					zap.String("server", string(srv.ID)), zap.Int("voters", voters), zap.Int("dead_voters", deadVoters))
-				return
+				for _, r := range dead[i:] {
+					if r.Suffrage == raft.Voter {
+						refused = append(refused, r)
+					}
+				}
+				return remove, refused
 			}
-		}
-		s.log.Info("autopilot: removing dead server", zap.String("server", string(srv.ID)), zap.String("address", string(srv.Address)))
-		if err := s.raft.RemoveServer(srv.ID, 0, 0).Error(); err != nil {
-			s.log.Warn("autopilot: remove dead server", zap.String("server", string(srv.ID)), zap.Error(err))
-			return
-		}
-		if srv.Suffrage == raft.Voter {
 			voters--
 			deadVoters--
 		}
+		remove = append(remove, srv)
 	}
+	return remove, nil
 }
