@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/cairnd/cairn/cluster/structs"
 	"github.com/hashicorp/raft"
 	"github.com/hashicorp/serf/serf"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -94,6 +96,7 @@ func (s *Server) startAutopilot() {
 	if s.cfg.FastGossip {
 		interval = autopilotFastInterval
 	}
+	s.registerAutopilotMetrics()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -120,6 +123,40 @@ func (s *Server) startAutopilot() {
 			}
 		}
 	}()
+}
+
+// registerAutopilotMetrics exports the leader's last health report, as
+// Consul's autopilot.healthy and autopilot.failure_tolerance; followers
+// and a leader before its first pass report NaN (no view).
+func (s *Server) registerAutopilotMetrics() {
+	report := func(f func(h *structs.OperatorHealthReply) float64) func() float64 {
+		return func() float64 {
+			h := s.autopilot.health()
+			if h == nil {
+				return math.NaN()
+			}
+			return f(h)
+		}
+	}
+	for _, g := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cairn_autopilot_healthy",
+			Help: "1 when every server is healthy in the leader's autopilot view, 0 when not (NaN off the leader).",
+		}, report(func(h *structs.OperatorHealthReply) float64 {
+			if h.Healthy {
+				return 1
+			}
+			return 0
+		})),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cairn_autopilot_failure_tolerance",
+			Help: "How many voting servers can fail without losing quorum, in the leader's autopilot view (NaN off the leader).",
+		}, report(func(h *structs.OperatorHealthReply) float64 { return float64(h.FailureTolerance) })),
+	} {
+		if err := s.cfg.Registry.Register(g); err != nil {
+			s.log.Warn("metric registration", zap.Error(err))
+		}
+	}
 }
 
 // raftStats is this server's own progress, for the leader's health view.

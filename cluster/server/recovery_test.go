@@ -17,6 +17,7 @@ import (
 	"github.com/cairnd/cairn/cluster/testutil"
 	"github.com/hashicorp/raft"
 	"github.com/hashicorp/serf/serf"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func kvPut(ctx context.Context, s *Server, key, value string) error {
@@ -313,7 +314,7 @@ func TestAutopilotRemovesDeadServerAndReplacementJoins(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	all := threeServers(t, nil)
+	all := threeServers(t, func(c *Config) { c.Registry = prometheus.NewRegistry() })
 	testutil.Eventually(t, 30*time.Second, "a healthy cluster", func() error {
 		var h structs.OperatorHealthReply
 		if err := followerOf(all...).RPC(ctx, structs.MethodOperatorServerHealth, &structs.DCSpecificRequest{}, &h); err != nil {
@@ -333,6 +334,24 @@ func TestAutopilotRemovesDeadServerAndReplacementJoins(t *testing.T) {
 		}
 		if leaders != 1 {
 			return fmt.Errorf("%d leaders in %+v", leaders, h)
+		}
+		// The leader exports the same view as metrics.
+		l := leaderOf(all...)
+		if l == nil {
+			return errors.New("no leader")
+		}
+		mfs, err := l.cfg.Registry.(*prometheus.Registry).Gather()
+		if err != nil {
+			return err
+		}
+		got := map[string]float64{}
+		for _, mf := range mfs {
+			if strings.HasPrefix(mf.GetName(), "cairn_autopilot_") {
+				got[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		if got["cairn_autopilot_healthy"] != 1 || got["cairn_autopilot_failure_tolerance"] != 1 {
+			return fmt.Errorf("autopilot metrics %v", got)
 		}
 		return nil
 	})
