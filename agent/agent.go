@@ -209,12 +209,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		sc.Logger = a.log.Named("server")
 		sc.Registry = a.reg
 		sc.UserEvent = a.onUserEvent
-		sc.Autopilot = server.AutopilotConfig{
-			CleanupDeadServers:      cfg.Autopilot.CleanupDeadServers,
-			LastContactThreshold:    cfg.Autopilot.LastContactThreshold.Duration(),
-			ServerStabilizationTime: cfg.Autopilot.ServerStabilizationTime.Duration(),
-			MaxTrailingLogs:         uint64(cfg.Autopilot.MaxTrailingLogs),
-		}
+		sc.Autopilot = cfg.Autopilot.ServerConfig()
 		srv, err := server.New(sc)
 		if err != nil {
 			return err

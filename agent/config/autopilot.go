@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"time"
+
+	"github.com/cairnd/cairn/cluster/server"
 )
 
 // Autopilot is Consul's autopilot block (servers only). Consul's other
@@ -43,4 +45,14 @@ func (a *Autopilot) validate() error {
 		return fmt.Errorf("max_trailing_logs: must not be negative, got %d", a.MaxTrailingLogs)
 	}
 	return nil
+}
+
+// ServerConfig is the server's view of the block.
+func (a Autopilot) ServerConfig() server.AutopilotConfig {
+	return server.AutopilotConfig{
+		CleanupDeadServers:      a.CleanupDeadServers,
+		LastContactThreshold:    a.LastContactThreshold.Duration(),
+		ServerStabilizationTime: a.ServerStabilizationTime.Duration(),
+		MaxTrailingLogs:         uint64(a.MaxTrailingLogs),
+	}
 }

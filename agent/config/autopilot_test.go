@@ -29,4 +29,7 @@ func TestAutopilotBlock(t *testing.T) {
 	if c.Autopilot != want {
 		t.Fatalf("from file: %+v, want %+v", c.Autopilot, want)
 	}
+	if sc := c.Autopilot.ServerConfig(); sc.CleanupDeadServers || sc.LastContactThreshold != time.Second || sc.ServerStabilizationTime != 10*time.Second || sc.MaxTrailingLogs != 250 {
+		t.Fatalf("server view: %+v", sc)
+	}
 }
