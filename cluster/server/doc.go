@@ -21,21 +21,12 @@
 // removes them on leave. Node health follows serf: alive → serfHealth
 // passing, failed → critical, left/reaped → node deregistered.
 //
-// Outage recovery (Consul's names; snapshot.go, autopilot.go, recovery.go):
-//   - Snapshot.Save is served by the leader (any server with AllowStale)
-//     after a barrier, from raft.Snapshot; Snapshot.Restore verifies the
-//     archive and the state stream fully, then calls raft.Restore on the
-//     leader, which followers receive as an InstallSnapshot. The restored
-//     catalog is then reconciled with serf, as after an election.
-//   - Autopilot runs on the leader every 2s (200ms with FastGossip): it
-//     asks each alive server for its Raft stats (Status.RaftStats) to build
-//     Consul's health report, and with cleanup_dead_servers removes servers
-//     serf reports failed or left, one at a time, only while the live
-//     voters still make a quorum of what remains. Servers serf does not
-//     know are left alone (after a full restart Raft may elect a leader
-//     before gossip rejoins). New servers join as voters at once:
-//     server_stabilization_time is reported (StableSince), not enforced.
-//   - <data-dir>/raft/peers.json (Consul's v3 format) forces the Raft
-//     configuration with raft.RecoverCluster before Raft starts, then is
-//     deleted; a bad file stops the server with the reason and is kept.
+// Outage recovery (snapshot.go, autopilot.go, recovery.go): the leader
+// saves a snapshot after a barrier, and restores one with raft.Restore
+// (followers get an InstallSnapshot) only once archive and state verify.
+// Autopilot on the leader removes servers serf reports failed or left, one
+// at a time while the live voters keep a quorum; servers serf does not know
+// are left alone; server_stabilization_time is reported, not enforced.
+// <data-dir>/raft/peers.json (Consul v3) is applied with raft.RecoverCluster
+// before Raft starts, then deleted.
 package server
