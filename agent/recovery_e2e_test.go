@@ -198,10 +198,16 @@ func TestSnapshotSaveWipeRestoreCLI(t *testing.T) {
 			t.Fatalf("register: %d %s %v", code, b, err)
 		}
 	}
-	wantKV, err := recLocalKV(procs[0], "app/")
-	if err != nil || len(wantKV) != 10 {
-		t.Fatalf("before: %v %v", wantKV, err)
-	}
+	// A stale read of a follower: wait for it to apply the last write.
+	var wantKV []string
+	agenttest.WaitFor(t, 20*time.Second, "every write applied on "+procs[0].Name, func() error {
+		var err error
+		wantKV, err = recLocalKV(procs[0], "app/")
+		if err == nil && len(wantKV) != 10 {
+			err = fmt.Errorf("%d keys", len(wantKV))
+		}
+		return err
+	})
 	file := filepath.Join(t.TempDir(), "backup.snap")
 	out, err := recCLI(t, bin, procs[2], "snapshot", "save", file)
 	if err != nil || !strings.Contains(out, "Saved and verified snapshot to index") {
@@ -239,9 +245,12 @@ func TestSnapshotSaveWipeRestoreCLI(t *testing.T) {
 	if out, err := recCLI(t, bin, procs[1], "snapshot", "restore", damaged); err == nil || !strings.Contains(out, "corrupt") {
 		t.Fatalf("restore of a damaged file: %v\n%s", err, out)
 	}
-	if got, _ := recLocalKV(procs[0], "app/"); !slices.Equal(got, []string{"app/0=fresh-cluster"}) {
-		t.Fatalf("a refused restore changed the state: %v", got)
-	}
+	agenttest.WaitFor(t, 20*time.Second, "the fresh state, unchanged by the refused restore", func() error {
+		if got, err := recLocalKV(procs[0], "app/"); err != nil || !slices.Equal(got, []string{"app/0=fresh-cluster"}) {
+			return fmt.Errorf("state %v %v", got, err)
+		}
+		return nil
+	})
 
 	if out, err := recCLI(t, bin, procs[1], "snapshot", "restore", file); err != nil || !strings.Contains(out, "Restored snapshot") {
 		t.Fatalf("snapshot restore: %v\n%s", err, out)
