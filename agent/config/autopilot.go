@@ -18,7 +18,7 @@ type Autopilot struct {
 	// longer is unhealthy.
 	LastContactThreshold Duration `json:"last_contact_threshold"`
 	// ServerStabilizationTime: how long a server must be healthy to be
-	// reported stable.
+	// reported stable, and failed before cleanup removes it.
 	ServerStabilizationTime Duration `json:"server_stabilization_time"`
 	// MaxTrailingLogs: a server further behind the leader is unhealthy.
 	MaxTrailingLogs int `json:"max_trailing_logs"`

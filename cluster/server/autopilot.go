@@ -26,14 +26,16 @@ const (
 // AutopilotConfig is Consul's autopilot block, the parts Cairn acts on.
 type AutopilotConfig struct {
 	// CleanupDeadServers removes from Raft a server whose serf member
-	// failed or left, when the removal keeps a quorum of live voters.
+	// left, or failed and stayed unhealthy for ServerStabilizationTime,
+	// when the removal keeps a quorum of live voters.
 	CleanupDeadServers bool
 	// LastContactThreshold: a server not heard from by the leader for
 	// longer is unhealthy.
 	LastContactThreshold time.Duration
 	// ServerStabilizationTime: a server healthy for this long is stable
-	// (reported as StableSince). New servers join as voters at once; the
-	// value is reported, not used to delay promotion.
+	// (reported as StableSince), and a failed server is removed only once
+	// it has been unhealthy this long. New servers join as voters at once:
+	// it does not delay promotion.
 	ServerStabilizationTime time.Duration
 	// MaxTrailingLogs: a server this many entries behind the leader is
 	// unhealthy.
@@ -64,6 +66,7 @@ type autopilot struct {
 	mu     sync.Mutex
 	last   *structs.OperatorHealthReply
 	stable map[raft.ServerID]stability
+	passes uint64 // health passes so far (tests wait on it)
 }
 
 type stability struct {
@@ -81,6 +84,18 @@ func (a *autopilot) health() *structs.OperatorHealthReply {
 	h := *a.last
 	h.Servers = append([]structs.ServerHealth(nil), a.last.Servers...)
 	return &h
+}
+
+// unhealthyFor is how long the leader's health passes have found server
+// id unhealthy without a break (0 if healthy or never seen).
+func (a *autopilot) unhealthyFor(id raft.ServerID, now time.Time) time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st, ok := a.stable[id]
+	if !ok || st.healthy {
+		return 0
+	}
+	return now.Sub(st.since)
 }
 
 func (a *autopilot) reset() {
@@ -270,6 +285,7 @@ func (s *Server) gatherHealth(ctx context.Context) *structs.OperatorHealthReply 
 	}
 	reply.Servers = out
 	s.autopilot.last = reply
+	s.autopilot.passes++
 	return reply
 }
 
@@ -283,8 +299,16 @@ func (s *Server) pruneDeadServers() {
 		return
 	}
 	status := map[string]serf.MemberStatus{}
+	grace := s.cfg.Autopilot.ServerStabilizationTime
 	for _, m := range s.lan.Members() {
 		status[m.Name] = m.Status
+		// A failed server must have stayed unhealthy for the
+		// stabilization time before it goes: a paused or restarting
+		// server keeps its vote, so a second fault meanwhile does not
+		// cost the quorum.
+		if m.Status == serf.StatusFailed && s.autopilot.unhealthyFor(raft.ServerID(m.Name), time.Now()) < grace {
+			status[m.Name] = serf.StatusAlive
+		}
 	}
 	remove, refused := deadServersToRemove(f.Configuration().Servers, status, raft.ServerID(s.cfg.NodeName))
 	for _, srv := range refused {

@@ -471,3 +471,47 @@ func TestRemovePeer(t *testing.T) {
 		t.Fatalf("write on the remaining server: %v", err)
 	}
 }
+
+// TestAutopilotKeepsFailedServerWithinStabilization: a failed server keeps
+// its Raft seat until it has been unhealthy for server_stabilization_time
+// (here far longer than the test), so a paused server keeps its vote.
+func TestAutopilotKeepsFailedServerWithinStabilization(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-server autopilot test")
+	}
+	all := threeServers(t, func(c *Config) { c.Autopilot.ServerStabilizationTime = time.Hour })
+	dead := followerOf(all...)
+	deadName := dead.cfg.NodeName
+	dead.Close()
+	var l *Server
+	var seenAt uint64
+	testutil.Eventually(t, 30*time.Second, "the leader to see "+deadName+" failed", func() error {
+		if l = leaderOf(all...); l == nil {
+			return errors.New("no leader")
+		}
+		h := l.autopilot.health()
+		if h == nil {
+			return errors.New("no report")
+		}
+		for _, s := range h.Servers {
+			if s.Name == deadName && s.SerfStatus == "failed" && !s.Healthy {
+				l.autopilot.mu.Lock()
+				seenAt = l.autopilot.passes
+				l.autopilot.mu.Unlock()
+				return nil
+			}
+		}
+		return fmt.Errorf("report %+v", h.Servers)
+	})
+	testutil.Eventually(t, 30*time.Second, "five more autopilot passes", func() error {
+		l.autopilot.mu.Lock()
+		defer l.autopilot.mu.Unlock()
+		if l.autopilot.passes < seenAt+5 {
+			return fmt.Errorf("%d passes", l.autopilot.passes-seenAt)
+		}
+		return nil
+	})
+	if ids := raftServerIDs(t, l); !slices.Contains(ids, deadName) {
+		t.Fatalf("%s removed within its stabilization time: %v", deadName, ids)
+	}
+}
