@@ -78,6 +78,7 @@ type Config struct {
 
 	DNSConfig DNSConfig `json:"dns_config"`
 	Cache     Cache     `json:"cache"`
+	Autopilot Autopilot `json:"autopilot"`
 
 	// TLS guards the server port (see tls.go); LegacyTLS holds Consul's
 	// older top-level ca_file, cert_file, verify_* keys.
@@ -167,5 +168,6 @@ func DefaultConfig() *Config {
 			MaxEntries: 10000,
 			MaxStale:   Duration(72 * time.Hour),
 		},
+		Autopilot: DefaultAutopilot(),
 	}
 }

@@ -99,6 +99,7 @@ func (c *Config) ServerConfig() (server.Config, error) {
 	sc.EncryptKey = key
 	sc.ReconnectTimeout = c.ReconnectTimeout.Duration()
 	sc.FastGossip = c.Dev
+	sc.Autopilot = c.Autopilot.ServerConfig()
 	return sc, nil
 }
 

@@ -121,6 +121,9 @@ func (c *Config) validate() error {
 	if err := c.TLSConfig().Validate(); err != nil {
 		return err
 	}
+	if err := c.Autopilot.validate(); err != nil {
+		return fmt.Errorf("autopilot.%w", err)
+	}
 	return c.validateDefinitions()
 }
 

@@ -47,6 +47,9 @@ type Config struct {
 
 	Build string
 
+	// Autopilot is Consul's autopilot block (see autopilot.go).
+	Autopilot AutopilotConfig
+
 	Logger   *zap.Logger
 	Registry prometheus.Registerer
 
@@ -71,6 +74,7 @@ func DefaultConfig() Config {
 		RaftSnapshotThreshold: 16384,
 		RaftSnapshotInterval:  30 * time.Second,
 		RaftTrailingLogs:      10240,
+		Autopilot:             DefaultAutopilotConfig(),
 	}
 }
 

@@ -38,4 +38,14 @@
 // are seen and none has Raft state. The leader adds joining servers as
 // voters and removes leaving ones. Node health follows serf: alive →
 // serfHealth passing, failed → critical, left/reaped → node deregistered.
+//
+// Outage recovery (snapshot.go, autopilot.go, recovery.go): the leader
+// saves a snapshot after a barrier, and restores one with raft.Restore
+// (followers get an InstallSnapshot) only once archive and state verify.
+// Autopilot on the leader removes servers serf reports left, or failed and
+// unhealthy for server_stabilization_time (so a pause keeps its vote), one
+// at a time while the live voters keep a quorum; servers serf does not know
+// are left alone; new servers still join as voters at once.
+// <data-dir>/raft/peers.json (Consul v3) is applied with raft.RecoverCluster
+// before Raft starts, then deleted.
 package server

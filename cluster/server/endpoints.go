@@ -234,6 +234,7 @@ func (s *Server) registerStatus() {
 		return nil
 	})
 	handle(s, structs.MethodStatusPing, func(ctx context.Context, a *struct{}, r *struct{}) error { return nil })
+	s.registerOperatorEndpoints()
 }
 
 func filterNodeMeta(nodes []*structs.Node, want map[string]string) []*structs.Node {

@@ -64,6 +64,7 @@ type Server struct {
 	// calls forwarded to a leader stop waiting as soon as it is replaced.
 	epoch        atomic.Pointer[leaderEpoch]
 	observer     *raft.Observer
+	autopilot    autopilot
 	reconcileCh  chan serf.Member
 	bootstrapped atomic.Bool
 
@@ -136,6 +137,7 @@ func New(cfg Config) (*Server, error) {
 
 	s.wg.Add(1)
 	go s.monitorLeadership()
+	s.startAutopilot()
 	ok = true
 	return s, nil
 }
@@ -204,6 +206,11 @@ func (s *Server) setupRaft(adv *net.TCPAddr) error {
 		rc.LeaderLeaseTimeout = 250 * time.Millisecond
 	}
 	s.fsm = fsm.New(s.log.Named("fsm"))
+	if !s.cfg.InMemory {
+		if err := s.recoverFromPeersFile(dir, rc, st, st, snaps, s.transport); err != nil {
+			return err
+		}
+	}
 
 	has, err := raft.HasExistingState(st, st, snaps)
 	if err != nil {

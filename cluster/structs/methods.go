@@ -31,6 +31,8 @@ func IsWriteMethod(method string) bool {
 	switch method {
 	case MethodCatalogRegister, MethodCatalogDeregister, MethodKVSApply, MethodEventFire:
 		return true
+	case MethodSnapshotRestore, MethodOperatorRaftRemovePeer:
+		return true
 	}
 	return false
 }

@@ -61,4 +61,5 @@ type CLI struct {
 	Reload     ReloadCmd     `cmd:"" help:"Re-read the agent's configuration files."`
 	Operator   OperatorCmd   `cmd:"" help:"Operator commands (raft)."`
 	TLS        TLSCmd        `cmd:"" name:"tls" help:"Create a CA and certificates for TLS on the server port."`
+	Snapshot   SnapshotCmd   `cmd:"" help:"Save, restore and inspect snapshots of the servers' state."`
 }

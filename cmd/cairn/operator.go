@@ -11,12 +11,14 @@ import (
 
 // OperatorCmd groups the operator commands.
 type OperatorCmd struct {
-	Raft OperatorRaftCmd `cmd:"" help:"Inspect the Raft configuration."`
+	Raft      OperatorRaftCmd      `cmd:"" help:"Inspect the Raft configuration."`
+	Autopilot OperatorAutopilotCmd `cmd:"" help:"Autopilot configuration and server health."`
 }
 
 // OperatorRaftCmd is `cairn operator raft`.
 type OperatorRaftCmd struct {
-	ListPeers OperatorRaftListPeersCmd `cmd:"" name:"list-peers" help:"List the Raft peers."`
+	ListPeers  OperatorRaftListPeersCmd  `cmd:"" name:"list-peers" help:"List the Raft peers."`
+	RemovePeer OperatorRaftRemovePeerCmd `cmd:"" name:"remove-peer" help:"Remove a server from the Raft configuration."`
 }
 
 // OperatorRaftListPeersCmd is `cairn operator raft list-peers`.
