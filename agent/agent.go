@@ -442,7 +442,7 @@ func (a *Agent) listenHTTP() error {
 	if err != nil {
 		return fmt.Errorf("agent: http on %s: %w", addr, err)
 	}
-	a.httpLn = ln
+	a.httpLn = a.limitHTTP(ln)
 	return nil
 }
 
@@ -452,8 +452,9 @@ func (a *Agent) serveHTTP() {
 		return
 	}
 	a.httpSrv = &http.Server{
-		Handler:           withPprof(agenthttp.New(a, a.log.Named("http"))),
+		Handler:           withBodyDeadline(withPprof(agenthttp.New(a, a.log.Named("http"))), httpBodyReadTimeout),
 		ReadHeaderTimeout: httpReadHeaderTimeout,
+		IdleTimeout:       httpIdleTimeout,
 		ErrorLog:          zap.NewStdLog(a.log.Named("http")),
 	}
 	a.wg.Add(1)

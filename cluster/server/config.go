@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/cairnd/cairn/cluster/rpc"
 )
 
 // Config is everything a server needs; the agent fills it from agent/config.
@@ -33,6 +35,10 @@ type Config struct {
 	EncryptKey   []byte
 
 	ReconnectTimeout time.Duration
+
+	// RPCMaxConnsPerClient caps server-port connections from one IP
+	// (limits.rpc_max_conns_per_client; 0 is unlimited).
+	RPCMaxConnsPerClient int
 	// FastGossip shortens serf/memberlist timings (tests, --dev).
 	FastGossip bool
 
@@ -63,6 +69,7 @@ func DefaultConfig() Config {
 		SerfLANPort:           8301,
 		SerfWANPort:           8302,
 		ReconnectTimeout:      72 * time.Hour,
+		RPCMaxConnsPerClient:  rpc.DefaultMaxConnsPerClient,
 		RaftSnapshotThreshold: 16384,
 		RaftSnapshotInterval:  30 * time.Second,
 		RaftTrailingLogs:      10240,
