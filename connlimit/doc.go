@@ -21,6 +21,10 @@
 // (before this, 1,100 idle HTTP connections at a 1,024 file limit stopped
 // the server port and DNS over TCP too).
 //
+// One client may hold at most half a listener's total cap, whatever its
+// per-client setting, so one flooding process always leaves the other half
+// to everyone else.
+//
 // PeerLog is the once-per-peer-per-minute log gate, shared with the RPC
 // server's bad-connection log lines.
 package connlimit

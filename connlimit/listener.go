@@ -82,8 +82,15 @@ type Listener struct {
 	total int
 }
 
-// Wrap returns ln limited by cfg. logger and m may be nil.
+// Wrap returns ln limited by cfg. logger and m may be nil. When a total
+// cap is set, one client may hold at most half of it (whatever
+// MaxPerClient says), so a single flooding client always leaves room for
+// others: at a 1,024 file limit the total is 192 and Consul's HTTP default
+// of 200 per client would otherwise let one process take all of it.
 func Wrap(ln net.Listener, cfg Config, logger *zap.Logger, m *Metrics) *Listener {
+	if cfg.MaxTotal > 0 && (cfg.MaxPerClient <= 0 || cfg.MaxPerClient > cfg.MaxTotal/2) {
+		cfg.MaxPerClient = max(cfg.MaxTotal/2, 1)
+	}
 	if logger == nil {
 		logger = zap.NewNop()
 	}
@@ -110,7 +117,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		ip := PeerIP(c.RemoteAddr())
 		if reason := l.admit(ip); reason != "" {
-			c.Close()
+			// Count before closing: whoever sees the close sees the count.
 			l.metrics.refused.WithLabelValues(reason).Inc()
 			if l.peerLog.Allow(ip.String()) {
 				limit := l.cfg.MaxPerClient
@@ -121,6 +128,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 					zap.String("listener", l.cfg.Name), zap.String("remote", ip.String()),
 					zap.String("reason", reason), zap.Int("limit", limit))
 			}
+			c.Close()
 			continue
 		}
 		l.metrics.open.Inc()

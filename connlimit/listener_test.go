@@ -159,6 +159,25 @@ func TestTotalCap(t *testing.T) {
 	}
 }
 
+// One client gets at most half the total, so it cannot starve others.
+func TestPerClientClampedToHalfTotal(t *testing.T) {
+	l, _ := newListener(t, Config{Name: "test", MaxPerClient: 200, MaxTotal: 8})
+	addr := l.Addr().String()
+	for i := range 4 {
+		if _, ok := dial(t, addr, "127.0.0.1"); !ok {
+			t.Fatalf("connection %d refused under half the total", i+1)
+		}
+	}
+	if _, ok := dial(t, addr, "127.0.0.1"); ok {
+		t.Fatal("one client got more than half the total cap")
+	}
+	for i := range 4 {
+		if _, ok := dial(t, addr, "127.0.0.2"); !ok {
+			t.Fatalf("second client's connection %d refused", i+1)
+		}
+	}
+}
+
 func TestTotalCapFromFileLimit(t *testing.T) {
 	for _, tc := range []struct {
 		nofile uint64
