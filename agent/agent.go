@@ -396,6 +396,7 @@ func (a *Agent) RPC(ctx context.Context, method string, args, reply any) error {
 func (a *Agent) startDNS(ctx context.Context) error {
 	cfg := a.cfg
 	rc := cfg.ResolverConfig()
+	rc.LimitTCP = a.limitDNSTCP
 	d := cfg.DNSConfig
 	var cat resolver.Catalog
 	if a.srv != nil {
@@ -425,7 +426,7 @@ func (a *Agent) startDNS(ctx context.Context) error {
 // wire-level front; the resolver answers only what the front cannot.
 func (a *Agent) startClientDNS(ctx context.Context, addr string, srv *resolver.Server) error {
 	cache.TuneClientRuntime() // GC settings of client agents: see cache/runtime.go
-	front, err := cache.NewFront(cache.FrontConfig{Addr: addr}, srv, a.cache, a.log.Named("dns"))
+	front, err := cache.NewFront(cache.FrontConfig{Addr: addr, LimitTCP: a.limitDNSTCP}, srv, a.cache, a.log.Named("dns"))
 	if err != nil {
 		return err
 	}

@@ -68,3 +68,14 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// limitDNSTCP caps DNS-over-TCP connections at the file-limit-derived
+// total (one client, typically every stub resolver of the host on
+// loopback, may hold half), so a TCP flood on the DNS port cannot take
+// the descriptors of the HTTP API or the server port. UDP is unaffected.
+func (a *Agent) limitDNSTCP(ln net.Listener) net.Listener {
+	return connlimit.Wrap(ln, connlimit.Config{
+		Name:     "dns_tcp",
+		MaxTotal: connlimit.TotalCap(connlimit.FileLimit()),
+	}, a.log.Named("dns"), connlimit.NewMetrics(a.reg, "dns_tcp"))
+}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/cairnd/cairn/agent/agenttest"
 	"github.com/cairnd/cairn/cluster/rpc"
 	"github.com/cairnd/cairn/cluster/structs"
@@ -172,9 +174,10 @@ func TestRPCMaxConnsPerClient(t *testing.T) {
 	}
 }
 
-// At a 1,024 file limit, 1,100 idle connections to the HTTP API and 1,100
-// to the server port, all from one process, leave both serving others
-// (before the limits: accept4: too many open files on every port).
+// At a 1,024 file limit, 1,100 idle connections to each of the HTTP API,
+// the server port and DNS over TCP, all from one process, leave all three
+// serving others (before the limits: accept4: too many open files on
+// every port).
 func TestFloodAtLowFileLimit(t *testing.T) {
 	bin := agenttest.Binary(t)
 	wrapper := filepath.Join(t.TempDir(), "cairn-nofile-1024")
@@ -207,7 +210,7 @@ func TestFloodAtLowFileLimit(t *testing.T) {
 			c.Close()
 		}
 	}()
-	for _, addr := range []string{p.HTTPAddr(), p.RPCAddr()} {
+	for _, addr := range []string{p.HTTPAddr(), p.RPCAddr(), p.DNSAddr()} {
 		for i := range flood {
 			c, err := d.Dial("tcp", addr)
 			if err != nil {
@@ -236,6 +239,20 @@ func TestFloodAtLowFileLimit(t *testing.T) {
 	var leader string
 	if err := s.Call(ctx, structs.MethodStatusLeader, &structs.DCSpecificRequest{}, &leader); err != nil || leader == "" {
 		t.Fatalf("RPC from 127.0.0.2 during the flood: %q %v", leader, err)
+	}
+	// DNS over TCP too.
+	dc := &dns.Client{Net: "tcp", Timeout: 5 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}}
+	q := new(dns.Msg)
+	q.SetQuestion("consul.service.consul.", dns.TypeA)
+	ans, _, err := dc.Exchange(q, p.DNSAddr())
+	if err != nil || ans.Rcode != dns.RcodeSuccess || len(ans.Answer) == 0 {
+		t.Fatalf("DNS over TCP from 127.0.0.2 during the flood: %v %v", ans, err)
+	}
+	other2 := httpClientFrom("127.0.0.2")
+	for _, m := range []string{"cairn_http_conns_refused_total", "cairn_rpc_conns_refused_total", "cairn_dns_tcp_conns_refused_total"} {
+		if v := metric(t, other2, p.HTTPAddr(), m+`{reason="per_client"}`); v == "" || v == "0" {
+			t.Errorf("%s{reason=per_client} = %q during a one-client flood", m, v)
+		}
 	}
 	if strings.Contains(p.Log(), "too many open files") {
 		t.Fatalf("agent ran out of file descriptors:\n%s", p.Log())

@@ -50,6 +50,9 @@ type FrontConfig struct {
 	// sleeping in recvfrom; 0 means one per CPU the process may run on,
 	// at most maxReaders.
 	Readers int
+	// LimitTCP, if set, wraps the TCP listener (the agent's connection
+	// caps); miekg/dns's own read (2 s) and idle (8 s) timeouts apply.
+	LimitTCP func(net.Listener) net.Listener
 }
 
 // Front serves the DNS port of a client agent: UDP with the wire-level
@@ -158,6 +161,9 @@ func (f *Front) Start(ctx context.Context) error {
 	}
 	f.udpAddr, f.tcpAddr = f.conns[0].local, ln.Addr()
 	started := make(chan struct{})
+	if f.cfg.LimitTCP != nil {
+		ln = f.cfg.LimitTCP(ln)
+	}
 	f.tcp = &dns.Server{Listener: ln, Handler: f.handler, NotifyStartedFunc: func() { close(started) }}
 	f.wg.Add(1)
 	go func() {

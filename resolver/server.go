@@ -157,7 +157,7 @@ func (s *Server) Start(ctx context.Context) error {
 	for _, c := range conns {
 		s.servers = append(s.servers, &dns.Server{PacketConn: c, Handler: s, UDPSize: udpReadSize, NotifyStartedFunc: notify})
 	}
-	s.servers = append(s.servers, &dns.Server{Listener: ln, Handler: s, NotifyStartedFunc: notify})
+	s.servers = append(s.servers, &dns.Server{Listener: limitTCP(s.cfg.LimitTCP, ln), Handler: s, NotifyStartedFunc: notify})
 	for _, srv := range s.servers {
 		s.wg.Add(1)
 		go func() {
@@ -228,4 +228,12 @@ func (s *Server) Close() error {
 	}
 	s.wg.Wait()
 	return errors.Join(errs...)
+}
+
+// limitTCP applies the optional listener wrapper of Config.LimitTCP.
+func limitTCP(wrap func(net.Listener) net.Listener, ln net.Listener) net.Listener {
+	if wrap == nil {
+		return ln
+	}
+	return wrap(ln)
 }
