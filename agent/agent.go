@@ -453,8 +453,9 @@ func (a *Agent) serveHTTP() {
 		return
 	}
 	a.httpSrv = &http.Server{
-		Handler:           withBodyDeadline(withPprof(agenthttp.New(a, a.log.Named("http"))), httpBodyReadTimeout),
+		Handler:           withPprof(agenthttp.New(a, a.log.Named("http"))),
 		ReadHeaderTimeout: httpReadHeaderTimeout,
+		ReadTimeout:       httpReadTimeout,
 		IdleTimeout:       httpIdleTimeout,
 		ErrorLog:          zap.NewStdLog(a.log.Named("http")),
 	}
