@@ -12,6 +12,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/cairnd/cairn/agent/config"
 )
 
 // The API server's ReadTimeout: a body that stalls is cut off after it; a
@@ -87,6 +92,73 @@ func TestReadTimeoutSparesBlockingQueries(t *testing.T) {
 		}
 		if res.ctx != nil || strings.TrimSpace(string(b)) != "done" {
 			t.Fatalf("request context ended (%v) while the handler waited past the body deadline; response %q", res.ctx, b)
+		}
+	})
+}
+
+func TestRequestLimits(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	send := func(h http.Handler, method, remote string) int {
+		r := httptest.NewRequest(method, "http://agent/v1/kv/k", nil)
+		r.RemoteAddr = remote
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	newAgent := func(rl config.RequestLimits) *Agent {
+		cfg := config.DefaultConfig()
+		cfg.Limits.RequestLimits = rl
+		return &Agent{cfg: cfg, log: zap.NewNop(), reg: prometheus.NewRegistry()}
+	}
+	t.Run("disabled by default", func(t *testing.T) {
+		h := newAgent(config.DefaultConfig().Limits.RequestLimits).limitRequests(ok)
+		for i := range 100 {
+			if c := send(h, "PUT", "127.0.0.1:1000"); c != 200 {
+				t.Fatalf("request %d: %d with limits off", i, c)
+			}
+		}
+	})
+	t.Run("enforcing", func(t *testing.T) {
+		// Rates far below what the loop can send: the bucket cannot refill
+		// a token between two requests.
+		h := newAgent(config.RequestLimits{Mode: "enforcing", WriteRate: 0.001}).limitRequests(ok)
+		steps := []struct {
+			method, remote string
+			want           int
+		}{
+			{"PUT", "127.0.0.1:1000", 200},
+			{"PUT", "127.0.0.1:1001", 429}, // same IP, another connection
+			{"DELETE", "127.0.0.1:1000", 429},
+			{"GET", "127.0.0.1:1000", 200}, // reads unlimited
+			{"PUT", "127.0.0.2:1000", 200}, // another client
+			{"PUT", "[::ffff:127.0.0.2]:1000", 429},
+		}
+		for i, s := range steps {
+			if c := send(h, s.method, s.remote); c != s.want {
+				t.Fatalf("step %d %s from %s: %d, want %d", i, s.method, s.remote, c, s.want)
+			}
+		}
+	})
+	t.Run("permissive serves", func(t *testing.T) {
+		a := newAgent(config.RequestLimits{Mode: "permissive", ReadRate: 0.001})
+		h := a.limitRequests(ok)
+		for i := range 3 {
+			if c := send(h, "GET", "127.0.0.1:1000"); c != 200 {
+				t.Fatalf("request %d: %d in permissive mode", i, c)
+			}
+		}
+		mfs, err := a.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got float64
+		for _, mf := range mfs {
+			if mf.GetName() == "cairn_http_requests_rate_limited_total" {
+				got = mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		if got != 2 {
+			t.Fatalf("rate-limited counter = %v, want 2", got)
 		}
 	})
 }

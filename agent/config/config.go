@@ -133,6 +133,25 @@ type Limits struct {
 	// IP: RPC sessions and raft connections (Consul's default 100; a
 	// client agent holds one session, a raft peer a few connections).
 	RPCMaxConnsPerClient int `json:"rpc_max_conns_per_client"`
+	// RequestLimits rate-limit HTTP API requests per client IP.
+	RequestLimits RequestLimits `json:"request_limits"`
+}
+
+// Request limit modes (Consul's names).
+const (
+	RequestLimitsDisabled   = "disabled"
+	RequestLimitsPermissive = "permissive" // count and log, serve anyway
+	RequestLimitsEnforcing  = "enforcing"  // answer 429
+)
+
+// RequestLimits is Consul's limits.request_limits block, applied per
+// client IP (Consul applies it per server): ReadRate to GET requests,
+// WriteRate to the others, in requests per second; 0 or less is
+// unlimited. Off by default.
+type RequestLimits struct {
+	Mode      string  `json:"mode"`
+	ReadRate  float64 `json:"read_rate"`
+	WriteRate float64 `json:"write_rate"`
 }
 
 // Cache bounds the client agent's DNS/catalog cache.

@@ -92,7 +92,8 @@ func TestLoadFull(t *testing.T) {
 			SOA:                SOA{Refresh: 7200, Retry: 300, Expire: 172800, MinTTL: 60},
 		}},
 		{"cache", c.Cache, Cache{MaxEntries: 500, MaxStale: Duration(time.Hour)}},
-		{"limits", c.Limits, Limits{HTTPMaxConnsPerClient: 50, RPCMaxConnsPerClient: 0}},
+		{"limits", c.Limits, Limits{HTTPMaxConnsPerClient: 50, RPCMaxConnsPerClient: 0,
+			RequestLimits: RequestLimits{Mode: "enforcing", ReadRate: 1000, WriteRate: 50.5}}},
 		{"service count (service + services)", len(c.Services), 2},
 		{"check count (check + checks)", len(c.Checks), 2},
 	}
