@@ -405,6 +405,7 @@ func (a *Agent) RPC(ctx context.Context, method string, args, reply any) error {
 func (a *Agent) startDNS(ctx context.Context) error {
 	cfg := a.cfg
 	rc := cfg.ResolverConfig()
+	rc.LimitTCP = a.limitDNSTCP
 	d := cfg.DNSConfig
 	var cat resolver.Catalog
 	if a.srv != nil {
@@ -437,7 +438,7 @@ func (a *Agent) listenHTTP() error {
 	if err != nil {
 		return fmt.Errorf("agent: http on %s: %w", addr, err)
 	}
-	a.httpLn = ln
+	a.httpLn = a.limitHTTP(ln)
 	return nil
 }
 
@@ -447,8 +448,10 @@ func (a *Agent) serveHTTP() {
 		return
 	}
 	a.httpSrv = &http.Server{
-		Handler:           withPprof(agenthttp.New(a, a.log.Named("http"))),
+		Handler:           a.limitRequests(withPprof(agenthttp.New(a, a.log.Named("http")))),
 		ReadHeaderTimeout: httpReadHeaderTimeout,
+		ReadTimeout:       httpReadTimeout,
+		IdleTimeout:       httpIdleTimeout,
 		ErrorLog:          zap.NewStdLog(a.log.Named("http")),
 	}
 	a.wg.Add(1)

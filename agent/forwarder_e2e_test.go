@@ -253,8 +253,15 @@ func startE2ECluster(t *testing.T, hc *http.Client, bin string, nServers, nClien
 		c.servers = append(c.servers, p)
 		c.rpcPorts[p.Ports.Server] = true
 	}
+	// The thousand-readers test holds 1,000 concurrent HTTP connections
+	// from one IP, above Consul's default per-client cap of 200: raise it,
+	// as an operator running a load generator on one host would.
+	limits := t.TempDir()
+	if err := os.WriteFile(filepath.Join(limits, "limits.json"), []byte(`{"limits": {"http_max_conns_per_client": 2000}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < nClients; i++ {
-		c.clients = append(c.clients, startAgent(t, bin, "fc"+strconv.Itoa(i+1), "--retry-join", join))
+		c.clients = append(c.clients, startAgent(t, bin, "fc"+strconv.Itoa(i+1), "--retry-join", join, "--config-dir", limits))
 	}
 	exited := func() {
 		for _, p := range append(slices.Clone(c.servers), c.clients...) {

@@ -24,6 +24,9 @@ type SOAConfig struct {
 type Config struct {
 	// Addr is the host:port bound for both UDP and TCP (--client, --dns-port).
 	Addr string
+	// LimitTCP, if set, wraps the TCP listener (the agent's connection
+	// caps); miekg/dns's own read (2 s) and idle (8 s) timeouts apply.
+	LimitTCP func(net.Listener) net.Listener
 	// Domain (--domain) and AltDomain (alt_domain) are answered
 	// authoritatively; AltDomain may be empty.
 	Domain    string

@@ -162,7 +162,7 @@ func (s *Server) Start(_ context.Context) error {
 	}
 	s.conns = conns
 	started := make(chan struct{})
-	s.tcp = &dns.Server{Listener: ln, Handler: s, NotifyStartedFunc: func() { close(started) }}
+	s.tcp = &dns.Server{Listener: limitTCP(s.cfg.LimitTCP, ln), Handler: s, NotifyStartedFunc: func() { close(started) }}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -248,3 +248,11 @@ func (s *Server) Close() error {
 
 // shutdownGrace bounds how long Close waits for TCP connections to finish.
 const shutdownGrace = 5 * time.Second
+
+// limitTCP applies the optional listener wrapper of Config.LimitTCP.
+func limitTCP(wrap func(net.Listener) net.Listener, ln net.Listener) net.Listener {
+	if wrap == nil {
+		return ln
+	}
+	return wrap(ln)
+}

@@ -84,6 +84,7 @@ type Config struct {
 	// older top-level ca_file, cert_file, verify_* keys.
 	TLS TLS `json:"tls"`
 	LegacyTLS
+	Limits Limits `json:"limits"`
 
 	// Services and Checks collect the "service"/"services" and
 	// "check"/"checks" keys of every config file, in load order.
@@ -126,6 +127,39 @@ type SOA struct {
 	MinTTL  uint32 `json:"min_ttl"`
 }
 
+// Limits is Consul's limits block: connection caps per client IP. Zero
+// means unlimited, as in Consul. Total caps per listener are not
+// configured: they derive from the file limit (see package connlimit).
+type Limits struct {
+	// HTTPMaxConnsPerClient caps concurrent HTTP API connections from one
+	// IP (Consul's default 200: far above any CLI, UI or client library,
+	// which keep a handful of keep-alive connections).
+	HTTPMaxConnsPerClient int `json:"http_max_conns_per_client"`
+	// RPCMaxConnsPerClient caps concurrent server-port connections from one
+	// IP: RPC sessions and raft connections (Consul's default 100; a
+	// client agent holds one session, a raft peer a few connections).
+	RPCMaxConnsPerClient int `json:"rpc_max_conns_per_client"`
+	// RequestLimits rate-limit HTTP API requests per client IP.
+	RequestLimits RequestLimits `json:"request_limits"`
+}
+
+// Request limit modes (Consul's names).
+const (
+	RequestLimitsDisabled   = "disabled"
+	RequestLimitsPermissive = "permissive" // count and log, serve anyway
+	RequestLimitsEnforcing  = "enforcing"  // answer 429
+)
+
+// RequestLimits is Consul's limits.request_limits block, applied per
+// client IP (Consul applies it per server): ReadRate to GET requests,
+// WriteRate to the others, in requests per second; 0 or less is
+// unlimited. Off by default.
+type RequestLimits struct {
+	Mode      string  `json:"mode"`
+	ReadRate  float64 `json:"read_rate"`
+	WriteRate float64 `json:"write_rate"`
+}
+
 // Cache bounds the client agent's DNS/catalog cache.
 type Cache struct {
 	MaxEntries int `json:"max_entries"`
@@ -163,6 +197,10 @@ func DefaultConfig() *Config {
 			UDPAnswerLimit:  3,
 			RecursorTimeout: Duration(2 * time.Second),
 			SOA:             SOA{Refresh: 3600, Retry: 600, Expire: 86400},
+		},
+		Limits: Limits{
+			HTTPMaxConnsPerClient: 200,
+			RPCMaxConnsPerClient:  100,
 		},
 		Cache: Cache{
 			MaxEntries: 10000,

@@ -38,6 +38,7 @@ func TestDefaultConfig(t *testing.T) {
 		{"dns_config.recursor_timeout", c.DNSConfig.RecursorTimeout.Duration(), 2 * time.Second},
 		{"dns_config.soa", c.DNSConfig.SOA, SOA{Refresh: 3600, Retry: 600, Expire: 86400}},
 		{"cache", c.Cache, Cache{MaxEntries: 10000, MaxStale: Duration(72 * time.Hour)}},
+		{"limits", c.Limits, Limits{HTTPMaxConnsPerClient: 200, RPCMaxConnsPerClient: 100}},
 		{"server", c.Server, false},
 		{"enable_local_script_checks", c.EnableLocalScriptChecks, false},
 	}
@@ -91,6 +92,8 @@ func TestLoadFull(t *testing.T) {
 			SOA:                SOA{Refresh: 7200, Retry: 300, Expire: 172800, MinTTL: 60},
 		}},
 		{"cache", c.Cache, Cache{MaxEntries: 500, MaxStale: Duration(time.Hour)}},
+		{"limits", c.Limits, Limits{HTTPMaxConnsPerClient: 50, RPCMaxConnsPerClient: 0,
+			RequestLimits: RequestLimits{Mode: "enforcing", ReadRate: 1000, WriteRate: 50.5}}},
 		{"service count (service + services)", len(c.Services), 2},
 		{"check count (check + checks)", len(c.Checks), 2},
 	}

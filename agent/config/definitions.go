@@ -131,6 +131,9 @@ func (c *CheckDefinition) SetDefaults() {
 // Validate checks the definition's shape. It accepts a definition before
 // SetDefaults; whether script checks are allowed is AllowedBy's business.
 func (c *CheckDefinition) Validate() error {
+	if err := c.validateText(); err != nil {
+		return err
+	}
 	if c.Script != "" {
 		return errors.New(`script: the legacy "script" key is not supported; use "args": ["/bin/sh", "-c", "<command>"] instead`)
 	}
@@ -263,6 +266,9 @@ func (s *ServiceDefinition) SetDefaults() {
 func (s *ServiceDefinition) Validate() error {
 	if strings.TrimSpace(s.Name) == "" {
 		return errors.New("name: required")
+	}
+	if err := s.validateText(); err != nil {
+		return err
 	}
 	if s.Port < 0 || s.Port > 65535 {
 		return fmt.Errorf("port: %d is not in 0..65535", s.Port)

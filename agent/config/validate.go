@@ -112,6 +112,17 @@ func (c *Config) validate() error {
 	if err := c.DNSConfig.validate(); err != nil {
 		return fmt.Errorf("dns_config.%w", err)
 	}
+	if c.Limits.HTTPMaxConnsPerClient < 0 {
+		return fmt.Errorf("limits.http_max_conns_per_client: must not be negative (0 is unlimited), got %d", c.Limits.HTTPMaxConnsPerClient)
+	}
+	if c.Limits.RPCMaxConnsPerClient < 0 {
+		return fmt.Errorf("limits.rpc_max_conns_per_client: must not be negative (0 is unlimited), got %d", c.Limits.RPCMaxConnsPerClient)
+	}
+	switch c.Limits.RequestLimits.Mode {
+	case "", RequestLimitsDisabled, RequestLimitsPermissive, RequestLimitsEnforcing:
+	default:
+		return fmt.Errorf("limits.request_limits.mode: %q is not one of disabled, permissive, enforcing", c.Limits.RequestLimits.Mode)
+	}
 	if c.Cache.MaxEntries < 1 {
 		return fmt.Errorf("cache.max_entries: must be at least 1, got %d", c.Cache.MaxEntries)
 	}

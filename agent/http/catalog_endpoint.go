@@ -151,6 +151,9 @@ func (a *handler) catalogRegister(w nethttp.ResponseWriter, r *nethttp.Request, 
 		}
 		args.Checks = append(args.Checks, c)
 	}
+	if err := validateWrite(&args); err != nil {
+		return err
+	}
 	var out structs.WriteResponse
 	if err := a.b.RPC(r.Context(), structs.MethodCatalogRegister, &args, &out); err != nil {
 		return err
@@ -180,6 +183,9 @@ func (a *handler) catalogDeregister(w nethttp.ResponseWriter, r *nethttp.Request
 		ServiceID: body.ServiceID, CheckID: body.CheckID}
 	if args.Datacenter == "" {
 		args.Datacenter = a.datacenter(r.URL.Query())
+	}
+	if err := validateWrite(&args); err != nil {
+		return err
 	}
 	var out structs.WriteResponse
 	if err := a.b.RPC(r.Context(), structs.MethodCatalogDeregister, &args, &out); err != nil {

@@ -135,6 +135,9 @@ func (a *handler) kvDelete(w nethttp.ResponseWriter, r *nethttp.Request, q url.V
 
 // kvApply writes; CAS ops answer whether the compare held, others true.
 func (a *handler) kvApply(w nethttp.ResponseWriter, r *nethttp.Request, args *structs.KVSRequest) error {
+	if err := validateWrite(args); err != nil {
+		return err
+	}
 	var out structs.WriteResponse
 	err := a.b.RPC(r.Context(), structs.MethodKVSApply, args, &out)
 	cas := args.Op == structs.KVCAS || args.Op == structs.KVDeleteCAS

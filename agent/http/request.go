@@ -102,6 +102,9 @@ func decodeBody(r *nethttp.Request, v any) error {
 	if len(b) == 0 {
 		return badRequest("Request decode failed: empty body")
 	}
+	if err := invalidUTF8(b); err != nil {
+		return err
+	}
 	if err := config.DecodeStrict(b, v); err != nil {
 		return badRequest("Request decode failed: %v", err)
 	}

@@ -181,7 +181,7 @@ func errorStatus(err error) int {
 		return he.code
 	case errors.Is(err, ErrNotFound):
 		return nethttp.StatusNotFound
-	case errors.Is(err, ErrBadRequest):
+	case errors.Is(err, ErrBadRequest), errors.Is(err, structs.ErrInvalidRequest):
 		return nethttp.StatusBadRequest
 	case errors.Is(err, config.ErrScriptChecksDisabled):
 		return nethttp.StatusForbidden

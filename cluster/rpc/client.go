@@ -27,6 +27,8 @@ type DialOptions struct {
 	// TLS, when set, wraps the connection in TLS behind the ProtoTLS
 	// marker (see tls.go); nil dials plain.
 	TLS *tls.Config
+	// LocalAddr, if set, is the local address to dial from.
+	LocalAddr net.Addr
 }
 
 // Session is a client's multiplexed connection to one server. Calls on it
@@ -55,7 +57,7 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Session, error) 
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 
-	var d net.Dialer
+	d := net.Dialer{LocalAddr: opts.LocalAddr}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("rpc: dial %s: %w", addr, err)

@@ -1,6 +1,10 @@
 package rpc
 
-import "time"
+import (
+	"time"
+
+	"github.com/cairnd/cairn/connlimit"
+)
 
 // Protocol bytes: the first byte of every connection to the server RPC port.
 const (
@@ -37,6 +41,32 @@ const (
 	// reading must not pin a handler goroutine forever.
 	DefaultWriteTimeout = 10 * time.Second
 
+	// DefaultMaxConnsPerClient is Consul's limits.rpc_max_conns_per_client:
+	// concurrent server-port connections (RPC sessions and raft
+	// connections) from one IP. A client agent holds one session, a
+	// server a session and a few raft connections per peer; 100 leaves
+	// room for many agents behind one NAT address.
+	DefaultMaxConnsPerClient = 100
+
+	// DefaultSessionIdleTimeout closes an RPC session that has had no open
+	// stream for this long. Client agents keep subscription streams open
+	// and send anti-entropy every minute or so, so only an abandoned or
+	// hostile session is ever this idle; each costs a handful of
+	// goroutines and yamux buffers until closed (2,000 idle sessions held
+	// 12,070 goroutines before this limit).
+	DefaultSessionIdleTimeout = 10 * time.Minute
+
+	// DefaultRaftIdleTimeout closes an inbound raft connection on which no
+	// byte arrived for this long. The leader's heartbeats arrive every few
+	// hundred milliseconds on a live connection; each inbound connection
+	// pins raft's 256 KiB read buffer, so 2,000 idle ones cost ~500 MB.
+	// The dialling side redials an idle connection of its own before
+	// using it (see redialConn), so live peers never hit a closed one.
+	DefaultRaftIdleTimeout = 5 * time.Minute
+
+	// NoLimit as MaxConnsPerClient or MaxConns disables that cap.
+	NoLimit = -1
+
 	// keepAliveInterval: yamux pings at this period; a peer that does not
 	// answer within connectionWriteTimeout has its session torn down, which
 	// is how a client notices a silently dead server.
@@ -61,6 +91,16 @@ type Limits struct {
 	StreamReadTimeout    time.Duration
 	HandshakeTimeout     time.Duration
 	WriteTimeout         time.Duration
+
+	// MaxConnsPerClient caps concurrent connections from one IP
+	// (NoLimit: none). MaxConns caps all connections of one Serve
+	// listener; zero derives it from the file limit (connlimit.TotalCap).
+	MaxConnsPerClient int
+	MaxConns          int
+	// SessionIdleTimeout and RaftIdleTimeout close idle RPC sessions and
+	// inbound raft connections (tests shorten them).
+	SessionIdleTimeout time.Duration
+	RaftIdleTimeout    time.Duration
 }
 
 // DefaultLimits returns the limits a production server uses.
@@ -71,6 +111,9 @@ func DefaultLimits() Limits {
 		StreamReadTimeout:    DefaultStreamReadTimeout,
 		HandshakeTimeout:     DefaultHandshakeTimeout,
 		WriteTimeout:         DefaultWriteTimeout,
+		MaxConnsPerClient:    DefaultMaxConnsPerClient,
+		SessionIdleTimeout:   DefaultSessionIdleTimeout,
+		RaftIdleTimeout:      DefaultRaftIdleTimeout,
 	}
 }
 
@@ -90,6 +133,18 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.WriteTimeout <= 0 {
 		l.WriteTimeout = d.WriteTimeout
+	}
+	if l.MaxConnsPerClient == 0 {
+		l.MaxConnsPerClient = d.MaxConnsPerClient
+	}
+	if l.MaxConns == 0 {
+		l.MaxConns = connlimit.TotalCap(connlimit.FileLimit())
+	}
+	if l.SessionIdleTimeout <= 0 {
+		l.SessionIdleTimeout = d.SessionIdleTimeout
+	}
+	if l.RaftIdleTimeout <= 0 {
+		l.RaftIdleTimeout = d.RaftIdleTimeout
 	}
 	return l
 }

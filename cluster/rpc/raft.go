@@ -27,7 +27,7 @@ func (s *Server) RaftLayer(advertise net.Addr) raft.StreamLayer {
 	s.mu.Lock()
 	s.raftEnabled = true
 	s.mu.Unlock()
-	return &raftLayer{srv: s, advertise: advertise, closed: make(chan struct{})}
+	return &redialLayer{StreamLayer: &raftLayer{srv: s, advertise: advertise, closed: make(chan struct{})}, after: s.limits.RaftIdleTimeout / 2}
 }
 
 // Accept returns the next inbound raft connection.

@@ -23,6 +23,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/cairnd/cairn/connlimit"
 )
 
 type echoArgs struct {
@@ -39,8 +41,19 @@ type testServer struct {
 // startServer runs a Server on 127.0.0.1:0 with an echo handler.
 func startServer(t testing.TB, lim Limits) *testServer {
 	t.Helper()
+	return startServerGated(t, lim, false)
+}
+
+// startServerGated is startServer; with gateLogs false every bad
+// connection is logged (tests match each case's line), with true the
+// production once-per-peer-per-minute gate applies.
+func startServerGated(t testing.TB, lim Limits, gateLogs bool) *testServer {
+	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
 	srv := NewServer(zap.New(core), prometheus.NewRegistry(), lim)
+	if !gateLogs {
+		srv.peerLog = connlimit.NewPeerLog(0)
+	}
 	srv.Handle("Test.Echo", func(ctx context.Context, dec Decoder) (any, error) {
 		var a echoArgs
 		if err := dec.Decode(&a); err != nil {

@@ -9,11 +9,14 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/cairnd/cairn/connlimit"
 )
 
 // Handler serves one method. The returned value is encoded as the response
@@ -27,6 +30,9 @@ type Server struct {
 	limits  Limits
 	metrics *serverMetrics
 	codecs  *codecPool
+
+	connMetrics *connlimit.Metrics
+	peerLog     *connlimit.PeerLog
 
 	handlersMu sync.RWMutex
 	handlers   map[string]Handler
@@ -53,15 +59,17 @@ func NewServer(logger *zap.Logger, reg prometheus.Registerer, lim Limits) *Serve
 		logger = zap.NewNop()
 	}
 	return &Server{
-		logger:    logger,
-		limits:    lim.withDefaults(),
-		metrics:   newServerMetrics(reg),
-		codecs:    newCodecPool(),
-		handlers:  make(map[string]Handler),
-		raftCh:    make(chan net.Conn, raftBacklog),
-		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[net.Conn]struct{}),
-		closeCh:   make(chan struct{}),
+		logger:      logger,
+		limits:      lim.withDefaults(),
+		metrics:     newServerMetrics(reg),
+		codecs:      newCodecPool(),
+		connMetrics: connlimit.NewMetrics(reg, "rpc"),
+		peerLog:     connlimit.NewPeerLog(connlimit.LogInterval),
+		handlers:    make(map[string]Handler),
+		raftCh:      make(chan net.Conn, raftBacklog),
+		listeners:   make(map[net.Listener]struct{}),
+		conns:       make(map[net.Conn]struct{}),
+		closeCh:     make(chan struct{}),
 	}
 }
 
@@ -88,6 +96,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return ErrServerClosed
 	}
+	ln = s.limitListener(ln)
 	s.listeners[ln] = struct{}{}
 	s.mu.Unlock()
 	defer func() {
@@ -157,11 +166,13 @@ func (s *Server) untrack(conn net.Conn) {
 // reject closes a connection with a logged reason.
 func (s *Server) reject(conn net.Conn, reason, detail string, err error) {
 	s.metrics.rejected.WithLabelValues(reason).Inc()
-	fields := []zap.Field{zap.String("remote", conn.RemoteAddr().String()), zap.String("reason", detail)}
-	if err != nil {
-		fields = append(fields, zap.Error(err))
+	if s.logPeer(conn.RemoteAddr()) {
+		fields := []zap.Field{zap.String("remote", conn.RemoteAddr().String()), zap.String("reason", detail)}
+		if err != nil {
+			fields = append(fields, zap.Error(err))
+		}
+		s.logger.Warn("rpc: closing connection (logged once a minute per peer)", fields...)
 	}
-	s.logger.Warn("rpc: closing connection", fields...)
 	conn.Close()
 }
 
@@ -191,7 +202,7 @@ func (s *Server) handleConn(ctx context.Context, conn net.Conn) {
 			return
 		}
 		_ = conn.SetReadDeadline(time.Time{})
-		handedOff = s.handOffRaft(ctx, conn)
+		handedOff = s.handOffRaft(ctx, s.newIdleRaftConn(conn))
 	case ProtoTLS:
 		handedOff = s.serveTLS(ctx, conn)
 	default:
@@ -306,6 +317,14 @@ func (s *Server) serveSession(ctx context.Context, conn net.Conn) {
 		sess.Close()
 	}()
 
+	var lastStream atomic.Int64
+	lastStream.Store(time.Now().UnixNano())
+	streams.Add(1)
+	go func() {
+		defer streams.Done()
+		s.watchIdle(sess, &lastStream, log)
+	}()
+
 	sem := make(chan struct{}, s.limits.MaxConcurrentStreams)
 	work := make(chan *yamux.Stream)
 	for {
@@ -314,6 +333,7 @@ func (s *Server) serveSession(ctx context.Context, conn net.Conn) {
 			log.Debug("rpc: session ended", zap.Error(err))
 			return
 		}
+		lastStream.Store(time.Now().UnixNano())
 		select {
 		case sem <- struct{}{}:
 		case <-sessCtx.Done():
@@ -381,7 +401,10 @@ func (s *Server) serveStream(ctx context.Context, stream *yamux.Stream, log *zap
 			return
 		}
 		s.metrics.rejected.WithLabelValues(reason).Inc()
-		log.Warn("rpc: closing stream", zap.String("reason", detail), zap.Uint32("stream", stream.StreamID()), zap.Error(err))
+		if !s.logPeer(stream.RemoteAddr()) {
+			return
+		}
+		log.Warn("rpc: closing stream (logged once a minute per peer)", zap.String("reason", detail), zap.Uint32("stream", stream.StreamID()), zap.Error(err))
 		return
 	}
 	_ = stream.SetReadDeadline(time.Time{})

@@ -162,7 +162,7 @@ func (s *Server) serveTLS(ctx context.Context, conn net.Conn) bool {
 			}
 		}
 		_ = conn.SetReadDeadline(time.Time{})
-		return s.handOffRaft(ctx, tc)
+		return s.handOffRaft(ctx, s.newIdleRaftConn(tc))
 	default:
 		s.reject(conn, "protocol", fmt.Sprintf("unknown protocol byte 0x%02x inside TLS", b[0]), nil)
 		return false

@@ -34,6 +34,10 @@ type Config struct {
 	EncryptKey   []byte
 
 	ReconnectTimeout time.Duration
+
+	// RPCMaxConnsPerClient caps server-port connections from one IP
+	// (limits.rpc_max_conns_per_client; 0 is unlimited).
+	RPCMaxConnsPerClient int
 	// FastGossip shortens serf/memberlist timings (tests, --dev).
 	FastGossip bool
 
@@ -71,6 +75,7 @@ func DefaultConfig() Config {
 		SerfLANPort:           8301,
 		SerfWANPort:           8302,
 		ReconnectTimeout:      72 * time.Hour,
+		RPCMaxConnsPerClient:  rpc.DefaultMaxConnsPerClient,
 		RaftSnapshotThreshold: 16384,
 		RaftSnapshotInterval:  30 * time.Second,
 		RaftTrailingLogs:      10240,

@@ -434,6 +434,9 @@ func applyError(err error, dispatched bool) error {
 // datacenter) or applied here, and submitted to Raft at most once: only a
 // refusal before dispatch (ErrNotLeader from apply) sends it on again.
 func (s *Server) write(ctx context.Context, method, dc string, t structs.MessageType, req any, reply *structs.WriteResponse) error {
+	if err := structs.ValidateWrite(req); err != nil {
+		return err
+	}
 	for attempt := 1; ; attempt++ {
 		if done, err := s.forward(ctx, method, dc, nil, req, reply); done {
 			return err

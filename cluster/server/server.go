@@ -108,7 +108,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.ln = ln
 	adv := s.advertiseRPC()
-	s.rpcSrv = rpc.NewServer(s.log.Named("rpc"), cfg.Registry, rpc.DefaultLimits())
+	s.rpcSrv = rpc.NewServer(s.log.Named("rpc"), cfg.Registry, rpcLimits(cfg))
 	s.rpcSrv.SetTLS(cfg.TLS)
 	s.pool = newConnPool(s.log.Named("pool"))
 	s.pool.tls = cfg.TLS
