@@ -13,8 +13,11 @@
 //
 // Retry rule: reads (idempotent) are retried on the next server until ctx
 // ends. Writes are retried only when the request provably never left the
-// process; otherwise Call returns ErrWriteOutcomeUnknown and the caller
-// decides (a write is never resent blindly).
+// process; otherwise (connection lost, or ctx ended, once it may have been
+// sent) Call returns ErrWriteOutcomeUnknown and the caller decides (a write
+// is never resent blindly). It is structs.ErrWriteOutcomeUnknown, the
+// sentinel servers answer with when they lost track of a write, so callers
+// test for one error either way.
 //
 // Metrics: cairn_forwarder_requests_total{method, result="ok"|"error"} (one per
 // Call, retries not double-counted), cairn_forwarder_connections (open

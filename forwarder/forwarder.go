@@ -17,8 +17,10 @@ import (
 
 // ErrWriteOutcomeUnknown is returned for a non-idempotent call whose
 // connection failed after the request may have reached the server: it may
-// or may not have been applied, and it was not resent.
-var ErrWriteOutcomeUnknown = errors.New("forwarder: write outcome unknown: connection failed after the request may have been sent")
+// or may not have been applied, and it was not resent. It is the one
+// sentinel of cluster/structs, which servers also return (over RPC) when
+// they lost track of a write, so callers test for one error.
+var ErrWriteOutcomeUnknown = structs.ErrWriteOutcomeUnknown
 
 // ErrClosed is returned by Call after Close.
 var ErrClosed = errors.New("forwarder: closed")
@@ -453,10 +455,15 @@ func (f *Forwarder) call(ctx context.Context, method string, args, reply any, id
 		f.release(c)
 		var te *rpc.TransportError
 		if !errors.As(err, &te) {
+			if !idempotent && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+				// The caller gave up while the write was on its way or
+				// in the server's hands: it may still be applied.
+				return fmt.Errorf("%w: %s to %s: %w", ErrWriteOutcomeUnknown, method, c.addr, err)
+			}
 			return err // success, handler error or ctx error
 		}
 		if te.MaybeSent && !idempotent {
-			return fmt.Errorf("%w: %s to %s: %w", ErrWriteOutcomeUnknown, method, c.addr, err)
+			return fmt.Errorf("%w: connection to server %s lost after %s was sent: %w", ErrWriteOutcomeUnknown, c.addr, method, err)
 		}
 		lastErr = err
 		f.metrics.retries.Inc()

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cairnd/cairn/agent/config"
+	"github.com/cairnd/cairn/cluster/structs"
 )
 
 // endpoint handles one route. arg is the path after a prefix route's
@@ -169,6 +170,9 @@ func badRequest(format string, args ...any) error {
 func errorStatus(err error) int {
 	var he *httpError
 	switch {
+	case errors.Is(err, structs.ErrWriteOutcomeUnknown):
+		// Never a 4xx or a CAS "false": the write may have been applied.
+		return nethttp.StatusInternalServerError
 	case errors.As(err, &he):
 		return he.code
 	case errors.Is(err, ErrNotFound):

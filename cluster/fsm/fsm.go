@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -71,40 +72,60 @@ func (f *FSM) apply(l *raft.Log) any {
 		return fmt.Errorf("fsm: log %d: empty command", l.Index)
 	}
 	t := structs.MessageType(l.Data[0])
+	// As Consul: the flag says "skippable if unknown"; a known type is
+	// applied whether or not it carries the flag.
+	ignorable := t&structs.IgnoreUnknownTypeFlag != 0
+	t &^= structs.IgnoreUnknownTypeFlag
 	s := f.state.Load()
 	switch t {
 	case structs.RegisterRequestType:
 		var req structs.RegisterRequest
 		if err := structs.DecodeCommand(l.Data[1:], &req); err != nil {
-			return decodeErr(l, t, err)
+			return f.decodeErr(l, t, err)
 		}
-		return response(s.EnsureRegistration(l.Index, &req))
+		return s.EnsureRegistration(l.Index, &req)
 	case structs.DeregisterRequestType:
 		var req structs.DeregisterRequest
 		if err := structs.DecodeCommand(l.Data[1:], &req); err != nil {
-			return decodeErr(l, t, err)
+			return f.decodeErr(l, t, err)
 		}
-		return response(s.Deregister(l.Index, &req))
+		return s.Deregister(l.Index, &req)
 	case structs.KVSRequestType:
 		var req structs.KVSRequest
 		if err := structs.DecodeCommand(l.Data[1:], &req); err != nil {
-			return decodeErr(l, t, err)
+			return f.decodeErr(l, t, err)
 		}
 		return applyKVS(s, l.Index, &req)
 	}
-	f.logger.Error("unknown message type in raft log", zap.Uint64("index", l.Index), zap.Uint8("type", uint8(t)))
-	return fmt.Errorf("fsm: log %d: %w %d", l.Index, structs.ErrUnknownMessageTyp, t)
+	if ignorable {
+		f.logger.Warn("ignoring unknown message type in raft log (written by a newer server and marked ignorable); upgrade this server",
+			zap.Uint64("index", l.Index), zap.Uint8("type", uint8(t)))
+		return nil
+	}
+	f.stop(l, fmt.Errorf("%w %d", structs.ErrUnknownMessageTyp, t))
+	return nil // unreachable: stop panics
+}
+
+// stop halts this server: the entry at l was committed by the cluster but
+// this server cannot apply it, so carrying on would leave its state behind
+// every replica that did (a newer server wrote it during a rolling
+// upgrade). A panic on raft's apply goroutine ends the process, as Consul
+// does; the operator upgrades the binary and restarts it.
+func (f *FSM) stop(l *raft.Log, err error) {
+	err = fmt.Errorf("fsm: log %d: %w: cannot apply a committed entry; stopping rather than diverging from the other servers (upgrade this server)", l.Index, err)
+	f.logger.Error("stopping: committed raft entry cannot be applied", zap.Uint64("index", l.Index), zap.Error(err))
+	panic(err)
 }
 
 func applyKVS(s *state.Store, idx uint64, req *structs.KVSRequest) any {
 	e := &req.DirEnt
 	switch req.Op {
 	case structs.KVSet:
-		return response(s.KVSSet(idx, e))
+		return s.KVSSet(idx, e)
 	case structs.KVDelete:
-		return response(s.KVSDelete(idx, e.Key))
+		return s.KVSDelete(idx, e.Key)
 	case structs.KVDeleteTree:
-		return response(s.KVSDeleteTree(idx, e.Key))
+		return s.KVSDeleteTree(idx, e.Key)
 	case structs.KVCAS:
 		ok, err := s.KVSSetCAS(idx, e)
 		if err != nil {
@@ -121,16 +142,14 @@ func applyKVS(s *state.Store, idx uint64, req *structs.KVSRequest) any {
 	return fmt.Errorf("fsm: log %d: unknown KV op %q", idx, req.Op)
 }
 
-// response turns a nil error into an untyped nil so callers can compare
-// the ApplyFuture response with nil.
-func response(err error) any {
-	if err != nil {
-		return err
+// decodeErr rejects an undecodable entry of a known type: every replica
+// decodes the same bytes the same way, so all reject it. An entry in a
+// newer encoding than this server knows is another matter: the servers
+// that know it apply it, so this one stops.
+func (f *FSM) decodeErr(l *raft.Log, t structs.MessageType, err error) error {
+	if errors.Is(err, structs.ErrNewerCommandVersion) {
+		f.stop(l, fmt.Errorf("decode message type %d: %w", t, err))
 	}
-	return nil
-}
-
-func decodeErr(l *raft.Log, t structs.MessageType, err error) error {
 	return fmt.Errorf("fsm: log %d: decode message type %d: %w", l.Index, t, err)
 }
 

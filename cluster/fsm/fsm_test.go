@@ -96,10 +96,9 @@ func TestApplyRejectsBadEntries(t *testing.T) {
 		data []byte
 		want error
 	}{
-		"unknown type": {[]byte{99, 0x80}, structs.ErrUnknownMessageTyp},
-		"empty":        {nil, nil},
-		"bad body":     {[]byte{byte(structs.RegisterRequestType), 0xc1}, nil},
-		"unknown op":   {encode(t, structs.KVSRequestType, &structs.KVSRequest{Op: "lock", DirEnt: structs.DirEntry{Key: "k"}}), nil},
+		"empty":      {nil, nil},
+		"bad body":   {[]byte{byte(structs.RegisterRequestType), 1, 0xc1}, structs.ErrBadCommand},
+		"unknown op": {encode(t, structs.KVSRequestType, &structs.KVSRequest{Op: "lock", DirEnt: structs.DirEntry{Key: "k"}}), nil},
 	} {
 		got := f.Apply(cmd(1, tc.data))
 		err, ok := got.(error)

@@ -60,8 +60,12 @@ type Server struct {
 	endpoints map[string]endpoint
 
 	readyForReads atomic.Bool
-	reconcileCh   chan serf.Member
-	bootstrapped  atomic.Bool
+	// epoch ends at each change of raft's known leader (watchLeader), so
+	// calls forwarded to a leader stop waiting as soon as it is replaced.
+	epoch        atomic.Pointer[leaderEpoch]
+	observer     *raft.Observer
+	reconcileCh  chan serf.Member
+	bootstrapped atomic.Bool
 
 	applies prometheus.CounterFunc
 
@@ -206,11 +210,22 @@ func (s *Server) setupRaft(adv *net.TCPAddr) error {
 	if has {
 		s.bootstrapped.Store(true)
 	}
+	s.epoch.Store(newLeaderEpoch())
 	r, err := raft.NewRaft(rc, s.fsm, st, st, snaps, s.transport)
 	if err != nil {
 		return fmt.Errorf("server: start raft: %w", err)
 	}
 	s.raft = r
+	// Buffered and non-blocking: raft never waits for us, and a full
+	// buffer drops only observations that queued ones already cover.
+	obs := make(chan raft.Observation, 16)
+	s.observer = raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	r.RegisterObserver(s.observer)
+	s.wg.Add(1)
+	go s.watchLeader(obs)
 	if !has && s.cfg.BootstrapExpect == 1 {
 		s.bootstrap([]raft.Server{{ID: rc.LocalID, Address: raft.ServerAddress(adv.String()), Suffrage: raft.Voter}})
 	}
@@ -390,6 +405,9 @@ func (s *Server) Close() error {
 		errs = append(errs, s.wan.Shutdown())
 	}
 	if s.raft != nil {
+		if s.observer != nil {
+			s.raft.DeregisterObserver(s.observer)
+		}
 		errs = append(errs, s.raft.Shutdown().Error())
 	}
 	if s.rpcSrv != nil {

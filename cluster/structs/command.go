@@ -32,6 +32,12 @@ const maxCommandElems = 1 << 16
 // ErrBadCommand reports an undecodable Raft command.
 var ErrBadCommand = errors.New("structs: malformed command")
 
+// ErrNewerCommandVersion reports a command whose format version byte is
+// higher than this build's commandVersion: a newer server wrote it. It
+// wraps ErrBadCommand; the FSM stops on it rather than skip an entry that
+// newer replicas apply.
+var ErrNewerCommandVersion = fmt.Errorf("%w: written in a newer format version", ErrBadCommand)
+
 type cmdWriter struct{ b []byte }
 
 func (w *cmdWriter) uvarint(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
@@ -303,8 +309,14 @@ func appendCommand(dst []byte, msg any) ([]byte, bool) {
 // *KVSRequest.
 func DecodeCommand(b []byte, out any) error {
 	r := cmdReader{b: b}
-	if v := r.take(1); r.err != nil || v[0] != commandVersion {
-		return fmt.Errorf("%w: unknown version", ErrBadCommand)
+	v := r.take(1)
+	switch {
+	case r.err != nil:
+		return r.err
+	case v[0] > commandVersion:
+		return fmt.Errorf("%w (%d, this server knows up to %d)", ErrNewerCommandVersion, v[0], commandVersion)
+	case v[0] != commandVersion:
+		return fmt.Errorf("%w: unknown version %d", ErrBadCommand, v[0])
 	}
 	switch m := out.(type) {
 	case *RegisterRequest:

@@ -3,8 +3,16 @@
 //
 // Field names follow Consul's JSON (Node, ServiceID, CreateIndex, ...) so the
 // HTTP API can encode these values directly. Raft log entries are one
-// MessageType byte followed by the msgpack encoding of the request; the
-// byte values are part of the on-disk format and never change meaning.
+// MessageType byte followed by the command in a compact hand-written binary
+// encoding (command.go: a format version byte, then the fields), not
+// msgpack; RPC bodies are msgpack, with the write requests carrying the
+// same command encoding inside. MessageType values and the command layout
+// are part of the on-disk format and never change meaning; a type with
+// IgnoreUnknownTypeFlag set may be skipped by servers that do not know it.
+//
+// Errors that callers branch on are sentinels here (ErrNotLeader,
+// ErrWriteOutcomeUnknown, ...); across RPC they travel as text and
+// ErrorFromString maps them back.
 //
 // This package owns no behaviour beyond encoding helpers: it must stay
 // importable from every other package without cycles.

@@ -2,6 +2,8 @@ package structs
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -25,30 +27,46 @@ const (
 )
 
 // Sentinel errors callers branch on. Across RPC they travel as their text
-// and are mapped back with ErrorFromString.
+// (alone, or followed by ": " and details) and are mapped back with
+// ErrorFromString.
 var (
-	ErrNotLeader         = errors.New("not leader")
-	ErrNoLeader          = errors.New("no cluster leader")
-	ErrNoPathToDC        = errors.New("no path to datacenter")
-	ErrCASConflict       = errors.New("cas conflict")
-	ErrUnknownNode       = errors.New("unknown node")
-	ErrNoServers         = errors.New("no known servers")
-	ErrMissingNode       = errors.New("missing node name")
-	ErrMissingAddress    = errors.New("missing node address")
-	ErrUnknownMessageTyp = errors.New("unknown message type")
+	// ErrWriteOutcomeUnknown: the write may or may not have been applied.
+	// It left this node (reached Raft, or was sent to another server) and
+	// then the answer was lost: leadership lost while committing, the
+	// leader stopped answering, the connection broke. It was not resent,
+	// since resending could apply it twice; the caller reads before trying
+	// again. Every layer (server, forwarder, HTTP, CLI) passes it on as is.
+	ErrWriteOutcomeUnknown = errors.New("write outcome unknown: the write may or may not have been applied")
+	ErrNotLeader           = errors.New("not leader")
+	ErrNoLeader            = errors.New("no cluster leader")
+	ErrNoPathToDC          = errors.New("no path to datacenter")
+	ErrCASConflict         = errors.New("cas conflict")
+	ErrUnknownNode         = errors.New("unknown node")
+	ErrNoServers           = errors.New("no known servers")
+	ErrMissingNode         = errors.New("missing node name")
+	ErrMissingAddress      = errors.New("missing node address")
+	ErrUnknownMessageTyp   = errors.New("unknown message type")
 )
 
-// ErrorFromString returns the sentinel whose text is msg, or nil.
+// ErrorFromString maps an error text received over RPC back to the
+// sentinel it carries: the sentinel itself when msg is exactly its text,
+// an error wrapping it (errors.Is holds) with msg's text when msg is the
+// sentinel's text followed by ": " and details; nil otherwise.
 func ErrorFromString(msg string) error {
-	for _, e := range []error{ErrNotLeader, ErrNoLeader, ErrNoPathToDC, ErrCASConflict, ErrUnknownNode, ErrNoServers, ErrMissingNode, ErrMissingAddress} {
-		if e.Error() == msg {
+	for _, e := range []error{ErrWriteOutcomeUnknown, ErrNotLeader, ErrNoLeader, ErrNoPathToDC, ErrCASConflict, ErrUnknownNode, ErrNoServers, ErrMissingNode, ErrMissingAddress} {
+		text := e.Error()
+		if msg == text {
 			return e
+		}
+		if rest, ok := strings.CutPrefix(msg, text+": "); ok {
+			return fmt.Errorf("%w: %s", e, rest)
 		}
 	}
 	return nil
 }
 
-// MessageType prefixes every Raft log entry.
+// MessageType prefixes every Raft log entry. The values are part of the
+// on-disk format and never change meaning.
 type MessageType uint8
 
 const (
@@ -56,6 +74,13 @@ const (
 	DeregisterRequestType MessageType = 1
 	KVSRequestType        MessageType = 2
 )
+
+// IgnoreUnknownTypeFlag, set in a MessageType, marks an entry that a server
+// which does not know its type may skip (Consul's flag, same value): only
+// for commands whose absence cannot make replicas answer differently. A
+// server that meets an unknown type without the flag stops instead of
+// diverging from the servers that apply it (see cluster/fsm).
+const IgnoreUnknownTypeFlag MessageType = 128
 
 // Node is a catalog node.
 type Node struct {
