@@ -53,7 +53,10 @@ func TestConsistentReadRetriedOnNewLeaderLeavesStoreIntact(t *testing.T) {
 		reply structs.IndexedServiceNodes
 		runs  int
 	)
-	err := old.read(ctx, structs.MethodCatalogServiceNodes, "", &args.QueryOptions, &reply.QueryMeta, &args, &reply, serviceTables, func(st *state.Store) (uint64, error) {
+	// watch is what a blocking read would wait on; this read does not block.
+	// (After F's per-service indexes: state.ServiceKey(args.ServiceName).)
+	watch := serviceTables
+	err := old.read(ctx, structs.MethodCatalogServiceNodes, "", &args.QueryOptions, &reply.QueryMeta, &args, &reply, watch, func(st *state.Store) (uint64, error) {
 		runs++
 		var idx uint64
 		idx, reply.ServiceNodes = st.ServiceNodes(args.ServiceName, args.ServiceTag)
@@ -97,5 +100,50 @@ func TestConsistentReadRetriedOnNewLeaderLeavesStoreIntact(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// The same through the in-process RPC a server agent's HTTP API and DNS
+// use: a caller reusing a reply that holds a follower's own rows, for a
+// read the follower forwards to the leader, must not have the leader's
+// answer written into those rows.
+func TestForwardedReadIntoReusedReplyLeavesStoreIntact(t *testing.T) {
+	servers := threeServers(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	l := leaderOf(servers...)
+	for _, svc := range []string{"web", "db"} {
+		var out structs.WriteResponse
+		if err := l.RPC(ctx, structs.MethodCatalogRegister, &structs.RegisterRequest{
+			Node: "n1", Address: "10.0.0.1",
+			Service: &structs.NodeService{ID: svc + "-1", Service: svc, Port: 80},
+		}, &out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var f *Server
+	for _, s := range servers {
+		if s != l {
+			f = s
+			break
+		}
+	}
+	waitFor(t, 10*time.Second, "the follower has both services", func() error {
+		if ids := serviceIDs(f.fsm.State(), "db"); len(ids) != 1 {
+			return fmt.Errorf("db instances %v", ids)
+		}
+		return nil
+	})
+	var reply structs.IndexedServiceNodes
+	_, reply.ServiceNodes = f.fsm.State().ServiceNodes("web", "")
+	args := structs.ServiceSpecificRequest{ServiceName: "db", QueryOptions: structs.QueryOptions{RequireConsistent: true}}
+	if err := f.RPC(ctx, structs.MethodCatalogServiceNodes, &args, &reply); err != nil {
+		t.Fatal(err)
+	}
+	if len(reply.ServiceNodes) != 1 || reply.ServiceNodes[0].ServiceID != "db-1" {
+		t.Errorf("read answered %+v, want db-1", reply.ServiceNodes)
+	}
+	if ids := serviceIDs(f.fsm.State(), "web"); !slices.Equal(ids, []string{"web-1"}) {
+		t.Errorf("after a forwarded read of db the follower serves web as %v, want [web-1]", ids)
 	}
 }
