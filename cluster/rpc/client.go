@@ -116,9 +116,10 @@ func (s *Session) NumStreams() int { return s.mux.NumStreams() }
 
 // Call sends args to method and decodes the response into reply (which may
 // be nil to discard it). On success reply holds the response and nothing
-// else: it is zeroed first, and nothing it pointed at before is written. Handler errors come back as structs sentinels or
-// RemoteError; wire failures as *TransportError; if ctx ends first the
-// stream is abandoned and ctx's error returned.
+// else: it is zeroed first, and nothing it pointed at before is written.
+// Handler errors come back as structs sentinels or RemoteError; wire
+// failures as *TransportError; if ctx ends first the stream is abandoned
+// and ctx's error returned.
 func (s *Session) Call(ctx context.Context, method string, args, reply any) error {
 	if err := ctx.Err(); err != nil {
 		return err
