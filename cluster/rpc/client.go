@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"reflect"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -115,9 +116,11 @@ func (s *Session) CloseChan() <-chan struct{} { return s.mux.CloseChan() }
 func (s *Session) NumStreams() int { return s.mux.NumStreams() }
 
 // Call sends args to method and decodes the response into reply (which may
-// be nil to discard it). Handler errors come back as structs sentinels or
-// RemoteError; wire failures as *TransportError; if ctx ends first the
-// stream is abandoned and ctx's error returned.
+// be nil to discard it). On success reply holds the response and nothing
+// else: it is zeroed first, and nothing it pointed at before is written.
+// Handler errors come back as structs sentinels or RemoteError; wire
+// failures as *TransportError; if ctx ends first the stream is abandoned
+// and ctx's error returned.
 func (s *Session) Call(ctx context.Context, method string, args, reply any) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -161,6 +164,16 @@ func (s *Session) Call(ctx context.Context, method string, args, reply any) erro
 	}
 	if reply == nil {
 		return nil
+	}
+	// Decode into a zeroed reply. msgpack decodes a slice element into the
+	// struct its pointer already points at and merges into a non-nil map,
+	// so a reused reply would leave old map entries behind and, worse,
+	// write the response into whatever the reply pointed at: a server
+	// forwarding a read after its own local attempt hands us rows owned by
+	// its state store, which would then serve another server's rows
+	// (replicas diverged under the chaos pause-leader nemesis).
+	if v := reflect.ValueOf(reply); v.Kind() == reflect.Pointer && !v.IsNil() {
+		v.Elem().SetZero()
 	}
 	return st.Decode(reply)
 }

@@ -23,7 +23,9 @@
 // being served); a length prefix is checked against Limits.MaxFrameSize
 // before any buffer is allocated; Call reports with a *TransportError
 // whether the request may have reached the server (MaybeSent), so writes
-// are never resent blindly by the layers above.
+// are never resent blindly by the layers above; Call zeroes reply before
+// decoding, so a reused reply never keeps old entries and nothing it
+// pointed at (a server's own state-store rows) is ever written.
 //
 // Connection lifetime (conns.go, issue 15): every Serve listener caps
 // connections per client IP (Limits.MaxConnsPerClient, Consul's
