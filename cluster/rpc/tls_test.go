@@ -169,8 +169,12 @@ func TestTLSPlainRaftRefused(t *testing.T) {
 		t.Fatalf("TLS raft dial: %v", err)
 	}
 	defer c.Close()
-	if _, ok := c.(*tls.Conn); !ok {
-		t.Fatalf("raft dial returned %T, want *tls.Conn", c)
+	inner := c
+	if rc, ok := c.(*redialConn); ok { // idle redial wrapper (conns.go)
+		inner = rc.conn()
+	}
+	if _, ok := inner.(*tls.Conn); !ok {
+		t.Fatalf("raft dial returned %T over %T, want *tls.Conn", c, inner)
 	}
 	select {
 	case in := <-accepted:

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairnd/cairn/cluster/state"
 	"github.com/cairnd/cairn/cluster/structs"
+	"github.com/cairnd/cairn/cluster/testutil"
 )
 
 // serviceIDs lists the instance IDs of service in st, in read order.
@@ -69,7 +70,7 @@ func TestConsistentReadRetriedOnNewLeaderLeavesStoreIntact(t *testing.T) {
 			return 0, fmt.Errorf("leadership transfer: %w", err)
 		}
 		var next *Server
-		waitFor(t, 20*time.Second, "a new leader", func() error {
+		testutil.Eventually(t, 20*time.Second, "a new leader", func() error {
 			if next = leaderOf(servers...); next == nil || next == old {
 				return fmt.Errorf("leader is %v", next)
 			}
@@ -93,7 +94,7 @@ func TestConsistentReadRetriedOnNewLeaderLeavesStoreIntact(t *testing.T) {
 		t.Errorf("read answered %v, want %v", got, want)
 	}
 	for _, s := range servers {
-		waitFor(t, 10*time.Second, s.cfg.NodeName+" serving web-2", func() error {
+		testutil.Eventually(t, 10*time.Second, s.cfg.NodeName+" serving web-2", func() error {
 			if ids := serviceIDs(s.fsm.State(), "web"); !slices.Equal(ids, want) {
 				return fmt.Errorf("%s serves %v, want %v", s.cfg.NodeName, ids, want)
 			}
@@ -127,7 +128,7 @@ func TestForwardedReadIntoReusedReplyLeavesStoreIntact(t *testing.T) {
 			break
 		}
 	}
-	waitFor(t, 10*time.Second, "the follower has both services", func() error {
+	testutil.Eventually(t, 10*time.Second, "the follower has both services", func() error {
 		if ids := serviceIDs(f.fsm.State(), "db"); len(ids) != 1 {
 			return fmt.Errorf("db instances %v", ids)
 		}
