@@ -255,10 +255,16 @@ func (a *handler) catalogServiceNodes(w nethttp.ResponseWriter, r *nethttp.Reque
 		return err
 	}
 	setQueryMeta(w, &out.QueryMeta)
-	for _, sn := range out.ServiceNodes {
-		sn.ServiceTags = nonNil(sn.ServiceTags)
+	rows := make([]*structs.ServiceNode, len(out.ServiceNodes))
+	for i, sn := range out.ServiceNodes {
+		if sn.ServiceTags == nil { // a copy: on a server agent sn is the state store's
+			c := *sn
+			c.ServiceTags = []string{}
+			sn = &c
+		}
+		rows[i] = sn
 	}
-	return writeJSON(w, r, nonNil(out.ServiceNodes))
+	return writeJSON(w, r, rows)
 }
 
 func (a *handler) catalogNodeServices(w nethttp.ResponseWriter, r *nethttp.Request, node string) error {
@@ -321,6 +327,8 @@ func parseNodeMeta(r *nethttp.Request, out *map[string]string) error {
 }
 
 // nonNil makes empty lists encode as [] (Consul never answers null lists).
+// Replies of a server agent's in-process RPC point into the state store,
+// which readers never write: normalise copies, never the rows themselves.
 func nonNil[T any](s []T) []T {
 	if s == nil {
 		return []T{}

@@ -57,10 +57,23 @@ func (a *handler) healthChecksInState(w nethttp.ResponseWriter, r *nethttp.Reque
 
 func writeChecks(w nethttp.ResponseWriter, r *nethttp.Request, out *structs.IndexedHealthChecks) error {
 	setQueryMeta(w, &out.QueryMeta)
-	for _, c := range out.HealthChecks {
-		c.ServiceTags = nonNil(c.ServiceTags)
+	return writeJSON(w, r, checksForJSON(out.HealthChecks))
+}
+
+// checksForJSON returns checks with [] for a nil ServiceTags, in a new
+// slice of copies where one is needed: on a server agent the checks are
+// the state store's, which readers never write.
+func checksForJSON(in []*structs.HealthCheck) []*structs.HealthCheck {
+	out := make([]*structs.HealthCheck, len(in))
+	for i, c := range in {
+		if c.ServiceTags == nil {
+			cc := *c
+			cc.ServiceTags = []string{}
+			c = &cc
+		}
+		out[i] = c
 	}
-	return writeJSON(w, r, nonNil(out.HealthChecks))
+	return out
 }
 
 func (a *handler) healthServiceNodes(w nethttp.ResponseWriter, r *nethttp.Request, service string) error {
@@ -73,23 +86,21 @@ func (a *handler) healthServiceNodes(w nethttp.ResponseWriter, r *nethttp.Reques
 		return err
 	}
 	setQueryMeta(w, &out.QueryMeta)
-	nodes := nonNil(out.Nodes)
-	if args.PassingOnly {
-		// The server filters already; filtering again keeps the promise
-		// even if a backend ignores PassingOnly.
-		kept := nodes[:0:0]
-		for _, n := range nodes {
-			if n.AggregatedStatus() == structs.HealthPassing {
-				kept = append(kept, n)
-			}
+	// A new slice of copies: on a server agent the rows are the state
+	// store's. The server filters PassingOnly already; filtering again
+	// keeps the promise even if a backend ignores it.
+	nodes := make([]structs.CheckServiceNode, 0, len(out.Nodes))
+	for _, n := range out.Nodes {
+		if args.PassingOnly && n.AggregatedStatus() != structs.HealthPassing {
+			continue
 		}
-		nodes = kept
-	}
-	for i := range nodes {
-		nodes[i].Checks = nonNil(nodes[i].Checks)
-		if s := nodes[i].Service; s != nil {
-			s.Tags = nonNil(s.Tags)
+		n.Checks = checksForJSON(n.Checks)
+		if n.Service != nil && n.Service.Tags == nil {
+			s := *n.Service
+			s.Tags = []string{}
+			n.Service = &s
 		}
+		nodes = append(nodes, n)
 	}
 	return writeJSON(w, r, nodes)
 }
