@@ -195,6 +195,27 @@ func startAgent(t *testing.T, bin, name string, args ...string) *agenttest.Proc 
 	return p
 }
 
+// startServerAgents starts n server agents named prefix1…prefixN
+// (--bootstrap-expect n), each after the first joining the first's serf
+// LAN address, which it returns too.
+func startServerAgents(t *testing.T, bin, prefix string, n int) ([]*agenttest.Proc, string) {
+	t.Helper()
+	var servers []*agenttest.Proc
+	join := ""
+	for i := range n {
+		args := []string{"--server", "--bootstrap-expect", strconv.Itoa(n)}
+		if join != "" {
+			args = append(args, "--retry-join", join)
+		}
+		p := startAgent(t, bin, prefix+strconv.Itoa(i+1), args...)
+		if join == "" {
+			join = p.SerfAddr()
+		}
+		servers = append(servers, p)
+	}
+	return servers, join
+}
+
 // readLoad is a set of readers going round a list of URLs through an
 // agent until stop, counting the reads that succeeded and failed.
 type readLoad struct {

@@ -59,16 +59,8 @@ func startE2ECluster(t *testing.T, hc *http.Client, bin string, nServers, nClien
 	t.Setenv("CAIRN_FAST_GOSSIP", "1")
 	c := &e2eCluster{rpcPorts: map[int]bool{}}
 	var join string
-	for i := 0; i < nServers; i++ {
-		args := []string{"--server", "--bootstrap-expect", strconv.Itoa(nServers)}
-		if join != "" {
-			args = append(args, "--retry-join", join)
-		}
-		p := startAgent(t, bin, "fs"+strconv.Itoa(i+1), args...)
-		if join == "" {
-			join = p.SerfAddr()
-		}
-		c.servers = append(c.servers, p)
+	c.servers, join = startServerAgents(t, bin, "fs", nServers)
+	for _, p := range c.servers {
 		c.rpcPorts[p.Ports.Server] = true
 	}
 	for i := 0; i < nClients; i++ {
