@@ -66,12 +66,7 @@ done
 start_unbound "so-reuseport: yes" "so-rcvbuf: 4m" "so-sndbuf: 4m" \
 	"num-queries-per-thread: 4096" "outgoing-range: 8192"
 
-log "dnsperf against cairn for ${SECONDS_RUN}s"
-run_perf cairn "$DNS_PORT" "$CAIRN_PID"
-CAIRN_QPS=$QPS CAIRN_CPU=$CPU_US
-log "dnsperf against unbound for ${SECONDS_RUN}s"
-run_perf unbound "$UNBOUND_PORT" "$UNBOUND_PID"
-UNBOUND_QPS=$QPS UNBOUND_CPU=$CPU_US
+run_both
 
 log "steady 20000 QPS against both"
 run_perf cairn "$DNS_PORT" "$CAIRN_PID" -Q 20000

@@ -34,12 +34,7 @@ wait_answer "$DNS_PORT" "svc-$NAMES.service.consul" "$(addr_of $NAMES)" || die "
 
 start_unbound
 
-log "dnsperf against cairn for ${SECONDS_RUN}s"
-run_perf cairn "$DNS_PORT" "$CAIRN_PID"
-CAIRN_QPS=$QPS CAIRN_CPU=$CPU_US
-log "dnsperf against unbound for ${SECONDS_RUN}s"
-run_perf unbound "$UNBOUND_PORT" "$UNBOUND_PID"
-UNBOUND_QPS=$QPS UNBOUND_CPU=$CPU_US
+run_both
 
 awk -v c="$CAIRN_QPS" -v u="$UNBOUND_QPS" -v cc="$CAIRN_CPU" -v uc="$UNBOUND_CPU" 'BEGIN {
 	printf "bench dns_qps cairn=%d unbound=%d ratio=%.3f cairn_cpu_us_per_query=%s unbound_cpu_us_per_query=%s\n", c, u, c / u, cc, uc

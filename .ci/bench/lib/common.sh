@@ -191,3 +191,15 @@ run_perf() {
 	[ "${noerr:-0}" -eq "$done_q" ] || die "$name answered $done_q queries but only ${noerr:-0} NOERROR"
 	CPU_US=$(awk -v t="$((after - before))" -v hz="$TCK" -v q="$done_q" 'BEGIN {printf "%.2f", t / hz * 1e6 / q}')
 }
+
+# run_both runs dnsperf for SECONDS_RUN against cairn (DNS_PORT, CAIRN_PID),
+# then against unbound (UNBOUND_PORT, UNBOUND_PID), with identical options;
+# sets CAIRN_QPS, CAIRN_CPU, UNBOUND_QPS and UNBOUND_CPU.
+run_both() {
+	log "dnsperf against cairn for ${SECONDS_RUN}s"
+	run_perf cairn "$DNS_PORT" "$CAIRN_PID"
+	CAIRN_QPS=$QPS CAIRN_CPU=$CPU_US
+	log "dnsperf against unbound for ${SECONDS_RUN}s"
+	run_perf unbound "$UNBOUND_PORT" "$UNBOUND_PID"
+	UNBOUND_QPS=$QPS UNBOUND_CPU=$CPU_US
+}
