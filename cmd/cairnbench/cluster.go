@@ -164,6 +164,21 @@ func startServers(ctx context.Context, bin string, n int, pprof, keep bool) (*cl
 	return c, nil
 }
 
+// startBenchCluster starts the 3-server cluster of a benchmark (with
+// pprof when profiling) and finds its leader; the caller closes it.
+func startBenchCluster(ctx context.Context, o *Options) (*cluster, *agentProc, error) {
+	c, err := startServers(ctx, o.Bin, 3, o.ProfileDir != "", o.KeepLogs)
+	if err != nil {
+		return nil, nil, err
+	}
+	leader, err := c.leader(ctx)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, leader, nil
+}
+
 var httpc = &http.Client{Timeout: 5 * time.Second}
 
 func getJSON(ctx context.Context, url string, v any) error {
