@@ -56,10 +56,7 @@ func TestAPIE2E(t *testing.T) {
 	check := newStatusServer(t)
 	// Steps in order, on the one agent: later ones read what earlier ones
 	// wrote.
-	for _, step := range []struct {
-		name string
-		run  func(*testing.T, *api.Client)
-	}{
+	runSteps(t, c, []step[*api.Client]{
 		{"ServiceChecks", func(t *testing.T, c *api.Client) { testAPIServiceChecks(t, c, check) }},
 		{"KV", testAPIKV},
 		{"KVBlockingGet", testAPIKVBlockingGet},
@@ -67,9 +64,7 @@ func TestAPIE2E(t *testing.T) {
 		{"Events", testAPIEvents},
 		{"MembersAndStatus", testAPIMembersAndStatus},
 		{"ServiceDeregister", testAPIServiceDeregister},
-	} {
-		t.Run(step.name, func(t *testing.T) { step.run(t, c) })
-	}
+	})
 }
 
 // apiService is the service TestAPIE2E registers, as web1.

@@ -110,16 +110,11 @@ func TestClientCacheE2E(t *testing.T) {
 	}
 	x := startCacheCluster(t)
 	// In order: the last step stops servers.
-	for _, step := range []struct {
-		name string
-		run  func(*testing.T, *cacheCluster)
-	}{
+	runSteps(t, x, []step[*cacheCluster]{
 		{"1000 identical cold misses make one server request", testCacheColdMissesCoalesce},
 		{"critical check leaves client answers within 1s", testCacheCriticalCheckLeaves},
 		{"servers down: cached served, uncached SERVFAIL, then fresh", testCacheServersDown},
-	} {
-		t.Run(step.name, func(t *testing.T) { step.run(t, x) })
-	}
+	})
 }
 
 // cacheCluster is TestClientCacheE2E's: 3 servers and one client agent,

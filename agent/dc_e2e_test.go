@@ -32,15 +32,10 @@ func TestDatacenterForwardingE2E(t *testing.T) {
 		t.Skip("starts 3 agent processes")
 	}
 	x := startDCCluster(t)
-	for _, step := range []struct {
-		name string
-		run  func(*testing.T, *dcCluster)
-	}{
+	runSteps(t, x, []step[*dcCluster]{
 		{"HTTP", testDCForwardingHTTP},
 		{"DNS", testDCForwardingDNS},
-	} {
-		t.Run(step.name, func(t *testing.T) { step.run(t, x) })
-	}
+	})
 }
 
 // dcCluster is TestDatacenterForwardingE2E's: one server in each of dc1

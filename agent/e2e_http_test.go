@@ -195,6 +195,21 @@ func startAgent(t *testing.T, bin, name string, args ...string) *agenttest.Proc 
 	return p
 }
 
+// step is one subtest of an e2e test run on a shared cluster x.
+type step[T any] struct {
+	name string
+	run  func(*testing.T, T)
+}
+
+// runSteps runs steps as subtests, in order, on x: one cluster, one
+// set-up; a step may rely on what the earlier ones did.
+func runSteps[T any](t *testing.T, x T, steps []step[T]) {
+	t.Helper()
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) { s.run(t, x) })
+	}
+}
+
 // startServerAgents starts n server agents named prefix1…prefixN
 // (--bootstrap-expect n), each after the first joining the first's serf
 // LAN address, which it returns too.

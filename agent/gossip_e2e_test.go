@@ -185,10 +185,7 @@ func TestGossipCluster(t *testing.T) {
 	checkGossipMembers(t, gc)
 	// Steps in order, on the one cluster: the later ones kill c2 and make a
 	// server leave.
-	for _, step := range []struct {
-		name string
-		run  func(*testing.T, *gossipCluster)
-	}{
+	runSteps(t, gc, []step[*gossipCluster]{
 		{"serf members metric", testGossipSerfMembersMetric},
 		{"info", testGossipInfo},
 		{"event reaches every agent", testGossipEvent},
@@ -199,9 +196,7 @@ func TestGossipCluster(t *testing.T) {
 		{"watch views", testGossipWatchViews},
 		{"failed, force-leave, prune", testGossipFailedForceLeavePrune},
 		{"graceful leave of a follower", testGossipGracefulLeave},
-	} {
-		t.Run(step.name, func(t *testing.T) { step.run(t, gc) })
-	}
+	})
 }
 
 // gossipCluster is TestGossipCluster's cluster: 3 servers and c1 with

@@ -240,11 +240,7 @@ func TestPauseLeaderWritesApplyAtMostOnce(t *testing.T) {
 	)
 	bin := agenttest.Binary(t)
 	procs := startPauseCluster(t, bin)
-	hc := &http.Client{
-		Timeout:   20 * time.Second, // longer than a pause: a held request gets its pauseAnswer
-		Transport: &http.Transport{MaxIdleConnsPerHost: 64},
-	}
-	t.Cleanup(hc.CloseIdleConnections)
+	hc := pauseHTTPClient(t, 64)
 	clients := make([]pauseClient, len(procs))
 	for i, p := range procs {
 		clients[i] = pauseClient{hc: hc, addr: p.HTTPAddr()}
@@ -400,6 +396,14 @@ func heldWrites(ops []pauseOp, pauses []pauseWindow, failoverWithin time.Duratio
 		}
 	}
 	return slow
+}
+
+// pauseHTTPClient is a client for the pause tests: its timeout is longer
+// than a pause, so a held request gets its pauseAnswer.
+func pauseHTTPClient(t *testing.T, maxIdle int) *http.Client {
+	hc := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: maxIdle}}
+	t.Cleanup(hc.CloseIdleConnections)
+	return hc
 }
 
 // agreedLeader returns the leader every server names, or an error.

@@ -39,8 +39,7 @@ func TestPausedLeaderReads(t *testing.T) {
 	)
 	bin := agenttest.Binary(t)
 	procs := startPauseCluster(t, bin)
-	hc := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
-	t.Cleanup(hc.CloseIdleConnections)
+	hc := pauseHTTPClient(t, 16)
 	leader, lc, resume := overwriteBehindPausedLeader(t, procs, hc)
 
 	readers := startRegisterReaders(lc, readersPerMode)
