@@ -105,9 +105,6 @@ func hasAddr(r *dns.Msg, addr string) bool {
 }
 
 func TestClientCacheE2E(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts 4 agent processes")
-	}
 	x := startCacheCluster(t)
 	// In order: the last step stops servers.
 	runSteps(t, x, []step[*cacheCluster]{
@@ -125,8 +122,13 @@ type cacheCluster struct {
 	dnsAddr string // the client's
 }
 
+// startCacheCluster starts the cluster and waits until the client answers
+// for db; under -short it skips the test.
 func startCacheCluster(t *testing.T) *cacheCluster {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts 4 agent processes")
+	}
 	bin := agenttest.Binary(t)
 	t.Setenv("CAIRN_FAST_GOSSIP", "1")
 	servers, join := startServerAgents(t, bin, "cs", 3)

@@ -28,9 +28,6 @@ func dnsQuery(addr, name string, qtype uint16) (*dns.Msg, error) {
 }
 
 func TestDatacenterForwardingE2E(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts 3 agent processes")
-	}
 	x := startDCCluster(t)
 	runSteps(t, x, []step[*dcCluster]{
 		{"HTTP", testDCForwardingHTTP},
@@ -47,8 +44,13 @@ type dcCluster struct {
 	c1   *agenttest.Proc
 }
 
+// startDCCluster starts the two datacenters and registers payments in
+// dc2; under -short it skips the test.
 func startDCCluster(t *testing.T) *dcCluster {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts 3 agent processes")
+	}
 	t.Setenv("CAIRN_FAST_GOSSIP", "1")
 	bin := agenttest.Binary(t)
 	hc := e2eClient()

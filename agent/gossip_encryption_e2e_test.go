@@ -36,6 +36,7 @@ type encryptedCluster struct {
 	alive   map[string]string
 }
 
+// startEncryptedCluster makes a key and starts the cluster with it.
 func startEncryptedCluster(t *testing.T) *encryptedCluster {
 	t.Helper()
 	bin := agenttest.Binary(t)

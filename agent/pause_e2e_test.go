@@ -226,9 +226,6 @@ func checkPauseHistory(ops []pauseOp, final map[string]pauseKVEntry) []string {
 // puts were applied twice; followers held requests forwarded to the paused
 // leader until it came back.
 func TestPauseLeaderWritesApplyAtMostOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process raft test")
-	}
 	const (
 		rounds         = 3
 		writersPerNode = 4
@@ -238,8 +235,7 @@ func TestPauseLeaderWritesApplyAtMostOnce(t *testing.T) {
 		// about a second (fast Raft timings), far less than pauseFor.
 		failoverWithin = 3500 * time.Millisecond
 	)
-	bin := agenttest.Binary(t)
-	procs := startPauseCluster(t, bin)
+	procs := startPauseCluster(t)
 	hc := pauseHTTPClient(t, 64)
 	clients := make([]pauseClient, len(procs))
 	for i, p := range procs {
@@ -423,9 +419,13 @@ func agreedLeader(clients []pauseClient) (string, error) {
 }
 
 // startPauseCluster starts three server agents with fast Raft timings and
-// waits for them to agree on a leader.
-func startPauseCluster(t *testing.T, bin string) []*agenttest.Proc {
+// waits for them to agree on a leader; under -short it skips the test.
+func startPauseCluster(t *testing.T) []*agenttest.Proc {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("multi-process raft test")
+	}
+	bin := agenttest.Binary(t)
 	t.Setenv("CAIRN_FAST_GOSSIP", "1")
 	procs, _ := startServerAgents(t, bin, "s", 3)
 	hc := &http.Client{Timeout: 2 * time.Second}

@@ -30,15 +30,11 @@ type readResult struct {
 // reads are only measured: they may be stale in a short window, as in
 // Consul (see cluster/server/doc.go); the figures are logged.
 func TestPausedLeaderReads(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process raft test")
-	}
 	const (
 		readersPerMode = 4
 		readFor        = 2 * time.Second // after the resume
 	)
-	bin := agenttest.Binary(t)
-	procs := startPauseCluster(t, bin)
+	procs := startPauseCluster(t)
 	hc := pauseHTTPClient(t, 16)
 	leader, lc, resume := overwriteBehindPausedLeader(t, procs, hc)
 
