@@ -16,7 +16,6 @@ import (
 // every member alive through a keyring rotation, and stays writable
 // with 2 Raft peers when its leader leaves gracefully.
 func TestGossipEncryption(t *testing.T) {
-
 	x := startEncryptedCluster(t)
 	// In order: the last step makes the leader leave.
 	runSteps(t, x, []step[*encryptedCluster]{

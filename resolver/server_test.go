@@ -22,7 +22,14 @@ func testConfig() Config {
 
 func startServer(t *testing.T, cfg Config, reg prometheus.Registerer) *Server {
 	t.Helper()
-	s, err := New(cfg, loadFixture(t), nil, reg)
+	return startServerOn(t, cfg, loadFixture(t), reg)
+}
+
+// startServerOn starts a Server of cfg answering from cat; it is closed
+// on cleanup.
+func startServerOn(t testing.TB, cfg Config, cat Catalog, reg prometheus.Registerer) *Server {
+	t.Helper()
+	s, err := New(cfg, cat, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

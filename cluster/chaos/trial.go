@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cairnd/cairn/cluster/testutil"
 )
 
 // healTimeout bounds the wait for one leader and equal replicas after the
@@ -233,7 +235,7 @@ func check(ctx context.Context, c *Cluster, h *History, dir string, r *Report) {
 	// report the difference).
 	var replicas map[string]map[string]kvEntry
 	var sets map[string][]string
-	err := waitFor(ctx, healTimeout, func() error {
+	err := testutil.Wait(ctx, healTimeout, func() error {
 		replicas, sets = map[string]map[string]kvEntry{}, map[string][]string{}
 		for _, n := range c.Nodes {
 			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
