@@ -55,17 +55,7 @@ func startPacked(t testing.TB, cat Catalog) *Server {
 
 func askA(t testing.TB, s *Server, network string) *dns.Msg {
 	t.Helper()
-	udp, tcp := s.Addr()
-	addr := udp.String()
-	if network == "tcp" {
-		addr = tcp.String()
-	}
-	m := new(dns.Msg)
-	m.SetQuestion("web.service.consul.", dns.TypeA)
-	r, _, err := (&dns.Client{Net: network, Timeout: 3 * time.Second}).Exchange(m, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, _ := exchange(t, network, s, "web.service.consul.", dns.TypeA)
 	return r
 }
 

@@ -40,13 +40,20 @@ func startServerOn(t testing.TB, cfg Config, cat Catalog, reg prometheus.Registe
 	return s
 }
 
-func exchange(t *testing.T, network string, s *Server, name string, qtype uint16) (*dns.Msg, time.Duration) {
-	t.Helper()
+// serverAddr is s's UDP or TCP address, for network "udp" or "tcp".
+func serverAddr(s *Server, network string) string {
 	udp, tcp := s.Addr()
-	addr := udp.String()
 	if network == "tcp" {
-		addr = tcp.String()
+		return tcp.String()
 	}
+	return udp.String()
+}
+
+// exchange asks s name/qtype over network and returns the answer and how
+// long it took.
+func exchange(t testing.TB, network string, s *Server, name string, qtype uint16) (*dns.Msg, time.Duration) {
+	t.Helper()
+	addr := serverAddr(s, network)
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)
 	start := time.Now()
