@@ -7,12 +7,10 @@ package agent_test
 // still answered and uncached ones fail fast with SERVFAIL.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -26,31 +24,26 @@ import (
 	"github.com/miekg/dns"
 )
 
+// cacheHTTP sends body, JSON-encoded unless nil, to url and returns the
+// answer; a status other than 200 is an error.
 func cacheHTTP(method, url string, body any) ([]byte, error) {
-	var rd io.Reader
+	var data []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if data, err = json.Marshal(body); err != nil {
 			return nil, err
 		}
-		rd = bytes.NewReader(b)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	st, b, _, err := e2eDo(ctx, http.DefaultClient, method, url, data)
 	if err != nil {
-		return nil, err
+		return b, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
+	if st != http.StatusOK {
+		return b, fmt.Errorf("%s %s: %d %s", method, url, st, b)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if resp.StatusCode != http.StatusOK {
-		return b, fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, b)
-	}
-	return b, err
+	return b, nil
 }
 
 // cacheMetric sums the samples of metric name whose line contains every
