@@ -75,11 +75,7 @@ func TestOneConnectionCarriesManyCalls(t *testing.T) {
 }
 
 func TestFailoverWithinTwoSeconds(t *testing.T) {
-	servers := startServers(t, 3)
-	f, reg := startForwarder(t, testConfig(), addrs(servers))
-	if err := f.Call(context.Background(), "Test.Echo", &echoArgs{}, nil, true); err != nil {
-		t.Fatal(err)
-	}
+	servers, f, reg := connectedForwarder(t, 3)
 	first := f.Server()
 	byAddr(servers, first).stop()
 	start := time.Now()
@@ -120,11 +116,7 @@ func TestFailoverWithinTwoSeconds(t *testing.T) {
 }
 
 func TestInFlightWriteNotResent(t *testing.T) {
-	servers := startServers(t, 3)
-	f, _ := startForwarder(t, testConfig(), addrs(servers))
-	if err := f.Call(context.Background(), "Test.Echo", &echoArgs{}, nil, true); err != nil {
-		t.Fatal(err)
-	}
+	servers, f, _ := connectedForwarder(t, 3)
 	victim := byAddr(servers, f.Server())
 	victim.block.Store(true)
 
@@ -239,11 +231,7 @@ func TestRebalanceMovesAndDrains(t *testing.T) {
 }
 
 func TestServerRemovedFromList(t *testing.T) {
-	servers := startServers(t, 2)
-	f, _ := startForwarder(t, testConfig(), addrs(servers))
-	if err := f.Call(context.Background(), "Test.Echo", &echoArgs{}, nil, true); err != nil {
-		t.Fatal(err)
-	}
+	servers, f, _ := connectedForwarder(t, 2)
 	first := f.Server()
 	var other string
 	for _, a := range addrs(servers) {
@@ -320,11 +308,7 @@ func TestUnreachableServersHonourDeadline(t *testing.T) {
 }
 
 func TestCloseFailsCalls(t *testing.T) {
-	servers := startServers(t, 1)
-	f, reg := startForwarder(t, testConfig(), addrs(servers))
-	if err := f.Call(context.Background(), "Test.Echo", &echoArgs{}, nil, true); err != nil {
-		t.Fatal(err)
-	}
+	_, f, reg := connectedForwarder(t, 1)
 	f.Close()
 	if err := f.Call(context.Background(), "Test.Echo", &echoArgs{}, nil, true); !errors.Is(err, ErrClosed) {
 		t.Fatalf("got %v after Close", err)

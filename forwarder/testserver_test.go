@@ -223,3 +223,15 @@ func testConfig() Config {
 	cfg.RebalanceInterval = time.Hour // tests that rebalance say so
 	return cfg
 }
+
+// connectedForwarder starts n test servers and a forwarder over them, and
+// makes one call, so that it is connected to one of them.
+func connectedForwarder(t *testing.T, n int) ([]*testServer, *Forwarder, *prometheus.Registry) {
+	t.Helper()
+	servers := startServers(t, n)
+	f, reg := startForwarder(t, testConfig(), addrs(servers))
+	if err := f.Call(context.Background(), "Test.Echo", &echoArgs{}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	return servers, f, reg
+}
