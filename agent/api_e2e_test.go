@@ -53,37 +53,70 @@ func TestAPIE2E(t *testing.T) {
 		t.Skip("starts a real agent process")
 	}
 	_, c := devAgent(t, nil)
-	ag := c.Agent()
+	check := newStatusServer(t)
+	// Steps in order, on the one agent: later ones read what earlier ones
+	// wrote.
+	runSteps(t, c, []step[*api.Client]{
+		{"ServiceChecks", func(t *testing.T, c *api.Client) { testAPIServiceChecks(t, c, check) }},
+		{"KV", testAPIKV},
+		{"KVBlockingGet", testAPIKVBlockingGet},
+		{"KVDeleteTree", testAPIKVDeleteTree},
+		{"Events", testAPIEvents},
+		{"MembersAndStatus", testAPIMembersAndStatus},
+		{"ServiceDeregister", testAPIServiceDeregister},
+	})
+}
 
-	// --- service with a TTL check and an HTTP check -----------------------
-	var hmu sync.Mutex
-	httpStatus := nethttp.StatusOK
-	hs := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
-		hmu.Lock()
-		defer hmu.Unlock()
-		w.WriteHeader(httpStatus)
+// apiService is the service TestAPIE2E registers, as web1.
+const apiService = "web"
+
+// statusServer is an HTTP check target answering the status last set.
+type statusServer struct {
+	*httptest.Server
+	mu     sync.Mutex
+	status int
+}
+
+// newStatusServer starts a statusServer answering 200, closed on cleanup.
+func newStatusServer(t *testing.T) *statusServer {
+	s := &statusServer{status: nethttp.StatusOK}
+	s.Server = httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		w.WriteHeader(s.status)
 		io.WriteString(w, "ok")
 	}))
-	defer hs.Close()
+	t.Cleanup(s.Close)
+	return s
+}
 
-	const svc = "web"
+func (s *statusServer) set(status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status = status
+}
+
+// testAPIServiceChecks registers web1 with a TTL check and an HTTP check
+// on check, and follows health filtering as each passes and fails.
+func testAPIServiceChecks(t *testing.T, c *api.Client, check *statusServer) {
+	ag := c.Agent()
 	err := ag.ServiceRegister(&api.AgentServiceRegistration{
-		ID: "web1", Name: svc, Port: 8080, Tags: []string{"v1"},
+		ID: "web1", Name: apiService, Port: 8080, Tags: []string{"v1"},
 		Checks: api.AgentServiceChecks{
 			{CheckID: "web1-ttl", Name: "ttl", TTL: "30s"},
-			{CheckID: "web1-http", Name: "http", HTTP: hs.URL, Interval: "1s", Timeout: "1s"},
+			{CheckID: "web1-http", Name: "http", HTTP: check.URL, Interval: "1s", Timeout: "1s"},
 		},
 	})
 	if err != nil {
 		t.Fatalf("ServiceRegister: %v", err)
 	}
-	svcs, err := ag.Services()
-	if err != nil || svcs["web1"] == nil || svcs["web1"].Port != 8080 {
-		t.Fatalf("agent services = %v, %v", svcs, err)
+	apiServices, err := ag.Services()
+	if err != nil || apiServices["web1"] == nil || apiServices["web1"].Port != 8080 {
+		t.Fatalf("agent services = %v, %v", apiServices, err)
 	}
 
 	passing := func() ([]*api.ServiceEntry, error) {
-		entries, _, err := c.Health().Service(svc, "", true, nil)
+		entries, _, err := c.Health().Service(apiService, "", true, nil)
 		return entries, err
 	}
 	waitPassing := func(what string, want int) {
@@ -123,13 +156,9 @@ func TestAPIE2E(t *testing.T) {
 	})
 
 	// The HTTP check failing takes it out too; recovering brings it back.
-	hmu.Lock()
-	httpStatus = nethttp.StatusServiceUnavailable
-	hmu.Unlock()
+	check.set(nethttp.StatusServiceUnavailable)
 	waitPassing("web1 dropped after HTTP check fails", 0)
-	hmu.Lock()
-	httpStatus = nethttp.StatusOK
-	hmu.Unlock()
+	check.set(nethttp.StatusOK)
 	waitPassing("web1 back after HTTP check recovers", 1)
 
 	// Failing the TTL drops it from passing-only results, and the
@@ -138,7 +167,7 @@ func TestAPIE2E(t *testing.T) {
 		t.Fatalf("UpdateTTL fail: %v", err)
 	}
 	waitPassing("web1 dropped after TTL fail", 0)
-	all, _, err := c.Health().Service(svc, "", false, nil)
+	all, _, err := c.Health().Service(apiService, "", false, nil)
 	if err != nil || len(all) != 1 || all[0].Checks.AggregatedStatus() != api.HealthCritical {
 		t.Fatalf("unfiltered health = %v, %v", all, err)
 	}
@@ -147,8 +176,10 @@ func TestAPIE2E(t *testing.T) {
 			t.Errorf("TTL output = %q, want %q", ch.Output, "broken")
 		}
 	}
+}
 
-	// --- KV ----------------------------------------------------------------
+// testAPIKV: put, get, list, keys and CAS.
+func testAPIKV(t *testing.T, c *api.Client) {
 	kv := c.KV()
 	for _, k := range []string{"app/a", "app/b", "app/sub/c", "other"} {
 		if _, err := kv.Put(&api.KVPair{Key: k, Value: []byte("v-" + k), Flags: 7}, nil); err != nil {
@@ -189,7 +220,11 @@ func TestAPIE2E(t *testing.T) {
 	if ok, _, err := kv.CAS(&api.KVPair{Key: "app/a", Value: []byte("x"), ModifyIndex: 0}, nil); err != nil || ok {
 		t.Fatalf("CAS(0) on existing key = %v, %v (want false)", ok, err)
 	}
+}
 
+// testAPIKVBlockingGet: a blocking Get stays parked, then wakes on change.
+func testAPIKVBlockingGet(t *testing.T, c *api.Client) {
+	kv := c.KV()
 	// Blocking Get wakes on change.
 	cur, meta, err := kv.Get("app/b", nil)
 	if err != nil || cur == nil {
@@ -230,7 +265,11 @@ func TestAPIE2E(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("blocking Get did not wake on change")
 	}
+}
 
+// testAPIKVDeleteTree removes app/ and nothing else.
+func testAPIKVDeleteTree(t *testing.T, c *api.Client) {
+	kv := c.KV()
 	// Delete tree.
 	if _, err := kv.DeleteTree("app/", nil); err != nil {
 		t.Fatalf("DeleteTree: %v", err)
@@ -241,8 +280,10 @@ func TestAPIE2E(t *testing.T) {
 	if p, _, err := kv.Get("other", nil); err != nil || p == nil {
 		t.Fatalf("DeleteTree app/ removed other: %+v, %v", p, err)
 	}
+}
 
-	// --- events ------------------------------------------------------------
+// testAPIEvents: a fired event shows in the event list with its payload.
+func testAPIEvents(t *testing.T, c *api.Client) {
 	id, _, err := c.Event().Fire(&api.UserEvent{Name: "deploy", Payload: []byte("v42")}, nil)
 	if err != nil || id == "" {
 		t.Fatalf("Fire: %q, %v", id, err)
@@ -262,8 +303,11 @@ func TestAPIE2E(t *testing.T) {
 		}
 		return fmt.Errorf("%d events, %s not among them", len(evs), id)
 	})
+}
 
-	// --- members & status --------------------------------------------------
+// testAPIMembersAndStatus: the dev agent is the one member, leader and peer.
+func testAPIMembersAndStatus(t *testing.T, c *api.Client) {
+	ag := c.Agent()
 	members, err := ag.Members(false)
 	if err != nil || len(members) != 1 || members[0].Name != "dev" || members[0].Status != 1 {
 		t.Fatalf("Members = %+v, %v", members, err)
@@ -276,13 +320,17 @@ func TestAPIE2E(t *testing.T) {
 	if err != nil || len(peers) != 1 || peers[0] != leader {
 		t.Fatalf("Peers = %v, %v (leader %q)", peers, err, leader)
 	}
+}
 
+// testAPIServiceDeregister: deregistering web1 removes it from health.
+func testAPIServiceDeregister(t *testing.T, c *api.Client) {
+	ag := c.Agent()
 	// Deregistering the service removes it from health.
 	if err := ag.ServiceDeregister("web1"); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 10*time.Second, "web1 gone from catalog", func() error {
-		e, _, err := c.Health().Service(svc, "", false, nil)
+		e, _, err := c.Health().Service(apiService, "", false, nil)
 		if err != nil {
 			return err
 		}

@@ -7,12 +7,10 @@ package agent_test
 // still answered and uncached ones fail fast with SERVFAIL.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -26,31 +24,26 @@ import (
 	"github.com/miekg/dns"
 )
 
+// cacheHTTP sends body, JSON-encoded unless nil, to url and returns the
+// answer; a status other than 200 is an error.
 func cacheHTTP(method, url string, body any) ([]byte, error) {
-	var rd io.Reader
+	var data []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if data, err = json.Marshal(body); err != nil {
 			return nil, err
 		}
-		rd = bytes.NewReader(b)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	st, b, _, err := e2eDo(ctx, http.DefaultClient, method, url, data)
 	if err != nil {
-		return nil, err
+		return b, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
+	if st != http.StatusOK {
+		return b, fmt.Errorf("%s %s: %d %s", method, url, st, b)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if resp.StatusCode != http.StatusOK {
-		return b, fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, b)
-	}
-	return b, err
+	return b, nil
 }
 
 // cacheMetric sums the samples of metric name whose line contains every
@@ -105,24 +98,33 @@ func hasAddr(r *dns.Msg, addr string) bool {
 }
 
 func TestClientCacheE2E(t *testing.T) {
+	x := startCacheCluster(t)
+	// In order: the last step stops servers.
+	runSteps(t, x, []step[*cacheCluster]{
+		{"1000 identical cold misses make one server request", testCacheColdMissesCoalesce},
+		{"critical check leaves client answers within 1s", testCacheCriticalCheckLeaves},
+		{"servers down: cached served, uncached SERVFAIL, then fresh", testCacheServersDown},
+	})
+}
+
+// cacheCluster is TestClientCacheE2E's: 3 servers and one client agent,
+// with web (3 instances) and db registered and answered by the client.
+type cacheCluster struct {
+	servers []*agenttest.Proc
+	client  *agenttest.Proc
+	dnsAddr string // the client's
+}
+
+// startCacheCluster starts the cluster and waits until the client answers
+// for db; under -short it skips the test.
+func startCacheCluster(t *testing.T) *cacheCluster {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts 4 agent processes")
 	}
 	bin := agenttest.Binary(t)
 	t.Setenv("CAIRN_FAST_GOSSIP", "1")
-	var servers []*agenttest.Proc
-	join := ""
-	for i := range 3 {
-		args := []string{"--server", "--bootstrap-expect", "3"}
-		if join != "" {
-			args = append(args, "--retry-join", join)
-		}
-		p := agenttest.StartAgent(t, bin, "cs"+strconv.Itoa(i+1), args...)
-		if join == "" {
-			join = p.SerfAddr()
-		}
-		servers = append(servers, p)
-	}
+	servers, join := startServerAgents(t, bin, "cs", 3)
 	client := agenttest.StartAgent(t, bin, "cc1", "--retry-join", join)
 	testutil.Eventually(t, 60*time.Second, "catalog writes accepted", func() error {
 		_, err := cacheHTTP(http.MethodPut, "http://"+servers[0].HTTPAddr()+"/v1/catalog/register",
@@ -144,129 +146,133 @@ func TestClientCacheE2E(t *testing.T) {
 		}
 		return nil
 	})
+	return &cacheCluster{servers: servers, client: client, dnsAddr: dnsAddr}
+}
 
-	t.Run("1000 identical cold misses make one server request", func(t *testing.T) {
-		// Only this key's reads count: anti-entropy and the cache's index
-		// watch use other methods and may run at any moment.
-		const reads = `method="Health.ServiceNodes"`
-		// The cache's index watch re-fetches recently asked keys whenever
-		// the catalog moves; wait until the just-started cluster has
-		// settled (no such request for a while) so the burst is alone.
-		before := cacheMetric(t, client, "cairn_forwarder_requests_total", reads)
-		quiet := time.Now()
-		testutil.Eventually(t, 20*time.Second, "no Health.ServiceNodes request for 1.5s", func() error {
-			if n := cacheMetric(t, client, "cairn_forwarder_requests_total", reads); n != before {
-				before, quiet = n, time.Now()
-			}
-			if d := time.Since(quiet); d < 1500*time.Millisecond {
-				return fmt.Errorf("last request %v ago", d.Round(time.Millisecond))
-			}
-			return nil
-		})
-		missBefore := cacheMetric(t, client, "cairn_cache_misses_total")
-		var wg sync.WaitGroup
-		var bad atomic.Int64
-		var firstErr atomic.Value
-		start := make(chan struct{})
-		for range 1000 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				r, err := dnsA(dnsAddr, "web.service.consul.", 5*time.Second)
-				if err == nil && len(answerAddrs(r)) != 3 {
-					err = fmt.Errorf("answer %v", answerAddrs(r))
-				}
-				if err != nil {
-					bad.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				}
-			}()
+func testCacheColdMissesCoalesce(t *testing.T, x *cacheCluster) {
+	client, dnsAddr := x.client, x.dnsAddr
+	// Only this key's reads count: anti-entropy and the cache's index
+	// watch use other methods and may run at any moment.
+	const reads = `method="Health.ServiceNodes"`
+	// The cache's index watch re-fetches recently asked keys whenever
+	// the catalog moves; wait until the just-started cluster has
+	// settled (no such request for a while) so the burst is alone.
+	before := cacheMetric(t, client, "cairn_forwarder_requests_total", reads)
+	quiet := time.Now()
+	testutil.Eventually(t, 20*time.Second, "no Health.ServiceNodes request for 1.5s", func() error {
+		if n := cacheMetric(t, client, "cairn_forwarder_requests_total", reads); n != before {
+			before, quiet = n, time.Now()
 		}
-		close(start)
-		wg.Wait()
-		if n := bad.Load(); n > 0 {
-			t.Fatalf("%d of 1000 queries failed, first: %v", n, firstErr.Load())
+		if d := time.Since(quiet); d < 1500*time.Millisecond {
+			return fmt.Errorf("last request %v ago", d.Round(time.Millisecond))
 		}
-		fwd := cacheMetric(t, client, "cairn_forwarder_requests_total", reads) - before
-		miss := cacheMetric(t, client, "cairn_cache_misses_total") - missBefore
-		t.Logf("forwarder requests %v, cache misses %v, coalesced %v", fwd, miss, cacheMetric(t, client, "cairn_cache_coalesced_total"))
-		if miss != 1 || fwd != 1 {
-			t.Fatalf("1000 identical cold queries: %v forwarder requests, %v misses; want 1", fwd, miss)
-		}
+		return nil
 	})
+	missBefore := cacheMetric(t, client, "cairn_cache_misses_total")
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	var firstErr atomic.Value
+	start := make(chan struct{})
+	for range 1000 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			r, err := dnsA(dnsAddr, "web.service.consul.", 5*time.Second)
+			if err == nil && len(answerAddrs(r)) != 3 {
+				err = fmt.Errorf("answer %v", answerAddrs(r))
+			}
+			if err != nil {
+				bad.Add(1)
+				firstErr.CompareAndSwap(nil, err.Error())
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if n := bad.Load(); n > 0 {
+		t.Fatalf("%d of 1000 queries failed, first: %v", n, firstErr.Load())
+	}
+	fwd := cacheMetric(t, client, "cairn_forwarder_requests_total", reads) - before
+	miss := cacheMetric(t, client, "cairn_cache_misses_total") - missBefore
+	t.Logf("forwarder requests %v, cache misses %v, coalesced %v", fwd, miss, cacheMetric(t, client, "cairn_cache_coalesced_total"))
+	if miss != 1 || fwd != 1 {
+		t.Fatalf("1000 identical cold queries: %v forwarder requests, %v misses; want 1", fwd, miss)
+	}
+}
 
-	t.Run("critical check leaves client answers within 1s", func(t *testing.T) {
-		for _, status := range []string{"critical", "passing"} {
-			register(t, servers[1], "web2", "10.1.0.2", "web", status)
-			changed := time.Now()
-			testutil.Eventually(t, time.Second, "check "+status+" reflected by the client", func() error {
-				r, err := dnsA(dnsAddr, "web.service.consul.", time.Second)
-				if err == nil && hasAddr(r, "10.1.0.2") != (status == "passing") {
-					err = fmt.Errorf("answer %v", answerAddrs(r))
-				}
-				return err
-			})
-			t.Logf("check %s reflected in %s", status, time.Since(changed))
-		}
-	})
-
-	t.Run("servers down: cached served, uncached SERVFAIL, then fresh", func(t *testing.T) {
-		for _, s := range servers {
-			s.Kill()
-		}
-		testutil.Eventually(t, 10*time.Second, "the client's server connection gone", func() error {
-			if g := cacheMetric(t, client, "cairn_forwarder_connections"); g != 0 {
-				return fmt.Errorf("cairn_forwarder_connections = %v", g)
+func testCacheCriticalCheckLeaves(t *testing.T, x *cacheCluster) {
+	servers, dnsAddr := x.servers, x.dnsAddr
+	for _, status := range []string{"critical", "passing"} {
+		register(t, servers[1], "web2", "10.1.0.2", "web", status)
+		changed := time.Now()
+		testutil.Eventually(t, time.Second, "check "+status+" reflected by the client", func() error {
+			r, err := dnsA(dnsAddr, "web.service.consul.", time.Second)
+			if err == nil && hasAddr(r, "10.1.0.2") != (status == "passing") {
+				err = fmt.Errorf("answer %v", answerAddrs(r))
 			}
-			return nil
-		})
-		for range 10 {
-			r, err := dnsA(dnsAddr, "web.service.consul.", 2*time.Second)
-			if err != nil || len(answerAddrs(r)) != 3 {
-				t.Fatalf("cached name during outage: %v %v", err, r)
-			}
-		}
-		start := time.Now()
-		r, err := dnsA(dnsAddr, "nosuch.service.consul.", 5*time.Second)
-		if err != nil || r.Rcode != dns.RcodeServerFailure {
-			t.Fatalf("uncached name during outage: %v %v", err, r)
-		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Fatalf("uncached SERVFAIL took %s", d)
-		}
-		if r, err := dnsA(dnsAddr, "web.service.consul.", time.Second); err != nil || len(answerAddrs(r)) != 3 {
-			t.Fatalf("resolver blocked after a failing miss: %v %v", err, r)
-		}
-		// Once the client has seen its servers fail, cached answers are
-		// counted as served stale.
-		testutil.Eventually(t, 10*time.Second, "stale hits counted", func() error {
-			if r, err := dnsA(dnsAddr, "web.service.consul.", time.Second); err != nil || len(answerAddrs(r)) != 3 {
-				t.Fatalf("cached name during outage: %v %v", err, r)
-			}
-			if cacheMetric(t, client, "cairn_cache_stale_hits_total") == 0 {
-				return errors.New("no stale hit yet")
-			}
-			return nil
-		})
-		for _, s := range servers {
-			s.Restart()
-		}
-		testutil.Eventually(t, 60*time.Second, "servers accept writes again", func() error {
-			_, err := cacheHTTP(http.MethodPut, "http://"+servers[0].HTTPAddr()+"/v1/catalog/register",
-				map[string]any{"Node": "probe", "Address": "10.9.9.8"})
 			return err
 		})
-		register(t, servers[0], "web4", "10.1.0.4", "web", "passing")
-		testutil.Eventually(t, 30*time.Second, "fresh answers after servers return", func() error {
-			r, err := dnsA(dnsAddr, "web.service.consul.", time.Second)
-			if err != nil {
-				return err
-			}
-			if !hasAddr(r, "10.1.0.4") {
-				return fmt.Errorf("answer %v", answerAddrs(r))
-			}
-			return nil
-		})
+		t.Logf("check %s reflected in %s", status, time.Since(changed))
+	}
+}
+
+func testCacheServersDown(t *testing.T, x *cacheCluster) {
+	servers, client, dnsAddr := x.servers, x.client, x.dnsAddr
+	for _, s := range servers {
+		s.Kill()
+	}
+	testutil.Eventually(t, 10*time.Second, "the client's server connection gone", func() error {
+		if g := cacheMetric(t, client, "cairn_forwarder_connections"); g != 0 {
+			return fmt.Errorf("cairn_forwarder_connections = %v", g)
+		}
+		return nil
+	})
+	for range 10 {
+		r, err := dnsA(dnsAddr, "web.service.consul.", 2*time.Second)
+		if err != nil || len(answerAddrs(r)) != 3 {
+			t.Fatalf("cached name during outage: %v %v", err, r)
+		}
+	}
+	start := time.Now()
+	r, err := dnsA(dnsAddr, "nosuch.service.consul.", 5*time.Second)
+	if err != nil || r.Rcode != dns.RcodeServerFailure {
+		t.Fatalf("uncached name during outage: %v %v", err, r)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("uncached SERVFAIL took %s", d)
+	}
+	if r, err := dnsA(dnsAddr, "web.service.consul.", time.Second); err != nil || len(answerAddrs(r)) != 3 {
+		t.Fatalf("resolver blocked after a failing miss: %v %v", err, r)
+	}
+	// Once the client has seen its servers fail, cached answers are
+	// counted as served stale.
+	testutil.Eventually(t, 10*time.Second, "stale hits counted", func() error {
+		if r, err := dnsA(dnsAddr, "web.service.consul.", time.Second); err != nil || len(answerAddrs(r)) != 3 {
+			t.Fatalf("cached name during outage: %v %v", err, r)
+		}
+		if cacheMetric(t, client, "cairn_cache_stale_hits_total") == 0 {
+			return errors.New("no stale hit yet")
+		}
+		return nil
+	})
+	for _, s := range servers {
+		s.Restart()
+	}
+	testutil.Eventually(t, 60*time.Second, "servers accept writes again", func() error {
+		_, err := cacheHTTP(http.MethodPut, "http://"+servers[0].HTTPAddr()+"/v1/catalog/register",
+			map[string]any{"Node": "probe", "Address": "10.9.9.8"})
+		return err
+	})
+	register(t, servers[0], "web4", "10.1.0.4", "web", "passing")
+	testutil.Eventually(t, 30*time.Second, "fresh answers after servers return", func() error {
+		r, err := dnsA(dnsAddr, "web.service.consul.", time.Second)
+		if err != nil {
+			return err
+		}
+		if !hasAddr(r, "10.1.0.4") {
+			return fmt.Errorf("answer %v", answerAddrs(r))
+		}
+		return nil
 	})
 }

@@ -28,13 +28,33 @@ func dnsQuery(addr, name string, qtype uint16) (*dns.Msg, error) {
 }
 
 func TestDatacenterForwardingE2E(t *testing.T) {
+	x := startDCCluster(t)
+	runSteps(t, x, []step[*dcCluster]{
+		{"HTTP", testDCForwardingHTTP},
+		{"DNS", testDCForwardingDNS},
+	})
+}
+
+// dcCluster is TestDatacenterForwardingE2E's: one server in each of dc1
+// and dc2, joined over the WAN, and a dc1 client; service payments is
+// registered in dc2 only.
+type dcCluster struct {
+	hc   *http.Client
+	base string // the dc1 client's HTTP API
+	c1   *agenttest.Proc
+}
+
+// startDCCluster starts the two datacenters and registers payments in
+// dc2; under -short it skips the test.
+func startDCCluster(t *testing.T) *dcCluster {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts 3 agent processes")
 	}
 	t.Setenv("CAIRN_FAST_GOSSIP", "1")
 	bin := agenttest.Binary(t)
 	hc := e2eClient()
-	defer hc.CloseIdleConnections()
+	t.Cleanup(hc.CloseIdleConnections)
 
 	s1 := startAgent(t, bin, "dc1-s1", "--server", "--bootstrap-expect", "1")
 	wan1 := fmt.Sprintf("127.0.0.1:%d", s1.Ports.SerfWAN)
@@ -76,81 +96,84 @@ func TestDatacenterForwardingE2E(t *testing.T) {
 	if _, err := e2ePut(hc, "http://"+s2.HTTPAddr()+"/v1/catalog/register", reg); err != nil {
 		t.Fatal(err)
 	}
+	return &dcCluster{hc: hc, base: base, c1: c1}
+}
 
-	t.Run("HTTP", func(t *testing.T) {
-		// Not in dc1.
-		b, _, err := e2eGet(hc, base+"/v1/health/service/payments", 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
+func testDCForwardingHTTP(t *testing.T, x *dcCluster) {
+	hc, base, c1 := x.hc, x.base, x.c1
+	// Not in dc1.
+	b, _, err := e2eGet(hc, base+"/v1/health/service/payments", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "10.20.30.40") {
+		t.Fatalf("dc1 answered with dc2's instance: %s", b)
+	}
+	b, _, err = e2eGet(hc, base+"/v1/health/service/payments?dc=dc2", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []struct {
+		Node    struct{ Node, Address, Datacenter string }
+		Service struct {
+			Service string
+			Port    int
 		}
-		if strings.Contains(string(b), "10.20.30.40") {
-			t.Fatalf("dc1 answered with dc2's instance: %s", b)
-		}
-		b, _, err = e2eGet(hc, base+"/v1/health/service/payments?dc=dc2", 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var entries []struct {
-			Node    struct{ Node, Address, Datacenter string }
-			Service struct {
-				Service string
-				Port    int
-			}
-		}
-		if err := json.Unmarshal(b, &entries); err != nil {
-			t.Fatalf("%v: %s", err, b)
-		}
-		if len(entries) != 1 || entries[0].Node.Address != "10.20.30.40" || entries[0].Service.Port != 9443 || entries[0].Node.Datacenter != "dc2" {
-			t.Fatalf("?dc=dc2 answer: %s", b)
-		}
-		t.Logf("?dc=dc2 through %s: node %s %s dc=%s port %d", c1.Name, entries[0].Node.Node, entries[0].Node.Address, entries[0].Node.Datacenter, entries[0].Service.Port)
+	}
+	if err := json.Unmarshal(b, &entries); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	if len(entries) != 1 || entries[0].Node.Address != "10.20.30.40" || entries[0].Service.Port != 9443 || entries[0].Node.Datacenter != "dc2" {
+		t.Fatalf("?dc=dc2 answer: %s", b)
+	}
+	t.Logf("?dc=dc2 through %s: node %s %s dc=%s port %d", c1.Name, entries[0].Node.Node, entries[0].Node.Address, entries[0].Node.Datacenter, entries[0].Service.Port)
 
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		st, body, _, err := e2eDo(ctx, hc, http.MethodGet, base+"/v1/health/service/payments?dc=nowhere", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st != http.StatusInternalServerError || !strings.Contains(strings.ToLower(string(body)), "no path to datacenter") {
-			t.Fatalf("?dc=nowhere: %d %q, want 500 \"no path to datacenter\"", st, body)
-		}
-		t.Logf("?dc=nowhere: %d %q", st, strings.TrimSpace(string(body)))
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, body, _, err := e2eDo(ctx, hc, http.MethodGet, base+"/v1/health/service/payments?dc=nowhere", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st != http.StatusInternalServerError || !strings.Contains(strings.ToLower(string(body)), "no path to datacenter") {
+		t.Fatalf("?dc=nowhere: %d %q, want 500 \"no path to datacenter\"", st, body)
+	}
+	t.Logf("?dc=nowhere: %d %q", st, strings.TrimSpace(string(body)))
+}
 
-	t.Run("DNS", func(t *testing.T) {
-		r, err := dnsQuery(c1.DNSAddr(), "payments.service.dc2.consul", dns.TypeA)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
-			t.Fatalf("payments.service.dc2.consul A: %s", r)
-		}
-		a, ok := r.Answer[0].(*dns.A)
-		if !ok || a.A.String() != "10.20.30.40" {
-			t.Fatalf("payments.service.dc2.consul A answer: %v", r.Answer[0])
-		}
-		r, err = dnsQuery(c1.DNSAddr(), "primary.payments.service.dc2.consul", dns.TypeSRV)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || r.Answer[0].(*dns.SRV).Port != 9443 {
-			t.Fatalf("primary.payments.service.dc2.consul SRV: %s", r)
-		}
-		// The local datacenter does not have it.
-		r, err = dnsQuery(c1.DNSAddr(), "payments.service.consul", dns.TypeA)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Rcode != dns.RcodeNameError {
-			t.Fatalf("payments.service.consul (dc1): rcode %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
-		}
-		r, err = dnsQuery(c1.DNSAddr(), "payments.service.nowhere.consul", dns.TypeA)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Rcode != dns.RcodeNameError {
-			t.Fatalf("payments.service.nowhere.consul: rcode %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
-		}
-		t.Logf("dc2 A=%s, SRV port 9443; dc1 and unknown dc: NXDOMAIN", a.A)
-	})
+func testDCForwardingDNS(t *testing.T, x *dcCluster) {
+	c1 := x.c1
+	r, err := dnsQuery(c1.DNSAddr(), "payments.service.dc2.consul", dns.TypeA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Fatalf("payments.service.dc2.consul A: %s", r)
+	}
+	a, ok := r.Answer[0].(*dns.A)
+	if !ok || a.A.String() != "10.20.30.40" {
+		t.Fatalf("payments.service.dc2.consul A answer: %v", r.Answer[0])
+	}
+	r, err = dnsQuery(c1.DNSAddr(), "primary.payments.service.dc2.consul", dns.TypeSRV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || r.Answer[0].(*dns.SRV).Port != 9443 {
+		t.Fatalf("primary.payments.service.dc2.consul SRV: %s", r)
+	}
+	// The local datacenter does not have it.
+	r, err = dnsQuery(c1.DNSAddr(), "payments.service.consul", dns.TypeA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Rcode != dns.RcodeNameError {
+		t.Fatalf("payments.service.consul (dc1): rcode %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
+	}
+	r, err = dnsQuery(c1.DNSAddr(), "payments.service.nowhere.consul", dns.TypeA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Rcode != dns.RcodeNameError {
+		t.Fatalf("payments.service.nowhere.consul: rcode %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
+	}
+	t.Logf("dc2 A=%s, SRV port 9443; dc1 and unknown dc: NXDOMAIN", a.A)
 }

@@ -226,9 +226,6 @@ func checkPauseHistory(ops []pauseOp, final map[string]pauseKVEntry) []string {
 // puts were applied twice; followers held requests forwarded to the paused
 // leader until it came back.
 func TestPauseLeaderWritesApplyAtMostOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process raft test")
-	}
 	const (
 		rounds         = 3
 		writersPerNode = 4
@@ -238,20 +235,55 @@ func TestPauseLeaderWritesApplyAtMostOnce(t *testing.T) {
 		// about a second (fast Raft timings), far less than pauseFor.
 		failoverWithin = 3500 * time.Millisecond
 	)
-	bin := agenttest.Binary(t)
-	procs := startPauseCluster(t, bin)
-	hc := &http.Client{
-		Timeout:   20 * time.Second, // longer than a pause: a held request gets its pauseAnswer
-		Transport: &http.Transport{MaxIdleConnsPerHost: 64},
-	}
-	t.Cleanup(hc.CloseIdleConnections)
+	procs := startPauseCluster(t)
+	hc := pauseHTTPClient(t, 64)
 	clients := make([]pauseClient, len(procs))
 	for i, p := range procs {
 		clients[i] = pauseClient{hc: hc, addr: p.HTTPAddr()}
 	}
 
 	var hist pauseHistory
-	stop := make(chan struct{})
+	stopWriters := startPauseWriters(procs, clients, writersPerNode, &hist)
+	pauses := pauseLeaders(t, procs, clients, &hist, rounds, pauseFor)
+	testutil.Eventually(t, 30*time.Second, "a leader after the last pause", func() error {
+		_, err := agreedLeader(clients)
+		return err
+	})
+	stopWriters()
+	final := readPauseKeys(t, clients[0])
+
+	ops := hist.ops
+	counts := map[pauseAnswer]int{}
+	for _, op := range ops {
+		counts[op.ans]++
+	}
+	t.Logf("%d operations: %d true, %d false, %d definite errors, %d outcome unknown",
+		len(ops), counts[ansTrue], counts[ansFalse], counts[ansDefinite], counts[ansUnknown])
+	if counts[ansTrue] < 100 {
+		t.Fatalf("only %d writes acknowledged: the workload did not run", counts[ansTrue])
+	}
+	bad := checkPauseHistory(ops, final)
+	for i, b := range bad {
+		if i == 20 {
+			t.Errorf("... and %d more", len(bad)-20)
+			break
+		}
+		t.Error(b)
+	}
+	if counts[ansUnknown] == 0 {
+		t.Errorf("no write was answered outcome unknown although the leader was paused mid-write %d times", rounds)
+	}
+	// A healthy server must not hold a request it forwarded to the paused
+	// leader until that leader comes back.
+	if slow := heldWrites(ops, pauses, failoverWithin); len(slow) > 0 {
+		t.Errorf("%d writes to healthy servers were held while the leader was paused, e.g. %v", len(slow), slow[:min(len(slow), 5)])
+	}
+}
+
+// startPauseWriters starts writersPerNode writers per server, each
+// running insert, put and CAS in turn into hist; stop ends them.
+func startPauseWriters(procs []*agenttest.Proc, clients []pauseClient, writersPerNode int, hist *pauseHistory) (stop func()) {
+	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := 0; w < writersPerNode*len(procs); w++ {
 		wg.Add(1)
@@ -260,7 +292,7 @@ func TestPauseLeaderWritesApplyAtMostOnce(t *testing.T) {
 			node := w % len(procs)
 			for n := 0; n < 100000; n++ {
 				select {
-				case <-stop:
+				case <-done:
 					return
 				default:
 				}
@@ -271,12 +303,20 @@ func TestPauseLeaderWritesApplyAtMostOnce(t *testing.T) {
 			}
 		}(w)
 	}
+	return func() { close(done); wg.Wait() }
+}
 
-	type pause struct {
-		who         string
-		from, until time.Time
-	}
-	var pauses []pause
+// pauseWindow is when a server was frozen.
+type pauseWindow struct {
+	who         string
+	from, until time.Time
+}
+
+// pauseLeaders, rounds times, waits for an agreed leader and for writes to
+// flow through it, then freezes it (SIGSTOP) for pauseFor and resumes it.
+func pauseLeaders(t *testing.T, procs []*agenttest.Proc, clients []pauseClient, hist *pauseHistory, rounds int, pauseFor time.Duration) []pauseWindow {
+	t.Helper()
+	var pauses []pauseWindow
 	for r := 0; r < rounds; r++ {
 		var leader *agenttest.Proc
 		testutil.Eventually(t, 30*time.Second, "a leader all servers agree on", func() error {
@@ -312,20 +352,19 @@ func TestPauseLeaderWritesApplyAtMostOnce(t *testing.T) {
 		case <-t.Context().Done():
 		}
 		leader.Signal(syscall.SIGCONT)
-		pauses = append(pauses, pause{who: leader.Name, from: from, until: time.Now()})
+		pauses = append(pauses, pauseWindow{who: leader.Name, from: from, until: time.Now()})
 		t.Logf("round %d: resumed %s", r, leader.Name)
 	}
-	testutil.Eventually(t, 30*time.Second, "a leader after the last pause", func() error {
-		_, err := agreedLeader(clients)
-		return err
-	})
-	close(stop)
-	wg.Wait()
+	return pauses
+}
 
+// readPauseKeys reads every key the writers use, consistently.
+func readPauseKeys(t *testing.T, c pauseClient) map[string]pauseKVEntry {
+	t.Helper()
 	final := map[string]pauseKVEntry{}
 	testutil.Eventually(t, 30*time.Second, "final state read", func() error {
 		for _, p := range []string{"u/", "p/", "c/"} {
-			es, err := clients[0].get(p, "recurse&consistent")
+			es, err := c.get(p, "recurse&consistent")
 			if err != nil {
 				return err
 			}
@@ -335,30 +374,12 @@ func TestPauseLeaderWritesApplyAtMostOnce(t *testing.T) {
 		}
 		return nil
 	})
+	return final
+}
 
-	ops := hist.ops
-	counts := map[pauseAnswer]int{}
-	for _, op := range ops {
-		counts[op.ans]++
-	}
-	t.Logf("%d operations: %d true, %d false, %d definite errors, %d outcome unknown",
-		len(ops), counts[ansTrue], counts[ansFalse], counts[ansDefinite], counts[ansUnknown])
-	if counts[ansTrue] < 100 {
-		t.Fatalf("only %d writes acknowledged: the workload did not run", counts[ansTrue])
-	}
-	bad := checkPauseHistory(ops, final)
-	for i, b := range bad {
-		if i == 20 {
-			t.Errorf("... and %d more", len(bad)-20)
-			break
-		}
-		t.Error(b)
-	}
-	if counts[ansUnknown] == 0 {
-		t.Errorf("no write was answered outcome unknown although the leader was paused mid-write %d times", rounds)
-	}
-	// A healthy server must not hold a request it forwarded to the paused
-	// leader until that leader comes back.
+// heldWrites lists the writes sent to a healthy server during a pause
+// (early enough for a failover) that took longer than failoverWithin.
+func heldWrites(ops []pauseOp, pauses []pauseWindow, failoverWithin time.Duration) []string {
 	var slow []string
 	for _, op := range ops {
 		for _, p := range pauses {
@@ -370,9 +391,15 @@ func TestPauseLeaderWritesApplyAtMostOnce(t *testing.T) {
 			}
 		}
 	}
-	if len(slow) > 0 {
-		t.Errorf("%d writes to healthy servers were held while the leader was paused, e.g. %v", len(slow), slow[:min(len(slow), 5)])
-	}
+	return slow
+}
+
+// pauseHTTPClient is a client for the pause tests: its timeout is longer
+// than a pause, so a held request gets its pauseAnswer.
+func pauseHTTPClient(t *testing.T, maxIdle int) *http.Client {
+	hc := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: maxIdle}}
+	t.Cleanup(hc.CloseIdleConnections)
+	return hc
 }
 
 // agreedLeader returns the leader every server names, or an error.
@@ -392,23 +419,15 @@ func agreedLeader(clients []pauseClient) (string, error) {
 }
 
 // startPauseCluster starts three server agents with fast Raft timings and
-// waits for them to agree on a leader.
-func startPauseCluster(t *testing.T, bin string) []*agenttest.Proc {
+// waits for them to agree on a leader; under -short it skips the test.
+func startPauseCluster(t *testing.T) []*agenttest.Proc {
 	t.Helper()
-	t.Setenv("CAIRN_FAST_GOSSIP", "1")
-	var procs []*agenttest.Proc
-	join := ""
-	for i := 1; i <= 3; i++ {
-		args := []string{"--server", "--bootstrap-expect", "3"}
-		if join != "" {
-			args = append(args, "--retry-join", join)
-		}
-		p := agenttest.StartAgent(t, bin, "s"+strconv.Itoa(i), args...)
-		if join == "" {
-			join = p.SerfAddr()
-		}
-		procs = append(procs, p)
+	if testing.Short() {
+		t.Skip("multi-process raft test")
 	}
+	bin := agenttest.Binary(t)
+	t.Setenv("CAIRN_FAST_GOSSIP", "1")
+	procs, _ := startServerAgents(t, bin, "s", 3)
 	hc := &http.Client{Timeout: 2 * time.Second}
 	var clients []pauseClient
 	for _, p := range procs {
@@ -427,170 +446,4 @@ func startPauseCluster(t *testing.T, bin string) []*agenttest.Proc {
 		return nil
 	})
 	return procs
-}
-
-// readResult is one GET of the register key on the resumed old leader.
-type readResult struct {
-	consistent bool
-	start, end time.Time
-	value      string // "" when the read failed
-	err        string
-}
-
-// TestPausedLeaderReads freezes the leader, commits a new value through the
-// rest of the cluster, then resumes the old leader while readers hammer it
-// (their first requests queued while it was frozen). A ?consistent read
-// must never return the old value: it verifies leadership after reading,
-// fails on the deposed leader and is retried on the new one. Default-mode
-// reads are only measured: they may be stale in a short window, as in
-// Consul (see cluster/server/doc.go); the figures are logged.
-func TestPausedLeaderReads(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process raft test")
-	}
-	const (
-		readersPerMode = 4
-		readFor        = 2 * time.Second // after the resume
-	)
-	bin := agenttest.Binary(t)
-	procs := startPauseCluster(t, bin)
-	hc := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
-	t.Cleanup(hc.CloseIdleConnections)
-	var leader *agenttest.Proc
-	var lc pauseClient
-	var others []pauseClient
-	l, err := agreedLeader([]pauseClient{{hc: hc, addr: procs[0].HTTPAddr()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range procs {
-		c := pauseClient{hc: hc, addr: p.HTTPAddr()}
-		if p.RPCAddr() == l {
-			leader, lc = p, c
-		} else {
-			others = append(others, c)
-		}
-	}
-	if leader == nil {
-		t.Fatalf("leader %s is none of ours", l)
-	}
-	if a, d := lc.put("r", "", "old"); a != ansTrue {
-		t.Fatalf("write old value: %s %s", a, d)
-	}
-
-	leader.Signal(syscall.SIGSTOP)
-	paused := true
-	defer func() {
-		if paused {
-			leader.Signal(syscall.SIGCONT)
-		}
-	}()
-	testutil.Eventually(t, 30*time.Second, "a new leader among the others", func() error {
-		nl, err := agreedLeader(others)
-		if err != nil {
-			return err
-		}
-		if nl == l {
-			return fmt.Errorf("still %s", nl)
-		}
-		return nil
-	})
-	testutil.Eventually(t, 30*time.Second, "new value committed by the new leader", func() error {
-		if a, d := others[0].put("r", "", "new"); a != ansTrue {
-			return fmt.Errorf("%s %s", a, d)
-		}
-		return nil
-	})
-
-	var (
-		mu      sync.Mutex
-		results []readResult
-		wg      sync.WaitGroup
-	)
-	stop := make(chan struct{})
-	for i := 0; i < 2*readersPerMode; i++ {
-		consistent := i%2 == 1
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; n < 10000; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				q := ""
-				if consistent {
-					q = "consistent"
-				}
-				r := readResult{consistent: consistent, start: time.Now()}
-				es, err := lc.get("r", q)
-				r.end = time.Now()
-				switch {
-				case err != nil:
-					r.err = err.Error()
-				case len(es) != 1:
-					r.err = fmt.Sprintf("%d entries", len(es))
-				default:
-					r.value = string(es[0].Value)
-				}
-				mu.Lock()
-				results = append(results, r)
-				mu.Unlock()
-			}
-		}()
-	}
-	// The readers' first requests now wait in the frozen leader's sockets;
-	// the pause below only lets them get there before the resume.
-	select {
-	case <-time.After(200 * time.Millisecond):
-	case <-t.Context().Done():
-	}
-	leader.Signal(syscall.SIGCONT)
-	paused = false
-	resumed := time.Now()
-	select {
-	case <-time.After(readFor):
-	case <-t.Context().Done():
-	}
-	close(stop)
-	wg.Wait()
-
-	var (
-		stats      [2]struct{ total, stale, fresh, failed int }
-		lastStale  time.Duration
-		staleOnDef []string
-	)
-	for _, r := range results {
-		m := 0
-		if r.consistent {
-			m = 1
-		}
-		s := &stats[m]
-		s.total++
-		switch r.value {
-		case "old":
-			s.stale++
-			if d := r.end.Sub(resumed); d > lastStale {
-				lastStale = d
-			}
-			if r.consistent {
-				t.Errorf("?consistent read on the resumed old leader returned the overwritten value (sent %v before the resume, answered %v after)",
-					resumed.Sub(r.start).Round(time.Millisecond), r.end.Sub(resumed).Round(time.Millisecond))
-			} else if len(staleOnDef) < 3 {
-				staleOnDef = append(staleOnDef, fmt.Sprintf("answered %v after the resume", r.end.Sub(resumed).Round(time.Millisecond)))
-			}
-		case "new":
-			s.fresh++
-		default:
-			s.failed++
-		}
-	}
-	t.Logf("default reads on the resumed old leader: %d, stale %d, fresh %d, failed %d; last stale answer %v after the resume %v",
-		stats[0].total, stats[0].stale, stats[0].fresh, stats[0].failed, lastStale.Round(time.Millisecond), staleOnDef)
-	t.Logf("consistent reads on the resumed old leader: %d, stale %d, fresh %d, failed %d",
-		stats[1].total, stats[1].stale, stats[1].fresh, stats[1].failed)
-	if stats[1].fresh == 0 {
-		t.Fatalf("no ?consistent read returned the new value: the check is vacuous")
-	}
 }

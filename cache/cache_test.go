@@ -354,60 +354,8 @@ func canon(t testing.TB, b []byte) string {
 // move of the catalog index refreshes the hot keys with bounded
 // concurrency and leaves unchanged answers' versions alone.
 func TestIndexWatch(t *testing.T) {
-	var mu sync.Mutex
-	index := uint64(5)
-	critical := ""
-	moved := make(chan struct{})
-	// gate, once set, holds the refresh round's fetches until closed, so
-	// the workers' concurrency shows.
-	var gate chan struct{}
-	var fetches, blocking, inflight, peak atomic.Int64
-	rpc := func(ctx context.Context, method string, args, reply any) error {
-		req := args.(*structs.ServiceSpecificRequest)
-		out := reply.(*structs.IndexedCheckServiceNodes)
-		for {
-			mu.Lock()
-			idx, crit, ch, g := index, critical, moved, gate
-			mu.Unlock()
-			if req.MinQueryIndex == 0 || idx > req.MinQueryIndex {
-				out.Index = idx
-				if req.ServiceName == indexProbe {
-					return nil
-				}
-				n := inflight.Add(1)
-				defer inflight.Add(-1)
-				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
-				}
-				fetches.Add(1)
-				st := structs.HealthPassing
-				if req.ServiceName == crit {
-					st = structs.HealthCritical
-				}
-				if g != nil {
-					select {
-					case <-g:
-					case <-ctx.Done():
-						return ctx.Err()
-					}
-				}
-				out.Nodes = []structs.CheckServiceNode{{
-					Node:    &structs.Node{Node: "n1", Address: "10.0.0.1", Datacenter: "dc1"},
-					Service: &structs.NodeService{ID: req.ServiceName, Service: req.ServiceName, Port: 80},
-					Checks:  []*structs.HealthCheck{{Status: st}},
-				}}
-				return nil
-			}
-			blocking.Add(1)
-			select {
-			case <-ch:
-				blocking.Add(-1)
-			case <-ctx.Done():
-				blocking.Add(-1)
-				return ctx.Err()
-			}
-		}
-	}
-	c, err := New(DefaultConfig(), rpc, zap.NewNop(), nil)
+	srv := newIndexedTier(5)
+	c, err := New(DefaultConfig(), srv.rpc, zap.NewNop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,37 +382,116 @@ func TestIndexWatch(t *testing.T) {
 			return nil
 		})
 	}
-	waitFor("the index watch to block", func() bool { return blocking.Load() == 1 })
-	if f := fetches.Load(); f != keys {
+	waitFor("the index watch to block", func() bool { return srv.blocking.Load() == 1 })
+	if f := srv.fetches.Load(); f != keys {
 		t.Fatalf("%d fetches for %d keys", f, keys)
 	}
-	e := c.shardOf(&key{dc: "dc1", kind: kindService, name: "svc-1"})
-	e.mu.RLock()
-	ver1 := e.m[key{dc: "dc1", kind: kindService, name: "svc-1"}].version.Load()
-	e.mu.RUnlock()
+	ver1 := entryVersion(c, "svc-1")
 
 	for i := range keys {
 		status(fmt.Sprintf("svc-%d", i)) // every key hot for the round
 	}
 	release := make(chan struct{})
-	mu.Lock()
-	index++
-	critical = "svc-7"
-	gate = release
-	close(moved)
-	moved = make(chan struct{})
-	mu.Unlock()
-	waitFor("every refresh worker to be fetching", func() bool { return inflight.Load() == refreshWorkers })
+	srv.move("svc-7", release)
+	waitFor("every refresh worker to be fetching", func() bool { return srv.inflight.Load() == refreshWorkers })
 	close(release)
 	waitFor("svc-7 to turn critical", func() bool { return status("svc-7") == resolver.StatusCritical })
-	waitFor("the refresh round", func() bool { return fetches.Load() == 2*keys && blocking.Load() == 1 })
-	if p := peak.Load(); p != refreshWorkers {
+	waitFor("the refresh round", func() bool { return srv.fetches.Load() == 2*keys && srv.blocking.Load() == 1 })
+	if p := srv.peak.Load(); p != refreshWorkers {
 		t.Fatalf("%d concurrent refresh fetches, want %d (refreshWorkers)", p, refreshWorkers)
 	}
-	e.mu.RLock()
-	ver2 := e.m[key{dc: "dc1", kind: kindService, name: "svc-1"}].version.Load()
-	e.mu.RUnlock()
-	if ver1 != ver2 {
+	if ver2 := entryVersion(c, "svc-1"); ver1 != ver2 {
 		t.Fatalf("unchanged svc-1 moved version %d -> %d", ver1, ver2)
 	}
+}
+
+// entryVersion is the version of the cached entry of service name in dc1.
+func entryVersion(c *Catalog, name string) uint64 {
+	k := key{dc: "dc1", kind: kindService, name: name}
+	s := c.shardOf(&k)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.m[k].version.Load()
+}
+
+// indexedTier is a server tier for TestIndexWatch: every service has one
+// passing instance (critical for the one named by move), and blocking
+// queries wait until the index moves. It counts fetches, blocked queries
+// and concurrent fetches.
+type indexedTier struct {
+	mu       sync.Mutex
+	index    uint64
+	critical string
+	moved    chan struct{}
+	// gate, once set, holds the refresh round's fetches until closed, so
+	// the workers' concurrency shows.
+	gate                              chan struct{}
+	fetches, blocking, inflight, peak atomic.Int64
+}
+
+func newIndexedTier(index uint64) *indexedTier {
+	return &indexedTier{index: index, moved: make(chan struct{})}
+}
+
+// move bumps the index, waking blocked queries, with critical now the
+// critical service and gate holding the fetches.
+func (s *indexedTier) move(critical string, gate chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.index++
+	s.critical = critical
+	s.gate = gate
+	close(s.moved)
+	s.moved = make(chan struct{})
+}
+
+func (s *indexedTier) rpc(ctx context.Context, method string, args, reply any) error {
+	req := args.(*structs.ServiceSpecificRequest)
+	out := reply.(*structs.IndexedCheckServiceNodes)
+	for {
+		s.mu.Lock()
+		idx, crit, ch, g := s.index, s.critical, s.moved, s.gate
+		s.mu.Unlock()
+		if req.MinQueryIndex == 0 || idx > req.MinQueryIndex {
+			out.Index = idx
+			if req.ServiceName == indexProbe {
+				return nil
+			}
+			return s.fetch(ctx, req.ServiceName, crit, g, out)
+		}
+		s.blocking.Add(1)
+		select {
+		case <-ch:
+			s.blocking.Add(-1)
+		case <-ctx.Done():
+			s.blocking.Add(-1)
+			return ctx.Err()
+		}
+	}
+}
+
+// fetch answers one read of service name, waiting for gate if set.
+func (s *indexedTier) fetch(ctx context.Context, name, crit string, gate chan struct{}, out *structs.IndexedCheckServiceNodes) error {
+	n := s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
+	}
+	s.fetches.Add(1)
+	st := structs.HealthPassing
+	if name == crit {
+		st = structs.HealthCritical
+	}
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	out.Nodes = []structs.CheckServiceNode{{
+		Node:    &structs.Node{Node: "n1", Address: "10.0.0.1", Datacenter: "dc1"},
+		Service: &structs.NodeService{ID: name, Service: name, Port: 80},
+		Checks:  []*structs.HealthCheck{{Status: st}},
+	}}
+	return nil
 }

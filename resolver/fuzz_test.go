@@ -185,10 +185,7 @@ func TestMalformedOverSockets(t *testing.T) {
 		tc.Close()
 	}
 	for _, network := range []string{"udp", "tcp"} {
-		addr := udp.String()
-		if network == "tcp" {
-			addr = tcp.String()
-		}
+		addr := serverAddr(s, network)
 		m := new(dns.Msg)
 		m.SetQuestion("web.service.consul.", dns.TypeA)
 		r, _, err := (&dns.Client{Net: network, Timeout: 2 * time.Second}).Exchange(m, addr)

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -88,43 +89,16 @@ func parseCaseFile(t *testing.T, path string) []goldenCase {
 		if c == nil {
 			fail("record before the first === case")
 		}
-		key, val, _ := strings.Cut(line, ":")
-		val = strings.TrimSpace(val)
+		if section < 0 {
+			key, val, _ := strings.Cut(line, ":")
+			if ok, err := c.setField(key, strings.TrimSpace(val)); ok {
+				if err != nil {
+					fail("%v", err)
+				}
+				continue
+			}
+		}
 		switch {
-		case key == "config" && section < 0:
-			c.config = val
-		case key == "query" && section < 0:
-			f := strings.Fields(val)
-			if len(f) != 2 {
-				fail("query: want NAME TYPE")
-			}
-			c.qname, c.qtype = f[0], dns.StringToType[f[1]]
-			if c.qtype == 0 {
-				fail("unknown type %q", f[1])
-			}
-		case key == "transport" && section < 0:
-			c.transport = val
-		case key == "edns" && section < 0:
-			n, err := strconv.Atoi(val)
-			if err != nil {
-				fail("edns: %v", err)
-			}
-			c.edns = uint16(n)
-		case key == "rcode" && section < 0:
-			rc, ok := dns.StringToRcode[val]
-			if !ok {
-				fail("unknown rcode %q", val)
-			}
-			c.rcode = rc
-		case key == "flags" && section < 0:
-			c.flags = normFlags(strings.Fields(val))
-		case key == "answer-count" && section < 0:
-			lo, hi, isRange := strings.Cut(val, "-")
-			c.answerCount, _ = strconv.Atoi(lo)
-			c.answerMax = c.answerCount
-			if isRange {
-				c.answerMax, _ = strconv.Atoi(hi)
-			}
 		case line == "answer:":
 			section = 0
 		case line == "authority:":
@@ -143,6 +117,50 @@ func parseCaseFile(t *testing.T, path string) []goldenCase {
 		}
 	}
 	return cases
+}
+
+// setField sets the header field key (config, query, transport, edns,
+// rcode, flags, answer-count) to val; false if key is none of them.
+func (c *goldenCase) setField(key, val string) (bool, error) {
+	switch key {
+	case "config":
+		c.config = val
+	case "query":
+		f := strings.Fields(val)
+		if len(f) != 2 {
+			return true, errors.New("query: want NAME TYPE")
+		}
+		c.qname, c.qtype = f[0], dns.StringToType[f[1]]
+		if c.qtype == 0 {
+			return true, fmt.Errorf("unknown type %q", f[1])
+		}
+	case "transport":
+		c.transport = val
+	case "edns":
+		n, err := strconv.Atoi(val)
+		if err != nil {
+			return true, fmt.Errorf("edns: %v", err)
+		}
+		c.edns = uint16(n)
+	case "rcode":
+		rc, ok := dns.StringToRcode[val]
+		if !ok {
+			return true, fmt.Errorf("unknown rcode %q", val)
+		}
+		c.rcode = rc
+	case "flags":
+		c.flags = normFlags(strings.Fields(val))
+	case "answer-count":
+		lo, hi, isRange := strings.Cut(val, "-")
+		c.answerCount, _ = strconv.Atoi(lo)
+		c.answerMax = c.answerCount
+		if isRange {
+			c.answerMax, _ = strconv.Atoi(hi)
+		}
+	default:
+		return false, nil
+	}
+	return true, nil
 }
 
 func normFlags(f []string) string {

@@ -2,11 +2,8 @@ package resolver
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
-	"math/rand/v2"
 	"net"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -45,6 +42,8 @@ func isTCP(w dns.ResponseWriter) bool {
 	return ok
 }
 
+// serve answers req, or hands it to the recursors when the name is not
+// ours, and returns the rcode sent.
 func (s *Server) serve(ctx context.Context, w dns.ResponseWriter, req *dns.Msg, now time.Time) int {
 	if req.Response {
 		return dns.RcodeFormatError // never answer answers (loops, reflection)
@@ -69,6 +68,9 @@ func (s *Server) serve(ctx context.Context, w dns.ResponseWriter, req *dns.Msg, 
 			return s.recurse(w, req)
 		}
 	}
+	if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR { // (a PTR name here is asked PTR or ANY)
+		return s.replyError(w, req, dns.RcodeNotImplemented)
+	}
 
 	r := s.pool.Get().(*response)
 	defer func() {
@@ -76,17 +78,7 @@ func (s *Server) serve(ctx context.Context, w dns.ResponseWriter, req *dns.Msg, 
 		s.pool.Put(r)
 	}()
 	r.ctx = ctx
-	m := &r.msg
-	m.Id = req.Id
-	m.Response = true
-	m.Opcode = req.Opcode
-	m.RecursionDesired = req.RecursionDesired
-	m.CheckingDisabled = req.CheckingDisabled
-	m.Authoritative = true
-	m.RecursionAvailable = len(s.recursors) > 0
-	m.Compress = !s.cfg.DisableCompression
-	r.question[0] = q
-	m.Question = r.question[:]
+	s.startReply(r, req, q)
 	edns := req.IsEdns0()
 	domain := s.names.domain
 	if pq.alt {
@@ -111,12 +103,32 @@ func (s *Server) serve(ctx context.Context, w dns.ResponseWriter, req *dns.Msg, 
 		if len(r.answer) == 0 {
 			out = noData
 		}
-	case q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR:
-		return s.replyError(w, req, dns.RcodeNotImplemented)
 	default:
 		out = s.lookup(r, q.Name, q.Qtype, pq, domain, edns != nil, maxRecursionLevel)
 	}
+	return s.finishReply(w, req, r, out, domain, edns, now)
+}
 
+// startReply fills r's header and question from req.
+func (s *Server) startReply(r *response, req *dns.Msg, q dns.Question) {
+	m := &r.msg
+	m.Id = req.Id
+	m.Response = true
+	m.Opcode = req.Opcode
+	m.RecursionDesired = req.RecursionDesired
+	m.CheckingDisabled = req.CheckingDisabled
+	m.Authoritative = true
+	m.RecursionAvailable = len(s.recursors) > 0
+	m.Compress = !s.cfg.DisableCompression
+	r.question[0] = q
+	m.Question = r.question[:]
+}
+
+// finishReply sets the rcode for out (with the SOA of domain for negative
+// answers), adds the OPT record when the query had one, fits the message
+// to the transport and writes it; it returns the rcode sent.
+func (s *Server) finishReply(w dns.ResponseWriter, req *dns.Msg, r *response, out outcome, domain string, edns *dns.OPT, now time.Time) int {
+	m := &r.msg
 	m.Rcode = dns.RcodeSuccess
 	switch out {
 	case notFound:
@@ -135,6 +147,7 @@ func (s *Server) serve(ctx context.Context, w dns.ResponseWriter, req *dns.Msg, 
 		r.opt.SetUDPSize(edns.UDPSize())
 		m.Extra = append(m.Extra, &r.opt)
 	}
+	q := r.question[0]
 	packed, err := s.fit(r, edns, isTCP(w), q.Qtype)
 	if err != nil {
 		s.log.Warn("pack answer", zap.String("name", q.Name), zap.Error(err))
@@ -235,434 +248,4 @@ func (s *Server) healthy(insts []Instance) []Instance {
 	}
 	clear(insts[n:])
 	return insts[:n]
-}
-
-func (s *Server) lookupService(r *response, qname string, qtype uint16, pq query, domain string, edns bool, level int) outcome {
-	dc := s.datacenter(pq)
-	insts, err := s.cat.ServiceNodes(r.ctx, dc, pq.service, pq.tag, s.cfg.OnlyPassing, r.insts[:0])
-	if insts != nil {
-		r.insts = insts
-	}
-	if err != nil {
-		s.log.Debug("catalog service lookup", zap.String("service", pq.service), zap.Error(err))
-		return catalogOutcome(err)
-	}
-	insts = s.healthy(insts)
-	if len(insts) == 0 {
-		return notFound
-	}
-	order := r.shuffled(len(insts))
-	ttl := s.ttls.lookup(pq.service)
-	if qtype == dns.TypeSRV {
-		s.serviceSRV(r, qname, dc, domain, insts, order, ttl, edns, level)
-	} else {
-		s.serviceAddrs(r, qname, qtype, insts, order, ttl, edns, level)
-	}
-	if len(r.answer) == 0 {
-		return noData
-	}
-	return found
-}
-
-// parseIP parses an IP address; host names and "" are rejected without
-// calling netip.ParseAddr, whose error allocates.
-func parseIP(s string) (netip.Addr, bool) {
-	if s == "" {
-		return netip.Addr{}, false
-	}
-	if strings.IndexByte(s, ':') < 0 {
-		for i := 0; i < len(s); i++ {
-			if c := s[i]; c != '.' && (c < '0' || c > '9') {
-				return netip.Addr{}, false
-			}
-		}
-	}
-	a, err := netip.ParseAddr(s)
-	return a, err == nil
-}
-
-// wantsAddr reports whether an address of this family answers qtype.
-func wantsAddr(qtype uint16, a netip.Addr) bool {
-	switch qtype {
-	case dns.TypeA:
-		return a.Is4() || a.Is4In6()
-	case dns.TypeAAAA:
-		return a.Is6() && !a.Is4In6()
-	case dns.TypeANY:
-		return true
-	}
-	return false
-}
-
-// serviceAddrs answers A, AAAA and ANY for service instances: the service
-// address, else the node address; a host name becomes a CNAME, used only
-// when no instance has an IP answer.
-func (s *Server) serviceAddrs(r *response, qname string, qtype uint16, insts []Instance, order []int32, ttl uint32, edns bool, level int) {
-	if qtype != dns.TypeA && qtype != dns.TypeAAAA && qtype != dns.TypeANY {
-		return
-	}
-	var cname []dns.RR
-	var seen map[netip.Addr]struct{} // large services: avoid quadratic dedup
-	if len(order) > linearDedupMax {
-		seen = make(map[netip.Addr]struct{}, len(order))
-	}
-	count := 0
-	for _, i := range order {
-		in := &insts[i]
-		addr := in.Address
-		ip, isIP := parseIP(addr)
-		if addr == "" {
-			addr = in.Node.Address
-			ip, isIP = parseIP(addr)
-		} else if !isIP && strings.EqualFold(dns.Fqdn(addr), qname) {
-			// A service address naming the service itself: use the node.
-			addr = in.Node.Address
-			ip, isIP = parseIP(addr)
-		}
-		if addr == "" {
-			continue
-		}
-		if !isIP {
-			if cname == nil { // only the first host name is followed
-				cname = s.cnameChain(r.ctx, qname, addr, ttl, true, edns, level)
-			}
-			continue
-		}
-		if !wantsAddr(qtype, ip) {
-			continue
-		}
-		if seen != nil {
-			if _, dup := seen[ip]; dup {
-				continue
-			}
-			seen[ip] = struct{}{}
-		} else if r.seenAddr(ip) {
-			continue
-		}
-		r.answer = append(r.answer, r.ipRR(qname, ip, ttl))
-		count++
-		if count == s.cfg.ARecordLimit {
-			return
-		}
-	}
-	if len(r.answer) == 0 && len(cname) > 0 {
-		r.answer = append(r.answer, cname...)
-	}
-}
-
-// cnameChain is the CNAME for a host-name address plus what the target
-// resolves to. Like Consul, service answers give the resolved records the
-// service TTL (setTTL) and node answers keep the recursor's.
-func (s *Server) cnameChain(ctx context.Context, qname, host string, ttl uint32, setTTL, edns bool, level int) []dns.RR {
-	target := dns.Fqdn(host)
-	rrs := []dns.RR{&dns.CNAME{
-		Hdr:    dns.RR_Header{Name: qname, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: ttl},
-		Target: target,
-	}}
-	return append(rrs, s.resolveHostTTL(ctx, target, ttl, setTTL, edns, level)...)
-}
-
-// resolveHost looks a host name up: inside our domain by ourselves, else
-// with the recursors. Only CNAME, A and AAAA are kept, with the TTL set.
-func (s *Server) resolveHost(ctx context.Context, target string, ttl uint32, edns bool, level int) []dns.RR {
-	return s.resolveHostTTL(ctx, target, ttl, true, edns, level)
-}
-
-func (s *Server) resolveHostTTL(ctx context.Context, target string, ttl uint32, setTTL, edns bool, level int) []dns.RR {
-	var got []dns.RR
-	lower := strings.ToLower(target)
-	pq := s.names.parse(lower, dns.TypeANY)
-	switch pq.kind {
-	case kindForeign, kindPTR:
-		got = s.recurseA(target)
-	default:
-		if level < 1 {
-			s.log.Warn("CNAME loop inside the domain, not following", zap.String("name", target))
-			return nil
-		}
-		sub := newResponse()
-		sub.ctx = ctx
-		domain := s.names.domain
-		if pq.alt {
-			domain = s.names.altDomain
-		}
-		if s.lookup(sub, target, dns.TypeANY, pq, domain, edns, level-1) == found {
-			got = sub.answer // sub is not pooled: its records stay valid
-		}
-	}
-	out := got[:0]
-	for _, rr := range got {
-		switch rr.Header().Rrtype {
-		case dns.TypeCNAME, dns.TypeA, dns.TypeAAAA:
-			if setTTL {
-				rr.Header().Ttl = ttl
-			}
-			out = append(out, rr)
-			if len(out) == maxRecurseRecords && !edns {
-				return out
-			}
-		}
-	}
-	return out
-}
-
-// nodeFQDN is Consul's name for a node: <node>.node.<dc>.<domain>.
-func nodeFQDN(node, dc, domain string) string {
-	return node + ".node." + dc + "." + domain
-}
-
-// addrFQDN is Consul's name for an address: <hex>.addr.<dc>.<domain>.
-func addrFQDN(a netip.Addr, dc, domain string) string {
-	var h string
-	if a.Is4() || a.Is4In6() {
-		b := a.Unmap().As4()
-		h = hex.EncodeToString(b[:])
-	} else {
-		b := a.As16()
-		h = hex.EncodeToString(b[:])
-	}
-	return h + ".addr." + dc + "." + domain
-}
-
-func srvWeight(in *Instance) uint16 {
-	w := in.Weights
-	if w.Passing == 0 && w.Warning == 0 {
-		w = Weights{Passing: 1, Warning: 1}
-	}
-	switch in.Status {
-	case StatusPassing:
-		return uint16(w.Passing)
-	case StatusWarning:
-		return uint16(w.Warning)
-	}
-	return 1
-}
-
-// linearDedupMax is the instance count up to which duplicate addresses
-// are found by scanning (no allocation); beyond it a map is cheaper.
-const linearDedupMax = 64
-
-type srvKey struct {
-	node, addr string
-	port       int
-}
-
-// serviceSRV answers SRV: one record per node/address/port, targets named
-// as Consul names them, their addresses and node meta in additional.
-func (s *Server) serviceSRV(r *response, qname, dc, domain string, insts []Instance, order []int32, ttl uint32, edns bool, level int) {
-	seen := make(map[srvKey]struct{}, len(order))
-	for _, i := range order {
-		in := &insts[i]
-		k := srvKey{in.Node.Name, in.Address, in.Port}
-		if _, dup := seen[k]; dup {
-			continue
-		}
-		seen[k] = struct{}{}
-
-		srv := &dns.SRV{
-			Hdr:      dns.RR_Header{Name: qname, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: ttl},
-			Priority: 1,
-			Weight:   srvWeight(in),
-			Port:     uint16(in.Port),
-		}
-		node := nodeFQDN(in.Node.Name, dc, domain)
-		nodeIP, nodeOK := parseIP(in.Node.Address)
-		svcIP, svcOK := parseIP(in.Address)
-		switch {
-		case in.Address == "" && in.Node.Address == "":
-			continue
-		case in.Address == "" && nodeOK,
-			!svcOK && nodeOK && strings.EqualFold(dns.Fqdn(in.Address), qname):
-			srv.Target = node
-			r.extra = append(r.extra, r.ipRR(node, nodeIP, ttl))
-		case in.Address == "":
-			srv.Target = dns.Fqdn(in.Node.Address)
-			r.extra = append(r.extra, s.resolveHost(r.ctx, srv.Target, ttl, edns, level)...)
-		case svcOK:
-			srv.Target = addrFQDN(svcIP, dc, domain)
-			r.extra = append(r.extra, r.ipRR(srv.Target, svcIP, ttl))
-		default:
-			srv.Target = dns.Fqdn(in.Address)
-			r.extra = append(r.extra, s.resolveHost(r.ctx, srv.Target, ttl, edns, level)...)
-		}
-		r.answer = append(r.answer, srv)
-		if s.cfg.NodeMetaTXT {
-			r.extra = appendMetaTXT(r.extra, node, in.Node.Meta, ttl)
-		}
-	}
-}
-
-// lookupNode answers <node>.node names: A/AAAA (or CNAME) from the node
-// address, TXT from node meta.
-func (s *Server) lookupNode(r *response, qname string, qtype uint16, pq query, level int) outcome {
-	n, err := s.cat.Node(r.ctx, s.datacenter(pq), pq.node)
-	if err != nil {
-		s.log.Debug("catalog node lookup", zap.String("node", pq.node), zap.Error(err))
-		return catalogOutcome(err)
-	}
-	if n == nil {
-		return notFound
-	}
-	switch qtype {
-	case dns.TypeA, dns.TypeAAAA, dns.TypeANY, dns.TypeTXT:
-	default:
-		return noData
-	}
-	if qtype != dns.TypeTXT {
-		r.answer = s.nodeAddr(r, r.answer, qname, qtype, n.Address, s.nodeTTL, level)
-	}
-	switch {
-	case qtype == dns.TypeTXT || qtype == dns.TypeANY:
-		r.answer = appendMetaTXT(r.answer, qname, n.Meta, s.nodeTTL)
-	case s.cfg.NodeMetaTXT && len(r.answer) > 0:
-		r.extra = appendMetaTXT(r.extra, qname, n.Meta, s.nodeTTL)
-	}
-	if len(r.answer) == 0 {
-		return noData
-	}
-	return found
-}
-
-// nodeAddr appends the address records of a node named name.
-func (s *Server) nodeAddr(r *response, dst []dns.RR, name string, qtype uint16, addr string, ttl uint32, level int) []dns.RR {
-	ip, ok := parseIP(addr)
-	if !ok {
-		if addr == "" {
-			return dst
-		}
-		return append(dst, s.cnameChain(r.ctx, name, addr, ttl, false, true, level)...)
-	}
-	if !wantsAddr(qtype, ip) {
-		return dst
-	}
-	return append(dst, r.ipRR(name, ip, ttl))
-}
-
-// appendMetaTXT appends one TXT record per meta pair: "key=value" encoded
-// as RFC 1464, or the bare value for keys starting with "rfc1035-".
-func appendMetaTXT(dst []dns.RR, name string, meta map[string]string, ttl uint32) []dns.RR {
-	for k, v := range meta {
-		txt := v
-		if len(k) < 8 || !strings.EqualFold(k[:8], "rfc1035-") {
-			txt = rfc1464(k, v)
-		}
-		dst = append(dst, &dns.TXT{
-			Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: ttl},
-			Txt: []string{txt},
-		})
-	}
-	return dst
-}
-
-// rfc1464 encodes key=value: backquote quotes "`", "=" and the key's
-// leading and trailing spaces.
-func rfc1464(key, value string) string {
-	var b strings.Builder
-	lead := len(key) - len(strings.TrimLeft(key, " "))
-	trail := 0
-	if lead < len(key) {
-		trail = len(key) - len(strings.TrimRight(key, " "))
-	}
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		switch {
-		case c == '`' || c == '=':
-			b.WriteByte('`')
-		case c == ' ' && (i < lead || i >= len(key)-trail):
-			b.WriteByte('`')
-		}
-		b.WriteByte(c)
-	}
-	b.WriteByte('=')
-	b.WriteString(strings.ReplaceAll(value, "`", "``"))
-	return b.String()
-}
-
-// nameservers returns NS records for up to three servers (the instances
-// of service "consul" in the local datacenter) and their addresses.
-func (s *Server) nameservers(r *response, domain string, ns, extra []dns.RR) ([]dns.RR, []dns.RR) {
-	insts, err := s.cat.ServiceNodes(r.ctx, s.defaultDC, "consul", "", s.cfg.OnlyPassing, nil)
-	if err != nil {
-		s.log.Warn("list servers for NS", zap.Error(err))
-		return ns, extra
-	}
-	insts = s.healthy(insts)
-	rand.Shuffle(len(insts), func(i, j int) { insts[i], insts[j] = insts[j], insts[i] })
-	added := 0
-	for i := range insts {
-		n := &insts[i].Node
-		if !validNodeLabel(n.Name) {
-			continue
-		}
-		dc := n.Datacenter
-		if dc == "" {
-			dc = s.defaultDC
-		}
-		fqdn := strings.ToLower(nodeFQDN(n.Name, dc, domain))
-		ns = append(ns, &dns.NS{
-			Hdr: dns.RR_Header{Name: domain, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: s.nodeTTL},
-			Ns:  fqdn,
-		})
-		extra = s.nodeAddr(r, extra, fqdn, dns.TypeANY, n.Address, s.nodeTTL, maxRecursionLevel)
-		if added++; added == maxNameservers {
-			break
-		}
-	}
-	return ns, extra
-}
-
-// validNodeLabel: Consul skips servers whose names are not DNS labels.
-func validNodeLabel(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// lookupPTR answers reverse names: a node address first, then a service
-// address, in the local datacenter.
-func (s *Server) lookupPTR(r *response, q *dns.Question, _ string, pq query) outcome {
-	if !pq.addr.IsValid() {
-		return notFound
-	}
-	ctx := r.ctx
-	nodes, err := s.cat.Nodes(ctx, s.defaultDC)
-	if err != nil {
-		return catalogOutcome(err)
-	}
-	ptr := func(target string) {
-		r.answer = append(r.answer, &dns.PTR{
-			Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: 0},
-			Ptr: target,
-		})
-	}
-	for i := range nodes {
-		if a, ok := parseIP(nodes[i].Address); ok && a.Unmap() == pq.addr.Unmap() {
-			dc := nodes[i].Datacenter
-			if dc == "" {
-				dc = s.defaultDC
-			}
-			ptr(nodeFQDN(nodes[i].Name, dc, s.names.domain))
-			return found
-		}
-	}
-	insts, err := s.cat.ServicesByAddress(ctx, s.defaultDC, pq.addr.String())
-	if err != nil {
-		return catalogOutcome(err)
-	}
-	for i := range insts {
-		dc := insts[i].Node.Datacenter
-		if dc == "" {
-			dc = s.defaultDC
-		}
-		ptr(insts[i].Service + ".service." + dc + "." + s.names.domain)
-		return found
-	}
-	return notFound
 }

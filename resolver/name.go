@@ -68,18 +68,7 @@ func cutZone(name, zone string) (string, bool) {
 // for Consul's rule that an SRV query may leave out the ".service" label
 // ("_web._tcp.consul.").
 func (n *names) parse(name string, qtype uint16) query {
-	var q query
-	// The longer domain first, so alt "dc.consul." beats "consul.".
-	first, second := n.domain, n.altDomain
-	if len(second) > len(first) {
-		first, second = second, first
-	}
-	rest, ok := cutZone(name, first)
-	alt := ok && first == n.altDomain
-	if !ok {
-		rest, ok = cutZone(name, second)
-		alt = ok && second == n.altDomain
-	}
+	rest, alt, ok := n.cutDomain(name)
 	if !ok {
 		if rest, ok := cutZone(name, "in-addr.arpa."); ok {
 			return query{kind: kindPTR, addr: parseReverse4(rest)}
@@ -89,79 +78,54 @@ func (n *names) parse(name string, qtype uint16) query {
 		}
 		return query{kind: kindForeign}
 	}
+	q := parseInDomain(rest, qtype)
 	q.alt = alt
+	return q
+}
+
+// cutDomain returns the part of name in front of the served domain it is
+// under, and whether that is the alt domain.
+func (n *names) cutDomain(name string) (rest string, alt, ok bool) {
+	// The longer domain first, so alt "dc.consul." beats "consul.".
+	first, second := n.domain, n.altDomain
+	if len(second) > len(first) {
+		first, second = second, first
+	}
+	if rest, ok := cutZone(name, first); ok {
+		return rest, first == n.altDomain, true
+	}
+	rest, ok = cutZone(name, second)
+	return rest, ok && second == n.altDomain, ok
+}
+
+// parseInDomain classifies rest, a name under our domain without it.
+func parseInDomain(rest string, qtype uint16) query {
 	if rest == "" {
-		q.kind = kindApex
-		return q
+		return query{kind: kindApex}
 	}
-	q.kind = kindInvalid
+	q := query{kind: kindInvalid}
 	// Escaped characters (\. \032) never match catalog names.
-	if strings.IndexByte(rest, '\\') >= 0 {
+	if strings.IndexByte(rest, '\\') >= 0 || len(rest) > 255 {
 		return q
 	}
-
-	// Label offsets fit a byte (names are at most 255 bytes); small arrays
-	// keep this frame from growing the per-query goroutine's stack.
-	if len(rest) > 255 {
-		return q
+	var l labels
+	if !l.split(rest) {
+		return q // empty label or absurd name
 	}
-	var starts, ends [maxLabels]uint8
-	nl := 0
-	for i := 0; i <= len(rest); {
-		j := strings.IndexByte(rest[i:], '.')
-		if j < 0 {
-			j = len(rest) - i
-		}
-		if j == 0 || nl == maxLabels {
-			return q // empty label or absurd name
-		}
-		starts[nl], ends[nl] = uint8(i), uint8(i+j)
-		nl++
-		i += j + 1
-	}
-	label := func(k int) string { return rest[starts[k]:ends[k]] }
-
-	// The right-most kind label splits the name into the labels that name
-	// the thing, [0, parts), and the locality, [loc, nl).
-	parts, loc, what := -1, 0, kindInvalid
-	for i := nl - 1; i >= 0 && parts < 0; i-- {
-		switch label(i) {
-		case "service":
-			parts, loc, what = i, i+1, kindService
-		case "node":
-			parts, loc, what = i, i+1, kindNode
-		case "addr":
-			parts, loc, what = i, i+1, kindAddr
-		case "query", "connect", "ingress", "virtual":
-			return q // Consul features Cairn does not serve: NXDOMAIN
-		default:
-			if qtype == dns.TypeSRV && label(i)[0] == '_' {
-				// "_svc._tcp[.dc].consul": ".service" is implied.
-				parts, loc, what = i+1, i+1, kindService
-			}
-		}
-	}
+	parts, loc, what := l.kindLabel(qtype)
 	if parts <= 0 {
 		return q
 	}
-	// Locality: nothing, "<dc>" or "<dc>.dc".
-	switch nl - loc {
-	case 0:
-	case 1:
-		q.dc = label(loc)
-	case 2:
-		if label(loc+1) != "dc" {
-			return q
-		}
-		q.dc = label(loc)
-	default:
+	dc, ok := l.locality(loc)
+	if !ok {
 		return q
 	}
+	q.dc = dc
 	switch what {
 	case kindService:
-		if parts == 2 && label(0)[0] == '_' && label(1)[0] == '_' {
-			q.service = label(0)[1:]
-			q.tag = label(1)[1:]
+		if parts == 2 && l.at(0)[0] == '_' && l.at(1)[0] == '_' {
+			q.service = l.at(0)[1:]
+			q.tag = l.at(1)[1:]
 			if q.tag == "tcp" { // "_tcp" means any tag (Consul)
 				q.tag = ""
 			}
@@ -169,18 +133,18 @@ func (n *names) parse(name string, qtype uint16) query {
 				return q
 			}
 		} else {
-			q.service = label(parts - 1)
+			q.service = l.at(parts - 1)
 			if parts > 1 {
-				q.tag = rest[:ends[parts-2]] // tags may contain dots
+				q.tag = l.upTo(parts - 1) // tags may contain dots
 			}
 		}
 	case kindNode:
-		q.node = rest[:ends[parts-1]] // node names may contain dots
+		q.node = l.upTo(parts) // node names may contain dots
 	case kindAddr:
 		if parts != 1 {
 			return q
 		}
-		a, ok := parseHexAddr(label(0))
+		a, ok := parseHexAddr(l.at(0))
 		if !ok {
 			return q
 		}
@@ -188,6 +152,81 @@ func (n *names) parse(name string, qtype uint16) query {
 	}
 	q.kind = what
 	return q
+}
+
+// labels holds the offsets of a name's labels. Offsets fit a byte (names
+// are at most 255 bytes); small arrays keep the parsing frame from growing
+// the per-query goroutine's stack.
+type labels struct {
+	s            string
+	starts, ends [maxLabels]uint8
+	n            int
+}
+
+// split records the labels of s; false for an empty label or more than
+// maxLabels.
+func (l *labels) split(s string) bool {
+	l.s = s
+	for i := 0; i <= len(s); {
+		j := strings.IndexByte(s[i:], '.')
+		if j < 0 {
+			j = len(s) - i
+		}
+		if j == 0 || l.n == maxLabels {
+			return false
+		}
+		l.starts[l.n], l.ends[l.n] = uint8(i), uint8(i+j)
+		l.n++
+		i += j + 1
+	}
+	return true
+}
+
+// at returns label k.
+func (l *labels) at(k int) string { return l.s[l.starts[k]:l.ends[k]] }
+
+// upTo returns labels [0, k) with the dots between them.
+func (l *labels) upTo(k int) string { return l.s[:l.ends[k-1]] }
+
+// kindLabel finds the right-most kind label, which splits the name into
+// the labels that name the thing, [0, parts), and the locality, [loc, n).
+// parts is -1 when there is none, or for a Consul feature Cairn does not
+// serve (NXDOMAIN).
+func (l *labels) kindLabel(qtype uint16) (parts, loc int, what kind) {
+	for i := l.n - 1; i >= 0; i-- {
+		switch l.at(i) {
+		case "service":
+			return i, i + 1, kindService
+		case "node":
+			return i, i + 1, kindNode
+		case "addr":
+			return i, i + 1, kindAddr
+		case "query", "connect", "ingress", "virtual":
+			return -1, 0, kindInvalid
+		default:
+			if qtype == dns.TypeSRV && l.at(i)[0] == '_' {
+				// "_svc._tcp[.dc].consul": ".service" is implied.
+				return i + 1, i + 1, kindService
+			}
+		}
+	}
+	return -1, 0, kindInvalid
+}
+
+// locality reads the labels from loc on: nothing, "<dc>" or "<dc>.dc".
+func (l *labels) locality(loc int) (dc string, ok bool) {
+	switch l.n - loc {
+	case 0:
+		return "", true
+	case 1:
+		return l.at(loc), true
+	case 2:
+		if l.at(loc+1) != "dc" {
+			return "", false
+		}
+		return l.at(loc), true
+	}
+	return "", false
 }
 
 func unhex(c byte) (byte, bool) {

@@ -48,33 +48,14 @@ func (c *packedCatalog) CountPackedHits(total func() uint64) { c.hits = total }
 
 func startPacked(t testing.TB, cat Catalog) *Server {
 	t.Helper()
-	cfg := DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
+	cfg := testConfig()
 	cfg.UDPReaders = 1
-	s, err := New(cfg, cat, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return startServerOn(t, cfg, cat, nil)
 }
 
 func askA(t testing.TB, s *Server, network string) *dns.Msg {
 	t.Helper()
-	udp, tcp := s.Addr()
-	addr := udp.String()
-	if network == "tcp" {
-		addr = tcp.String()
-	}
-	m := new(dns.Msg)
-	m.SetQuestion("web.service.consul.", dns.TypeA)
-	r, _, err := (&dns.Client{Net: network, Timeout: 3 * time.Second}).Exchange(m, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, _ := exchange(t, network, s, "web.service.consul.", dns.TypeA)
 	return r
 }
 

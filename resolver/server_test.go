@@ -22,7 +22,14 @@ func testConfig() Config {
 
 func startServer(t *testing.T, cfg Config, reg prometheus.Registerer) *Server {
 	t.Helper()
-	s, err := New(cfg, loadFixture(t), nil, reg)
+	return startServerOn(t, cfg, loadFixture(t), reg)
+}
+
+// startServerOn starts a Server of cfg answering from cat; it is closed
+// on cleanup.
+func startServerOn(t testing.TB, cfg Config, cat Catalog, reg prometheus.Registerer) *Server {
+	t.Helper()
+	s, err := New(cfg, cat, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,13 +40,20 @@ func startServer(t *testing.T, cfg Config, reg prometheus.Registerer) *Server {
 	return s
 }
 
-func exchange(t *testing.T, network string, s *Server, name string, qtype uint16) (*dns.Msg, time.Duration) {
-	t.Helper()
+// serverAddr is s's UDP or TCP address, for network "udp" or "tcp".
+func serverAddr(s *Server, network string) string {
 	udp, tcp := s.Addr()
-	addr := udp.String()
 	if network == "tcp" {
-		addr = tcp.String()
+		return tcp.String()
 	}
+	return udp.String()
+}
+
+// exchange asks s name/qtype over network and returns the answer and how
+// long it took.
+func exchange(t testing.TB, network string, s *Server, name string, qtype uint16) (*dns.Msg, time.Duration) {
+	t.Helper()
+	addr := serverAddr(s, network)
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)
 	start := time.Now()

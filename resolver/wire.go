@@ -44,37 +44,8 @@ func parseQuery(p []byte, q *question, keyBuf *[maxKeyLen]byte) bool {
 	if qd != 1 || an != 0 || ns != 0 || ar > 1 {
 		return false
 	}
-	k := keyBuf[:0]
-	off := headerLen
-	for {
-		if off >= len(p) {
-			return false
-		}
-		l := int(p[off])
-		if l&0xC0 != 0 { // compression pointers and extended labels
-			return false
-		}
-		if off+1+l > len(p) || off+1+l-headerLen > maxNameLen {
-			return false
-		}
-		k = append(k, byte(l))
-		for _, c := range p[off+1 : off+1+l] {
-			switch {
-			case c >= 'A' && c <= 'Z':
-				c += 'a' - 'A'
-			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
-			default:
-				// Possibly escaped in presentation form: leave to miekg/dns.
-				return false
-			}
-			k = append(k, c)
-		}
-		off += 1 + l
-		if l == 0 {
-			break
-		}
-	}
-	if off+4 > len(p) {
+	k, off, ok := appendName(keyBuf[:0], p)
+	if !ok || off+4 > len(p) {
 		return false
 	}
 	q.nameEnd = off
@@ -84,33 +55,83 @@ func parseQuery(p []byte, q *question, keyBuf *[maxKeyLen]byte) bool {
 		if off != len(p) {
 			return false
 		}
-		k = append(k, 0)
-		q.key = k
+		q.key = append(k, 0)
 		return true
 	}
-	// One OPT: root owner, then type, class (UDP size), TTL (extended
-	// rcode, version, flags), rdlength and options.
-	if off+11 > len(p) || p[off] != 0 || binary.BigEndian.Uint16(p[off+1:]) != typeOPT {
+	if k, ok = appendOPT(k, p, off); !ok {
 		return false
 	}
+	q.key = k
+	return true
+}
+
+// appendName appends the question name of p, lower-cased, to k and
+// returns the offset just past it. It refuses compression, names over
+// maxNameLen and bytes miekg/dns would escape in presentation form.
+func appendName(k, p []byte) ([]byte, int, bool) {
+	off := headerLen
+	for {
+		if off >= len(p) {
+			return k, 0, false
+		}
+		l := int(p[off])
+		if l&0xC0 != 0 { // compression pointers and extended labels
+			return k, 0, false
+		}
+		if off+1+l > len(p) || off+1+l-headerLen > maxNameLen {
+			return k, 0, false
+		}
+		k = append(k, byte(l))
+		for _, c := range p[off+1 : off+1+l] {
+			switch {
+			case c >= 'A' && c <= 'Z':
+				c += 'a' - 'A'
+			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+			default:
+				// Possibly escaped in presentation form: leave to miekg/dns.
+				return k, 0, false
+			}
+			k = append(k, c)
+		}
+		off += 1 + l
+		if l == 0 {
+			return k, off, true
+		}
+	}
+}
+
+// appendOPT appends the EDNS marker and the OPT record's size, extended
+// rcode, version and flags to k, for the one OPT record at p[off:] that
+// must end the message.
+func appendOPT(k, p []byte, off int) ([]byte, bool) {
+	// Root owner, then type, class (UDP size), TTL (extended rcode,
+	// version, flags), rdlength and options.
+	if off+11 > len(p) || p[off] != 0 || binary.BigEndian.Uint16(p[off+1:]) != typeOPT {
+		return k, false
+	}
 	if p[off+6] != 0 { // EDNS version 0 only
-		return false
+		return k, false
 	}
 	k = append(k, 1)
 	k = append(k, p[off+3:off+9]...) // size, ext rcode, version, flags
 	rdlen := int(binary.BigEndian.Uint16(p[off+9:]))
 	off += 11
 	if off+rdlen != len(p) {
-		return false
+		return k, false
 	}
-	// Options the resolver ignores and miekg/dns unpacks without checks.
-	for o := off; o < len(p); {
-		if o+4 > len(p) {
+	return k, ignoredOptions(p[off:])
+}
+
+// ignoredOptions reports whether opts holds only options the resolver
+// ignores and miekg/dns unpacks without checks.
+func ignoredOptions(opts []byte) bool {
+	for o := 0; o < len(opts); {
+		if o+4 > len(opts) {
 			return false
 		}
-		code := binary.BigEndian.Uint16(p[o:])
-		l := int(binary.BigEndian.Uint16(p[o+2:]))
-		if o+4+l > len(p) {
+		code := binary.BigEndian.Uint16(opts[o:])
+		l := int(binary.BigEndian.Uint16(opts[o+2:]))
+		if o+4+l > len(opts) {
 			return false
 		}
 		switch code {
@@ -120,7 +141,6 @@ func parseQuery(p []byte, q *question, keyBuf *[maxKeyLen]byte) bool {
 		}
 		o += 4 + l
 	}
-	q.key = k
 	return true
 }
 

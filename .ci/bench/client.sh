@@ -26,30 +26,22 @@ cd "$(dirname "$0")/../.."
 PERF_DIR=${CLIENT_BENCH_PERF_DIR:-}
 bench_setup
 
-UNBOUND_PORT=$(free_port)
+UNBOUND_PORT=$(unbound_port)
 write_names
 
-# start_agent NAME CORES ARGS... -> prints "pid dns http serf"
-start_agent() {
-	local name=$1 cores=$2; shift 2
-	local dns http serf
-	dns=$(free_port) http=$(free_port) serf=$(free_port)
-	CAIRN_FAST_GOSSIP=1 CAIRN_PPROF=1 taskset -c "$cores" "$BIN" agent --node "$name" --bind 127.0.0.1 --client 127.0.0.1 \
-		--data-dir "$WORK/$name" --dns-port "$dns" --http-port "$http" --server-port "$(free_port)" \
-		--serf-lan-port "$serf" --serf-wan-port "$(free_port)" --log-level warn "$@" \
-		>"$WORK/$name.log" 2>&1 &
-	echo "$! $dns $http $serf"
-}
 OTHER=$CLIENT_CORE
 [ "$(nproc)" -gt 2 ] && OTHER="1-$(($(nproc) - 1))"
-read -r S1_PID _ S1_HTTP S1_SERF < <(start_agent bs1 "$OTHER" --server --bootstrap-expect 3)
-PIDS+=("$S1_PID")
+CAIRN_FAST_GOSSIP=1 CAIRN_PPROF=1 start_cairn bs1 "$OTHER" --data-dir "$WORK/bs1" --server --bootstrap-expect 3
+S1_PID=$AGENT_PID
+S1_HTTP=$(ready_port bs1 http)
+S1_SERF=$(ready_port bs1 serf_lan)
 for n in bs2 bs3; do
-	read -r p _ _ _ < <(start_agent $n "$OTHER" --server --bootstrap-expect 3 --retry-join "127.0.0.1:$S1_SERF")
-	PIDS+=("$p")
+	CAIRN_FAST_GOSSIP=1 CAIRN_PPROF=1 start_cairn $n "$OTHER" --data-dir "$WORK/$n" --server --bootstrap-expect 3 --retry-join "127.0.0.1:$S1_SERF"
 done
-read -r CAIRN_PID DNS_PORT HTTP_PORT _ < <(start_agent bc1 "$SERVER_CORE" --retry-join "127.0.0.1:$S1_SERF")
-PIDS+=("$CAIRN_PID")
+CAIRN_FAST_GOSSIP=1 CAIRN_PPROF=1 start_cairn bc1 "$SERVER_CORE" --data-dir "$WORK/bc1" --retry-join "127.0.0.1:$S1_SERF"
+CAIRN_PID=$AGENT_PID
+DNS_PORT=$(ready_port bc1 dns)
+HTTP_PORT=$(ready_port bc1 http)
 log "3 servers on cores $OTHER, client agent (dns :$DNS_PORT) on core $SERVER_CORE"
 
 ok=""
@@ -74,12 +66,7 @@ done
 start_unbound "so-reuseport: yes" "so-rcvbuf: 4m" "so-sndbuf: 4m" \
 	"num-queries-per-thread: 4096" "outgoing-range: 8192"
 
-log "dnsperf against cairn for ${SECONDS_RUN}s"
-run_perf cairn "$DNS_PORT" "$CAIRN_PID"
-CAIRN_QPS=$QPS CAIRN_CPU=$CPU_US
-log "dnsperf against unbound for ${SECONDS_RUN}s"
-run_perf unbound "$UNBOUND_PORT" "$UNBOUND_PID"
-UNBOUND_QPS=$QPS UNBOUND_CPU=$CPU_US
+run_both
 
 log "steady 20000 QPS against both"
 run_perf cairn "$DNS_PORT" "$CAIRN_PID" -Q 20000

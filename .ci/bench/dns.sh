@@ -11,38 +11,30 @@ cd "$(dirname "$0")/../.."
 . .ci/bench/lib/common.sh
 bench_setup
 
-DNS_PORT=$(free_port)
-HTTP_PORT=$(free_port)
-UNBOUND_PORT=$(free_port)
+UNBOUND_PORT=$(unbound_port)
 write_names
 
-log "starting cairn agent --dev (dns :$DNS_PORT, http :$HTTP_PORT) on core $SERVER_CORE"
-taskset -c $SERVER_CORE "$BIN" agent --dev --node bench --client 127.0.0.1 \
-	--dns-port "$DNS_PORT" --http-port "$HTTP_PORT" --server-port "$(free_port)" \
-	--serf-lan-port "$(free_port)" --serf-wan-port "$(free_port)" --log-level warn \
-	>"$WORK/cairn.log" 2>&1 &
-CAIRN_PID=$!
-PIDS+=("$CAIRN_PID")
+log "starting cairn agent --dev on core $SERVER_CORE"
+start_cairn bench "$SERVER_CORE" --dev
+CAIRN_PID=$AGENT_PID
+DNS_PORT=$(ready_port bench dns)
+HTTP_PORT=$(ready_port bench http)
+log "cairn agent --dev: dns :$DNS_PORT, http :$HTTP_PORT"
 
 ok=""
 for _ in $(seq 200); do # 20 s for the dev server to elect itself
-	kill -0 "$CAIRN_PID" 2>/dev/null || { cat "$WORK/cairn.log" >&2; die "cairn agent exited"; }
+	kill -0 "$CAIRN_PID" 2>/dev/null || { cat "$WORK/bench.log" >&2; die "cairn agent exited"; }
 	if register "$HTTP_PORT" 1; then ok=1; break; fi
 	sleep 0.1
 done
-[ -n "$ok" ] || { tail -20 "$WORK/cairn.log" >&2; die "cairn did not accept registrations within 20s"; }
+[ -n "$ok" ] || { tail -20 "$WORK/bench.log" >&2; die "cairn did not accept registrations within 20s"; }
 for i in $(seq 2 $NAMES); do register "$HTTP_PORT" "$i" || die "register svc-$i failed"; done
 
 wait_answer "$DNS_PORT" "svc-$NAMES.service.consul" "$(addr_of $NAMES)" || die "cairn does not answer svc-$NAMES"
 
 start_unbound
 
-log "dnsperf against cairn for ${SECONDS_RUN}s"
-run_perf cairn "$DNS_PORT" "$CAIRN_PID"
-CAIRN_QPS=$QPS CAIRN_CPU=$CPU_US
-log "dnsperf against unbound for ${SECONDS_RUN}s"
-run_perf unbound "$UNBOUND_PORT" "$UNBOUND_PID"
-UNBOUND_QPS=$QPS UNBOUND_CPU=$CPU_US
+run_both
 
 awk -v c="$CAIRN_QPS" -v u="$UNBOUND_QPS" -v cc="$CAIRN_CPU" -v uc="$UNBOUND_CPU" 'BEGIN {
 	printf "bench dns_qps cairn=%d unbound=%d ratio=%.3f cairn_cpu_us_per_query=%s unbound_cpu_us_per_query=%s\n", c, u, c / u, cc, uc

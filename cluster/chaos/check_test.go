@@ -41,102 +41,7 @@ func entry(val string, idx uint64) kvEntry { return kvEntry{Value: []byte(val), 
 // issue's own excerpt: the harness must flag today's bug, and must not
 // flag histories a correct cluster can produce.
 func TestChecks(t *testing.T) {
-	cases := []struct {
-		name     string
-		ops      []Op
-		replicas map[string]map[string]kvEntry // per server, after heal
-		sets     map[string][]string
-		// want* are the counts the report must hold.
-		illegal, lost, duplicated, diverged int
-	}{{
-		name: "issue 13 excerpt: a PUT applied again over an acknowledged CAS",
-		ops: []Op{
-			put(2, "r2", "c2-4398", 43.798, 51.827, OK),
-			get(7, "r2", "c2-4398", 20851, 51.807, 51.808),
-			cas(3, "r2", "c3-3843", "c2-4398", 20851, 51.818, 51.819, OK),
-			get(7, "r2", "c3-3843", 20870, 51.824, 51.825),
-			get(3, "r2", "c2-4398", 20882, 51.825, 51.826),
-		},
-		illegal: 1, duplicated: 1,
-	}, {
-		name: "one-shot insert answered false yet present",
-		ops: []Op{
-			insert(1, "c1-7", 1, 9, Fail),
-			get(2, "u/c1-7", "c1-7", 40, 10, 11),
-		},
-		replicas: map[string]map[string]kvEntry{"s1": {"u/c1-7": entry("c1-7", 40)}},
-		illegal:  1, duplicated: 1,
-	}, {
-		name: "CAS answered false but applied",
-		ops: []Op{
-			put(1, "r0", "c1-1", 0, 1, OK),
-			get(2, "r0", "c1-1", 10, 2, 3),
-			cas(2, "r0", "c2-2", "c1-1", 10, 4, 8, Fail),
-			get(3, "r0", "c2-2", 12, 9, 10),
-		},
-		illegal: 1, duplicated: 1,
-	}, {
-		name: "acknowledged insert missing on one server",
-		ops:  []Op{insert(1, "c1-3", 1, 2, OK)},
-		replicas: map[string]map[string]kvEntry{
-			"s1": {"u/c1-3": entry("c1-3", 7)},
-			"s2": {},
-		},
-		lost: 1, diverged: 1,
-	}, {
-		name: "outcome-unknown writes may land late or never",
-		ops: []Op{
-			put(1, "r0", "c1-1", 0, 0, Unknown),
-			get(2, "r0", "", 0, 1, 2),
-			get(2, "r0", "c1-1", 9, 30, 31),
-			insert(3, "c3-1", 1, 0, Unknown),
-			insert(3, "c3-2", 1, 0, Unknown),
-			get(4, "u/c3-2", "c3-2", 11, 40, 41),
-		},
-		replicas: map[string]map[string]kvEntry{
-			"s1": {"r0": entry("c1-1", 9), "u/c3-2": entry("c3-2", 11)},
-			"s2": {"r0": entry("c1-1", 9), "u/c3-2": entry("c3-2", 11)},
-		},
-	}, {
-		name: "a linearizable concurrent history",
-		ops: []Op{
-			put(1, "r1", "c1-1", 0, 5, OK),
-			put(2, "r1", "c2-1", 1, 4, OK),
-			get(3, "r1", "c1-1", 11, 2, 6),
-			cas(3, "r1", "c3-1", "c1-1", 11, 7, 8, OK),
-			cas(2, "r1", "c2-2", "c1-1", 11, 7.5, 9, Fail),
-			get(1, "r1", "c3-1", 13, 10, 11),
-		},
-	}, {
-		name: "value seen at two indexes: applied twice",
-		ops: []Op{
-			put(1, "r1", "c1-1", 0, 5, OK),
-			get(2, "r1", "c1-1", 11, 6, 7),
-			get(2, "r1", "c1-1", 15, 8, 9),
-		},
-		duplicated: 1,
-	}, {
-		name: "catalog: instance resurrected after acknowledged deregister",
-		ops: []Op{
-			catalog(1, KindRegister, "i-1", 0, 1, OK),
-			catalog(1, KindDeregister, "i-1", 2, 3, OK),
-			readSetOp(2, 4, 5, "i-1"),
-		},
-		illegal: 1,
-	}, {
-		name:    "catalog: phantom instance nobody registered",
-		ops:     []Op{readSetOp(2, 4, 5, "i-9")},
-		illegal: 1,
-	}, {
-		name: "catalog: acknowledged registration lost",
-		ops: []Op{
-			catalog(1, KindRegister, "i-1", 0, 1, OK),
-			catalog(2, KindRegister, "i-2", 0, 1, Unknown),
-		},
-		sets: map[string][]string{"s1": {}, "s2": {}},
-		lost: 1,
-	}}
-	for _, tc := range cases {
+	for _, tc := range checkCases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			var r Report
@@ -162,6 +67,107 @@ func TestChecks(t *testing.T) {
 		})
 	}
 }
+
+// checkCase is a history (and the servers' state after heal) with the
+// number of each kind of finding the checks must report.
+type checkCase struct {
+	name     string
+	ops      []Op
+	replicas map[string]map[string]kvEntry // per server, after heal
+	sets     map[string][]string
+	// The number of findings of each kind the report must hold.
+	illegal, lost, duplicated, diverged int
+}
+
+// checkCases are TestChecks' histories, each one rule of the checks.
+var checkCases = []checkCase{{
+	name: "issue 13 excerpt: a PUT applied again over an acknowledged CAS",
+	ops: []Op{
+		put(2, "r2", "c2-4398", 43.798, 51.827, OK),
+		get(7, "r2", "c2-4398", 20851, 51.807, 51.808),
+		cas(3, "r2", "c3-3843", "c2-4398", 20851, 51.818, 51.819, OK),
+		get(7, "r2", "c3-3843", 20870, 51.824, 51.825),
+		get(3, "r2", "c2-4398", 20882, 51.825, 51.826),
+	},
+	illegal: 1, duplicated: 1,
+}, {
+	name: "one-shot insert answered false yet present",
+	ops: []Op{
+		insert(1, "c1-7", 1, 9, Fail),
+		get(2, "u/c1-7", "c1-7", 40, 10, 11),
+	},
+	replicas: map[string]map[string]kvEntry{"s1": {"u/c1-7": entry("c1-7", 40)}},
+	illegal:  1, duplicated: 1,
+}, {
+	name: "CAS answered false but applied",
+	ops: []Op{
+		put(1, "r0", "c1-1", 0, 1, OK),
+		get(2, "r0", "c1-1", 10, 2, 3),
+		cas(2, "r0", "c2-2", "c1-1", 10, 4, 8, Fail),
+		get(3, "r0", "c2-2", 12, 9, 10),
+	},
+	illegal: 1, duplicated: 1,
+}, {
+	name: "acknowledged insert missing on one server",
+	ops:  []Op{insert(1, "c1-3", 1, 2, OK)},
+	replicas: map[string]map[string]kvEntry{
+		"s1": {"u/c1-3": entry("c1-3", 7)},
+		"s2": {},
+	},
+	lost: 1, diverged: 1,
+}, {
+	name: "outcome-unknown writes may land late or never",
+	ops: []Op{
+		put(1, "r0", "c1-1", 0, 0, Unknown),
+		get(2, "r0", "", 0, 1, 2),
+		get(2, "r0", "c1-1", 9, 30, 31),
+		insert(3, "c3-1", 1, 0, Unknown),
+		insert(3, "c3-2", 1, 0, Unknown),
+		get(4, "u/c3-2", "c3-2", 11, 40, 41),
+	},
+	replicas: map[string]map[string]kvEntry{
+		"s1": {"r0": entry("c1-1", 9), "u/c3-2": entry("c3-2", 11)},
+		"s2": {"r0": entry("c1-1", 9), "u/c3-2": entry("c3-2", 11)},
+	},
+}, {
+	name: "a linearizable concurrent history",
+	ops: []Op{
+		put(1, "r1", "c1-1", 0, 5, OK),
+		put(2, "r1", "c2-1", 1, 4, OK),
+		get(3, "r1", "c1-1", 11, 2, 6),
+		cas(3, "r1", "c3-1", "c1-1", 11, 7, 8, OK),
+		cas(2, "r1", "c2-2", "c1-1", 11, 7.5, 9, Fail),
+		get(1, "r1", "c3-1", 13, 10, 11),
+	},
+}, {
+	name: "value seen at two indexes: applied twice",
+	ops: []Op{
+		put(1, "r1", "c1-1", 0, 5, OK),
+		get(2, "r1", "c1-1", 11, 6, 7),
+		get(2, "r1", "c1-1", 15, 8, 9),
+	},
+	duplicated: 1,
+}, {
+	name: "catalog: instance resurrected after acknowledged deregister",
+	ops: []Op{
+		catalog(1, KindRegister, "i-1", 0, 1, OK),
+		catalog(1, KindDeregister, "i-1", 2, 3, OK),
+		readSetOp(2, 4, 5, "i-1"),
+	},
+	illegal: 1,
+}, {
+	name:    "catalog: phantom instance nobody registered",
+	ops:     []Op{readSetOp(2, 4, 5, "i-9")},
+	illegal: 1,
+}, {
+	name: "catalog: acknowledged registration lost",
+	ops: []Op{
+		catalog(1, KindRegister, "i-1", 0, 1, OK),
+		catalog(2, KindRegister, "i-2", 0, 1, Unknown),
+	},
+	sets: map[string][]string{"s1": {}, "s2": {}},
+	lost: 1,
+}}
 
 // TestHistoryText: the artefact reads like the issue's excerpts, one op a
 // line in call order, with nemesis events interleaved.

@@ -315,7 +315,7 @@ func (c *Cluster) Leader(ctx context.Context) (*Node, error) {
 // WaitHealthy waits until every node is up and all agree on one leader
 // that answers a consistent read.
 func (c *Cluster) WaitHealthy(ctx context.Context, timeout time.Duration) error {
-	return waitFor(ctx, timeout, func() error {
+	return testutil.Wait(ctx, timeout, func() error {
 		l, err := c.Leader(ctx)
 		if err != nil {
 			return err
@@ -326,26 +326,6 @@ func (c *Cluster) WaitHealthy(ctx context.Context, timeout time.Duration) error 
 		_, err = c.getJSON(rctx, l, "/v1/catalog/nodes?consistent", &out)
 		return err
 	})
-}
-
-// waitFor polls cond until nil or timeout; tests in this package call it
-// from goroutines that must not t.Fatal, hence no testutil.Eventually.
-func waitFor(ctx context.Context, timeout time.Duration, cond func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	pause := 10 * time.Millisecond
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
-		case <-time.After(pause):
-		}
-		pause = min(pause*2, 200*time.Millisecond)
-	}
 }
 
 // getJSON GETs path from n and decodes a 200 body into out. It returns

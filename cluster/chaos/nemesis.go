@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/cairnd/cairn/cluster/testutil"
 )
 
 // Nemesis injects one kind of fault. Start injects it (choosing its
@@ -103,7 +105,7 @@ func pick(ctx context.Context, e *Env, t targetKind) *Node {
 	// One draw whatever the branch, so the seed's stream stays aligned.
 	r := e.Rng.IntN(1 << 20)
 	var leader *Node
-	_ = waitFor(ctx, 5*time.Second, func() error {
+	_ = testutil.Wait(ctx, 5*time.Second, func() error {
 		var err error
 		leader, err = e.Cluster.Leader(ctx)
 		return err

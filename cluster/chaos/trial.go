@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cairnd/cairn/cluster/testutil"
 )
 
 // healTimeout bounds the wait for one leader and equal replicas after the
@@ -79,24 +81,67 @@ func expectedError(l logLine) bool {
 func Run(t testing.TB, cfg Config) *Result {
 	t.Helper()
 	res := &Result{Nemesis: cfg.Nemesis.Name, Seed: cfg.Seed}
+	keep := true
+	res.Dir = artefactDir(t, cfg, &keep)
+	c, env := startTrialCluster(t, cfg, res.Dir)
+	ctx := context.Background()
+	nem := cfg.Nemesis.New()
+	t.Cleanup(func() { _ = nem.Stop(context.Background(), env) })
+
+	h := newHistory(time.Now())
+	env.History = h
+	loadCtx, stopLoad := context.WithTimeout(ctx, cfg.Duration)
+	defer stopLoad()
+	wg := startClients(loadCtx, c, h, cfg.Seed)
+	nemErr := runNemesis(loadCtx, cfg.Nemesis.Schedule.orDefault(), nem, env, &res.Faults)
+	if err := nem.Stop(ctx, env); err != nil && nemErr == nil {
+		nemErr = err
+	}
+	stopLoad()
+	wg.Wait()
+	if nemErr != nil {
+		res.Report.Other = append(res.Report.Other, "nemesis: "+nemErr.Error())
+	}
+	check(ctx, c, h, res.Dir, &res.Report)
+	c.Stop()
+	checkLogs(c, &res.Report)
+
+	f, err := os.Create(filepath.Join(res.Dir, "history.txt"))
+	if err == nil {
+		_ = h.WriteText(f)
+		f.Close()
+	}
+	keep = !res.Report.OK()
+	return res
+}
+
+// artefactDir makes the trial's directory; on cleanup it is removed
+// unless *keep, the test failed or CHAOS_KEEP is set, in which case its
+// path and the command reproducing the trial are logged.
+func artefactDir(t testing.TB, cfg Config, keep *bool) string {
+	t.Helper()
 	dir, err := os.MkdirTemp("", fmt.Sprintf("cairn-chaos-%s-%d-", cfg.Nemesis.Name, cfg.Seed))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res.Dir = dir
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	keep := true
 	t.Cleanup(func() {
-		if keep || t.Failed() || os.Getenv("CHAOS_KEEP") != "" {
+		if *keep || t.Failed() || os.Getenv("CHAOS_KEEP") != "" {
 			t.Logf("chaos: nemesis=%s seed=%d artefacts kept in %s (reproduce: CHAOS_SEED=%d CHAOS_NEMESIS=%s CHAOS_TRIALS=1 CHAOS_DURATION=%s make chaos)",
 				cfg.Nemesis.Name, cfg.Seed, dir, cfg.Seed, cfg.Nemesis.Name, cfg.Duration)
 			return
 		}
 		os.RemoveAll(dir)
 	})
+	return dir
+}
 
+// startTrialCluster starts the 3-server cluster in dir, with the
+// firewall when the nemesis needs one; both are torn down on cleanup.
+func startTrialCluster(t testing.TB, cfg Config, dir string) (*Cluster, *Env) {
+	t.Helper()
 	separate := os.Geteuid() == 0
 	c, err := newCluster(cfg.Binary, dir, separate)
 	if err != nil {
@@ -116,15 +161,15 @@ func Run(t testing.TB, cfg Config) *Result {
 			}
 		})
 	}
-	ctx := context.Background()
-	if err := c.Start(ctx); err != nil {
+	if err := c.Start(context.Background()); err != nil {
 		t.Fatalf("chaos: cluster did not start: %v", err)
 	}
-	nem := cfg.Nemesis.New()
-	t.Cleanup(func() { _ = nem.Stop(context.Background(), env) })
+	return c, env
+}
 
-	h := newHistory(time.Now())
-	env.History = h
+// startClients runs the workload clients, each seeded from seed, until
+// ctx ends; wait on the group returned.
+func startClients(ctx context.Context, c *Cluster, h *History, seed uint64) *sync.WaitGroup {
 	var procMu sync.Mutex
 	nextProc := clients
 	next := func() int {
@@ -133,60 +178,40 @@ func Run(t testing.TB, cfg Config) *Result {
 		nextProc++
 		return nextProc - 1
 	}
-	loadCtx, stopLoad := context.WithTimeout(ctx, cfg.Duration)
-	defer stopLoad()
 	var wg sync.WaitGroup
 	for i := 0; i < clients; i++ {
 		cl := &client{id: i, c: c, h: h, pid: i, next: next, seen: map[string]kvEntry{},
-			rng: rand.New(rand.NewPCG(cfg.Seed, uint64(100+i)))}
+			rng: rand.New(rand.NewPCG(seed, uint64(100+i)))}
 		wg.Add(1)
-		go func() { defer wg.Done(); cl.run(loadCtx) }()
+		go func() { defer wg.Done(); cl.run(ctx) }()
 	}
-	var nemErr error
-	sched := cfg.Nemesis.Schedule.orDefault()
-	func() {
-		for {
-			gap := sched.GapMin + time.Duration(env.Rng.Int64N(int64(sched.GapMax-sched.GapMin)+1))
-			fault := sched.FaultMin + time.Duration(env.Rng.Int64N(int64(sched.FaultMax-sched.FaultMin)+1))
-			select {
-			case <-loadCtx.Done():
-				return
-			case <-time.After(gap):
-			}
-			res.Faults++
-			if err := nem.Start(loadCtx, env); err != nil {
-				nemErr = err
-				return
-			}
-			select {
-			case <-loadCtx.Done():
-			case <-time.After(fault):
-			}
-			if err := nem.Stop(ctx, env); err != nil {
-				nemErr = err
-				return
-			}
-		}
-	}()
-	if err := nem.Stop(ctx, env); err != nil && nemErr == nil {
-		nemErr = err
-	}
-	stopLoad()
-	wg.Wait()
-	if nemErr != nil {
-		res.Report.Other = append(res.Report.Other, "nemesis: "+nemErr.Error())
-	}
-	check(ctx, c, h, dir, &res.Report)
-	c.Stop()
-	checkLogs(c, &res.Report)
+	return &wg
+}
 
-	f, err := os.Create(filepath.Join(dir, "history.txt"))
-	if err == nil {
-		_ = h.WriteText(f)
-		f.Close()
+// runNemesis alternates quiet gaps and faults drawn from sched until
+// loadCtx ends, counting the faults started; it returns the first error of
+// the nemesis. The last fault may still be on: the caller stops it.
+func runNemesis(loadCtx context.Context, sched Schedule, nem Nemesis, env *Env, faults *int) error {
+	for {
+		gap := sched.GapMin + time.Duration(env.Rng.Int64N(int64(sched.GapMax-sched.GapMin)+1))
+		fault := sched.FaultMin + time.Duration(env.Rng.Int64N(int64(sched.FaultMax-sched.FaultMin)+1))
+		select {
+		case <-loadCtx.Done():
+			return nil
+		case <-time.After(gap):
+		}
+		*faults++
+		if err := nem.Start(loadCtx, env); err != nil {
+			return err
+		}
+		select {
+		case <-loadCtx.Done():
+		case <-time.After(fault):
+		}
+		if err := nem.Stop(context.Background(), env); err != nil {
+			return err
+		}
 	}
-	keep = !res.Report.OK()
-	return res
 }
 
 // check heals-waits, makes the final reads and runs every check.
@@ -210,7 +235,7 @@ func check(ctx context.Context, c *Cluster, h *History, dir string, r *Report) {
 	// report the difference).
 	var replicas map[string]map[string]kvEntry
 	var sets map[string][]string
-	err := waitFor(ctx, healTimeout, func() error {
+	err := testutil.Wait(ctx, healTimeout, func() error {
 		replicas, sets = map[string]map[string]kvEntry{}, map[string][]string{}
 		for _, n := range c.Nodes {
 			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -97,40 +97,25 @@ func (cl *client) step(ctx context.Context) {
 	defer cancel()
 	switch {
 	case p < 25: // consistent get
-		op.Kind, op.Key = KindGet, key
-		op.Call = cl.h.now()
-		e, found, err := getKey(octx, cl.c, node, op.Key, "consistent")
-		op.Return = cl.h.now()
-		cl.finishRead(&op, e, found, err)
+		op.Key = key
+		cl.get(octx, node, &op)
 	case p < 45: // blind put
 		op.Kind, op.Key, op.Value = KindPut, key, val
-		op.Call = cl.h.now()
-		ok, err := cl.c.put(octx, node, "/v1/kv/"+op.Key, []byte(val))
-		op.Return = cl.h.now()
-		cl.finishWrite(&op, ok, err)
+		cl.put(octx, node, &op, "/v1/kv/"+op.Key, []byte(val))
 	case p < 65: // cas on what this client last read of the key
 		last, ok := cl.seen[key]
+		op.Key = key
 		if !ok {
 			// Nothing read yet: read first (the read is an op of its own).
-			op.Kind, op.Key = KindGet, key
-			op.Call = cl.h.now()
-			e, found, err := getKey(octx, cl.c, node, key, "consistent")
-			op.Return = cl.h.now()
-			cl.finishRead(&op, e, found, err)
+			cl.get(octx, node, &op)
 			return
 		}
-		op.Kind, op.Key, op.Value = KindCAS, key, val
+		op.Kind, op.Value = KindCAS, val
 		op.Expect, op.ExpectIndex = string(last.Value), last.ModifyIndex
-		op.Call = cl.h.now()
-		applied, err := cl.c.put(octx, node, fmt.Sprintf("/v1/kv/%s?cas=%d", key, last.ModifyIndex), []byte(val))
-		op.Return = cl.h.now()
-		cl.finishWrite(&op, applied, err)
+		cl.put(octx, node, &op, fmt.Sprintf("/v1/kv/%s?cas=%d", key, last.ModifyIndex), []byte(val))
 	case p < 80: // one-shot insert of a key no other op writes
 		op.Kind, op.Key, op.Value = KindInsert, "u/"+val, val
-		op.Call = cl.h.now()
-		applied, err := cl.c.put(octx, node, "/v1/kv/"+op.Key+"?cas=0", []byte(val))
-		op.Return = cl.h.now()
-		cl.finishWrite(&op, applied, err)
+		cl.put(octx, node, &op, "/v1/kv/"+op.Key+"?cas=0", []byte(val))
 	case p < 95: // catalog: register a new instance, or deregister one
 		if len(cl.live) == 0 || (len(cl.live) < 2 && coin == 0) {
 			op.Kind, op.Key = KindRegister, "i-"+val
@@ -138,33 +123,50 @@ func (cl *client) step(ctx context.Context) {
 				"Node": chaosNode, "Address": "192.0.2.1",
 				"Service": map[string]any{"ID": op.Key, "Service": serviceName, "Port": 1000 + cl.id},
 			})
-			op.Call = cl.h.now()
-			ok, err := cl.c.put(octx, node, "/v1/catalog/register", body)
-			op.Return = cl.h.now()
 			cl.live = append(cl.live, op.Key)
-			cl.finishWrite(&op, ok, err)
+			cl.put(octx, node, &op, "/v1/catalog/register", body)
 		} else {
 			op.Kind, op.Key = KindDeregister, cl.live[0]
 			cl.live = cl.live[1:]
 			body, _ := json.Marshal(map[string]any{"Node": chaosNode, "ServiceID": op.Key})
-			op.Call = cl.h.now()
-			ok, err := cl.c.put(octx, node, "/v1/catalog/deregister", body)
-			op.Return = cl.h.now()
-			cl.finishWrite(&op, ok, err)
+			cl.put(octx, node, &op, "/v1/catalog/deregister", body)
 		}
 	default:
-		op.Kind, op.Key = KindReadSet, serviceName
-		op.Call = cl.h.now()
-		set, err := readSet(octx, cl.c, node, "consistent")
-		op.Return = cl.h.now()
-		op.Set = set
-		if err != nil {
-			cl.failed(&op, err)
-			return
-		}
-		op.Outcome = OK
-		cl.h.add(op)
+		cl.readSet(octx, node, &op)
 	}
+}
+
+// get runs op as a consistent read of op.Key on node and records it.
+func (cl *client) get(ctx context.Context, node *Node, op *Op) {
+	op.Kind = KindGet
+	op.Call = cl.h.now()
+	e, found, err := getKey(ctx, cl.c, node, op.Key, "consistent")
+	op.Return = cl.h.now()
+	cl.finishRead(op, e, found, err)
+}
+
+// put runs op as a PUT of body to path on node and records it.
+func (cl *client) put(ctx context.Context, node *Node, op *Op, path string, body []byte) {
+	op.Call = cl.h.now()
+	ok, err := cl.c.put(ctx, node, path, body)
+	op.Return = cl.h.now()
+	cl.finishWrite(op, ok, err)
+}
+
+// readSet runs op as a consistent read of the chaos service's instances
+// on node and records it.
+func (cl *client) readSet(ctx context.Context, node *Node, op *Op) {
+	op.Kind, op.Key = KindReadSet, serviceName
+	op.Call = cl.h.now()
+	set, err := readSet(ctx, cl.c, node, "consistent")
+	op.Return = cl.h.now()
+	op.Set = set
+	if err != nil {
+		cl.failed(op, err)
+		return
+	}
+	op.Outcome = OK
+	cl.h.add(*op)
 }
 
 func (cl *client) newProcess() { cl.pid = cl.next() }

@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
 
-	"github.com/cairnd/cairn/cluster/testutil"
 	"github.com/miekg/dns"
 )
 
@@ -43,33 +40,12 @@ const (
 )
 
 // startClient starts one client agent joined to c's first server.
-func startClient(c *cluster, bin string) (*agentProc, error) {
-	ports, err := freePorts(5)
+func startClient(ctx context.Context, c *cluster, bin string) (*agentProc, error) {
+	a, err := startAgent(ctx, c.dir, bin, "c1", append(os.Environ(), "CAIRN_FAST_GOSSIP=1"),
+		"--log-level", "warn", "--retry-join", "127.0.0.1:"+strconv.Itoa(c.agents[0].serfLAN))
 	if err != nil {
 		return nil, err
 	}
-	a := &agentProc{name: "c1", dns: ports[0], httpPort: ports[1], server: ports[2], serfLAN: ports[3], serfW: ports[4], done: make(chan struct{})}
-	a.dataDir = filepath.Join(c.dir, a.name)
-	a.logPath = filepath.Join(c.dir, a.name+".log")
-	args := []string{"agent", "--data-dir", a.dataDir, "--node", a.name, "--bind", "127.0.0.1", "--client", "127.0.0.1",
-		"--dns-port", strconv.Itoa(a.dns), "--http-port", strconv.Itoa(a.httpPort),
-		"--server-port", strconv.Itoa(a.server), "--serf-lan-port", strconv.Itoa(a.serfLAN),
-		"--serf-wan-port", strconv.Itoa(a.serfW), "--log-level", "warn",
-		"--retry-join", "127.0.0.1:" + strconv.Itoa(c.agents[0].serfLAN),
-	}
-	lf, err := os.Create(a.logPath)
-	if err != nil {
-		return nil, err
-	}
-	a.cmd = exec.Command(bin, args...)
-	a.cmd.Env = append(os.Environ(), "CAIRN_FAST_GOSSIP=1")
-	a.cmd.Stdout, a.cmd.Stderr = lf, lf
-	a.cmd.SysProcAttr = testutil.ChildProcAttr()
-	if err := a.cmd.Start(); err != nil {
-		lf.Close()
-		return nil, fmt.Errorf("start %s: %w", a.name, err)
-	}
-	go func() { a.cmd.Wait(); lf.Close(); close(a.done) }()
 	// Stopped and its data removed with the cluster.
 	c.agents = append(c.agents, a)
 	return a, nil
@@ -152,22 +128,48 @@ func runClient(ctx context.Context, o *Options) error {
 	}
 	defer c.Close()
 	servers := slices.Clone(c.agents)
-	cl, err := startClient(c, o.Bin)
+	cl, err := startClient(ctx, c, o.Bin)
 	if err != nil {
 		return err
 	}
-	dnsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(cl.dns))
-	probe, err := newDNSProbe(dnsAddr)
+	probe, err := newDNSProbe(net.JoinHostPort("127.0.0.1", strconv.Itoa(cl.dns)))
 	if err != nil {
 		return err
 	}
 	defer probe.Close()
+	if err := waitClientAnswers(ctx, c, cl, probe); err != nil {
+		return err
+	}
 
-	// The client is ready once it answers for the servers' own service.
+	miss, err := coldMisses(ctx, servers, probe)
+	if err != nil {
+		return err
+	}
+	result("miss_p99_ms=%.3f miss_p50_ms=%.3f misses=%d", msPct(miss, 0.99), msPct(miss, 0.5), len(miss))
+
+	fresh := make([]time.Duration, 0, freshnessTrials)
+	for i := range freshnessTrials {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d, err := freshnessTrial(ctx, i, servers, probe)
+		if err != nil {
+			return err
+		}
+		fresh = append(fresh, d)
+	}
+	slices.Sort(fresh)
+	result("freshness_p99_ms=%.3f freshness_p50_ms=%.3f trials=%d", msPct(fresh, 0.99), msPct(fresh, 0.5), len(fresh))
+	return nil
+}
+
+// waitClientAnswers waits until the client answers for the servers' own
+// service: it has joined and reaches a server.
+func waitClientAnswers(ctx context.Context, c *cluster, cl *agentProc, probe *dnsProbe) error {
 	ready := time.Now().Add(clientReadyTimeout)
 	for {
 		if n, _, err := probe.aRecords("consul.service.consul"); err == nil && n > 0 {
-			break
+			return nil
 		}
 		select {
 		case <-cl.done:
@@ -181,82 +183,81 @@ func runClient(ctx context.Context, o *Options) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
 
-	// Cold misses: distinct names, registered and replicated first.
+// coldMisses registers clientMisses distinct services, waits until every
+// server has them, then asks the client for each exactly once and returns
+// the sorted latencies.
+func coldMisses(ctx context.Context, servers []*agentProc, probe *dnsProbe) ([]time.Duration, error) {
 	logf("registering %d services for the miss phase", clientMisses)
 	for i := range clientMisses {
 		if err := registerNode(ctx, servers[0], fmt.Sprintf("miss-n%d", i), fmt.Sprintf("10.1.%d.%d", i/200, i%200+1), fmt.Sprintf("miss-%d", i), "passing"); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := visibleEverywhere(ctx, servers, fmt.Sprintf("miss-%d", clientMisses-1)); err != nil {
-		return err
+		return nil, err
 	}
 	miss := make([]time.Duration, 0, clientMisses)
 	for i := range clientMisses {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		name := fmt.Sprintf("miss-%d.service.consul", i)
 		t0 := time.Now()
 		n, rcode, err := probe.aRecords(name)
 		d := time.Since(t0)
 		if err != nil {
-			return fmt.Errorf("miss %s: %w", name, err)
+			return nil, fmt.Errorf("miss %s: %w", name, err)
 		}
 		if n != 1 {
-			return fmt.Errorf("miss %s: %d A records (rcode %s), want 1", name, n, dns.RcodeToString[rcode])
+			return nil, fmt.Errorf("miss %s: %d A records (rcode %s), want 1", name, n, dns.RcodeToString[rcode])
 		}
 		miss = append(miss, d)
 	}
 	slices.Sort(miss)
-	result("miss_p99_ms=%.3f miss_p50_ms=%.3f misses=%d", msPct(miss, 0.99), msPct(miss, 0.5), len(miss))
+	return miss, nil
+}
 
-	// Freshness.
-	fresh := make([]time.Duration, 0, freshnessTrials)
-	for i := range freshnessTrials {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		svc := fmt.Sprintf("fresh-%d", i)
-		node := fmt.Sprintf("fresh-n%d", i)
-		addr := fmt.Sprintf("10.2.%d.%d", i/200, i%200+1)
-		name := svc + ".service.consul"
-		if err := registerNode(ctx, servers[i%len(servers)], node, addr, svc, "passing"); err != nil {
-			return err
-		}
-		if err := visibleEverywhere(ctx, servers, svc); err != nil {
-			return err
-		}
-		deadline := time.Now().Add(freshnessTrialMax)
-		for {
-			n, _, err := probe.aRecords(name)
-			if err == nil && n == 1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("freshness trial %d: client never answered %s", i, name)
-			}
-			time.Sleep(freshnessPoll)
-		}
-		t0 := time.Now()
-		if err := registerNode(ctx, servers[i%len(servers)], node, addr, svc, "critical"); err != nil {
-			return err
-		}
-		deadline = t0.Add(freshnessTrialMax)
-		for {
-			n, _, err := probe.aRecords(name)
-			if err == nil && n == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("freshness trial %d: client still answers %s after %v", i, name, freshnessTrialMax)
-			}
-			time.Sleep(freshnessPoll)
-		}
-		fresh = append(fresh, time.Since(t0))
+// freshnessTrial registers service i passing, waits until the client
+// answers it (cached and watched), sets its check critical and returns how
+// long the client kept answering, counted from just before the PUT.
+func freshnessTrial(ctx context.Context, i int, servers []*agentProc, probe *dnsProbe) (time.Duration, error) {
+	svc := fmt.Sprintf("fresh-%d", i)
+	node := fmt.Sprintf("fresh-n%d", i)
+	addr := fmt.Sprintf("10.2.%d.%d", i/200, i%200+1)
+	name := svc + ".service.consul"
+	srv := servers[i%len(servers)]
+	if err := registerNode(ctx, srv, node, addr, svc, "passing"); err != nil {
+		return 0, err
 	}
-	slices.Sort(fresh)
-	result("freshness_p99_ms=%.3f freshness_p50_ms=%.3f trials=%d", msPct(fresh, 0.99), msPct(fresh, 0.5), len(fresh))
-	return nil
+	if err := visibleEverywhere(ctx, servers, svc); err != nil {
+		return 0, err
+	}
+	if !pollAnswers(probe, name, 1, time.Now().Add(freshnessTrialMax)) {
+		return 0, fmt.Errorf("freshness trial %d: client never answered %s", i, name)
+	}
+	t0 := time.Now()
+	if err := registerNode(ctx, srv, node, addr, svc, "critical"); err != nil {
+		return 0, err
+	}
+	if !pollAnswers(probe, name, 0, t0.Add(freshnessTrialMax)) {
+		return 0, fmt.Errorf("freshness trial %d: client still answers %s after %v", i, name, freshnessTrialMax)
+	}
+	return time.Since(t0), nil
+}
+
+// pollAnswers asks for name every freshnessPoll until it gets want A
+// records, and reports whether it did before deadline.
+func pollAnswers(probe *dnsProbe, name string, want int, deadline time.Time) bool {
+	for {
+		n, _, err := probe.aRecords(name)
+		if err == nil && n == want {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(freshnessPoll)
+	}
 }

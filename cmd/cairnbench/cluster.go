@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -38,91 +37,122 @@ type cluster struct {
 	agents []*agentProc
 }
 
-// freePorts returns n distinct ports free for both TCP and UDP on 127.0.0.1.
-func freePorts(n int) ([]int, error) {
-	var (
-		ports []int
-		lns   []net.Listener
-		pcs   []net.PacketConn
-	)
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-		for _, p := range pcs {
-			p.Close()
-		}
-	}()
-	for tries := 0; len(ports) < n; tries++ {
-		if tries > 100*n {
-			return nil, errors.New("could not find free ports")
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			l.Close()
-			continue
-		}
-		lns, pcs = append(lns, l), append(pcs, pc)
-		ports = append(ports, port)
+// agentReadyTimeout bounds an agent's start up to its ready file: it binds
+// and writes at once, but a loaded CI machine can be slow.
+const agentReadyTimeout = 60 * time.Second
+
+// startAgent launches `cairn agent` named name in dir with args, port 0
+// for every listener and a --ready-file, and returns once the ready file
+// names the bound ports. The process is running (and must be stopped by
+// the caller's cluster) unless an error is returned.
+func startAgent(ctx context.Context, dir, bin, name string, env []string, args ...string) (*agentProc, error) {
+	a := &agentProc{
+		name:    name,
+		dataDir: filepath.Join(dir, name),
+		logPath: filepath.Join(dir, name+".log"),
+		done:    make(chan struct{}),
 	}
-	return ports, nil
+	readyFile := filepath.Join(dir, name+".ready.json")
+	full := []string{"agent", "--data-dir", a.dataDir, "--node", name, "--bind", "127.0.0.1", "--client", "127.0.0.1",
+		"--dns-port", "0", "--http-port", "0", "--server-port", "0", "--serf-lan-port", "0", "--serf-wan-port", "0",
+		"--ready-file", readyFile,
+	}
+	lf, err := os.Create(a.logPath)
+	if err != nil {
+		return nil, err
+	}
+	a.cmd = exec.Command(bin, append(full, args...)...)
+	a.cmd.Env = env
+	a.cmd.Stdout, a.cmd.Stderr = lf, lf
+	a.cmd.SysProcAttr = testutil.ChildProcAttr()
+	if err := a.cmd.Start(); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() { a.cmd.Wait(); lf.Close(); close(a.done) }()
+	if err := a.waitReady(ctx, readyFile); err != nil {
+		a.cmd.Process.Kill()
+		<-a.done
+		return nil, fmt.Errorf("%w\n---- tail of %s log ----\n%s", err, name, a.logTail())
+	}
+	return a, nil
 }
 
-// startServers starts n server agents (--bootstrap-expect n) that join the
-// first one's serf LAN port, with CAIRN_FAST_GOSSIP=1 (and CAIRN_PPROF=1
-// when pprof is set) and the extra agent flags, and waits until they agree on a leader and the Raft
-// configuration lists all n. Close stops them and removes their data.
+// waitReady reads the agent's ready file, {dns, http, server, serf_lan,
+// serf_wan} as host:port (empty for a listener the agent does not run),
+// into a's ports.
+func (a *agentProc) waitReady(ctx context.Context, path string) error {
+	var addrs struct {
+		DNS     string `json:"dns"`
+		HTTP    string `json:"http"`
+		Server  string `json:"server"`
+		SerfLAN string `json:"serf_lan"`
+		SerfWAN string `json:"serf_wan"`
+	}
+	err := testutil.Wait(ctx, agentReadyTimeout, func() error {
+		select {
+		case <-a.done:
+			return nil // checked below
+		default:
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(b, &addrs)
+	})
+	if err != nil {
+		return fmt.Errorf("%s not ready: %w", a.name, err)
+	}
+	select {
+	case <-a.done:
+		return fmt.Errorf("%s exited before it was ready: %v", a.name, a.cmd.ProcessState)
+	default:
+	}
+	for _, f := range []struct {
+		addr string
+		dst  *int
+	}{{addrs.DNS, &a.dns}, {addrs.HTTP, &a.httpPort}, {addrs.Server, &a.server}, {addrs.SerfLAN, &a.serfLAN}, {addrs.SerfWAN, &a.serfW}} {
+		if f.addr == "" {
+			continue
+		}
+		_, port, err := net.SplitHostPort(f.addr)
+		if err != nil {
+			return fmt.Errorf("%s ready file: %w", a.name, err)
+		}
+		if *f.dst, err = strconv.Atoi(port); err != nil {
+			return fmt.Errorf("%s ready file: address %q: %w", a.name, f.addr, err)
+		}
+	}
+	return nil
+}
+
+// startServers starts n server agents (--bootstrap-expect n), the first
+// alone and the others joined to its serf LAN port, with
+// CAIRN_FAST_GOSSIP=1 (and CAIRN_PPROF=1 when pprof is set), and waits
+// until they agree on a leader and the Raft configuration lists all n.
+// extra flags go to every server. Close stops them and removes their data.
 func startServers(ctx context.Context, bin string, n int, pprof, keep bool, extra ...string) (*cluster, error) {
 	dir, err := os.MkdirTemp("", "cairnbench-")
 	if err != nil {
 		return nil, err
 	}
 	c := &cluster{dir: dir, keep: keep}
-	ports, err := freePorts(5 * n)
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
 	env := append(os.Environ(), "CAIRN_FAST_GOSSIP=1")
 	if pprof {
 		env = append(env, "CAIRN_PPROF=1")
 	}
 	for i := range n {
-		p := ports[5*i:]
-		a := &agentProc{
-			name: fmt.Sprintf("s%d", i+1), dns: p[0], httpPort: p[1], server: p[2], serfLAN: p[3], serfW: p[4],
-			done: make(chan struct{}),
+		args := []string{"--server", "--bootstrap-expect", strconv.Itoa(n)}
+		if i > 0 {
+			args = append(args, "--retry-join", "127.0.0.1:"+strconv.Itoa(c.agents[0].serfLAN))
 		}
-		a.dataDir = filepath.Join(dir, a.name)
-		a.logPath = filepath.Join(dir, a.name+".log")
-		args := []string{"agent", "--server", "--bootstrap-expect", strconv.Itoa(n),
-			"--data-dir", a.dataDir, "--node", a.name, "--bind", "127.0.0.1", "--client", "127.0.0.1",
-			"--dns-port", strconv.Itoa(a.dns), "--http-port", strconv.Itoa(a.httpPort),
-			"--server-port", strconv.Itoa(a.server), "--serf-lan-port", strconv.Itoa(a.serfLAN),
-			"--serf-wan-port", strconv.Itoa(a.serfW),
-			"--retry-join", "127.0.0.1:" + strconv.Itoa(ports[3]), // s1's serf LAN
-		}
-		args = append(args, extra...)
-		lf, err := os.Create(a.logPath)
+		a, err := startAgent(ctx, dir, bin, fmt.Sprintf("s%d", i+1), env, append(args, extra...)...)
 		if err != nil {
+			c.dumpLogs()
 			c.Close()
 			return nil, err
 		}
-		a.cmd = exec.Command(bin, args...)
-		a.cmd.Env = env
-		a.cmd.Stdout, a.cmd.Stderr = lf, lf
-		a.cmd.SysProcAttr = testutil.ChildProcAttr()
-		if err := a.cmd.Start(); err != nil {
-			lf.Close()
-			c.Close()
-			return nil, fmt.Errorf("start %s: %w", a.name, err)
-		}
-		go func() { a.cmd.Wait(); lf.Close(); close(a.done) }()
 		c.agents = append(c.agents, a)
 	}
 	logf("started %d servers in %s; waiting for a leader", n, dir)
@@ -132,6 +162,21 @@ func startServers(ctx context.Context, bin string, n int, pprof, keep bool, extr
 		return nil, err
 	}
 	return c, nil
+}
+
+// startBenchCluster starts the 3-server cluster of a benchmark (with
+// pprof when profiling) and finds its leader; the caller closes it.
+func startBenchCluster(ctx context.Context, o *Options) (*cluster, *agentProc, error) {
+	c, err := startServers(ctx, o.Bin, 3, o.ProfileDir != "", o.KeepLogs)
+	if err != nil {
+		return nil, nil, err
+	}
+	leader, err := c.leader(ctx)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, leader, nil
 }
 
 var httpc = &http.Client{Timeout: 5 * time.Second}
@@ -272,13 +317,18 @@ func profilePhase(ctx context.Context, dir string, a *agentProc, d time.Duration
 	return func() { <-done }
 }
 
+// logTail returns the last 4000 bytes of a's log.
+func (a *agentProc) logTail() []byte {
+	b, _ := os.ReadFile(a.logPath)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return b
+}
+
 func (c *cluster) dumpLogs() {
 	for _, a := range c.agents {
-		b, _ := os.ReadFile(a.logPath)
-		if len(b) > 4000 {
-			b = b[len(b)-4000:]
-		}
-		fmt.Fprintf(os.Stderr, "---- tail of %s log ----\n%s\n", a.name, b)
+		fmt.Fprintf(os.Stderr, "---- tail of %s log ----\n%s\n", a.name, a.logTail())
 	}
 }
 

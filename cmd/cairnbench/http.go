@@ -15,15 +15,11 @@ func init() {
 }
 
 func runHTTP(ctx context.Context, o *Options) error {
-	c, err := startServers(ctx, o.Bin, 3, o.ProfileDir != "", o.KeepLogs)
+	c, leader, err := startBenchCluster(ctx, o)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	leader, err := c.leader(ctx)
-	if err != nil {
-		return err
-	}
 	base := "http://" + leader.httpAddr()
 	logf("leader is %s (http %s)", leader.name, base)
 
@@ -54,16 +50,12 @@ func runHTTP(ctx context.Context, o *Options) error {
 
 	// PUT /v1/catalog/register: each client owns a node, 64 services on it.
 	logf("http register: %d clients for %v", o.Concurrency, o.Duration)
-	wait := profilePhase(ctx, o.ProfileDir, leader, o.Duration, "http_register")
-	cpu := newCPUMeter(c)
-	p := runLoad(ctx, o.Concurrency, o.Duration, func(ctx context.Context, w, i int) error {
+	p, err := measure(ctx, o, c, leader, "http_register", o.Concurrency, func(ctx context.Context, w, i int) error {
 		body := fmt.Appendf(nil, `{"Node":"hbench-%d","Address":"10.1.%d.%d","Service":{"ID":"svc-%d","Service":"hbench","Port":%d,"Tags":["bench"]}}`,
 			w, w>>8&255, w&255, i%64, 1024+i%64)
 		return do(ctx, http.MethodPut, base+"/v1/catalog/register", body, http.StatusOK)
 	})
-	wait()
-	cpu.report("http_register")
-	if err := p.check("http register"); err != nil {
+	if err != nil {
 		return err
 	}
 	result("http_register_ops_per_s=%.0f concurrency=%d p50_ms=%.2f p99_ms=%.2f", p.opsPerSec(), o.Concurrency, p.pct(0.50), p.pct(0.99))
@@ -77,14 +69,10 @@ func runHTTP(ctx context.Context, o *Options) error {
 		}
 	}
 	logf("http kv get: %d clients for %v", o.Concurrency, o.Duration)
-	wait = profilePhase(ctx, o.ProfileDir, leader, o.Duration, "http_kv_get")
-	cpu = newCPUMeter(c)
-	p = runLoad(ctx, o.Concurrency, o.Duration, func(ctx context.Context, w, i int) error {
+	p, err = measure(ctx, o, c, leader, "http_kv_get", o.Concurrency, func(ctx context.Context, w, i int) error {
 		return do(ctx, http.MethodGet, fmt.Sprintf("%s/v1/kv/hbench/%d", base, (w+i)%nkeys), nil, http.StatusOK)
 	})
-	wait()
-	cpu.report("http_kv_get")
-	if err := p.check("http kv get"); err != nil {
+	if err != nil {
 		return err
 	}
 	result("http_kv_get_p99_ms=%.2f ops_per_s=%.0f concurrency=%d p50_ms=%.2f", p.pct(0.99), p.opsPerSec(), o.Concurrency, p.pct(0.50))

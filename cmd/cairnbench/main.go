@@ -1,5 +1,6 @@
 // Command cairnbench runs Cairn's end-to-end benchmarks against real
-// `cairn agent` processes it starts itself on free loopback ports (each
+// `cairn agent` processes it starts itself on loopback ports the kernel
+// picks (port 0, read back from each agent's --ready-file; each
 // with its own temp data dir, removed afterwards). Every benchmark is
 // bounded in time and prints its results as `bench key=value ...` lines on
 // stdout; everything else (progress, agent log tails) goes to stderr.

@@ -17,15 +17,11 @@ func init() {
 const writersPerSession = 16
 
 func runRaft(ctx context.Context, o *Options) error {
-	c, err := startServers(ctx, o.Bin, 3, o.ProfileDir != "", o.KeepLogs)
+	c, leader, err := startBenchCluster(ctx, o)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	leader, err := c.leader(ctx)
-	if err != nil {
-		return err
-	}
 	logf("leader is %s (rpc %s, http %s)", leader.name, leader.rpcAddr(), leader.httpAddr())
 
 	nsess := (o.Writers + writersPerSession - 1) / writersPerSession
@@ -47,9 +43,7 @@ func runRaft(ctx context.Context, o *Options) error {
 	// Catalog registrations: each writer owns one node and cycles through
 	// 64 service IDs on it, so the catalog stays bounded.
 	logf("raft register: %d writers for %v", o.Writers, o.Duration)
-	wait := profilePhase(ctx, o.ProfileDir, leader, o.Duration, "raft_register")
-	cpu := newCPUMeter(c)
-	p := runLoad(ctx, o.Writers, o.Duration, func(ctx context.Context, w, i int) error {
+	p, err := measure(ctx, o, c, leader, "raft_register", o.Writers, func(ctx context.Context, w, i int) error {
 		req := &structs.RegisterRequest{
 			Datacenter: "dc1",
 			Node:       fmt.Sprintf("bench-%d", w),
@@ -63,9 +57,7 @@ func runRaft(ctx context.Context, o *Options) error {
 		}
 		return sess(w).Call(ctx, structs.MethodCatalogRegister, req, &structs.WriteResponse{})
 	})
-	wait()
-	cpu.report("raft_register")
-	if err := p.check("raft register"); err != nil {
+	if err != nil {
 		return err
 	}
 	result("raft_register_ops_per_s=%.0f writers=%d p50_ms=%.2f p99_ms=%.2f", p.opsPerSec(), o.Writers, p.pct(0.50), p.pct(0.99))
@@ -73,9 +65,7 @@ func runRaft(ctx context.Context, o *Options) error {
 	// KV puts: each writer cycles through 64 keys of its own, 128-byte values.
 	value := []byte(strings.Repeat("v", 128))
 	logf("raft kv put: %d writers for %v", o.Writers, o.Duration)
-	wait = profilePhase(ctx, o.ProfileDir, leader, o.Duration, "raft_kv_put")
-	cpu = newCPUMeter(c)
-	p = runLoad(ctx, o.Writers, o.Duration, func(ctx context.Context, w, i int) error {
+	p, err = measure(ctx, o, c, leader, "raft_kv_put", o.Writers, func(ctx context.Context, w, i int) error {
 		req := &structs.KVSRequest{
 			Datacenter: "dc1",
 			Op:         structs.KVSet,
@@ -83,9 +73,7 @@ func runRaft(ctx context.Context, o *Options) error {
 		}
 		return sess(w).Call(ctx, structs.MethodKVSApply, req, &structs.WriteResponse{})
 	})
-	wait()
-	cpu.report("raft_kv_put")
-	if err := p.check("raft kv put"); err != nil {
+	if err != nil {
 		return err
 	}
 	result("raft_kv_put_ops_per_s=%.0f writers=%d p50_ms=%.2f p99_ms=%.2f", p.opsPerSec(), o.Writers, p.pct(0.50), p.pct(0.99))

@@ -44,31 +44,13 @@ func runRPC(ctx context.Context, o *Options) error {
 		return err
 	}
 	defer c.Close()
-
-	// A service with a few instances, as DNS would look up.
-	for i := range rpcBenchInstances {
-		body := fmt.Sprintf(`{"Node":"bench-node-%d","Address":"10.0.0.%d","Service":{"Service":%q,"Port":%d,"Tags":["v1"]}}`,
-			i, i+1, rpcBenchService, 8080+i)
-		if err := rpcBenchPut(ctx, "http://"+c.agents[0].httpAddr()+"/v1/catalog/register", body); err != nil {
-			return err
-		}
+	if err := registerRPCBenchService(ctx, c.agents[0]); err != nil {
+		return err
 	}
 
 	reg := prometheus.NewRegistry()
-	cfg := forwarder.DefaultConfig()
-	// No rebalancing during the run: one connection, one server.
-	cfg.RebalanceInterval = time.Hour
-	fwd := forwarder.New(cfg, nil, reg)
-	addrs := make([]string, 0, len(c.agents))
-	for _, a := range c.agents {
-		addrs = append(addrs, a.rpcAddr())
-	}
-	fwd.SetServers(addrs)
-	runCtx, stopRun := context.WithCancel(ctx)
-	runDone := make(chan struct{})
-	go func() { defer close(runDone); fwd.Run(runCtx) }()
-	defer func() { stopRun(); <-runDone; fwd.Close() }()
-
+	fwd, stop := startRPCForwarder(ctx, c, reg)
+	defer stop()
 	args := &structs.ServiceSpecificRequest{
 		Datacenter:   "dc1",
 		ServiceName:  rpcBenchService,
@@ -84,9 +66,58 @@ func runRPC(ctx context.Context, o *Options) error {
 		}
 		return nil
 	}
+	if err := rpcWarmUp(ctx, call); err != nil {
+		return err
+	}
+	logf("forwarder connected to %s", fwd.Server())
 
-	// Every server has the registrations (stale reads are local), and the
-	// forwarder is connected.
+	if err := rpcSequentialReads(ctx, call); err != nil {
+		return err
+	}
+	if err := rpcOneConnection(reg, "after sequential reads"); err != nil {
+		return err
+	}
+	if err := rpcConcurrentReads(ctx, o, c, fwd.Server(), call); err != nil {
+		return err
+	}
+	return rpcOneConnection(reg, "after concurrent reads")
+}
+
+// registerRPCBenchService registers a service with a few instances, as DNS
+// would look up.
+func registerRPCBenchService(ctx context.Context, srv *agentProc) error {
+	for i := range rpcBenchInstances {
+		body := fmt.Sprintf(`{"Node":"bench-node-%d","Address":"10.0.0.%d","Service":{"Service":%q,"Port":%d,"Tags":["v1"]}}`,
+			i, i+1, rpcBenchService, 8080+i)
+		if err := rpcBenchPut(ctx, "http://"+srv.httpAddr()+"/v1/catalog/register", body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startRPCForwarder runs a client agent's forwarder, metrics in reg, over
+// c's servers; stop ends and closes it.
+func startRPCForwarder(ctx context.Context, c *cluster, reg *prometheus.Registry) (fwd *forwarder.Forwarder, stop func()) {
+	cfg := forwarder.DefaultConfig()
+	// No rebalancing during the run: one connection, one server.
+	cfg.RebalanceInterval = time.Hour
+	fwd = forwarder.New(cfg, nil, reg)
+	addrs := make([]string, 0, len(c.agents))
+	for _, a := range c.agents {
+		addrs = append(addrs, a.rpcAddr())
+	}
+	fwd.SetServers(addrs)
+	runCtx, stopRun := context.WithCancel(ctx)
+	runDone := make(chan struct{})
+	go func() { defer close(runDone); fwd.Run(runCtx) }()
+	return fwd, func() { stopRun(); <-runDone; fwd.Close() }
+}
+
+// rpcWarmUp waits until call succeeds (every server has the registrations,
+// since stale reads are local, and the forwarder is connected), then makes
+// 500 more calls.
+func rpcWarmUp(ctx context.Context, call func(context.Context) error) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -102,14 +133,16 @@ func runRPC(ctx context.Context, o *Options) error {
 	}
 	// The servers all replicated the catalog (whichever one we reach).
 	time.Sleep(500 * time.Millisecond)
-	logf("forwarder connected to %s", fwd.Server())
 	for range 500 {
 		if err := call(ctx); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
 	}
+	return nil
+}
 
-	// Sequential round trips.
+// rpcSequentialReads times rpcSequentialCalls round trips, one at a time.
+func rpcSequentialReads(ctx context.Context, call func(context.Context) error) error {
 	lat := make([]time.Duration, 0, rpcSequentialCalls)
 	for range rpcSequentialCalls {
 		octx, cancel := context.WithTimeout(ctx, opTimeout)
@@ -125,15 +158,16 @@ func runRPC(ctx context.Context, o *Options) error {
 	slices.Sort(lat)
 	seq := phase{ops: len(lat), lat: lat}
 	result("rpc_read_p50_us=%.0f p99_us=%.0f", seq.pct(0.50)*1000, seq.pct(0.99)*1000)
-	if err := rpcOneConnection(reg, "after sequential reads"); err != nil {
-		return err
-	}
+	return nil
+}
 
-	// Concurrent streams over the one connection.
+// rpcConcurrentReads runs rpcStreams concurrent streams over the one
+// connection for o.Duration, profiling the server at connected when asked.
+func rpcConcurrentReads(ctx context.Context, o *Options, c *cluster, connected string, call func(context.Context) error) error {
 	wait := func() {}
 	if o.ProfileDir != "" {
 		for _, a := range c.agents {
-			if a.rpcAddr() == fwd.Server() {
+			if a.rpcAddr() == connected {
 				wait = profilePhase(ctx, o.ProfileDir, a, o.Duration, "rpc_reads")
 			}
 		}
@@ -145,7 +179,7 @@ func runRPC(ctx context.Context, o *Options) error {
 	}
 	result("rpc_reads_per_s=%.0f", p.opsPerSec())
 	logf("concurrent: %d streams, %d reads in %v, p50=%.0fus p99=%.0fus", rpcStreams, p.ops, p.elapsed.Round(time.Millisecond), p.pct(0.5)*1000, p.pct(0.99)*1000)
-	return rpcOneConnection(reg, "after concurrent reads")
+	return nil
 }
 
 // rpcOneConnection checks the forwarder's connections gauge is 1 and that

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,4 +97,16 @@ func runLoad(ctx context.Context, n int, d time.Duration, op func(ctx context.Co
 	}
 	slices.Sort(p.lat)
 	return p
+}
+
+// measure runs op on workers concurrent workers for o.Duration as the
+// phase name: the cluster's CPU is reported, the leader profiled when
+// asked, and the phase returned once it passed its checks.
+func measure(ctx context.Context, o *Options, c *cluster, leader *agentProc, name string, workers int, op func(ctx context.Context, worker, i int) error) (phase, error) {
+	wait := profilePhase(ctx, o.ProfileDir, leader, o.Duration, name)
+	cpu := newCPUMeter(c)
+	p := runLoad(ctx, workers, o.Duration, op)
+	wait()
+	cpu.report(name)
+	return p, p.check(strings.ReplaceAll(name, "_", " "))
 }

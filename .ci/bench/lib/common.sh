@@ -49,8 +49,9 @@ cleanup() {
 	rm -rf "$WORK"
 }
 
-# free_port prints a port free for TCP and UDP on 127.0.0.1.
-free_port() {
+# unbound_port prints a port free for TCP and UDP on 127.0.0.1 for unbound,
+# which cannot bind port 0 and report it. Cairn agents bind port 0 (start_cairn).
+unbound_port() {
 	python3 - <<'PY'
 import socket
 for _ in range(50):
@@ -62,6 +63,34 @@ for _ in range(50):
         t.close(); continue
     u.close(); t.close(); print(port); break
 PY
+}
+
+# start_cairn NAME CORES ARGS... starts `cairn agent --node NAME` pinned to
+# CORES with port 0 for every listener and --ready-file $WORK/NAME.ready,
+# logging to $WORK/NAME.log; adds it to PIDS, sets AGENT_PID and returns
+# once the agent has written its ready file (60 s at most).
+start_cairn() {
+	local name=$1 cores=$2
+	shift 2
+	taskset -c "$cores" "$BIN" agent --node "$name" --bind 127.0.0.1 --client 127.0.0.1 \
+		--dns-port 0 --http-port 0 --server-port 0 --serf-lan-port 0 --serf-wan-port 0 \
+		--ready-file "$WORK/$name.ready" --log-level warn "$@" >"$WORK/$name.log" 2>&1 &
+	AGENT_PID=$!
+	PIDS+=("$AGENT_PID")
+	for _ in $(seq 600); do
+		[ -s "$WORK/$name.ready" ] && return 0 # written atomically
+		kill -0 "$AGENT_PID" 2>/dev/null || { cat "$WORK/$name.log" >&2; die "$name exited before it was ready"; }
+		sleep 0.1
+	done
+	tail -20 "$WORK/$name.log" >&2
+	die "$name wrote no ready file within 60s"
+}
+
+# ready_port NAME KEY prints the port of listener KEY (dns, http, server,
+# serf_lan, serf_wan) from NAME's ready file, {"dns": "127.0.0.1:PORT", ...}.
+ready_port() {
+	python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]].rsplit(":", 1)[1])' \
+		"$WORK/$1.ready" "$2"
 }
 
 addr_of() { echo "10.0.$(($1 / 200)).$(($1 % 200 + 1))"; }
@@ -161,4 +190,16 @@ run_perf() {
 	[ -n "$QPS" ] && [ -n "$done_q" ] && [ "$done_q" -gt 0 ] || die "no dnsperf result for $name"
 	[ "${noerr:-0}" -eq "$done_q" ] || die "$name answered $done_q queries but only ${noerr:-0} NOERROR"
 	CPU_US=$(awk -v t="$((after - before))" -v hz="$TCK" -v q="$done_q" 'BEGIN {printf "%.2f", t / hz * 1e6 / q}')
+}
+
+# run_both runs dnsperf for SECONDS_RUN against cairn (DNS_PORT, CAIRN_PID),
+# then against unbound (UNBOUND_PORT, UNBOUND_PID), with identical options;
+# sets CAIRN_QPS, CAIRN_CPU, UNBOUND_QPS and UNBOUND_CPU.
+run_both() {
+	log "dnsperf against cairn for ${SECONDS_RUN}s"
+	run_perf cairn "$DNS_PORT" "$CAIRN_PID"
+	CAIRN_QPS=$QPS CAIRN_CPU=$CPU_US
+	log "dnsperf against unbound for ${SECONDS_RUN}s"
+	run_perf unbound "$UNBOUND_PORT" "$UNBOUND_PID"
+	UNBOUND_QPS=$QPS UNBOUND_CPU=$CPU_US
 }
