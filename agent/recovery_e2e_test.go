@@ -20,6 +20,7 @@ import (
 	"github.com/cairnd/cairn/agent/agenttest"
 	"github.com/cairnd/cairn/cluster/rpc"
 	"github.com/cairnd/cairn/cluster/structs"
+	"github.com/cairnd/cairn/cluster/testutil"
 )
 
 // Outage-recovery tests with real processes: kill -9, peers.json, and
@@ -94,7 +95,7 @@ func recServers(t *testing.T, bin string, n int) []*agenttest.Proc {
 		if join != "" {
 			args = append(args, "--retry-join", join)
 		}
-		p := agenttest.Start(t, bin, "s"+strconv.Itoa(i+1), agenttest.NewPorts(t), args...)
+		p := agenttest.StartAgent(t, bin, "s"+strconv.Itoa(i+1), args...)
 		if join == "" {
 			join = p.SerfAddr()
 		}
@@ -106,7 +107,7 @@ func recServers(t *testing.T, bin string, n int) []*agenttest.Proc {
 
 func recWaitLeader(t *testing.T, procs ...*agenttest.Proc) {
 	t.Helper()
-	agenttest.WaitFor(t, 60*time.Second, "all servers agree on a leader", func() error {
+	testutil.Eventually(t, 60*time.Second, "all servers agree on a leader", func() error {
 		first := ""
 		for _, p := range procs {
 			l := recLeader(p)
@@ -200,7 +201,7 @@ func TestSnapshotSaveWipeRestoreCLI(t *testing.T) {
 	}
 	// A stale read of a follower: wait for it to apply the last write.
 	var wantKV []string
-	agenttest.WaitFor(t, 20*time.Second, "every write applied on "+procs[0].Name, func() error {
+	testutil.Eventually(t, 20*time.Second, "every write applied on "+procs[0].Name, func() error {
 		var err error
 		wantKV, err = recLocalKV(procs[0], "app/")
 		if err == nil && len(wantKV) != 10 {
@@ -245,7 +246,7 @@ func TestSnapshotSaveWipeRestoreCLI(t *testing.T) {
 	if out, err := recCLI(t, bin, procs[1], "snapshot", "restore", damaged); err == nil || !strings.Contains(out, "corrupt") {
 		t.Fatalf("restore of a damaged file: %v\n%s", err, out)
 	}
-	agenttest.WaitFor(t, 20*time.Second, "the fresh state, unchanged by the refused restore", func() error {
+	testutil.Eventually(t, 20*time.Second, "the fresh state, unchanged by the refused restore", func() error {
 		if got, err := recLocalKV(procs[0], "app/"); err != nil || !slices.Equal(got, []string{"app/0=fresh-cluster"}) {
 			return fmt.Errorf("state %v %v", got, err)
 		}
@@ -256,7 +257,7 @@ func TestSnapshotSaveWipeRestoreCLI(t *testing.T) {
 		t.Fatalf("snapshot restore: %v\n%s", err, out)
 	}
 	for _, p := range procs {
-		agenttest.WaitFor(t, 30*time.Second, p.Name+" to hold the restored state", func() error {
+		testutil.Eventually(t, 30*time.Second, p.Name+" to hold the restored state", func() error {
 			got, err := recLocalKV(p, "app/")
 			if err != nil {
 				return err

@@ -84,12 +84,6 @@ type Ports struct {
 	DNS, HTTP, Server, SerfLAN, SerfWAN int
 }
 
-// NewPorts returns the ports of a first start: all zero, the kernel picks.
-//
-// Deprecated: kept as a thin wrapper for tests written when ports were
-// drawn; pass Ports{} (or use StartAgent).
-func NewPorts(testing.TB) Ports { return Ports{} }
-
 // Flags renders the ports as agent flags.
 func (p Ports) Flags() []string {
 	return []string{
@@ -152,14 +146,8 @@ const readyTimeout = 60 * time.Second
 // cleanup.
 func StartAgent(t testing.TB, bin, name string, args ...string) *Proc {
 	t.Helper()
-	return Start(t, bin, name, Ports{}, args...)
-}
-
-// Start is StartAgent with explicit ports (0: the kernel picks).
-func Start(t testing.TB, bin, name string, ports Ports, args ...string) *Proc {
-	t.Helper()
 	dir := t.TempDir()
-	p := &Proc{t: t, Name: name, Bin: bin, Ports: ports, log: &LockedBuffer{}, ReadyFile: filepath.Join(dir, "ready.json")}
+	p := &Proc{t: t, Name: name, Bin: bin, log: &LockedBuffer{}, ReadyFile: filepath.Join(dir, "ready.json")}
 	full := []string{"agent", "--node", name, "--bind", "127.0.0.1", "--client", "127.0.0.1", "--log-level", "debug"}
 	dev := false
 	for _, a := range args {
@@ -347,15 +335,6 @@ func (p *Proc) RPCAddr() string { return "127.0.0.1:" + strconv.Itoa(p.Ports.Ser
 
 // SerfAddr is host:port of serf LAN.
 func (p *Proc) SerfAddr() string { return "127.0.0.1:" + strconv.Itoa(p.Ports.SerfLAN) }
-
-// WaitFor waits until cond returns nil (testutil.Eventually).
-//
-// Deprecated: a thin wrapper kept for existing callers; use
-// testutil.Eventually.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	testutil.Eventually(t, timeout, what, cond)
-}
 
 // WaitLog waits until the process log contains substr.
 func (p *Proc) WaitLog(timeout time.Duration, substr string) {
