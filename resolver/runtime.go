@@ -20,21 +20,27 @@ const (
 	ClientMemoryLimit = 20 << 20
 )
 
-// minProcs is the least GOMAXPROCS of a client agent. The UDP readers
-// sleep in recvfrom outside the netpoller (see udp_linux.go), holding
-// their P in a syscall. With a single P, sysmon takes it from every
-// sleeping reader, and each packet then pays a P handoff and a sysmon
-// wake-up; with a second (idle) P sysmon leaves a short syscall alone.
-// It is not more parallelism: under taskset -c 0 both Ps share the core.
+// minProcs is the least GOMAXPROCS of an agent whose UDP readers sleep
+// in recvfrom outside the netpoller (see udp_linux.go), holding their P in
+// a syscall. With a single P, sysmon takes it from every sleeping reader,
+// and each packet then pays a P handoff and a sysmon wake-up; with a
+// second (idle) P sysmon leaves a short syscall alone. It is not more
+// parallelism: under taskset -c 0 both Ps share the core. Server agents
+// read through the netpoller instead (listenUDP) and keep their default.
 const minProcs = 2
 
-// TuneClientRuntime applies the client settings above unless GOGC,
-// GOMEMLIMIT or GOMAXPROCS are set in the environment (an operator's
+// ensureProcs raises GOMAXPROCS to minProcs when the readers sleep in
+// syscalls, unless GOMAXPROCS is set in the environment (an operator's
 // choice wins).
-func TuneClientRuntime() {
-	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < minProcs {
+func ensureProcs() {
+	if readersSleepInSyscall && os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < minProcs {
 		runtime.GOMAXPROCS(minProcs)
 	}
+}
+
+// TuneClientRuntime applies the client GC settings above unless GOGC or
+// GOMEMLIMIT are set in the environment (an operator's choice wins).
+func TuneClientRuntime() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(ClientGCPercent)
 	}

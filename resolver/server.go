@@ -149,9 +149,15 @@ func (s *Server) Start(_ context.Context) error {
 		err   error
 	)
 	readers := s.udpReaders()
+	// Server agents (no packed answers) read through the netpoller; client
+	// agents read blocking and need a second P for it (listenUDP).
+	poll := s.packed == nil
+	if !poll {
+		ensureProcs()
+	}
 	_, port, _ := net.SplitHostPort(s.cfg.Addr)
 	for attempt := 0; ; attempt++ {
-		ln, conns, err = bindAll(s.cfg.Addr, readers)
+		ln, conns, err = bindAll(s.cfg.Addr, readers, poll)
 		// With port 0 the TCP port may be taken for UDP: try another.
 		if err == nil || port != "0" || attempt == maxBindAttempts {
 			break
@@ -188,7 +194,7 @@ func (s *Server) Start(_ context.Context) error {
 // bindAll binds TCP on addr, then readers UDP sockets on the same port.
 // TCP binds first and without SO_REUSEPORT, so a port held by another
 // process fails here even though the UDP sockets share theirs.
-func bindAll(addr string, readers int) (net.Listener, []*udpSock, error) {
+func bindAll(addr string, readers int, poll bool) (net.Listener, []*udpSock, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("resolver: listen tcp %s: %w", addr, err)
@@ -200,7 +206,7 @@ func bindAll(addr string, readers int) (net.Listener, []*udpSock, error) {
 	}
 	var conns []*udpSock
 	for range readers {
-		c, err := listenUDP(bound, readers > 1)
+		c, err := listenUDP(bound, readers > 1, poll)
 		if err != nil {
 			for _, c := range conns {
 				c.close()

@@ -17,13 +17,16 @@ type udpSock struct {
 	local net.Addr
 }
 
+// readersSleepInSyscall: the netpoller parks readers, no P is held.
+const readersSleepInSyscall = false
+
 // reusePortSpreads: only Linux balances datagrams over SO_REUSEPORT
 // sockets (BSDs and macOS hand them all to one), so one reader.
 const reusePortSpreads = false
 
 // listenUDP opens a UDP socket bound to addr; reusePort is never asked for
-// here (one reader).
-func listenUDP(addr netip.AddrPort, _ bool) (*udpSock, error) {
+// here (one reader), and every socket is polled.
+func listenUDP(addr netip.AddrPort, _, _ bool) (*udpSock, error) {
 	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
 	if err != nil {
 		return nil, err
