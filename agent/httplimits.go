@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cairnd/cairn/agent/config"
-	"github.com/cairnd/cairn/connlimit"
+	"github.com/cairnd/cairn/cluster/connlimit"
 )
 
 const (

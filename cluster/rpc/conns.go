@@ -13,7 +13,7 @@ import (
 	"github.com/hashicorp/yamux"
 	"go.uber.org/zap"
 
-	"github.com/cairnd/cairn/connlimit"
+	"github.com/cairnd/cairn/cluster/connlimit"
 )
 
 // This file owns the lifetime limits of server-port connections: the

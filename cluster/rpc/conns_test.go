@@ -13,8 +13,8 @@ import (
 	"github.com/hashicorp/raft"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/cairnd/cairn/cluster/connlimit"
 	"github.com/cairnd/cairn/cluster/testutil"
-	"github.com/cairnd/cairn/connlimit"
 )
 
 func counterValue(t *testing.T, c interface{ Write(*dto.Metric) error }) float64 {

@@ -3,7 +3,7 @@ package rpc
 import (
 	"time"
 
-	"github.com/cairnd/cairn/connlimit"
+	"github.com/cairnd/cairn/cluster/connlimit"
 )
 
 // Protocol bytes: the first byte of every connection to the server RPC port.

@@ -24,7 +24,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/cairnd/cairn/connlimit"
+	"github.com/cairnd/cairn/cluster/connlimit"
 )
 
 type echoArgs struct {

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/cairnd/cairn/connlimit"
+	"github.com/cairnd/cairn/cluster/connlimit"
 )
 
 // Handler serves one method. The returned value is encoded as the response
