@@ -27,18 +27,7 @@
 // decoding, so a reused reply never keeps old entries and nothing it
 // pointed at (a server's own state-store rows) is ever written.
 //
-// Connection lifetime (conns.go, issue 15): every Serve listener caps
-// connections per client IP (Limits.MaxConnsPerClient, Consul's
-// rpc_max_conns_per_client, default 100) and in all (a share of the file
-// limit, package connlimit); refusals are counted in
-// cairn_rpc_conns_refused_total{reason}. A session with no open stream for
-// SessionIdleTimeout (10 min) gets a yamux GoAway and is closed; an inbound
-// raft connection silent for RaftIdleTimeout (5 min) ends with io.EOF, so
-// raft closes it without an error line. Because raft pools outbound
-// connections and may reuse one after hours (a vote request), the raft
-// layer's dialled connections redial themselves when written after half
-// that timeout idle: live peers never send on a connection the other side
-// closed. Each bad connection or stream is counted in
-// cairn_rpc_rejected_total{reason} and logged at most once per peer IP per
-// minute.
+// Connections are capped per client IP and in all, idle sessions and raft
+// connections are closed, and every refusal is counted and logged at most
+// once per peer per minute (conns.go; details in README.md).
 package rpc

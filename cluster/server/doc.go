@@ -21,31 +21,9 @@
 //   - "consistent" reads verify leadership (a quorum round) after the read,
 //     on the server that read: never older than an acknowledged write.
 //
-// Decision on "default" reads (issue 13), Consul's documented behaviour:
-// the leader answers from its own state (after its post-election barrier)
-// without a quorum round, so a deposed leader may serve stale values in a
-// small window. A partitioned leader steps down after LeaderLeaseTimeout
-// (500 ms) without quorum contact, before followers can elect another
-// (1 s heartbeat timeout): the chaos runs saw ~0.5 s of default reads and
-// none stale. A paused process (SIGSTOP, VM freeze) escapes the lease: on
-// resume, reads queued during the pause may be served stale until its first
-// heartbeat round deposes it (TestPausedLeaderReads: a few, within ~10 ms).
-// Callers that need linearizable reads ask for ?consistent.
-//
-// Decisions: the Raft server ID is the node name; servers find each other
-// through serf LAN tags (role=consul, dc, port, expect) and, with
-// bootstrap-expect N, all bootstrap the same configuration once N servers
-// are seen and none has Raft state. The leader adds joining servers as
-// voters and removes leaving ones. Node health follows serf: alive →
-// serfHealth passing, failed → critical, left/reaped → node deregistered.
-//
-// Outage recovery (snapshot.go, autopilot.go, recovery.go): the leader
-// saves a snapshot after a barrier, and restores one with raft.Restore
-// (followers get an InstallSnapshot) only once archive and state verify.
-// Autopilot on the leader removes servers serf reports left, or failed and
-// unhealthy for server_stabilization_time (so a pause keeps its vote), one
-// at a time while the live voters keep a quorum; servers serf does not know
-// are left alone; new servers still join as voters at once.
-// <data-dir>/raft/peers.json (Consul v3) is applied with raft.RecoverCluster
-// before Raft starts, then deleted.
+// Decisions (details in README.md): default reads are Consul's (a deposed
+// leader may answer stale within its lease; a paused process escapes it);
+// the Raft server ID is the node name; bootstrap-expect and membership come
+// from serf tags; autopilot removes dead servers only while quorum holds;
+// peers.json is applied before Raft starts.
 package server
