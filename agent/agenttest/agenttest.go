@@ -35,7 +35,7 @@ func Binary(t testing.TB) string {
 	if p := os.Getenv("CAIRN_TEST_BINARY"); p != "" {
 		return p
 	}
-	root, err := moduleRoot()
+	root, err := testutil.ModuleRoot()
 	if err != nil {
 		t.Fatalf("agenttest: %v", err)
 	}
@@ -60,23 +60,6 @@ func Binary(t testing.TB) string {
 		t.Fatalf("agenttest: go build timed out")
 	}
 	return out
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("go.mod not found above working directory")
-		}
-		dir = parent
-	}
 }
 
 // Ports of one agent. Zero means "the kernel picks" (config.PortAny).

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -167,7 +166,7 @@ func buildBinary(dir string) (string, error) {
 	if p := os.Getenv("CAIRN_TEST_BINARY"); p != "" {
 		return p, nil
 	}
-	root, err := moduleRoot()
+	root, err := testutil.ModuleRoot()
 	if err != nil {
 		return "", err
 	}
@@ -181,23 +180,6 @@ func buildBinary(dir string) (string, error) {
 		return "", fmt.Errorf("chaos: go build ./cmd/cairn: %v\n%s", err, b)
 	}
 	return out, nil
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("chaos: go.mod not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // newCluster lays out three nodes under dir; separateUIDs runs each as
