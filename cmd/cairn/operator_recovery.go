@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -23,7 +22,7 @@ type OperatorRaftRemovePeerCmd struct {
 func (c *OperatorRaftRemovePeerCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
-	return c.run(ctx, newAPIClient(g), os.Stdout)
+	return c.run(ctx, newAPIClient(g), g.stdout())
 }
 
 func (c *OperatorRaftRemovePeerCmd) run(ctx context.Context, api *apiClient, stdout io.Writer) error {
@@ -60,7 +59,7 @@ type OperatorAutopilotGetConfigCmd struct {
 func (c *OperatorAutopilotGetConfigCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
-	return c.run(ctx, newAPIClient(g), os.Stdout)
+	return c.run(ctx, newAPIClient(g), g.stdout())
 }
 
 func (c *OperatorAutopilotGetConfigCmd) run(ctx context.Context, api *apiClient, stdout io.Writer) error {
@@ -85,7 +84,7 @@ type OperatorAutopilotStateCmd struct{}
 func (c *OperatorAutopilotStateCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
-	return c.run(ctx, newAPIClient(g), os.Stdout)
+	return c.run(ctx, newAPIClient(g), g.stdout())
 }
 
 func (c *OperatorAutopilotStateCmd) run(ctx context.Context, api *apiClient, stdout io.Writer) error {

@@ -33,7 +33,7 @@ type SnapshotSaveCmd struct {
 func (c *SnapshotSaveCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
-	return c.run(ctx, newAPIClient(g), os.Stdout)
+	return c.run(ctx, newAPIClient(g), g.stdout())
 }
 
 func (c *SnapshotSaveCmd) run(ctx context.Context, api *apiClient, stdout io.Writer) error {
@@ -68,7 +68,7 @@ type SnapshotRestoreCmd struct {
 func (c *SnapshotRestoreCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
-	return c.run(ctx, newAPIClient(g), os.Stdout)
+	return c.run(ctx, newAPIClient(g), g.stdout())
 }
 
 func (c *SnapshotRestoreCmd) run(ctx context.Context, api *apiClient, stdout io.Writer) error {
@@ -93,7 +93,7 @@ type SnapshotInspectCmd struct {
 	File string `arg:"" help:"Snapshot file to inspect."`
 }
 
-func (c *SnapshotInspectCmd) Run(g *Globals) error { return c.run(os.Stdout) }
+func (c *SnapshotInspectCmd) Run(g *Globals) error { return c.run(g.stdout()) }
 
 func (c *SnapshotInspectCmd) run(stdout io.Writer) error {
 	b, err := readSnapshotFile(c.File)

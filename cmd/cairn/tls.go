@@ -35,7 +35,7 @@ type TLSCACreateCmd struct {
 	Dir        string `default:"." help:"Directory to write the files to."`
 }
 
-func (c *TLSCACreateCmd) Run(*Globals) error { return c.run(os.Stdout) }
+func (c *TLSCACreateCmd) Run(g *Globals) error { return c.run(g.stdout()) }
 
 func (c *TLSCACreateCmd) run(stdout io.Writer) error {
 	certName, keyName := tlsconf.CAFiles()
@@ -75,7 +75,7 @@ type TLSCertCreateCmd struct {
 	Dir      string   `default:"." help:"Directory to write the files to."`
 }
 
-func (c *TLSCertCreateCmd) Run(*Globals) error { return c.run(os.Stdout) }
+func (c *TLSCertCreateCmd) Run(g *Globals) error { return c.run(g.stdout()) }
 
 func (c *TLSCertCreateCmd) run(stdout io.Writer) error {
 	var kind tlsconf.Kind
