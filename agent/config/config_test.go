@@ -29,7 +29,7 @@ func TestDefaultConfig(t *testing.T) {
 		{"log_level", c.LogLevel, "info"},
 		{"disable_remote_exec", c.DisableRemoteExec, true},
 		{"reconnect_timeout", c.ReconnectTimeout.Duration(), 72 * time.Hour},
-		{"ports", c.Ports, Ports{DNS: 8600, HTTP: 8500, Server: 8300, SerfLAN: 8301, SerfWAN: 8302}},
+		{"ports", c.Ports, Ports{DNS: 8600, HTTP: 8500, Server: 8300, SerfLAN: 8301, SerfWAN: 8302, HTTPS: PortDisabled}},
 		{"dns_config.allow_stale", c.DNSConfig.AllowStale, true},
 		{"dns_config.max_stale", c.DNSConfig.MaxStale.Duration(), 87600 * time.Hour},
 		{"dns_config.node_ttl", c.DNSConfig.NodeTTL.Duration(), time.Duration(0)},
