@@ -54,12 +54,16 @@ type OperatorRaftTransferLeaderCmd struct {
 func (c *OperatorRaftTransferLeaderCmd) Run(g *Globals) error {
 	ctx, cancel := cmdContext()
 	defer cancel()
+	return c.run(ctx, newAPIClient(g), g.stdout())
+}
+
+func (c *OperatorRaftTransferLeaderCmd) run(ctx context.Context, api *apiClient, stdout io.Writer) error {
 	q := url.Values{}
 	if c.ID != "" {
 		q.Set("id", c.ID)
 	}
 	var out structs.TransferLeaderResponse
-	b, _, err := newAPIClient(g).do(ctx, http.MethodPost, "/v1/operator/raft/transfer-leader", q, nil)
+	b, _, err := api.do(ctx, http.MethodPost, "/v1/operator/raft/transfer-leader", q, nil)
 	if err == nil {
 		err = json.Unmarshal(b, &out)
 	}
@@ -69,7 +73,7 @@ func (c *OperatorRaftTransferLeaderCmd) Run(g *Globals) error {
 	if err != nil {
 		return fmt.Errorf("Error transferring leadership: %w", err)
 	}
-	fmt.Fprintln(g.stdout(), "Success")
+	fmt.Fprintln(stdout, "Success")
 	return nil
 }
 
