@@ -224,6 +224,11 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.log.Info("agent listening", zap.String("dns", a.addrs.DNS), zap.String("http", a.addrs.HTTP), zap.String("https", a.addrs.HTTPS),
 		zap.String("server", a.addrs.Server), zap.String("serf_lan", a.addrs.SerfLAN), zap.String("serf_wan", a.addrs.SerfWAN))
 	a.serveHTTP()
+	if a.cache != nil {
+		// A client agent is up: the binary's start-up and server-only
+		// code it touched need not stay mapped (see resolver.TrimImage).
+		resolver.TrimImage()
+	}
 	return nil
 }
 
