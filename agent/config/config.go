@@ -86,6 +86,9 @@ type Config struct {
 	LegacyTLS
 	Limits Limits `json:"limits"`
 
+	// UIConfig is Consul's ui_config block: the web UI under /ui/.
+	UIConfig UIConfig `json:"ui_config"`
+
 	// Services and Checks collect the "service"/"services" and
 	// "check"/"checks" keys of every config file, in load order.
 	Services []ServiceDefinition `json:"services"`
@@ -158,6 +161,11 @@ type RequestLimits struct {
 	Mode      string  `json:"mode"`
 	ReadRate  float64 `json:"read_rate"`
 	WriteRate float64 `json:"write_rate"`
+}
+
+// UIConfig is Consul's ui_config block. --ui and --dev turn it on.
+type UIConfig struct {
+	Enabled bool `json:"enabled"`
 }
 
 // Cache bounds the client agent's DNS/catalog cache.

@@ -36,6 +36,7 @@ type AgentCmd struct {
 	LogLevel                *string  `name:"log-level" help:"debug, info, warn or error."`
 	LogJSON                 *bool    `name:"log-json" help:"Log in JSON."`
 	EnableLocalScriptChecks *bool    `name:"enable-local-script-checks" help:"Allow script checks defined in local config files and the local API."`
+	UI                      bool     `name:"ui" help:"Serve the web UI under /ui/ on the HTTP port (on with --dev)."`
 	ReadyFile               string   `name:"ready-file" help:"Once every listener is up, write the bound addresses here as JSON (dns, http, server, serf_lan, serf_wan); removed at exit. With port 0 this is how scripts learn the ports."`
 }
 
@@ -71,6 +72,9 @@ func (a *AgentCmd) apply(c *config.Config) {
 	set(&c.LogLevel, a.LogLevel)
 	set(&c.LogJSON, a.LogJSON)
 	set(&c.EnableLocalScriptChecks, a.EnableLocalScriptChecks)
+	if a.UI {
+		c.UIConfig.Enabled = true
+	}
 }
 
 func (a *AgentCmd) Run(*Globals) error {
