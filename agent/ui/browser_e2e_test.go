@@ -144,7 +144,7 @@ func waitFor(t *testing.T, ctx context.Context, timeout time.Duration, what, exp
 	err := testutil.Wait(ctx, timeout, func() error {
 		c, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		ok, err := chromedp.Run(c, chromedp.Evaluate[bool](`!!(` + expr + `)`))
+		ok, err := chromedp.Run(c, chromedp.Evaluate[bool](`!!(`+expr+`)`))
 		if err != nil {
 			return err
 		}
