@@ -73,7 +73,7 @@ func TestPages(t *testing.T) {
 		want   []string
 	}{
 		{"/ui/services", 200, []string{"<title>Services · Cairn</title>", `data-watch="/v1/health/state/any"`, `data-index="42"`,
-			"&lt;img src=x onerror=window.pwned=1&gt;", `href="/ui/services/web"`, `<td class="num" data-col="critical">1</td>`, `st-critical">critical<`}},
+			"&lt;img src=x onerror=window.pwned=1&gt;", `href="/ui/services/web"`, `data-col="critical" data-label="Critical">1</td>`, `st-critical">critical<`}},
 		{"/ui/services?filter=DB", 200, []string{"1 of 2 services", `data-service="db"`}},
 		{"/ui/services?sort=critical&dc=dc2", 200, []string{`href="/ui/services/web?dc=dc2"`, `<option value="dc2" selected>`}},
 		{"/ui/services/web", 200, []string{"10.0.0.1:80", "meta k", "&lt;script&gt;alert(1)&lt;/script&gt;", "raft index 7", `data-watch="/v1/health/service/web"`}},
