@@ -27,10 +27,12 @@ func (c *UICmd) Run(g *Globals) error {
 }
 
 // run checks that the agent serves the UI, prints its URL and, when open
-// names a command, runs it with the URL.
+// names a command, runs it with the URL. The check fetches the UI's
+// stylesheet: it answers whenever the UI is on, whatever the cluster's
+// state (a page needs a server).
 func (c *UICmd) run(ctx context.Context, api *apiClient, stdout io.Writer, open string) error {
 	url := api.base + "/ui/"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"static/app.css", nil)
 	if err != nil {
 		return fail(1, "Error: %v", err)
 	}
@@ -43,7 +45,7 @@ func (c *UICmd) run(ctx context.Context, api *apiClient, stdout io.Writer, open 
 		return fail(1, "The agent at %s does not serve the UI: start it with --ui (or ui_config { enabled = true })", api.base)
 	}
 	if resp.StatusCode/100 != 2 {
-		return fail(1, "Unexpected response code from %s: %d", url, resp.StatusCode)
+		return fail(1, "Unexpected response code from %s: %d", req.URL, resp.StatusCode)
 	}
 	fmt.Fprintln(stdout, url)
 	if open == "" {

@@ -13,7 +13,7 @@ import (
 // or is down.
 func TestUICmd(t *testing.T) {
 	on := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/ui/" {
+		if r.URL.Path != "/ui/static/app.css" {
 			http.NotFound(w, r)
 		}
 	}))
