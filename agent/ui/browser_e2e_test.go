@@ -457,6 +457,31 @@ func TestBrowserE2E(t *testing.T) {
 		}
 	})
 
+	t.Run("TokenAndDatacenter", func(t *testing.T) {
+		ctx := b.tab(t)
+		do(t, ctx, "open", chromedp.Navigate(base+"/ui/services"), chromedp.WaitVisible(chromedp.ID("token-form")))
+		// Record the headers of the page's own fetch calls.
+		eval[chromedp.Void](t, ctx, `(function(){window.seen=[]; var f=window.fetch; window.fetch=function(u,o){window.seen.push({u:String(u),h:(o&&o.headers)||{}}); return f.apply(this,arguments)}})()`)
+		do(t, ctx, "save token", chromedp.SendKeys(chromedp.ID("token"), "s3cr3t-token"), chromedp.Click(chromedp.CSS(`#token-form button`)))
+		waitFor(t, ctx, 5*time.Second, "token saved", `document.getElementById("status").textContent === "Token saved for this session."`)
+		if n := eval[int](t, ctx, `window.seen.filter(function(x){return x.h["X-Consul-Token"] === "s3cr3t-token"}).length`); n == 0 {
+			t.Errorf("no fetch carried X-Consul-Token after saving the token: %s", eval[string](t, ctx, `JSON.stringify(window.seen)`))
+		}
+		if got := eval[string](t, ctx, `sessionStorage.getItem("cairn-token")`); got != "s3cr3t-token" {
+			t.Errorf("session storage holds %q", got)
+		}
+		// The datacenter switcher keeps ?dc= on every link and on the watch.
+		do(t, ctx, "switch dc", chromedp.SetValue(chromedp.ID("dc"), "dc1"), chromedp.Click(chromedp.CSS(`form.dc button`)))
+		waitFor(t, ctx, 5*time.Second, "dc in the URL", `location.search === "?dc=dc1" && !!document.getElementById("main")`)
+		if href := eval[string](t, ctx, `document.querySelector('nav a[href*="/ui/nodes"]').getAttribute("href")`); href != "/ui/nodes?dc=dc1" {
+			t.Errorf("nav link %q, want /ui/nodes?dc=dc1", href)
+		}
+		if w := eval[string](t, ctx, `document.getElementById("main").dataset.watch`); w != "/v1/health/state/any?dc=dc1" {
+			t.Errorf("watch %q, want it in dc1", w)
+		}
+		eval[chromedp.Void](t, ctx, `sessionStorage.removeItem("cairn-token")`)
+	})
+
 	t.Run("Layout", func(t *testing.T) {
 		ctx := b.tab(t)
 		for _, w := range []int64{375, 1440} {
