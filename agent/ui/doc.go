@@ -28,4 +28,7 @@
 //     metrics ignore ?dc=). The resolve box sends a real DNS query (UDP,
 //     TCP on truncation) to the agent's DNS address.
 //   - --dev turns the UI on regardless of config files.
+//   - The Services page costs one /v1/health/service call per service per
+//     render (Consul has a private endpoint for this; we have none by
+//     design): fine for hundreds of services, not for tens of thousands.
 package ui

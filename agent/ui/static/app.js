@@ -62,7 +62,11 @@
         fetch(u, { headers: headers(false), credentials: "same-origin" })
           .then(function (r) {
             var n = r.headers.get("X-Consul-Index");
-            if ((r.ok || r.status === 404) && n && n !== idx) return refresh().then(function () { loop(0); });
+            if ((r.ok || r.status === 404) && n && n !== idx) {
+              // A render whose index did not move would make the next
+              // query return at once: pause instead of spinning.
+              return refresh().then(function () { loop(main.getAttribute("data-index") === idx ? 1000 : 0); });
+            }
             loop(r.ok || r.status === 404 ? 0 : 2000);
           })
           .catch(function () { loop(2000); });
