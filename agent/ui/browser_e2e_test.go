@@ -486,10 +486,15 @@ func TestBrowserE2E(t *testing.T) {
 		ctx := b.tab(t)
 		for _, w := range []int64{375, 1440} {
 			do(t, ctx, "viewport", chromedp.EmulateViewport(w, 800))
-			for _, page := range []string{"/ui/services", "/ui/services/web", "/ui/kv/app/", "/ui/cluster", "/ui/agent"} {
+			for _, page := range []string{"/ui/services", "/ui/services/web", "/ui/nodes", "/ui/nodes/uidev", "/ui/kv/app/", "/ui/kv/app/bin", "/ui/cluster", "/ui/agent"} {
 				do(t, ctx, page, chromedp.Navigate(base+page))
 				if sw := eval[int64](t, ctx, `document.documentElement.scrollWidth`); sw > w {
 					t.Errorf("%s at %d px: page is %d px wide (horizontal scroll)", page, w, sw)
+				}
+				// Accessibility basics: a title, one h1, a label for every input.
+				if got := eval[string](t, ctx, `document.title + "|" + document.querySelectorAll("h1").length + "|" +
+					Array.from(document.querySelectorAll("input:not([type=hidden]),select,textarea")).filter(function(e){return !e.labels || e.labels.length === 0}).map(function(e){return e.id || e.name}).join()`); !strings.HasSuffix(got, "|1|") || strings.HasPrefix(got, "|") {
+					t.Errorf("%s: title|h1 count|unlabelled inputs = %q", page, got)
 				}
 			}
 			do(t, ctx, "services", chromedp.Navigate(base+"/ui/services"))
