@@ -86,13 +86,20 @@ type Config struct {
 	LegacyTLS
 	Limits Limits `json:"limits"`
 
-	// UIConfig is Consul's ui_config block: the web UI under /ui/.
+	// UIConfig is Consul's ui_config block; only enabled is implemented
+	// (the other keys are accepted and ignored, see ignoredKeys).
 	UIConfig UIConfig `json:"ui_config"`
 
 	// Services and Checks collect the "service"/"services" and
 	// "check"/"checks" keys of every config file, in load order.
 	Services []ServiceDefinition `json:"services"`
 	Checks   []CheckDefinition   `json:"checks"`
+}
+
+// UIConfig is Consul's ui_config block.
+type UIConfig struct {
+	// Enabled serves the web UI from this agent's HTTP port.
+	Enabled bool `json:"enabled"`
 }
 
 // Ports are the listener ports. DNS, HTTP and SerfWAN may be PortDisabled;
@@ -161,11 +168,6 @@ type RequestLimits struct {
 	Mode      string  `json:"mode"`
 	ReadRate  float64 `json:"read_rate"`
 	WriteRate float64 `json:"write_rate"`
-}
-
-// UIConfig is Consul's ui_config block. --ui and --dev turn it on.
-type UIConfig struct {
-	Enabled bool `json:"enabled"`
 }
 
 // Cache bounds the client agent's DNS/catalog cache.
