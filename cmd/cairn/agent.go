@@ -13,6 +13,7 @@ import (
 // only flags the operator set override the config files.
 type AgentCmd struct {
 	Dev                     bool     `help:"Development mode: one in-memory server, DNS 127.0.0.1:8600, HTTP 127.0.0.1:8500, nothing on disk."`
+	UI                      bool     `name:"ui" help:"Serve the web UI under /ui/ on the HTTP port (on with --dev)."`
 	Server                  *bool    `help:"Run as a server (Raft member)."`
 	BootstrapExpect         *int     `name:"bootstrap-expect" help:"Servers to wait for before bootstrapping Raft."`
 	DataDir                 *string  `name:"data-dir" help:"Directory for Raft log, snapshots and state."`
@@ -36,7 +37,6 @@ type AgentCmd struct {
 	LogLevel                *string  `name:"log-level" help:"debug, info, warn or error."`
 	LogJSON                 *bool    `name:"log-json" help:"Log in JSON."`
 	EnableLocalScriptChecks *bool    `name:"enable-local-script-checks" help:"Allow script checks defined in local config files and the local API."`
-	UI                      bool     `name:"ui" help:"Serve the web UI under /ui/ on the HTTP port (on with --dev)."`
 	ReadyFile               string   `name:"ready-file" help:"Once every listener is up, write the bound addresses here as JSON (dns, http, server, serf_lan, serf_wan); removed at exit. With port 0 this is how scripts learn the ports."`
 }
 
