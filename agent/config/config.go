@@ -96,12 +96,6 @@ type Config struct {
 	Checks   []CheckDefinition   `json:"checks"`
 }
 
-// UIConfig is Consul's ui_config block.
-type UIConfig struct {
-	// Enabled serves the web UI from this agent's HTTP port.
-	Enabled bool `json:"enabled"`
-}
-
 // Ports are the listener ports. DNS, HTTP and SerfWAN may be PortDisabled;
 // any may be PortAny.
 type Ports struct {
