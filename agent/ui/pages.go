@@ -36,8 +36,8 @@ type view struct {
 
 func (h *Handler) newView(r *http.Request) *view {
 	v := &view{h: h, req: r, DC: r.URL.Query().Get("dc")}
-	if v.DC != "" && !validDC(v.DC) {
-		v.DC = ""
+	if !validDC(v.DC) {
+		v.DC = "" // ServeHTTP refused it; an error page renders without it
 	}
 	var dcs []string
 	if _, err := v.get("/v1/catalog/datacenters", nil, &dcs); err == nil {
@@ -140,6 +140,10 @@ func (h *Handler) servicesPage(v *view) error {
 	v.watch("/v1/health/state/any", nil, idx)
 	q := v.req.URL.Query()
 	d := servicesData{Filter: q.Get("filter"), Sort: q.Get("sort"), Total: len(svcs)}
+	if !slices.Contains(sortKeys, d.Sort) {
+		v.Status = http.StatusBadRequest
+		return fmt.Errorf("sort: %q is not one of %s", d.Sort, strings.Join(sortKeys[1:], ", "))
+	}
 	for name, tags := range svcs {
 		if !matches(d.Filter, name, tags) {
 			continue
@@ -193,6 +197,9 @@ func matches(filter, name string, tags []string) bool {
 	}
 	return false
 }
+
+// sortKeys are the ?sort= values of the Services page ("" is name).
+var sortKeys = []string{"", "name", "instances", "passing", "warning", "critical"}
 
 // sortRows orders by name, or by a count (largest first, then name).
 func sortRows(rows []serviceRow, by string) {

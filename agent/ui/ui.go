@@ -115,6 +115,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusBadRequest, "bad path: "+err.Error())
 		return
 	}
+	if dc := r.URL.Query().Get("dc"); dc != "" && !validDC(dc) {
+		h.fail(w, r, http.StatusBadRequest, fmt.Sprintf("dc: %q is not a datacenter name", dc))
+		return
+	}
 	v := h.newView(r)
 	switch {
 	case section == "":

@@ -90,6 +90,8 @@ func TestPages(t *testing.T) {
 		{"/ui/agent?name=bad..name&type=A", 400, []string{"is not a domain name"}},
 		{"/ui/agent?name=web.service.consul&type=MX", 400, []string{"is not one of"}},
 		{"/ui/nowhere", 404, []string{"no such page"}},
+		{"/ui/services?sort=size", 400, []string{"sort: &#34;size&#34; is not one of name, instances, passing, warning, critical"}},
+		{"/ui/services?dc=a%26b", 400, []string{"dc: &#34;a&amp;b&#34; is not a datacenter name"}},
 	} {
 		r := httptest.NewRequest("GET", tc.path, nil)
 		r.Header.Set("X-Consul-Token", "tok-1")
