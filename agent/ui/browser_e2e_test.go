@@ -336,6 +336,15 @@ func TestBrowserE2E(t *testing.T) {
 		if _, ok := value("app/config"); ok {
 			t.Fatal("key still exists after delete")
 		}
+		// The folder follows its keys live and keeps what the user typed.
+		do(t, ctx, "folder", chromedp.Navigate(base+"/ui/kv/app/"), chromedp.WaitVisible(chromedp.ID("kv-create")),
+			chromedp.SendKeys(chromedp.ID("kv-new-key"), "half-typed"))
+		_, err = kv.Put(&api.KVPair{Key: "app/from-elsewhere", Value: []byte("x")}, nil)
+		must(t, err)
+		waitFor(t, ctx, 2*time.Second, "new key listed without reload", `!!document.querySelector('tr[data-key="app/from-elsewhere"]')`)
+		if got := eval[string](t, ctx, `document.getElementById("kv-new-key").value`); got != "half-typed" {
+			t.Errorf("typed key name after a live refresh: %q, want half-typed", got)
+		}
 		// Binary values show as hex.
 		_, err = kv.Put(&api.KVPair{Key: "app/bin", Value: []byte{0xff, 0xfe, 0x00, 'x'}}, nil)
 		must(t, err)

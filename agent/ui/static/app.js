@@ -29,20 +29,22 @@
         var fresh = doc.getElementById("main");
         var main = document.getElementById("main");
         if (!fresh || !main) return;
-        var f = main.querySelector("input[data-filter]");
-        var typed = f ? f.value : null;
-        var focused = f && document.activeElement === f;
+        // Keep what the user typed (filter, KV forms) across the swap.
+        var typed = {};
+        Array.prototype.forEach.call(main.querySelectorAll("input[id], textarea[id], select[id]"), function (e) { typed[e.id] = e.value; });
+        var focused = document.activeElement && main.contains(document.activeElement) ? document.activeElement.id : "";
         main.replaceChildren.apply(main, Array.prototype.slice.call(fresh.childNodes).map(function (n) { return document.adoptNode(n); }));
         ["data-watch", "data-index"].forEach(function (a) {
           if (fresh.hasAttribute(a)) main.setAttribute(a, fresh.getAttribute(a)); else main.removeAttribute(a);
         });
+        Object.keys(typed).forEach(function (id) {
+          var e = document.getElementById(id);
+          if (e && main.contains(e)) e.value = typed[id];
+        });
         wire();
-        f = main.querySelector("input[data-filter]");
-        if (f && typed !== null) {
-          f.value = typed;
-          f.dispatchEvent(new Event("input"));
-          if (focused) f.focus();
-        }
+        var f = main.querySelector("input[data-filter]");
+        if (f) f.dispatchEvent(new Event("input"));
+        if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
       });
   }
 
