@@ -524,21 +524,25 @@ func TestBrowserE2E(t *testing.T) {
 			}
 			return err
 		})
-		total := 0
-		for _, path := range []string{"/ui/services", "/ui/static/app.js", "/ui/static/app.css"} {
+		size := func(path string) int {
+			t.Helper()
 			resp, err := http.Get(base + path)
 			must(t, err)
+			defer resp.Body.Close()
 			n, err := io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
 			must(t, err)
 			if resp.StatusCode != 200 {
 				t.Fatalf("%s: %d", path, resp.StatusCode)
 			}
-			total += int(n)
+			return int(n)
 		}
-		t.Logf("services page with %d+ services: %d bytes with its JS and CSS", 54, total)
-		if total > 100<<10 {
-			t.Errorf("services page with 50 services transfers %d bytes, budget 100 KiB", total)
+		static := size("/ui/static/app.js") + size("/ui/static/app.css")
+		for _, page := range []string{"/ui/services", "/ui/nodes", "/ui/nodes/uidev", "/ui/cluster", "/ui/agent", "/ui/kv/"} {
+			total := size(page) + static
+			t.Logf("%s with 54 services: %d bytes with its JS and CSS", page, total)
+			if total > 100<<10 {
+				t.Errorf("%s with 50 services transfers %d bytes, budget 100 KiB", page, total)
+			}
 		}
 	})
 }
