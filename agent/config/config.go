@@ -86,6 +86,10 @@ type Config struct {
 	LegacyTLS
 	Limits Limits `json:"limits"`
 
+	// UIConfig is Consul's ui_config block; only enabled is implemented
+	// (the other keys are accepted and ignored, see ignoredKeys).
+	UIConfig UIConfig `json:"ui_config"`
+
 	// Services and Checks collect the "service"/"services" and
 	// "check"/"checks" keys of every config file, in load order.
 	Services []ServiceDefinition `json:"services"`

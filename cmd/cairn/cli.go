@@ -66,6 +66,7 @@ type CLI struct {
 	Exec       ExecCmd       `cmd:"" help:"Run a command on remote agents (remote exec must be enabled on them)."`
 	Watch      WatchCmd      `cmd:"" help:"Watch a view of the cluster and run a handler on every change."`
 	Monitor    MonitorCmd    `cmd:"" help:"Stream the agent's logs."`
+	UI         UICmd         `cmd:"" name:"ui" help:"Print (and open in a browser) the agent's web UI URL."`
 	Info       InfoCmd       `cmd:"" help:"Print the agent's debugging information."`
 	Reload     ReloadCmd     `cmd:"" help:"Re-read the agent's configuration files."`
 	Operator   OperatorCmd   `cmd:"" help:"Operator commands (raft)."`
