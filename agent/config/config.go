@@ -85,6 +85,8 @@ type Config struct {
 	TLS TLS `json:"tls"`
 	LegacyTLS
 	Limits Limits `json:"limits"`
+	// KV tunes the KV store on servers.
+	KV KV `json:"kv"`
 
 	// Services and Checks collect the "service"/"services" and
 	// "check"/"checks" keys of every config file, in load order.
@@ -160,6 +162,14 @@ type RequestLimits struct {
 	WriteRate float64 `json:"write_rate"`
 }
 
+// KV is Cairn's kv block (Consul has no file key for these: its
+// TombstoneTTL is internal). TombstoneTTL is how long a deleted key's
+// tombstone keeps its delete index visible to blocking reads before the
+// leader reaps it; Consul's 15 minutes by default.
+type KV struct {
+	TombstoneTTL Duration `json:"tombstone_ttl"`
+}
+
 // Cache bounds the client agent's DNS/catalog cache.
 type Cache struct {
 	MaxEntries int `json:"max_entries"`
@@ -207,5 +217,6 @@ func DefaultConfig() *Config {
 			MaxStale:   Duration(72 * time.Hour),
 		},
 		Autopilot: DefaultAutopilot(),
+		KV:        KV{TombstoneTTL: Duration(15 * time.Minute)},
 	}
 }

@@ -101,6 +101,7 @@ func (c *Config) ServerConfig() (server.Config, error) {
 	sc.RPCMaxConnsPerClient = c.Limits.RPCMaxConnsPerClient
 	sc.FastGossip = c.Dev
 	sc.Autopilot = c.Autopilot.ServerConfig()
+	sc.TombstoneTTL = c.KV.TombstoneTTL.Duration()
 	return sc, nil
 }
 

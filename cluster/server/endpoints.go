@@ -60,6 +60,7 @@ func (s *Server) registerEndpoints() {
 	}
 	s.registerWrites()
 	s.registerStatus()
+	s.registerTxn()
 }
 
 // readEndpoints is the table of reads: each names its method once, the

@@ -71,6 +71,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		}
 	}
 	s.readyForReads.Store(true)
+	defer s.startTombstoneReaper(ctx)()
 	s.reconcileAll()
 	tick := time.NewTicker(reconcileInterval)
 	defer tick.Stop()

@@ -23,6 +23,10 @@ const (
 	recService uint8 = 2
 	recCheck   uint8 = 3
 	recKV      uint8 = 4
+	// recTombstone (6; 5 is the session record) is a deleted key's
+	// tombstone. Tombstones follow the entries so a restore can tell a
+	// tombstone that shadows a live key (corrupt) from a good one.
+	recTombstone uint8 = 6
 	// recEnd terminates the stream so a truncated snapshot is detected.
 	recEnd uint8 = 255
 )
@@ -48,6 +52,7 @@ type Snapshot struct {
 	services []serviceRecord
 	checks   []*structs.HealthCheck
 	kvs      []*structs.DirEntry
+	tombs    []tombstoneRecord
 }
 
 // Snapshot captures the Store's current state.
@@ -72,6 +77,11 @@ func (s *Store) Snapshot() *Snapshot {
 	})
 	s.kvKeys.ascendPrefix("", func(k string) bool {
 		snap.kvs = append(snap.kvs, s.kvs[k])
+		return true
+	})
+	snap.tombs = make([]tombstoneRecord, 0, len(s.tombs))
+	s.tombKeys.ascendPrefix("", func(k string) bool {
+		snap.tombs = append(snap.tombs, tombstoneRecord{Key: k, Index: s.tombs[k]})
 		return true
 	})
 	return snap
@@ -134,6 +144,11 @@ func (snap *Snapshot) Persist(w io.Writer) error {
 			return fmt.Errorf("state: persist key %s: %w", e.Key, err)
 		}
 	}
+	for i := range snap.tombs {
+		if err := put(recTombstone, &snap.tombs[i]); err != nil {
+			return fmt.Errorf("state: persist tombstone %s: %w", snap.tombs[i].Key, err)
+		}
+	}
 	if err := put(recEnd, nil); err != nil {
 		return fmt.Errorf("state: persist end: %w", err)
 	}
@@ -191,6 +206,11 @@ func Restore(r io.Reader) (*Store, error) {
 			e := new(structs.DirEntry)
 			if err = dec.Decode(e); err == nil {
 				err = s.restoreKV(e)
+			}
+		case recTombstone:
+			var t tombstoneRecord
+			if err = dec.Decode(&t); err == nil {
+				err = s.restoreTombstone(&t)
 			}
 		case recEnd:
 			for _, nr := range s.nodes {
