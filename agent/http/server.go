@@ -73,6 +73,7 @@ func New(b Backend, logger *zap.Logger) nethttp.Handler {
 		{"/v1/health/service/", get, a.healthServiceNodes},
 		{"/v1/health/state/", get, a.healthChecksInState},
 		{"/v1/kv/", []string{nethttp.MethodGet, nethttp.MethodPut, nethttp.MethodDelete}, a.kv},
+		{"/v1/txn", put, a.txn},
 		{"/v1/event/fire/", put, a.eventFire},
 		{"/v1/event/list", get, a.eventList},
 		{"/v1/status/leader", get, a.statusLeader},

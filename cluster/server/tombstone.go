@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/cairnd/cairn/cluster/structs"
@@ -84,5 +85,16 @@ func (s *Server) reapTombstones(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+	}
+}
+
+// registerTombstoneMetrics exports how many tombstones this server holds.
+func (s *Server) registerTombstoneMetrics() {
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cairn_kv_tombstones",
+		Help: "KV tombstones (deleted keys whose delete index reads still report) held by this server's state, until the leader reaps them after kv.tombstone_ttl.",
+	}, func() float64 { return float64(s.State().Tombstones()) })
+	if err := s.cfg.Registry.Register(g); err != nil {
+		s.log.Warn("metric registration", zap.Error(err))
 	}
 }
