@@ -201,8 +201,12 @@ func testTxnVerbs(t *testing.T, a *txnAgent) {
 		}, false, nil},
 		{"delete-cas stale", func() api.TxnOps { return api.TxnOps{kv(api.KVDeleteCAS, "v/a", "", setIdx()+99)} }, false, nil},
 		{"delete-cas", func() api.TxnOps { return api.TxnOps{kv(api.KVDeleteCAS, "v/a", "", setIdx())} }, true, results()},
-		{"delete", func() api.TxnOps { return api.TxnOps{kv(api.KVDelete, "v/b", "", 0), kv(api.KVSet, "v/t/1", "x", 0), kv(api.KVSet, "v/t/2", "y", 0)} }, true, results("v/t/1=", "v/t/2=")},
-		{"delete-tree", func() api.TxnOps { return api.TxnOps{kv(api.KVDeleteTree, "v/t/", "", 0), kv(api.KVGetTree, "v/", "", 0)} }, true, results()},
+		{"delete", func() api.TxnOps {
+			return api.TxnOps{kv(api.KVDelete, "v/b", "", 0), kv(api.KVSet, "v/t/1", "x", 0), kv(api.KVSet, "v/t/2", "y", 0)}
+		}, true, results("v/t/1=", "v/t/2=")},
+		{"delete-tree", func() api.TxnOps {
+			return api.TxnOps{kv(api.KVDeleteTree, "v/t/", "", 0), kv(api.KVGetTree, "v/", "", 0)}
+		}, true, results()},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -401,4 +405,3 @@ func testTombstonesReaped(t *testing.T, a *txnAgent) {
 		t.Fatalf("deleted key's index went back from %d to %d after the reap (%v)", before.LastIndex, after.LastIndex, err)
 	}
 }
-
