@@ -34,6 +34,7 @@ func TestTxnE2E(t *testing.T) {
 		{"TenOpsAtomic", testTxnTenOps},
 		{"FailingCheckIndexAbortsAll", testTxnAbort},
 		{"Verbs", testTxnVerbs},
+		{"LockVerbs", testTxnLockVerbs},
 		{"BadInputChangesNothing", testTxnBadInput},
 		{"ReadOnly", testTxnReadOnly},
 		{"TombstoneBlocking", testTombstoneBlocking},
@@ -403,5 +404,59 @@ func testTombstonesReaped(t *testing.T, a *txnAgent) {
 	})
 	if _, after, err := kv.Get("reap/k", nil); err != nil || after.LastIndex < before.LastIndex {
 		t.Fatalf("deleted key's index went back from %d to %d after the reap (%v)", before.LastIndex, after.LastIndex, err)
+	}
+}
+
+// testTxnLockVerbs: lock, check-session and unlock with real sessions; a
+// lock held by another session, or in its lock-delay after its holder's
+// session was destroyed, fails the transaction (409, nothing applied).
+func testTxnLockVerbs(t *testing.T, a *txnAgent) {
+	s1, _, err := a.c.Session().Create(&api.SessionEntry{Name: "txn-1", LockDelay: 10 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, _, err := a.c.Session().Create(&api.SessionEntry{Name: "txn-2"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lockOp := func(verb api.KVOp, key, sess string) *api.TxnOp {
+		return &api.TxnOp{KV: &api.KVTxnOp{Verb: verb, Key: key, Session: sess, Value: []byte(sess)}}
+	}
+	run := func(want bool, ops ...*api.TxnOp) *api.TxnResponse {
+		t.Helper()
+		before := kvState(t, a.c)
+		ok, resp, _, err := a.c.Txn().Txn(ops, nil)
+		if err != nil || ok != want {
+			t.Fatalf("ok=%v err=%v resp=%+v, want ok=%v", ok, err, resp, want)
+		}
+		if !ok && kvState(t, a.c) != before {
+			t.Fatal("failed txn changed the store")
+		}
+		return resp
+	}
+	resp := run(true, lockOp(api.KVLock, "lk/a", s1), lockOp(api.KVCheckSession, "lk/a", s1), setOp("lk/b", "x"))
+	if r := resp.Results[0].KV; r.Session != s1 || r.LockIndex != 1 {
+		t.Fatalf("lock result %+v", r)
+	}
+	if p, _, _ := a.c.KV().Get("lk/a", nil); p == nil || p.Session != s1 || string(p.Value) != s1 {
+		t.Fatalf("lk/a after lock: %+v", p)
+	}
+	resp = run(false, setOp("lk/c", "y"), lockOp(api.KVLock, "lk/a", s2))
+	if len(resp.Errors) != 1 || resp.Errors[0].OpIndex != 1 || !strings.Contains(resp.Errors[0].What, "already held") {
+		t.Fatalf("lock held by another: %+v", resp.Errors)
+	}
+	run(false, lockOp(api.KVUnlock, "lk/a", s2))
+	run(true, lockOp(api.KVUnlock, "lk/a", s1), lockOp(api.KVLock, "lk/a", s2), lockOp(api.KVCheckSession, "lk/a", s2))
+	// Destroying s2 releases lk/a (s2's LockDelay is Consul's 15 s): a
+	// lock in a transaction is refused by the leader until it ends.
+	if _, err := a.c.Session().Destroy(s2, nil); err != nil {
+		t.Fatal(err)
+	}
+	resp = run(false, lockOp(api.KVLock, "lk/a", s1))
+	if len(resp.Errors) != 1 || !strings.Contains(resp.Errors[0].What, "lock delay") {
+		t.Fatalf("lock in lock-delay: %+v", resp.Errors)
+	}
+	if _, err := a.c.Session().Destroy(s1, nil); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/cairnd/cairn/cluster/state"
@@ -41,6 +42,10 @@ func (s *Server) applyTxn(ctx context.Context, a *structs.TxnRequest, r *structs
 		if done, err := s.forward(ctx, structs.MethodTxnApply, a.Datacenter, nil, a, r); done {
 			return err
 		}
+		if errs := s.txnLockDelays(a.Ops); errs != nil {
+			*r = structs.TxnResponse{Errors: errs}
+			return nil
+		}
 		ep := s.epoch.Load()
 		resp, _, err := s.apply(structs.TxnRequestType, a)
 		if errors.Is(err, structs.ErrNotLeader) && attempt < maxApplyAttempts {
@@ -62,4 +67,20 @@ func (s *Server) applyTxn(ctx context.Context, a *structs.TxnRequest, r *structs
 		*r = *out
 		return nil
 	}
+}
+
+// txnLockDelays fails every lock op on a key still in its lock-delay.
+// Lock-delays run on each server's clock, so only the leader may judge
+// them, before the entry is proposed (Consul's kvsPreApply); a
+// transaction with any such op is not proposed at all.
+func (s *Server) txnLockDelays(ops []structs.TxnOp) []structs.TxnError {
+	var errs []structs.TxnError
+	now := time.Now()
+	st := s.State()
+	for i, op := range ops {
+		if op.KV != nil && op.KV.Verb == structs.KVLock && now.Before(st.KVSLockDelay(op.KV.DirEnt.Key)) {
+			errs = append(errs, structs.TxnError{OpIndex: i, What: fmt.Sprintf("failed to lock key %q due to lock delay", op.KV.DirEnt.Key)})
+		}
+	}
+	return errs
 }

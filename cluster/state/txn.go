@@ -39,6 +39,7 @@ func (u *txnUndo) save(s *Store, key string) {
 // Callers hold mu.
 func (s *Store) rollback(u *txnUndo) {
 	for key, sv := range u.saved {
+		s.relock(key, s.kvs[key], sv.e)
 		if sv.e == nil {
 			if s.kvs[key] != nil {
 				delete(s.kvs, key)
@@ -213,7 +214,7 @@ func (s *Store) txnKV(idx uint64, op *structs.TxnKVOp, u *txnUndo) ([]structs.Tx
 			s.kvsDelete(idx, k)
 		}
 		return nil, nil
-	case structs.KVTxnLock, structs.KVTxnUnlock:
+	case structs.KVLock, structs.KVUnlock:
 		if err := write(); err != nil {
 			return nil, err
 		}

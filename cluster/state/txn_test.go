@@ -2,6 +2,8 @@ package state
 
 import (
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -169,5 +171,87 @@ func TestTxnIndexes(t *testing.T) {
 	}
 	if _, _, errs := s.TxnRead([]structs.TxnOp{txnOp(structs.KVSet, "a", "x", 0)}); len(errs) != 1 {
 		t.Fatalf("a write in a read txn: %v", errs)
+	}
+}
+
+// lockIndexCopy copies the session → held keys index.
+func lockIndexCopy(s *Store) map[string][]string {
+	out := map[string][]string{}
+	for sess, keys := range s.sessionLocks {
+		for k := range keys {
+			out[sess] = append(out[sess], k)
+		}
+		slices.Sort(out[sess])
+	}
+	return out
+}
+
+// TestTxnLockVerbs: lock, unlock and check-session on the sessions' lock
+// functions, and a failed transaction undoing locks and releases with the
+// held-lock index (so invalidating a session still releases what it held).
+func TestTxnLockVerbs(t *testing.T) {
+	seed := func(t *testing.T) *Store {
+		s, _ := sessionStore(t)
+		mustCreate(t, s, 2, &structs.Session{ID: "s1", Node: "a"})
+		mustCreate(t, s, 2, &structs.Session{ID: "s2", Node: "a"})
+		if !lock(t, s, 3, "l", "s1", "held") {
+			t.Fatal("seed lock failed")
+		}
+		return s
+	}
+	op := func(verb structs.KVOp, key, session string) structs.TxnOp {
+		return structs.TxnOp{KV: &structs.TxnKVOp{Verb: verb, DirEnt: structs.DirEntry{Key: key, Session: session, Value: []byte("v")}}}
+	}
+	cases := []struct {
+		name string
+		ops  []structs.TxnOp
+		want string // results as key@session/lockindex, or the errors
+	}{
+		{"lock new key", []structs.TxnOp{op(structs.KVLock, "m", "s1")}, "m@s1/1"},
+		{"re-lock by holder", []structs.TxnOp{op(structs.KVLock, "l", "s1")}, "l@s1/1"},
+		{"lock held by another", []structs.TxnOp{op(structs.KVLock, "l", "s2")}, `0:failed to lock key "l", lock is already held`},
+		{"lock by unknown session", []structs.TxnOp{op(structs.KVLock, "m", "nope")}, `0:invalid session "nope"`},
+		{"unlock then lock by another", []structs.TxnOp{op(structs.KVUnlock, "l", "s1"), op(structs.KVLock, "l", "s2")}, "l@/1 l@s2/2"},
+		{"unlock by another", []structs.TxnOp{op(structs.KVUnlock, "l", "s2")}, `0:failed to unlock key "l", lock isn't held, or is held by another session`},
+		{"check-session", []structs.TxnOp{op(structs.KVCheckSession, "l", "s1")}, "l@s1/1"},
+		{"check-session other", []structs.TxnOp{op(structs.KVCheckSession, "l", "s2")}, `0:failed session check for key "l", current session "s1" != "s2"`},
+		{"check-session missing", []structs.TxnOp{op(structs.KVCheckSession, "x", "s2")}, `0:failed to check session, key "x" doesn't exist`},
+		{"failure undoes locks", []structs.TxnOp{
+			op(structs.KVUnlock, "l", "s1"), op(structs.KVLock, "l", "s2"), op(structs.KVLock, "m", "s2"),
+			op(structs.KVDelete, "l", ""), op(structs.KVCheckSession, "m", "s1"),
+		}, `4:failed session check for key "m", current session "s2" != "s1"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := seed(t)
+			before, locks := dump(s), lockIndexCopy(s)
+			results, errs := s.Txn(10, tc.ops)
+			var got []string
+			for _, r := range results {
+				got = append(got, fmt.Sprintf("%s@%s/%d", r.KV.Key, r.KV.Session, r.KV.LockIndex))
+			}
+			for _, e := range errs {
+				got = append(got, fmt.Sprintf("%d:%s", e.OpIndex, e.What))
+			}
+			if g := strings.Join(got, " "); g != tc.want {
+				t.Fatalf("got %q, want %q", g, tc.want)
+			}
+			if len(errs) == 0 {
+				return
+			}
+			if after := dump(s); after != before {
+				t.Fatalf("failed txn changed the store:\n%s\nvs\n%s", before, after)
+			}
+			if after := lockIndexCopy(s); !reflect.DeepEqual(after, locks) {
+				t.Fatalf("held-lock index %v after rollback, want %v", after, locks)
+			}
+			// s1 still holds l for real: destroying it releases l.
+			if err := s.SessionDestroy(11, "s1"); err != nil {
+				t.Fatal(err)
+			}
+			if _, e := s.KVSGet("l"); e == nil || e.Session != "" {
+				t.Fatalf("l after destroying s1: %+v", e)
+			}
+		})
 	}
 }

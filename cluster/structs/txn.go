@@ -22,16 +22,14 @@ const (
 )
 
 // KV verbs only a transaction takes (set, cas, delete, delete-cas and
-// delete-tree are KVOp's too). KVTxnLock and KVTxnUnlock are Consul's
-// "lock" and "unlock": ?acquire and ?release inside a transaction.
+// delete-tree are KVOp's too; lock and unlock are session.go's KVLock and
+// KVUnlock: ?acquire and ?release inside a transaction).
 const (
 	KVGet            KVOp = "get"
 	KVGetTree        KVOp = "get-tree"
 	KVCheckIndex     KVOp = "check-index"
 	KVCheckSession   KVOp = "check-session"
 	KVCheckNotExists KVOp = "check-not-exists"
-	KVTxnLock        KVOp = "lock"
-	KVTxnUnlock      KVOp = "unlock"
 )
 
 // MaxTxnOps is Consul's cap on the operations of one transaction
@@ -133,7 +131,7 @@ func ValidateTxnOps(ops []TxnOp) error {
 			if e.Key == "" {
 				return &FieldError{field + ".Key", "missing key for verb " + strconv.Quote(string(op.KV.Verb))}
 			}
-		case KVTxnLock, KVTxnUnlock, KVCheckSession:
+		case KVLock, KVUnlock, KVCheckSession:
 			if e.Key == "" {
 				return &FieldError{field + ".Key", "missing key for verb " + strconv.Quote(string(op.KV.Verb))}
 			}
