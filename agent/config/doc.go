@@ -29,4 +29,7 @@
 //     top-level ca_file/ca_path/cert_file/key_file/verify_* keys are both
 //     accepted; key by key, internal_rpc beats defaults beats legacy
 //     (TLSConfig). tls.https and tls.grpc are refused until HTTPS exists.
+//   - kv.tombstone_ttl (default 15m, must be positive) is Cairn's name
+//     for Consul's internal TombstoneTTL, which has no file key in Consul;
+//     the reap granularity follows from it (cluster/server).
 package config
