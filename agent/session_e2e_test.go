@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,7 +101,7 @@ func TestSessionsAndLocksE2E(t *testing.T) {
 		{"TTLLapseReleases", testTTLLapseReleases},
 		{"AgentKillReleases", testAgentKillReleases},
 		{"LeaderKillKeepsLock", testLeaderKillKeepsLock},
-		// {"CLILock", testCLILock},
+		{"CLILock", testCLILock},
 	})
 }
 
@@ -116,9 +119,13 @@ func testSessionAPI(t *testing.T, c *sessionCluster) {
 		len(info.NodeChecks) != 1 || info.NodeChecks[0] != "serfHealth" || meta.LastIndex == 0 {
 		t.Fatalf("info %+v meta %+v", info, meta)
 	}
-	if mine, _, err := c.client(t, "s2").Session().Node("c1", &api.QueryOptions{AllowStale: true}); err != nil || len(mine) == 0 {
-		t.Fatalf("node sessions (stale, from a server): %v %+v", err, mine)
-	}
+	testutil.Eventually(t, 10*time.Second, "the session in a stale read of a follower", func() error {
+		mine, _, err := c.client(t, "s2").Session().Node("c1", &api.QueryOptions{AllowStale: true})
+		if err != nil || len(mine) == 0 {
+			return fmt.Errorf("node sessions: %v %+v", err, mine)
+		}
+		return nil
+	})
 	if _, _, err := cl.Session().Renew(id, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -476,4 +483,131 @@ func testLeaderKillKeepsLock(t *testing.T, c *sessionCluster) {
 		t.Fatal("contender did not get the released lock")
 	}
 	_ = contender.Unlock()
+}
+
+// lockProc is one `cairn lock` process run in the background.
+type lockProc struct {
+	cmd    *exec.Cmd
+	stderr *agenttest.LockedBuffer
+	done   chan int // exit code
+}
+
+func startCairnLock(t *testing.T, bin, httpAddr, dir string, args ...string) *lockProc {
+	t.Helper()
+	p := &lockProc{stderr: &agenttest.LockedBuffer{}, done: make(chan int, 1)}
+	p.cmd = exec.Command(bin, append([]string{"lock"}, args...)...)
+	p.cmd.Env = append(os.Environ(), "CAIRN_HTTP_ADDR="+httpAddr)
+	p.cmd.Dir = dir
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		err := p.cmd.Wait()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			code = -1
+		}
+		p.done <- code
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+	})
+	return p
+}
+
+func (p *lockProc) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case code := <-p.done:
+		return code
+	case <-time.After(timeout):
+		t.Fatalf("cairn lock still running after %v; stderr:\n%s", timeout, p.stderr.String())
+		return 0
+	}
+}
+
+// testCLILock: `cairn lock` runs its child only while it holds the lock;
+// a second one waits for it; destroying the holder's session from outside
+// kills the child and fails the command.
+func testCLILock(t *testing.T, c *sessionCluster) {
+	dir := t.TempDir()
+	record := filepath.Join(dir, "record")
+	read := func() string {
+		b, _ := os.ReadFile(record)
+		return string(b)
+	}
+	// Earlier steps killed c3 and the first leader: c1 and c2 live.
+	kv := c.client(t, "c1").KV()
+	holder := func() string {
+		pair, _, err := kv.Get("cli/job/.lock", nil)
+		if err != nil || pair == nil {
+			return ""
+		}
+		return pair.Session
+	}
+	a := startCairnLock(t, c.bin, c.clients[0].HTTPAddr(), dir, "cli/job",
+		"echo A-start >> record; while [ ! -f stopA ]; do sleep 0.05; done; echo A-end >> record")
+	testutil.Eventually(t, 30*time.Second, "A's child to start", func() error {
+		if !strings.Contains(read(), "A-start") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	sessA := holder()
+	if info, _, err := c.client(t, "c1").Session().Info(sessA, nil); err != nil || info == nil || info.Node != "c1" {
+		t.Fatalf("A's child runs but the lock is held by %q (%+v, %v)", sessA, info, err)
+	}
+	b := startCairnLock(t, c.bin, c.clients[1].HTTPAddr(), dir, "cli/job",
+		"echo B-start >> record; echo $$ > pidB; while true; do sleep 0.05; done")
+	select {
+	case code := <-b.done:
+		t.Fatalf("second cairn lock exited (%d) instead of waiting: %s", code, b.stderr.String())
+	case <-time.After(1500 * time.Millisecond): // the window in which B must not start
+	}
+	if strings.Contains(read(), "B-start") {
+		t.Fatalf("B's child ran while A held the lock:\n%s", read())
+	}
+	if err := os.WriteFile(filepath.Join(dir, "stopA"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := a.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("A exited %d: %s", code, a.stderr.String())
+	}
+	testutil.Eventually(t, 30*time.Second, "B's child to start after A released", func() error {
+		if !strings.Contains(read(), "B-start") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if rec := read(); strings.Index(rec, "A-end") > strings.Index(rec, "B-start") {
+		t.Fatalf("B started before A ended:\n%s", rec)
+	}
+	sessB := holder()
+	if sessB == "" || sessB == sessA {
+		t.Fatalf("lock held by %q after the handover (A was %q)", sessB, sessA)
+	}
+	pidText, err := os.ReadFile(filepath.Join(dir, "pidB"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(pidText)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.client(t, "c1").Session().Destroy(sessB, nil); err != nil {
+		t.Fatal(err)
+	}
+	if code := b.wait(t, 30*time.Second); code == 0 {
+		t.Fatalf("B exited 0 after losing its lock: %s", b.stderr.String())
+	}
+	if !strings.Contains(b.stderr.String(), "Lock lost") {
+		t.Fatalf("B's stderr does not say the lock was lost: %s", b.stderr.String())
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("B's child %d still alive after the lock was lost (kill 0: %v)", pid, err)
+	}
 }
