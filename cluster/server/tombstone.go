@@ -61,7 +61,8 @@ func (s *Server) reapTombstones(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		now := time.Now()
-		if last := s.State().LastTombstoneIndex(); last > seen {
+		// A restored snapshot may bring back a lower index: note it too.
+		if last := s.State().LastTombstoneIndex(); last != seen {
 			seen = last
 			marks = append(marks, mark{due: now.Add(ttl), index: last})
 		}
