@@ -164,3 +164,52 @@ func TestSessionBlockingList(t *testing.T) {
 		t.Fatal("blocking read not woken by a create")
 	}
 }
+
+// TestSessionTTLRearmedByNewLeader: a TTL session nobody renews lapses
+// after the leader that armed it dies: the new leader arms its timer from
+// its own clock, so the session goes no sooner than 2×TTL after that
+// leader took over.
+func TestSessionTTLRearmedByNewLeader(t *testing.T) {
+	all := threeServers(t, func(c *Config) { c.SessionTTLMin = 100 * time.Millisecond })
+	ctx := context.Background()
+	old := leaderOf(all...)
+	if _, err := register(ctx, old, "n1", 1); err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 2 * time.Second
+	if err := createSession(ctx, t, old, structs.Session{ID: "ttl", Node: "n1", TTL: ttl.String()}); err != nil {
+		t.Fatal(err)
+	}
+	if n := old.sessionTTL.armed(); n != 1 {
+		t.Fatalf("%d timers armed on the leader, want 1", n)
+	}
+	for _, s := range all {
+		if s != old && s.sessionTTL.armed() != 0 {
+			t.Fatalf("follower %s armed a timer", s.cfg.NodeName)
+		}
+	}
+	old.Close()
+	var live []*Server
+	for _, s := range all {
+		if s != old {
+			live = append(live, s)
+		}
+	}
+	var nl *Server
+	testutil.Eventually(t, 30*time.Second, "a new leader with the session's timer armed", func() error {
+		if nl = leaderOf(live...); nl == nil || nl.sessionTTL.armed() != 1 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	armed := time.Now()
+	testutil.Eventually(t, 4*ttl, "the session to lapse on the new leader", func() error {
+		if _, sess := nl.State().SessionGet("ttl"); sess != nil {
+			return errors.New("still there")
+		}
+		return nil
+	})
+	if took := time.Since(armed); took < 2*ttl-200*time.Millisecond {
+		t.Fatalf("lapsed %v after the new leader armed it, before 2×TTL", took)
+	}
+}

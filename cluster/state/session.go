@@ -326,9 +326,8 @@ func (s *Store) restoreSession(sess *structs.Session) error {
 	if sess.ID == "" || s.sessions[sess.ID] != nil {
 		return fmt.Errorf("bad or duplicate session %q", sess.ID)
 	}
-	if s.nodes[sess.Node] == nil {
-		return fmt.Errorf("session %q references unknown node %q", sess.ID, sess.Node)
-	}
+	// A session outlives no node (deregistering a node destroys its
+	// sessions in the same write), but a restore does not depend on it.
 	s.sessions[sess.ID] = sess
 	if s.nodeSessions[sess.Node] == nil {
 		s.nodeSessions[sess.Node] = make(map[string]struct{})

@@ -96,7 +96,13 @@ func (c *LockCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Wri
 		name = fmt.Sprintf("Cairn lock for '%s' at '%s'", strings.Join(c.Command, " "), prefix)
 	}
 	l := &locker{api: api, prefix: prefix, limit: c.Limit, stderr: stderr, verbose: c.Verbose}
-	if err := l.createSession(ctx, name); err != nil {
+	// A semaphore's contender keys go with their session (consul/api's
+	// semaphore sessions delete); a lock's key stays, released.
+	behavior := "release"
+	if c.Limit > 1 {
+		behavior = "delete"
+	}
+	if err := l.createSession(ctx, name, behavior); err != nil {
 		return fail(1, "Error! Creating the lock session failed: %v", err)
 	}
 	// The session goes on every exit: its keys are released with it.
@@ -146,8 +152,8 @@ func (c *LockCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Wri
 	return nil
 }
 
-func (l *locker) createSession(ctx context.Context, name string) error {
-	body, _ := json.Marshal(map[string]any{"Name": name, "TTL": lockSessionTTL.String(), "Behavior": "release"})
+func (l *locker) createSession(ctx context.Context, name, behavior string) error {
+	body, _ := json.Marshal(map[string]any{"Name": name, "TTL": lockSessionTTL.String(), "Behavior": behavior})
 	b, _, err := l.api.do(ctx, http.MethodPut, "/v1/session/create", nil, bytes.NewReader(body))
 	if err != nil {
 		return err
