@@ -34,4 +34,7 @@
 //     verify_incoming requires API clients' certificates, so a server with
 //     tls.defaults.verify_incoming usually sets tls.https.verify_incoming =
 //     false, as with Consul). tls.grpc is refused: Cairn has no gRPC port.
+//   - kv.tombstone_ttl (default 15m, must be positive) is Cairn's name
+//     for Consul's internal TombstoneTTL, which has no file key in Consul;
+//     the reap granularity follows from it (cluster/server).
 package config
