@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"flag"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 )
+
+var update = flag.Bool("update", false, "rewrite the golden files of testdata")
 
 func TestDefaultConfig(t *testing.T) {
 	c := DefaultConfig()
@@ -165,6 +168,13 @@ func TestLoadBad(t *testing.T) {
 			if c != nil {
 				t.Fatal("Load returned a config together with an error")
 			}
+			if *update {
+				got := strings.ReplaceAll(err.Error(), path, "{file}") + "\n"
+				if err := os.WriteFile(strings.TrimSuffix(f, ".json")+".err", []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
 			want := strings.ReplaceAll(strings.TrimSpace(string(wantB)), "{file}", path)
 			if err.Error() != want {
 				t.Fatalf("error\n got %s\nwant %s", err, want)
@@ -293,19 +303,19 @@ func TestLoadDirErrors(t *testing.T) {
 	write(t, dir, "a.json", `{"datacenter": "ok"}`)
 	bad := write(t, dir, "b.json", `{"datacenter": "x", "dns_config": {"only_pasing": true}}`)
 	c, err := Load([]string{dir}, nil)
-	if c != nil || err == nil || err.Error() != "config: "+bad+": dns_config.only_pasing: unknown key" {
+	if c != nil || err == nil || err.Error() != "config: "+bad+":1: dns_config.only_pasing: unknown key (did you mean \"only_passing\"?)" {
 		t.Fatalf("Load = %v, %v", c, err)
 	}
 }
 
 func TestMergeFileLeavesConfigOnError(t *testing.T) {
 	c := DefaultConfig()
-	if err := c.mergeFile([]byte(`{"node_meta": {"a": "1"}, "retry_join": ["x"]}`)); err != nil {
+	if _, err := c.mergeFile("a.json", []byte(`{"node_meta": {"a": "1"}, "retry_join": ["x"]}`)); err != nil {
 		t.Fatal(err)
 	}
 	before := *c
 	before.NodeMeta = map[string]string{"a": "1"}
-	err := c.mergeFile([]byte(`{"datacenter": "changed", "node_meta": {"b": "2"}, "retry_join": ["y"], "ports": {"dns": "x"}}`))
+	_, err := c.mergeFile("b.json", []byte(`{"datacenter": "changed", "node_meta": {"b": "2"}, "retry_join": ["y"], "ports": {"dns": "x"}}`))
 	if err == nil {
 		t.Fatal("bad file merged")
 	}
