@@ -138,46 +138,55 @@ func TestLoadFull(t *testing.T) {
 	}
 }
 
-// TestLoadBad loads each testdata/bad/*.json alone and compares the error
-// with the golden .err file ({file} stands for the file's path).
+// TestLoadBad loads each testdata/bad/*.json and *.hcl alone and compares
+// the error with the golden .err file ({file} stands for the file's path).
 func TestLoadBad(t *testing.T) {
-	files, err := filepath.Glob("testdata/bad/*.json")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no bad files: %v", err)
+	var files []string
+	for _, pat := range []string{"testdata/bad/*.json", "testdata/bad/*.hcl"} {
+		m, err := filepath.Glob(pat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if len(files) == 0 {
+		t.Fatal("no bad files")
 	}
 	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".json")
+		ext := filepath.Ext(f)
+		name := strings.TrimSuffix(filepath.Base(f), ext)
+		golden := strings.TrimSuffix(f, ext) + ".err"
 		t.Run(name, func(t *testing.T) {
-			wantB, err := os.ReadFile(strings.TrimSuffix(f, ".json") + ".err")
-			if err != nil {
-				t.Fatal(err)
-			}
 			data, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
-			path := filepath.Join(dir, name+".json")
+			path := filepath.Join(dir, name+ext)
 			if err := os.WriteFile(path, data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			c, err := Load([]string{dir}, nil)
-			if err == nil {
+			c, loadErr := Load([]string{dir}, nil)
+			if loadErr == nil {
 				t.Fatalf("Load succeeded: %+v", c)
 			}
 			if c != nil {
 				t.Fatal("Load returned a config together with an error")
 			}
 			if *update {
-				got := strings.ReplaceAll(err.Error(), path, "{file}") + "\n"
-				if err := os.WriteFile(strings.TrimSuffix(f, ".json")+".err", []byte(got), 0o644); err != nil {
+				got := strings.ReplaceAll(loadErr.Error(), path, "{file}") + "\n"
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
 					t.Fatal(err)
 				}
 				return
 			}
+			wantB, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
 			want := strings.ReplaceAll(strings.TrimSpace(string(wantB)), "{file}", path)
-			if err.Error() != want {
-				t.Fatalf("error\n got %s\nwant %s", err, want)
+			if loadErr.Error() != want {
+				t.Fatalf("error\n got %s\nwant %s", loadErr, want)
 			}
 		})
 	}

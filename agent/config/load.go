@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 )
 
@@ -168,12 +169,24 @@ func decodeFile(name string, data []byte, fc *fileConfig) (warnings []string, li
 		doc, err = parseJSON(data)
 	}
 	if err != nil {
-		return nil, lines, fileError(name, nil, err)
+		if table == nil { // JSON syntax errors carry their own line
+			return nil, lines, fileError(name, nil, err)
+		}
+		return nil, lines, fileError(name, table, err)
 	}
+	type ignored struct {
+		line int
+		path string
+	}
+	var found []ignored
 	newIgnoreSet().strip(doc, reflect.TypeFor[fileConfig](), "", func(path string) {
-		warnings = append(warnings, fmt.Sprintf("%s: %s: ignored: Cairn does not implement this Consul key",
-			filePos(name, lineOf(lines(), path)), path))
+		found = append(found, ignored{lineOf(lines(), path), path})
 	})
+	sort.SliceStable(found, func(i, j int) bool { return found[i].line < found[j].line })
+	for _, f := range found {
+		warnings = append(warnings, fmt.Sprintf("%s: %s: ignored: Cairn does not implement this Consul key",
+			filePos(name, f.line), f.path))
+	}
 	if err := decodeValue(reflect.ValueOf(fc).Elem(), doc, ""); err != nil {
 		return nil, lines, fileError(name, lines(), err)
 	}
