@@ -1,12 +1,24 @@
 // Package config owns the agent's configuration: the Config struct with
-// Consul's key names and defaults, loading JSON files from config dirs,
+// Consul's key names and defaults, loading JSON and HCL files from config dirs,
 // merging CLI flags, and validation. It also exports DecodeStrict, the
 // strict JSON decoder the HTTP API reuses for request bodies.
 //
 // Decisions:
 //   - Keys match case-insensitively and ignoring underscores, so Consul's
 //     snake_case files, its CamelCase API bodies and python-consul's
-//     lower-case bodies all decode. Unknown keys are errors, never ignored.
+//     lower-case bodies all decode. Unknown keys are errors, with the
+//     closest key of the same block as "did you mean" (edit distance).
+//   - HCL (v1, Consul's parser) and JSON files mix in one dir, loaded by
+//     extension in lexical order; other files get one warning each. HCL is
+//     converted to the JSON document shape, directed by the Go types (a
+//     block for a list field is one element; repeated top-level service or
+//     check blocks append to services/checks; any other repeated block is
+//     an error), then both go through the one strict decoder. Errors name
+//     file:line (HCL AST positions; JSON lines from token offsets).
+//   - Consul keys Cairn does not implement are accepted with one warning
+//     each (file:line and key) from the explicit list in ignored.go; a real
+//     field always wins over it. Only ui_config.enabled of ui_config is real.
+//     acl is not on the list: the ACL work adds it as a real block.
 //   - Precedence is defaults < files (lexical order) < flags. Lists that
 //     accumulate in Consul (retry_join, retry_join_wan, recursors, services,
 //     checks) append across files; everything else is last-writer-wins.
