@@ -6,10 +6,11 @@ import (
 	"github.com/hashicorp/go-bexpr"
 )
 
-// maxFilterExpressions bounds the matching expressions of one ?filter:
-// real filters have a handful; the bound keeps a hostile query string from
-// costing more than a few microseconds per row.
-const maxFilterExpressions = 64
+// maxFilterParseSteps bounds the parser's work on one ?filter (go-bexpr's
+// WithMaxExpressions counts grammar steps, about 70 per character): 10^6
+// admits some 14 KB of expression, far beyond real filters (a five-clause
+// filter takes ~10^4), and keeps a hostile query string to milliseconds.
+const maxFilterParseSteps = 1_000_000
 
 // filter is a parsed ?filter expression (Consul's go-bexpr syntax), or nil
 // when the request has none: a nil filter keeps every row.
@@ -24,7 +25,7 @@ func parseFilter(r *nethttp.Request) (*filter, error) {
 	if expr == "" {
 		return nil, nil
 	}
-	ev, err := bexpr.CreateEvaluator(expr, bexpr.WithMaxExpressions(maxFilterExpressions))
+	ev, err := bexpr.CreateEvaluator(expr, bexpr.WithMaxExpressions(maxFilterParseSteps))
 	if err != nil {
 		return nil, badRequest("Failed to create boolean expression evaluator: %v", err)
 	}
