@@ -24,4 +24,10 @@
 // (/v1/kv//a is key "a"), as Consul's CLI does; keys with control characters
 // or invalid UTF-8 are rejected. ?wait is capped at MaxQueryTime (10m, as
 // Consul). Sessions (?acquire/?release) are not supported and answer 400.
+//
+// ?filter= is applied here, over the rows the Backend returned, not on the
+// servers: blocking is unchanged (Consul, too, wakes a filtered blocking
+// query whenever the unfiltered index moves), client agents filter what
+// their cache holds, and no RPC shape changes. /v1/catalog/services with a
+// filter reads each listed service's rows (one non-blocking RPC each).
 package http
