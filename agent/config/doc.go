@@ -8,17 +8,12 @@
 //     snake_case files, its CamelCase API bodies and python-consul's
 //     lower-case bodies all decode. Unknown keys are errors, with the
 //     closest key of the same block as "did you mean" (edit distance).
-//   - HCL (v1, Consul's parser) and JSON files mix in one dir, loaded by
-//     extension in lexical order; other files get one warning each. HCL is
-//     converted to the JSON document shape, directed by the Go types (a
-//     block for a list field is one element; repeated top-level service or
-//     check blocks append to services/checks; any other repeated block is
-//     an error), then both go through the one strict decoder. Errors name
-//     file:line (HCL AST positions; JSON lines from token offsets).
+//   - HCL (v1, Consul's parser) and JSON mix in one dir; HCL is shaped
+//     into the JSON document (directed by the Go types) and shares the one
+//     strict decoder. Errors name file:line. Other files: one warning each.
 //   - Consul keys Cairn does not implement are accepted with one warning
-//     each (file:line and key) from the explicit list in ignored.go; a real
-//     field always wins over it. Only ui_config.enabled of ui_config is real.
-//     acl is not on the list: the ACL work adds it as a real block.
+//     each, from the explicit list in ignored.go (a real field wins).
+//     README.md has the rules and the list.
 //   - Precedence is defaults < files (lexical order) < flags. Lists that
 //     accumulate in Consul (retry_join, retry_join_wan, recursors, services,
 //     checks) append across files; everything else is last-writer-wins.
