@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -44,5 +45,78 @@ func FuzzHCLConfig(f *testing.F) {
 		if err != nil && !strings.HasPrefix(err.Error(), "fuzz.hcl") {
 			t.Fatalf("error does not name the file: %v", err)
 		}
+	})
+}
+
+// TestHCLShape pins the HCL → JSON-document conversion: each case's HCL
+// must give the same document as its JSON.
+func TestHCLShape(t *testing.T) {
+	for _, tc := range []struct{ name, hcl, json string }{
+		{"scalars", `a = "x"
+n = 0x10
+f = 1.5
+b = true`, `{"a":"x","n":16,"f":1.5,"b":true}`},
+		{"heredoc", "notes = <<EOT\nline\nEOT\n", `{"notes":"line\n"}`},
+		{"block for list field", `retry_join = ["a"]
+services { name = "x" }`, `{"retry_join":["a"],"services":[{"name":"x"}]}`},
+		{"repeated list blocks concatenate", `checks { name = "a" }
+checks { name = "b" }`, `{"checks":[{"name":"a"},{"name":"b"}]}`},
+		{"repeated service blocks append to services", `services = [{ name = "a" }]
+service { name = "b" }
+service { name = "c" }`, `{"services":[{"name":"a"},{"name":"b"},{"name":"c"}]}`},
+		{"repeated service blocks before services", `service { name = "b" }
+service { name = "c" }
+services = [{ name = "a" }]`, `{"services":[{"name":"a"},{"name":"b"},{"name":"c"}]}`},
+		{"single service block stays", `service { name = "b" }`, `{"service":{"name":"b"}}`},
+		{"nested block in list element", `service {
+  name = "web"
+  checks = [{ ttl = "1s" }]
+  check { ttl = "2s" }
+}`, `{"service":{"name":"web","checks":[{"ttl":"1s"}],"check":{"ttl":"2s"}}}`},
+		{"labelled block nests", `service "web" { port = 80 }`, `{"service":{"web":{"port":80}}}`},
+		{"map of lists", `service {
+  check {
+    header { X-A = ["1", "2"] }
+  }
+}`, `{"service":{"check":{"header":{"X-A":["1","2"]}}}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseHCL([]byte(tc.hcl), reflect.TypeFor[fileConfig](), map[string]int{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := parseJSON([]byte(tc.json))
+			if err != nil {
+				t.Fatal(err)
+			}
+			gb, _ := json.Marshal(got)
+			wb, _ := json.Marshal(want)
+			if string(gb) != string(wb) {
+				t.Fatalf("got  %s\nwant %s", gb, wb)
+			}
+		})
+	}
+}
+
+// FuzzJSONConfig is FuzzHCLConfig for JSON files, whose error lines come
+// from jsonLines.
+func FuzzJSONConfig(f *testing.F) {
+	for _, p := range []string{"testdata/corpus/*.json", "testdata/bad/*.json", "testdata/full/*.json"} {
+		files, _ := filepath.Glob(p)
+		for _, file := range files {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c := DefaultConfig()
+		_, err := c.mergeFile("fuzz.json", data)
+		if err != nil && !strings.HasPrefix(err.Error(), "fuzz.json") {
+			t.Fatalf("error does not name the file: %v", err)
+		}
+		jsonLines(data) // never panics, whatever the input
 	})
 }
