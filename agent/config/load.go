@@ -212,7 +212,26 @@ func fileError(name string, lines map[string]int, err error) error {
 	if de.Suggest != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", de.Suggest)
 	}
-	return fmt.Errorf("%s: %s", filePos(name, lineOf(lines, de.Path)), msg)
+	return fmt.Errorf("%s: %s", filePos(name, lineOf(lines, deepestPath(lines, de))), msg)
+}
+
+// deepestPath extends the path of a definition error with the key path
+// its reason starts with ("service" + "check: interval: required" is at
+// "service.check"), as far as the file has those keys, so the line is the
+// nested key's own.
+func deepestPath(lines map[string]int, de *DecodeError) string {
+	path := de.Path
+	for _, seg := range strings.Split(de.Reason, ": ") {
+		next := joinPath(path, seg)
+		if strings.HasPrefix(seg, "[") {
+			next = path + seg
+		}
+		if _, ok := lines[next]; !ok {
+			break
+		}
+		path = next
+	}
+	return path
 }
 
 // validateDefinitions checks the shape of the file's own services and checks
