@@ -9,9 +9,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/consul/api"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -130,5 +132,79 @@ func TestFilterBadExpressionCallsNothing(t *testing.T) {
 	}
 	if calls := b.Calls()[before:]; len(calls) != 0 {
 		t.Fatalf("bad filters reached the backend: %v", calls)
+	}
+}
+
+// TestFilterConsulDocsExamples replays the three examples of Consul's
+// filtering page (api-docs/features/filtering: agent, catalog and health)
+// with the docs' data through the official client, and expects the docs'
+// filtered answers.
+func TestFilterConsulDocsExamples(t *testing.T) {
+	c, _ := newCompatClient(t)
+	h := c.Agent()
+	for _, s := range []struct {
+		id   string
+		tags []string
+		meta map[string]string
+		port int
+	}{
+		{"redis1", []string{"primary", "production"}, map[string]string{"env": "production", "foo": "bar"}, 1234},
+		{"redis2", []string{"secondary", "production"}, map[string]string{"env": "production", "foo": "bar"}, 1235},
+		{"redis3", []string{"primary", "qa"}, map[string]string{"env": "qa"}, 1234},
+	} {
+		if err := h.ServiceRegister(&api.AgentServiceRegistration{ID: s.id, Name: "redis", Tags: s.tags, Meta: s.meta, Port: s.port}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if all, err := h.Services(); err != nil || len(all) != 3 {
+		t.Fatalf("unfiltered agent services = %d, %v; want 3", len(all), err)
+	}
+	got, err := h.ServicesWithFilter(`Meta.env == "qa"`)
+	if err != nil || len(got) != 1 || got["redis3"] == nil || got["redis3"].Port != 1234 ||
+		!slices.Equal(got["redis3"].Tags, []string{"primary", "qa"}) {
+		t.Errorf("agent services Meta.env == \"qa\" = %+v, %v; want redis3 alone", got, err)
+	}
+
+	for _, n := range []struct {
+		id, node, addr string
+		meta           map[string]string
+		tags           []string
+		env            string
+	}{
+		{"b4f64e8c-5c7d-11e9-bf68-8c8590bd0966", "node-1", "198.18.0.1", map[string]string{"agent": "true", "arch": "i386", "os": "darwin"}, []string{"tag"}, "qa"},
+		{"b4faf93a-5c7d-11e9-840d-8c8590bd0966", "node-2", "198.18.0.2", map[string]string{"arch": "arm", "os": "linux"}, []string{"test", "tag"}, "production"},
+		{"b4fbe7f4-5c7d-11e9-ac82-8c8590bd0966", "node-4", "198.18.0.4", map[string]string{"arch": "i386", "os": "freebsd"}, []string{}, "qa"},
+	} {
+		_, err := c.Catalog().Register(&api.CatalogRegistration{ID: n.id, Node: n.node, Address: n.addr, NodeMeta: n.meta,
+			Service: &api.AgentService{ID: "api-internal", Service: "api-internal", Tags: n.tags, Port: 9090,
+				Meta: map[string]string{"environment": n.env}}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if all, _, err := c.Catalog().Service("api-internal", "", nil); err != nil || len(all) != 3 {
+		t.Fatalf("unfiltered catalog service = %d, %v; want 3", len(all), err)
+	}
+	rows, _, err := c.Catalog().Service("api-internal", "", &api.QueryOptions{Filter: `NodeMeta.os == "linux"`})
+	if err != nil || len(rows) != 1 || rows[0].Node != "node-2" || rows[0].ID != "b4faf93a-5c7d-11e9-840d-8c8590bd0966" ||
+		rows[0].ServiceMeta["environment"] != "production" || !slices.Equal(rows[0].ServiceTags, []string{"test", "tag"}) {
+		t.Errorf("catalog service NodeMeta.os == \"linux\" = %+v, %v; want node-2 alone", rows, err)
+	}
+
+	_, err = c.Catalog().Register(&api.CatalogRegistration{Node: "node-1", Address: "198.18.0.1", SkipNodeUpdate: true,
+		Checks: api.HealthChecks{
+			{CheckID: "node-health", Name: "Node level check", Status: api.HealthCritical},
+			{CheckID: "svc-web-health", Name: "Service level check - web", Status: api.HealthWarning, ServiceName: "web"},
+		}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks, _, err := c.Health().Node("node-1", &api.QueryOptions{Filter: `ServiceName != ""`})
+	if err != nil || len(checks) != 1 || checks[0].CheckID != "svc-web-health" || checks[0].Status != api.HealthWarning {
+		t.Errorf("health node ServiceName != \"\" = %+v, %v; want svc-web-health alone", checks, err)
+	}
+	all, _, err := c.Health().Node("node-1", nil)
+	if err != nil || len(all) != 2 {
+		t.Fatalf("unfiltered health node = %+v, %v; want both checks (the filter must be what removed one)", all, err)
 	}
 }
