@@ -20,8 +20,8 @@ func ignoredKeys() map[reflect.Type][]string {
 		reflect.TypeFor[Config](): {
 			"addresses", "advertise_addr_ipv4", "advertise_addr_ipv6",
 			"audit", "auto_config", "auto_encrypt", "auto_reload_config",
-			"bind_addr_ipv6", "check_output_max_size", "check_update_interval",
-			"config_entries", "connect", "disable_anonymous_signature",
+			"check_output_max_size", "check_update_interval",
+			"config_entries", "connect", "default_query_time", "disable_anonymous_signature",
 			"disable_coordinates", "disable_keyring_file", "disable_update_check",
 			"enable_agent_tls_for_checks", "enable_central_service_config",
 			"enable_debug", "enable_script_checks", "enable_syslog",
@@ -29,7 +29,7 @@ func ignoredKeys() map[reflect.Type][]string {
 			"experiments", "gossip_lan", "gossip_wan", "http_config",
 			"leave_on_terminate", "license_path", "log_file",
 			"log_rotate_bytes", "log_rotate_duration", "log_rotate_max_files",
-			"peering", "performance", "pid_file", "primary_datacenter",
+			"max_query_time", "peering", "performance", "pid_file", "primary_datacenter",
 			"protocol", "raft_boltdb", "raft_logstore", "raft_protocol",
 			"raft_snapshot_interval", "raft_snapshot_threshold",
 			"raft_trailing_logs", "rejoin_after_leave", "reporting",
@@ -49,7 +49,7 @@ func ignoredKeys() map[reflect.Type][]string {
 			"recursor_strategy", "use_cache",
 		},
 		reflect.TypeFor[Limits](): {
-			"http_read_timeout", "http_write_timeout", "kv_max_value_size",
+			"https_handshake_timeout", "kv_max_value_size",
 			"rpc_client_timeout", "rpc_handshake_timeout", "rpc_max_burst",
 			"rpc_rate", "txn_max_req_len",
 		},
