@@ -120,3 +120,17 @@ func FuzzJSONConfig(f *testing.F) {
 		jsonLines(data) // never panics, whatever the input
 	})
 }
+
+func TestEditDistance(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"port", "port", 0}, {"prot", "port", 1}, {"chek", "check", 1},
+		{"datacentre", "datacenter", 1}, {"abc", "", 3}, {"", "ab", 2}, {"ca", "abc", 3},
+	} {
+		if got := editDistance(tc.a, tc.b); got != tc.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}

@@ -36,11 +36,12 @@ func closestKey(t reflect.Type, key string) string {
 	return best
 }
 
-// editDistance is the Levenshtein distance between a and b (bytes: keys
-// are ASCII).
+// editDistance is the optimal-string-alignment distance between a and b:
+// Levenshtein plus adjacent transpositions ("prot" is one edit from
+// "port"), on bytes (keys are ASCII).
 func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
+	rows := [3][]int{make([]int, len(b)+1), make([]int, len(b)+1), make([]int, len(b)+1)}
+	pp, prev, cur := rows[0], rows[1], rows[2]
 	for j := range prev {
 		prev[j] = j
 	}
@@ -52,8 +53,11 @@ func editDistance(a, b string) int {
 				cost = 0
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], pp[j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
+		pp, prev, cur = prev, cur, pp
 	}
 	return prev[len(b)]
 }
