@@ -25,7 +25,7 @@ func parseFilter(r *nethttp.Request) (*filter, error) {
 	if expr == "" {
 		return nil, nil
 	}
-	ev, err := bexpr.CreateEvaluator(expr, bexpr.WithMaxExpressions(maxFilterParseSteps))
+	ev, err := bexpr.CreateEvaluator(consulChecksSelectors(expr), bexpr.WithMaxExpressions(maxFilterParseSteps))
 	if err != nil {
 		return nil, badRequest("Failed to create boolean expression evaluator: %v", err)
 	}

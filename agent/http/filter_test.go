@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/hashicorp/go-bexpr/grammar"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -73,6 +74,11 @@ func TestFilterGolden(t *testing.T) {
 		{"catalog_node_services", "/v1/catalog/node/node-3", `Service == db`},
 		{"health_service_node", "/v1/health/service/api-internal", `Node.Node == "node-2" or Service.Tags contains secondary`},
 		{"health_service_checks", "/v1/health/service/api-internal", `any Checks as c { c.Status == critical }`},
+		// Consul's documented Checks.<field> selectors (Dapr sends the
+		// ServiceTags one): a row matches when any of its checks does.
+		{"health_service_checks_status", "/v1/health/service/api-internal", `Checks.Status == critical`},
+		{"health_service_checks_tags_dapr", "/v1/health/service/api-internal", `Checks.ServiceTags contains primary`},
+		{"health_service_checks_not", "/v1/health/service/api-internal", `not (Checks.Status != passing) and "v1" in Service.Tags`},
 		{"health_service_meta", "/v1/health/service/api-internal", `Service.Meta.version == "1.0" and Node.Meta.os == linux`},
 		{"health_node", "/v1/health/node/node-1", `ServiceName == ""`},
 		{"health_checks", "/v1/health/checks/api-internal", `Status != passing`},
@@ -206,5 +212,33 @@ func TestFilterConsulDocsExamples(t *testing.T) {
 	all, _, err := c.Health().Node("node-1", nil)
 	if err != nil || len(all) != 2 {
 		t.Fatalf("unfiltered health node = %+v, %v; want both checks (the filter must be what removed one)", all, err)
+	}
+}
+
+// TestConsulChecksSelectors pins the rewrite of Consul's Checks.<field>
+// selectors, and that every other expression is left exactly as written.
+func TestConsulChecksSelectors(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`Service.Service == web`, `Service.Service == web`},
+		{`any Checks as c { c.Status == critical }`, `any Checks as c { c.Status == critical }`},
+		{`Checks.0.Status == passing`, `Checks.0.Status == passing`},
+		{`Checks.Status == critical`, `any Checks as cairnCheck { cairnCheck.Status == "critical" }`},
+		{`Checks.ServiceTags contains dapr and Checks.ServiceTags contains v1`,
+			`(any Checks as cairnCheck { cairnCheck.ServiceTags contains "dapr" }) and (any Checks as cairnCheck { cairnCheck.ServiceTags contains "v1" })`},
+		{`"x" not in Checks.ServiceTags or not Node.Meta["rack-1"] matches "^a\\.b"`,
+			`(any Checks as cairnCheck { "x" not in cairnCheck.ServiceTags }) or (not (Node.Meta["rack-1"] matches "^a\\.b"))`},
+		{"Checks.Output == `say \"hi\"`", "any Checks as cairnCheck { cairnCheck.Output == `say \"hi\"` }"},
+		{`Checks.Notes is empty`, `any Checks as cairnCheck { cairnCheck.Notes is empty }`},
+		{`Checks.Status ==`, `Checks.Status ==`},
+	} {
+		got := consulChecksSelectors(tc.in)
+		if got != tc.want {
+			t.Errorf("%s\n got %s\nwant %s", tc.in, got, tc.want)
+		}
+		if got != tc.in {
+			if _, err := grammar.Parse("", []byte(got)); err != nil {
+				t.Errorf("%s: rewrite %s does not parse: %v", tc.in, got, err)
+			}
+		}
 	}
 }
