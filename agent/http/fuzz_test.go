@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/hashicorp/go-bexpr/grammar"
 	"go.uber.org/zap"
 )
 
@@ -57,6 +58,7 @@ func FuzzFilter(f *testing.F) {
 		`Meta.env == qa`, `NodeMeta.os == linux`, `ServiceMeta.version == "1.1"`,
 		`Service == db`, `any Checks as c { c.Status == critical }`, `Status != passing`,
 		`Tags contains "primary"`, `Service matches "^re" and Port > 1`, `(ID is empty) or not (Meta is not empty)`,
+		`Checks.Status == critical`, `"dapr" in Checks.ServiceTags and not Checks.Output matches "x"`, "Checks.Notes == `a\"b`",
 	} {
 		f.Add(uint8(i), e)
 	}
@@ -66,6 +68,26 @@ func FuzzFilter(f *testing.F) {
 		w := serve(t, h, "GET", path+"?filter="+url.QueryEscape(expr), nil)
 		if w.Code != 200 && w.Code != 400 {
 			t.Fatalf("%s filter %q: %d %s", path, expr, w.Code, w.Body)
+		}
+	})
+}
+
+// FuzzChecksRewrite: the Checks.<field> rewrite either leaves an
+// expression as written or produces one that parses.
+func FuzzChecksRewrite(f *testing.F) {
+	for _, e := range []string{
+		`Checks.Status == critical`, `"dapr" in Checks.ServiceTags`, "Checks.Notes == `a\"b`",
+		`not Checks.Output matches "^a\\.b" or Node.Meta["k-1"] == v`, `any Checks as c { c.Status == passing }`,
+	} {
+		f.Add(e)
+	}
+	f.Fuzz(func(t *testing.T, expr string) {
+		out := consulChecksSelectors(expr)
+		if out == expr {
+			return
+		}
+		if _, err := grammar.Parse("", []byte(out)); err != nil {
+			t.Fatalf("%q rewritten to %q, which does not parse: %v", expr, out, err)
 		}
 	})
 }
