@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -35,6 +36,11 @@ func parseHCL(data []byte, t reflect.Type, lines map[string]int) (doc any, err e
 	}()
 	f, err := hclparser.Parse(data)
 	if err != nil {
+		var pe *hclparser.PosError
+		if errors.As(err, &pe) {
+			// The same shape as JSON syntax errors.
+			return nil, &DecodeError{Reason: fmt.Sprintf("invalid HCL at line %d, column %d: %v", pe.Pos.Line, pe.Pos.Column, pe.Err)}
+		}
 		return nil, &DecodeError{Reason: "invalid HCL: " + err.Error()}
 	}
 	list, ok := f.Node.(*ast.ObjectList)
