@@ -89,6 +89,9 @@ type Config struct {
 	// UIConfig is Consul's ui_config block; only enabled is implemented
 	// (the other keys are accepted and ignored, see ignoredKeys).
 	UIConfig UIConfig `json:"ui_config"`
+	// UI is Consul's pre-1.9 spelling of ui_config.enabled; Load folds it
+	// in (ui_config.enabled = true wins).
+	UI *bool `json:"ui"`
 
 	// Services and Checks collect the "service"/"services" and
 	// "check"/"checks" keys of every config file, in load order.

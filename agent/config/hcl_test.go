@@ -134,3 +134,30 @@ func TestEditDistance(t *testing.T) {
 		}
 	}
 }
+
+// TestUIEnabled: ui_config.enabled and Consul's legacy top-level ui both
+// turn the UI on, in either format.
+func TestUIEnabled(t *testing.T) {
+	for _, tc := range []struct {
+		name, file, body string
+		want             bool
+	}{
+		{"default", "a.json", `{}`, false},
+		{"ui_config hcl", "a.hcl", "ui_config {\n  enabled = true\n}\n", true},
+		{"ui_config json", "a.json", `{"ui_config": {"enabled": true}}`, true},
+		{"legacy ui", "a.hcl", "ui = true\n", true},
+		{"legacy ui false", "a.json", `{"ui": false}`, false},
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, tc.file), []byte(tc.body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load([]string{dir}, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if c.UIEnabled() != tc.want || len(c.Warnings) != 0 {
+			t.Errorf("%s: UIEnabled = %v (warnings %q), want %v", tc.name, c.UIEnabled(), c.Warnings, tc.want)
+		}
+	}
+}

@@ -37,7 +37,7 @@ func ignoredKeys() map[reflect.Type][]string {
 			"retry_max_wan", "rpc", "segment", "serf_lan", "serf_lan_allowed_cidrs",
 			"serf_wan", "serf_wan_allowed_cidrs", "server_name",
 			"skip_leave_on_interrupt", "start_join", "start_join_wan",
-			"syslog_facility", "telemetry", "ui", "ui_dir", "unix_sockets",
+			"syslog_facility", "telemetry", "ui_dir", "unix_sockets",
 			"watches",
 		},
 		reflect.TypeFor[Ports](): {

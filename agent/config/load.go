@@ -279,6 +279,9 @@ func (c *Config) applyDev() {
 // normalize rewrites values into the canonical form the rest of the agent
 // relies on. Invalid values are left alone for Validate to report.
 func (c *Config) normalize() {
+	if c.UI != nil && *c.UI {
+		c.UIConfig.Enabled = true
+	}
 	c.Datacenter = strings.ToLower(strings.TrimSpace(c.Datacenter))
 	c.Domain = normalizeDomain(c.Domain)
 	c.AltDomain = normalizeDomain(c.AltDomain)
