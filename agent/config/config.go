@@ -96,10 +96,24 @@ type Config struct {
 	// (the other keys are accepted and ignored, see ignoredKeys).
 	UIConfig UIConfig `json:"ui_config"`
 
+	// UI is Consul's pre-1.9 spelling of ui_config.enabled; Load folds it
+	// in (ui_config.enabled = true wins).
+	UI *bool `json:"ui"`
+
 	// Services and Checks collect the "service"/"services" and
 	// "check"/"checks" keys of every config file, in load order.
 	Services []ServiceDefinition `json:"services"`
 	Checks   []CheckDefinition   `json:"checks"`
+
+	// Warnings are Load's non-fatal findings, for the caller to log: files
+	// of a config dir that were skipped, Consul keys that were ignored.
+	Warnings []string `json:"-"`
+}
+
+// UIConfig is Consul's ui_config block.
+type UIConfig struct {
+	// Enabled serves the web UI from this agent's HTTP port.
+	Enabled bool `json:"enabled"`
 }
 
 // Ports are the listener ports. DNS, HTTP and SerfWAN may be PortDisabled;

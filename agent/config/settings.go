@@ -55,6 +55,9 @@ func (c *Config) Fixed() *Config {
 	return &f
 }
 
+// UIEnabled reports whether the agent serves the web UI (ui_config.enabled).
+func (c *Config) UIEnabled() bool { return c.UIConfig.Enabled }
+
 // ClusterBindAddr is the address serf and the server RPC port bind:
 // --dev keeps cluster traffic on loopback.
 func (c *Config) ClusterBindAddr() string {

@@ -40,4 +40,10 @@
 // Results, or 409 with Errors {OpIndex, What} and nothing applied.
 // Transactions of reads and checks only run without Raft, honour ?stale
 // and ?consistent and report X-Consul-Index (the KV table's index).
+//
+// ?filter= is applied here, over the rows the Backend returned, not on the
+// servers: blocking is unchanged (Consul, too, wakes a filtered blocking
+// query whenever the unfiltered index moves), client agents filter what
+// their cache holds, and no RPC shape changes. /v1/catalog/services with a
+// filter reads each listed service's rows (one non-blocking RPC each).
 package http
