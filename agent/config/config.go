@@ -74,6 +74,10 @@ type Config struct {
 	// before it is reaped (Consul's minimum is 8h).
 	ReconnectTimeout Duration `json:"reconnect_timeout"`
 
+	// SessionTTLMin is the shortest session TTL servers accept (Consul's
+	// session_ttl_min, default 10s).
+	SessionTTLMin Duration `json:"session_ttl_min"`
+
 	NodeMeta map[string]string `json:"node_meta"`
 
 	DNSConfig DNSConfig `json:"dns_config"`

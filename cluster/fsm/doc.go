@@ -9,7 +9,8 @@
 //
 //   - error: the command was rejected (bad input, undecodable body, unknown
 //     KV op); the state is unchanged by it;
-//   - bool: the outcome of a KV "cas" or "delete-cas" op;
+//   - bool: the outcome of a KV "cas" or "delete-cas" op, or of a session
+//     "lock" or "unlock" op (type 3, SessionRequest in msgpack);
 //   - nil: the command was applied (or skipped, see below).
 //
 // Rejections are deterministic, so every replica rejects the same entries

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -440,4 +441,51 @@ func BenchmarkApplyRegister(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "registrations/s")
+}
+
+func TestApplySessionCommands(t *testing.T) {
+	f := New(nil)
+	sess := func(op structs.SessionOp, s structs.Session, e structs.DirEntry) []byte {
+		return encode(t, structs.SessionRequestType, &structs.SessionRequest{Op: op, Session: s, DirEnt: e})
+	}
+	steps := []struct {
+		name string
+		data []byte
+		want any
+	}{
+		{"register", encode(t, structs.RegisterRequestType, &structs.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+			Check: &structs.HealthCheck{CheckID: structs.SerfCheckID, Status: structs.HealthPassing}}), nil},
+		{"create", sess(structs.SessionCreate, structs.Session{ID: "s1", Node: "n1", NodeChecks: []string{structs.SerfCheckID}, LockDelay: time.Second}, structs.DirEntry{}), nil},
+		{"create on unknown node", sess(structs.SessionCreate, structs.Session{ID: "s2", Node: "zz"}, structs.DirEntry{}), structs.ErrUnknownNode},
+		{"lock", sess(structs.SessionLock, structs.Session{}, structs.DirEntry{Key: "k", Session: "s1"}), true},
+		{"lock unknown session", sess(structs.SessionLock, structs.Session{}, structs.DirEntry{Key: "k", Session: "zz"}), state.ErrInvalidSession},
+		{"unlock", sess(structs.SessionUnlock, structs.Session{}, structs.DirEntry{Key: "k", Session: "s1"}), true},
+		{"unlock again", sess(structs.SessionUnlock, structs.Session{}, structs.DirEntry{Key: "k", Session: "s1"}), false},
+		{"relock", sess(structs.SessionLock, structs.Session{}, structs.DirEntry{Key: "k", Session: "s1"}), true},
+		{"destroy", sess(structs.SessionDestroy, structs.Session{ID: "s1"}, structs.DirEntry{}), nil},
+		{"unknown op", sess("bogus", structs.Session{}, structs.DirEntry{}), errors.New("unknown session op")},
+	}
+	for i, st := range steps {
+		got := f.Apply(cmd(uint64(i+1), st.data))
+		if wantErr, ok := st.want.(error); ok {
+			err, _ := got.(error)
+			if err == nil || (!errors.Is(err, wantErr) && !strings.Contains(err.Error(), wantErr.Error())) {
+				t.Fatalf("%s: got %v, want %v", st.name, got, wantErr)
+			}
+			continue
+		}
+		if got != st.want {
+			t.Fatalf("%s: got %#v, want %#v", st.name, got, st.want)
+		}
+	}
+	s := f.State()
+	if _, got := s.SessionGet("s1"); got != nil {
+		t.Fatalf("destroyed session still there: %+v", got)
+	}
+	if _, e := s.KVSGet("k"); e == nil || e.Session != "" || e.LockIndex != 2 {
+		t.Fatalf("key after destroy: %+v", e)
+	}
+	if s.KVSLockDelay("k").IsZero() {
+		t.Fatal("no lock-delay after invalidation")
+	}
 }

@@ -49,6 +49,10 @@ type Config struct {
 	// production: acknowledged writes could be lost on power failure).
 	RaftNoSync bool
 
+	// SessionTTLMin is the shortest session TTL accepted (Consul's
+	// session_ttl_min); 0 means structs.SessionTTLMin (10s).
+	SessionTTLMin time.Duration
+
 	Build string
 
 	// Autopilot is Consul's autopilot block (see autopilot.go).

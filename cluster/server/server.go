@@ -66,6 +66,7 @@ type Server struct {
 	observer     *raft.Observer
 	autopilot    autopilot
 	reconcileCh  chan serf.Member
+	sessionTTL   *sessionTTLs
 	bootstrapped atomic.Bool
 
 	applies prometheus.CounterFunc
@@ -93,6 +94,7 @@ func New(cfg Config) (*Server, error) {
 		log:         cfg.Logger,
 		notifyCh:    make(chan bool, 8),
 		reconcileCh: make(chan serf.Member, 256),
+		sessionTTL:  newSessionTTLs(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false

@@ -61,8 +61,12 @@ func (s *Store) KVSDelete(idx uint64, key string) error {
 }
 
 func (s *Store) kvsDelete(idx uint64, key string) bool {
-	if _, ok := s.kvs[key]; !ok {
+	old, ok := s.kvs[key]
+	if !ok {
 		return false
+	}
+	if old.Session != "" {
+		s.unindexLock(old.Session, key)
 	}
 	delete(s.kvs, key)
 	s.kvKeys.remove(key)

@@ -23,6 +23,7 @@ const (
 	recService uint8 = 2
 	recCheck   uint8 = 3
 	recKV      uint8 = 4
+	recSession uint8 = 5
 	// recEnd terminates the stream so a truncated snapshot is detected.
 	recEnd uint8 = 255
 )
@@ -48,6 +49,7 @@ type Snapshot struct {
 	services []serviceRecord
 	checks   []*structs.HealthCheck
 	kvs      []*structs.DirEntry
+	sessions []*structs.Session
 }
 
 // Snapshot captures the Store's current state.
@@ -74,6 +76,9 @@ func (s *Store) Snapshot() *Snapshot {
 		snap.kvs = append(snap.kvs, s.kvs[k])
 		return true
 	})
+	for _, sess := range s.sessions {
+		snap.sessions = append(snap.sessions, sess)
+	}
 	return snap
 }
 
@@ -85,6 +90,12 @@ func (snap *Snapshot) Index() uint64 {
 // Persist writes the snapshot to w as a versioned msgpack stream, in a
 // deterministic order. Call it once; it is not safe for concurrent use.
 func (snap *Snapshot) Persist(w io.Writer) error {
+	return snap.persist(w, snap.index[:])
+}
+
+// persist writes the stream with indexes as the header's table indexes
+// (tests write older headers with it).
+func (snap *Snapshot) persist(w io.Writer, indexes []uint64) error {
 	// Map iteration made the per-node order random; sort for a stable
 	// stream (nodes are already in name order).
 	slices.SortStableFunc(snap.services, func(a, b serviceRecord) int {
@@ -99,6 +110,7 @@ func (snap *Snapshot) Persist(w io.Writer) error {
 		}
 		return strings.Compare(a.CheckID, b.CheckID)
 	})
+	slices.SortFunc(snap.sessions, func(a, b *structs.Session) int { return strings.Compare(a.ID, b.ID) })
 	bw := bufio.NewWriter(w)
 	enc := codec.NewEncoder(bw, structs.MsgpackHandle())
 	put := func(kind uint8, v any) error {
@@ -110,7 +122,7 @@ func (snap *Snapshot) Persist(w io.Writer) error {
 		}
 		return enc.Encode(v)
 	}
-	hdr := snapshotHeader{Version: snapshotVersion, TableIndexes: snap.index[:]}
+	hdr := snapshotHeader{Version: snapshotVersion, TableIndexes: indexes}
 	if err := enc.Encode(&hdr); err != nil {
 		return fmt.Errorf("state: persist header: %w", err)
 	}
@@ -134,6 +146,11 @@ func (snap *Snapshot) Persist(w io.Writer) error {
 			return fmt.Errorf("state: persist key %s: %w", e.Key, err)
 		}
 	}
+	for _, sess := range snap.sessions {
+		if err := put(recSession, sess); err != nil {
+			return fmt.Errorf("state: persist session %s: %w", sess.ID, err)
+		}
+	}
 	if err := put(recEnd, nil); err != nil {
 		return fmt.Errorf("state: persist end: %w", err)
 	}
@@ -154,8 +171,10 @@ func Restore(r io.Reader) (*Store, error) {
 	if hdr.Version != snapshotVersion {
 		return nil, fmt.Errorf("state: restore: unsupported snapshot version %d", hdr.Version)
 	}
-	if len(hdr.TableIndexes) != int(numTables) {
-		return nil, fmt.Errorf("state: restore: header has %d table indexes, want %d", len(hdr.TableIndexes), numTables)
+	// A snapshot from before a table was added has fewer indexes; the
+	// new tables start empty at index 0.
+	if len(hdr.TableIndexes) == 0 || len(hdr.TableIndexes) > int(numTables) {
+		return nil, fmt.Errorf("state: restore: header has %d table indexes, want 1 to %d", len(hdr.TableIndexes), numTables)
 	}
 	s := New()
 	copy(s.tableIndex[:], hdr.TableIndexes)
@@ -191,6 +210,11 @@ func Restore(r io.Reader) (*Store, error) {
 			e := new(structs.DirEntry)
 			if err = dec.Decode(e); err == nil {
 				err = s.restoreKV(e)
+			}
+		case recSession:
+			sess := new(structs.Session)
+			if err = dec.Decode(sess); err == nil {
+				err = s.restoreSession(sess)
 			}
 		case recEnd:
 			for _, nr := range s.nodes {
@@ -246,6 +270,9 @@ func (s *Store) restoreKV(e *structs.DirEntry) error {
 		return fmt.Errorf("bad or duplicate key %q", e.Key)
 	}
 	s.kvs[e.Key] = e
+	if e.Session != "" {
+		s.indexLock(e.Session, e.Key)
+	}
 	s.kvKeys.insert(e.Key)
 	s.recordKVAdd(e.Key) // floor covers the deletes before the snapshot
 	return nil

@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/cairnd/cairn/cluster/structs"
 )
@@ -16,6 +17,7 @@ const (
 	TableServices
 	TableChecks
 	TableKVS
+	TableSessions
 	numTables
 )
 
@@ -30,6 +32,8 @@ func (t Table) String() string {
 		return "checks"
 	case TableKVS:
 		return "kvs"
+	case TableSessions:
+		return "sessions"
 	}
 	return "unknown"
 }
@@ -82,6 +86,15 @@ type Store struct {
 	kvs       map[string]*structs.DirEntry
 	kvKeys    sortedKeys
 
+	// Sessions (session.go): by ID; IDs by node; the keys each session
+	// locks; and when each lock-delayed key may be acquired again, from
+	// now (time.Now; tests replace it).
+	sessions     map[string]*structs.Session
+	nodeSessions map[string]map[string]struct{}
+	sessionLocks map[string]map[string]struct{}
+	lockDelay    map[string]time.Time
+	now          func() time.Time
+
 	tableIndex [numTables]uint64
 	// Per-key indexes (see doc.go): the last change to each service (by
 	// name) and node; a name absent from the catalog reports the index of
@@ -114,6 +127,12 @@ func New() *Store {
 		nodeIndex: make(map[string]uint64),
 		kvDeleted: make(map[string]uint64),
 		abandonCh: make(chan struct{}),
+
+		sessions:     make(map[string]*structs.Session),
+		nodeSessions: make(map[string]map[string]struct{}),
+		sessionLocks: make(map[string]map[string]struct{}),
+		lockDelay:    make(map[string]time.Time),
+		now:          time.Now,
 	}
 }
 

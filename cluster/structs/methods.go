@@ -29,7 +29,7 @@ const (
 // resent blindly after an unknown outcome).
 func IsWriteMethod(method string) bool {
 	switch method {
-	case MethodCatalogRegister, MethodCatalogDeregister, MethodKVSApply, MethodEventFire:
+	case MethodCatalogRegister, MethodCatalogDeregister, MethodKVSApply, MethodEventFire, MethodSessionApply:
 		return true
 	case MethodSnapshotRestore, MethodOperatorRaftRemovePeer, MethodOperatorRaftTransferLeader:
 		return true

@@ -65,6 +65,7 @@ type CLI struct {
 	Event      EventCmd      `cmd:"" help:"Fire a user event."`
 	Exec       ExecCmd       `cmd:"" help:"Run a command on remote agents (remote exec must be enabled on them)."`
 	Watch      WatchCmd      `cmd:"" help:"Watch a view of the cluster and run a handler on every change."`
+	Lock       LockCmd       `cmd:"" help:"Run a command while holding a lock (or, with -n, a semaphore slot) on a KV prefix."`
 	Monitor    MonitorCmd    `cmd:"" help:"Stream the agent's logs."`
 	Info       InfoCmd       `cmd:"" help:"Print the agent's debugging information."`
 	Reload     ReloadCmd     `cmd:"" help:"Re-read the agent's configuration files."`
