@@ -135,6 +135,7 @@ func (p *Publisher) Serve(ctx context.Context, dec rpc.Decoder, open func() (*rp
 	if err != nil {
 		return err
 	}
+	st.SetWriteTimeout(p.cfg.SendTimeout)
 	s := newSession(p, st)
 	p.mu.Lock()
 	p.sessions[s] = struct{}{}
