@@ -203,7 +203,9 @@ func (s *Subscriptions) serve(ctx context.Context, c *conn) error {
 		r.Index = sub.index
 		s.sendLocked(&r)
 	}
+	n := len(ids)
 	s.mu.Unlock()
+	s.logger.Info("forwarder: subscription stream open", zap.String("server", c.addr), zap.Int("subscriptions", n))
 	if s.cfg.Up != nil {
 		s.cfg.Up(c.addr)
 	}
