@@ -384,7 +384,10 @@ func (c *Catalog) fill(e *entry) (*value, uint64, error) {
 		v.expires = time.Now().Add(c.cfg.NegativeTTL).UnixNano()
 	}
 	local := e.key.dc == c.cfg.Datacenter
-	if !v.empty() && !local {
+	// Pushed: kept current by the index watch or a subscription. The node
+	// list has no subscription topic.
+	pushed := local && (e.key.kind != kindNodes || !c.subscribing())
+	if !v.empty() && !pushed {
 		// Other datacenters have no index watch here: served for
 		// UnwatchedTTL, then fetched again.
 		v.expires = time.Now().Add(c.cfg.UnwatchedTTL).UnixNano()
