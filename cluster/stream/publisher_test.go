@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cairnd/cairn/cluster/rpc"
 	"github.com/cairnd/cairn/cluster/state"
 	"github.com/cairnd/cairn/cluster/structs"
+	ctestutil "github.com/cairnd/cairn/cluster/testutil"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -20,6 +22,7 @@ import (
 // on loopback; writes go through the store's commit hook as in the FSM.
 type harness struct {
 	t     *testing.T
+	reads atomic.Int64 // CheckServiceNodes calls by the publisher
 	store *state.Store
 	pub   *Publisher
 	addr  string
@@ -31,7 +34,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
 	h := &harness{t: t, store: state.New(), reg: prometheus.NewRegistry()}
 	cfg.Datacenter = "dc1"
-	cfg.State = func() State { return h.store }
+	cfg.State = func() State { return countingState{h.store, &h.reads} }
 	cfg.Registry = h.reg
 	pub, err := NewPublisher(cfg)
 	if err != nil {
@@ -73,6 +76,17 @@ func (h *harness) register(node, service, status string, tags ...string) uint64 
 		h.t.Fatal(err)
 	}
 	return h.idx
+}
+
+// countingState counts the publisher's result reads.
+type countingState struct {
+	*state.Store
+	n *atomic.Int64
+}
+
+func (c countingState) CheckServiceNodes(service, tag string, passingOnly bool) (uint64, []structs.CheckServiceNode) {
+	c.n.Add(1)
+	return c.Store.CheckServiceNodes(service, tag, passingOnly)
 }
 
 // client is one session with its subscription stream.
@@ -163,9 +177,13 @@ func TestSnapshotThenOrderedUpdatesForTheKeyOnly(t *testing.T) {
 		}
 		want, last = want[1:], ev.Index
 	}
-	if n := value(h.pub.metrics.events.WithLabelValues("update")); n != 3 {
-		t.Errorf("updates sent = %v, want 3", n)
-	}
+	// Counted once Send returned, which may be just after the client read it.
+	ctestutil.Eventually(t, 5*time.Second, "3 updates counted", func() error {
+		if n := value(h.pub.metrics.events.WithLabelValues("update")); n != 3 {
+			return fmt.Errorf("updates sent = %v, want 3", n)
+		}
+		return nil
+	})
 }
 
 func TestPassingOnlyAndTagFiltersAndNoEventWhenFilteredResultSame(t *testing.T) {
@@ -338,4 +356,27 @@ func value(c prometheus.Metric) float64 {
 		return m.Counter.GetValue()
 	}
 	return m.Gauge.GetValue()
+}
+
+// N sessions holding the same key cost one read of it per change.
+func TestResultBuiltOncePerChangeForAllSessions(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.register("n1", "web", structs.HealthPassing)
+	var cs []*client
+	for i := range 10 {
+		c := h.dial()
+		c.send(Request{Op: OpSubscribe, ID: uint64(i + 1), Topic: TopicServiceHealth, Key: "web"})
+		c.next()
+		cs = append(cs, c)
+	}
+	before := h.reads.Load()
+	h.register("n1", "web", structs.HealthCritical)
+	for _, c := range cs {
+		if ev := c.next(); ev.Kind != KindUpdate || statuses(ev) != "n1=critical" {
+			t.Fatalf("update %+v", ev)
+		}
+	}
+	if n := h.reads.Load() - before; n != 1 {
+		t.Errorf("10 sessions, one change: %d reads of web, want 1", n)
+	}
 }
