@@ -73,7 +73,14 @@ type Publisher struct {
 	// memo holds the last result built per subscription shape, so N
 	// sessions holding a key read and hash it once per change.
 	memoMu sync.Mutex
-	memo   map[memoKey]*memoEntry
+	memo   map[memoKey]*memoSlot
+}
+
+// memoSlot holds the last result of one shape; mu makes concurrent
+// senders of the same shape build it once.
+type memoSlot struct {
+	mu sync.Mutex
+	e  *memoEntry
 }
 
 // memoKey is a subscription's shape: its key and filters.
@@ -116,7 +123,7 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 		seed: maphash.MakeSeed(), h: canonicalHandle(),
 		byKey:    make(map[topicKey]map[*session]int),
 		sessions: make(map[*session]struct{}),
-		memo:     make(map[memoKey]*memoEntry),
+		memo:     make(map[memoKey]*memoSlot),
 	}, nil
 }
 
@@ -233,9 +240,18 @@ func (p *Publisher) result(st State, sub *subscription) (idx uint64, ev Event, h
 		idx = st.NodeIndex(sub.key.key)
 	}
 	p.memoMu.Lock()
-	m := p.memo[mk]
+	slot := p.memo[mk]
+	if slot == nil {
+		if len(p.memo) >= maxMemo {
+			clear(p.memo)
+		}
+		slot = &memoSlot{}
+		p.memo[mk] = slot
+	}
 	p.memoMu.Unlock()
-	if m != nil && m.st == st && m.idx == idx {
+	slot.mu.Lock()
+	defer slot.mu.Unlock()
+	if m := slot.e; m != nil && m.st == st && m.idx == idx {
 		return m.idx, m.ev, m.hash, nil
 	}
 	switch sub.key.topic {
@@ -250,14 +266,7 @@ func (p *Publisher) result(st State, sub *subscription) (idx uint64, ev Event, h
 		return 0, ev, 0, err
 	}
 	hash = maphash.Bytes(p.seed, buf)
-	p.memoMu.Lock()
-	if len(p.memo) >= maxMemo {
-		clear(p.memo)
-	}
-	if cur := p.memo[mk]; cur == nil || cur.st != st || cur.idx <= idx {
-		p.memo[mk] = &memoEntry{st: st, idx: idx, ev: ev, hash: hash}
-	}
-	p.memoMu.Unlock()
+	slot.e = &memoEntry{st: st, idx: idx, ev: ev, hash: hash}
 	return idx, ev, hash, nil
 }
 

@@ -301,9 +301,10 @@ func TestUnsubscribeStopsEventsAndBadRequestsAreRefused(t *testing.T) {
 // A subscriber that stops reading is dropped once a frame waits longer
 // than SendTimeout; meanwhile apply and the other subscribers go on.
 func TestSlowSubscriberIsDroppedWithoutBlockingApply(t *testing.T) {
-	h := newHarness(t, Config{SendTimeout: 300 * time.Millisecond})
-	// Big results so the yamux window (256 KiB) fills fast.
-	big := strings.Repeat("x", 4096)
+	h := newHarness(t, Config{SendTimeout: 500 * time.Millisecond})
+	// Results of ~140 KB: two fill the yamux window (256 KiB) of the
+	// stuck one, while the one that reads never waits for window.
+	big := strings.Repeat("x", 1024)
 	for i := range 64 {
 		h.register(fmt.Sprintf("n%02d", i), "web", structs.HealthPassing, big)
 	}
