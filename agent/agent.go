@@ -421,6 +421,8 @@ func (a *Agent) startDNS(ctx context.Context) error {
 			Deliver:    func(ev stream.Event) { cc2.Deliver(ev) },
 			Down:       func(err error) { cc2.Down(err) },
 			Up:         func(server string) { cc2.Up(server) },
+			// An older server (rolling upgrade): the index watch takes over.
+			Unsupported: func(err error) { cc2.Unsupported(err) },
 		})
 		if err != nil {
 			return err

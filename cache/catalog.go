@@ -129,6 +129,7 @@ type Catalog struct {
 	subMu    sync.Mutex
 	subs     map[uint64]*entry
 	streamUp atomic.Bool
+	fallback atomic.Bool // Unsupported: the index watch runs instead
 
 	// packedHits are the resolver's counts of questions answered from
 	// packed bytes built from our entries: they count as hits.

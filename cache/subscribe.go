@@ -46,7 +46,22 @@ func (m RefreshMode) String() string {
 }
 
 func (c *Catalog) subscribing() bool {
-	return c.cfg.Refresh == RefreshSubscribe && c.cfg.Subscriber != nil
+	return c.cfg.Refresh == RefreshSubscribe && c.cfg.Subscriber != nil && !c.fallback.Load()
+}
+
+// Unsupported switches to the index watch for good: a server does not
+// serve subscriptions (rolling upgrade), so pushes cannot be relied on.
+// Keys subscribed so far are refreshed by the watch's rounds from now on.
+func (c *Catalog) Unsupported(err error) {
+	if c.cfg.Refresh != RefreshSubscribe || c.cfg.Subscriber == nil || !c.fallback.CompareAndSwap(false, true) {
+		return
+	}
+	c.log.Warn("servers do not serve subscriptions; falling back to the index watch", zap.Error(err))
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.watchIndex()
+	}()
 }
 
 // subscribe opens e's subscription from the index of the answer it holds;
@@ -79,7 +94,7 @@ func (c *Catalog) subscribe(e *entry, v *value) {
 
 // unsubscribe ends e's subscription, if any. Called once e is removed.
 func (c *Catalog) unsubscribe(e *entry) {
-	if !c.subscribing() {
+	if c.cfg.Subscriber == nil {
 		return
 	}
 	c.subMu.Lock()

@@ -212,3 +212,19 @@ func TestIndexWatchModeStaysSelectable(t *testing.T) {
 		t.Fatal("unknown refresh mode accepted")
 	}
 }
+
+func TestUnsupportedServersFallBackToIndexWatch(t *testing.T) {
+	tier := newFakeTier()
+	subs := &fakeSubs{}
+	c := newSubCatalog(t, tier, subs, nil)
+	webAddrs(t, c)
+	c.Unsupported(errors.New("rpc: unknown method"))
+	c.Unsupported(errors.New("again")) // once only
+	tier.set(structs.HealthCritical)
+	testutil.Eventually(t, 5*time.Second, "index watch refetched web", func() error {
+		if got := webAddrs(t, c); len(got) != 2 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+}

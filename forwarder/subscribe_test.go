@@ -3,6 +3,7 @@ package forwarder
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,5 +158,40 @@ func TestSubscriptionsResumeAfterFailover(t *testing.T) {
 	}
 	if subs.Len() != 1 || !subs.Connected() {
 		t.Fatalf("Len %d Connected %v", subs.Len(), subs.Connected())
+	}
+}
+
+func TestSubscriptionsReportOlderServers(t *testing.T) {
+	servers := startServers(t, 1) // no MethodSubscribe handler
+	f, _ := startForwarder(t, testConfig(), addrs(servers))
+	unsupported := make(chan error, 4)
+	subs, err := f.NewSubscriptions(SubscriptionsConfig{
+		Deliver:     func(stream.Event) {},
+		Unsupported: func(err error) { unsupported <- err },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = subs.Run(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	subs.Subscribe(stream.Request{Topic: stream.TopicServiceHealth, Key: "web"})
+	select {
+	case err := <-unsupported:
+		if !strings.Contains(err.Error(), "unknown method") {
+			t.Fatalf("Unsupported(%v)", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("older server not reported")
+	}
+	if subs.Connected() {
+		t.Fatal("connected to a server without subscriptions")
 	}
 }
