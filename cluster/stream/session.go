@@ -108,8 +108,7 @@ func (s *session) run(ctx context.Context) error {
 // apply handles one client request.
 func (s *session) apply(r *Request) error {
 	if err := r.Validate(); err != nil {
-		s.refuse(r.ID, err)
-		return nil
+		return s.refuse(r.ID, err)
 	}
 	switch r.Op {
 	case OpUnsubscribe:
@@ -138,8 +137,7 @@ func (s *session) apply(r *Request) error {
 		return nil
 	}
 	if r.Datacenter != "" && r.Datacenter != s.p.cfg.Datacenter {
-		s.refuse(r.ID, fmt.Errorf("stream: datacenter %q is not this server's %q (field Datacenter)", r.Datacenter, s.p.cfg.Datacenter))
-		return nil
+		return s.refuse(r.ID, fmt.Errorf("stream: datacenter %q is not this server's %q (field Datacenter)", r.Datacenter, s.p.cfg.Datacenter))
 	}
 	sub := &subscription{id: r.ID, key: topicKey{r.Topic, r.Key}, tag: r.Tag, passing: r.PassingOnly, want: r.Index}
 	s.mu.Lock()
@@ -149,13 +147,11 @@ func (s *session) apply(r *Request) error {
 	}
 	if _, dup := s.subs[r.ID]; dup {
 		s.mu.Unlock()
-		s.refuse(r.ID, fmt.Errorf("stream: subscription %d already live (field ID)", r.ID))
-		return nil
+		return s.refuse(r.ID, fmt.Errorf("stream: subscription %d already live (field ID)", r.ID))
 	}
 	if len(s.subs) >= s.p.cfg.MaxSubscriptions {
 		s.mu.Unlock()
-		s.refuse(r.ID, fmt.Errorf("stream: more than %d subscriptions on one session", s.p.cfg.MaxSubscriptions))
-		return nil
+		return s.refuse(r.ID, fmt.Errorf("stream: more than %d subscriptions on one session", s.p.cfg.MaxSubscriptions))
 	}
 	s.subs[r.ID] = sub
 	s.byKey[sub.key] = append(s.byKey[sub.key], r.ID)
@@ -167,11 +163,20 @@ func (s *session) apply(r *Request) error {
 	return nil
 }
 
-func (s *session) refuse(id uint64, err error) {
+// maxPendingErrors bounds the refusals queued for a client that keeps
+// sending bad requests without reading; past it the session is closed.
+const maxPendingErrors = 1024
+
+func (s *session) refuse(id uint64, err error) error {
 	s.mu.Lock()
+	if len(s.errs) >= maxPendingErrors {
+		s.mu.Unlock()
+		return fmt.Errorf("stream: more than %d refusals pending; closing", maxPendingErrors)
+	}
 	s.errs = append(s.errs, Event{ID: id, Kind: KindError, Error: err.Error()})
 	s.mu.Unlock()
 	s.signal()
+	return nil
 }
 
 // send is the sender loop: on each wake it answers new subscriptions and
