@@ -176,7 +176,7 @@ func (p *Publisher) Serve(ctx context.Context, dec rpc.Decoder, open func() (*rp
 		return err
 	}
 	st.SetWriteTimeout(p.cfg.SendTimeout)
-	s := newSession(p, st)
+	s := newSession(ctx, p, st)
 	p.mu.Lock()
 	p.sessions[s] = struct{}{}
 	p.mu.Unlock()
@@ -185,7 +185,7 @@ func (p *Publisher) Serve(ctx context.Context, dec rpc.Decoder, open func() (*rp
 		p.removeSession(s)
 		p.metrics.sessions.Dec()
 	}()
-	return s.run(ctx)
+	return s.run()
 }
 
 // addSub indexes s under k.
