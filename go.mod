@@ -16,6 +16,8 @@ require (
 	go.uber.org/zap v1.28.0
 )
 
+require github.com/hashicorp/hcl v1.0.0
+
 require (
 	dario.cat/mergo v1.0.2 // indirect
 	github.com/AlekSi/pointer v1.2.0 // indirect
