@@ -23,6 +23,10 @@ const (
 	recService uint8 = 2
 	recCheck   uint8 = 3
 	recKV      uint8 = 4
+	// 5 session, 6 tombstone: other helpers' records.
+	recACLPolicy uint8 = 7
+	recACLToken  uint8 = 8
+	recACLMeta   uint8 = 9
 	// recEnd terminates the stream so a truncated snapshot is detected.
 	recEnd uint8 = 255
 )
@@ -48,6 +52,10 @@ type Snapshot struct {
 	services []serviceRecord
 	checks   []*structs.HealthCheck
 	kvs      []*structs.DirEntry
+
+	aclPolicies []*structs.ACLPolicy
+	aclTokens   []*structs.ACLToken
+	aclMeta     aclMeta
 }
 
 // Snapshot captures the Store's current state.
@@ -74,6 +82,7 @@ func (s *Store) Snapshot() *Snapshot {
 		snap.kvs = append(snap.kvs, s.kvs[k])
 		return true
 	})
+	s.aclSnapshot(snap)
 	return snap
 }
 
@@ -134,6 +143,21 @@ func (snap *Snapshot) Persist(w io.Writer) error {
 			return fmt.Errorf("state: persist key %s: %w", e.Key, err)
 		}
 	}
+	for _, p := range snap.aclPolicies {
+		if err := put(recACLPolicy, p); err != nil {
+			return fmt.Errorf("state: persist acl policy %s: %w", p.ID, err)
+		}
+	}
+	for _, t := range snap.aclTokens {
+		if err := put(recACLToken, t); err != nil {
+			return fmt.Errorf("state: persist acl token: %w", err)
+		}
+	}
+	if snap.aclMeta != (aclMeta{}) {
+		if err := put(recACLMeta, &snap.aclMeta); err != nil {
+			return fmt.Errorf("state: persist acl meta: %w", err)
+		}
+	}
 	if err := put(recEnd, nil); err != nil {
 		return fmt.Errorf("state: persist end: %w", err)
 	}
@@ -191,6 +215,21 @@ func Restore(r io.Reader) (*Store, error) {
 			e := new(structs.DirEntry)
 			if err = dec.Decode(e); err == nil {
 				err = s.restoreKV(e)
+			}
+		case recACLPolicy:
+			p := new(structs.ACLPolicy)
+			if err = dec.Decode(p); err == nil {
+				err = s.restoreACLPolicy(p)
+			}
+		case recACLToken:
+			t := new(structs.ACLToken)
+			if err = dec.Decode(t); err == nil {
+				err = s.restoreACLToken(t)
+			}
+		case recACLMeta:
+			var m aclMeta
+			if err = dec.Decode(&m); err == nil {
+				s.acl.bootstrapIndex, s.acl.index = m.BootstrapIndex, m.Index
 			}
 		case recEnd:
 			for _, nr := range s.nodes {
