@@ -85,6 +85,7 @@ type Config struct {
 	TLS TLS `json:"tls"`
 	LegacyTLS
 	Limits Limits `json:"limits"`
+	ACL    ACL    `json:"acl"`
 
 	// Services and Checks collect the "service"/"services" and
 	// "check"/"checks" keys of every config file, in load order.
@@ -207,5 +208,6 @@ func DefaultConfig() *Config {
 			MaxStale:   Duration(72 * time.Hour),
 		},
 		Autopilot: DefaultAutopilot(),
+		ACL:       DefaultACL(),
 	}
 }
