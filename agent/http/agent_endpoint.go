@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/cairnd/cairn/agent/config"
+	"github.com/cairnd/cairn/cluster/acl"
 	"github.com/cairnd/cairn/cluster/structs"
 )
 
@@ -128,6 +129,9 @@ func (a *handler) agentServiceRegister(w nethttp.ResponseWriter, r *nethttp.Requ
 		return badRequest("Invalid service definition: %v", err)
 	}
 	def.SetDefaults()
+	if err := a.allow(r, acl.ResService, def.Name, acl.LevelWrite); err != nil {
+		return err
+	}
 	if err := a.b.AddService(r.Context(), &def); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/cairnd/cairn/cluster/acl"
 	"github.com/cairnd/cairn/cluster/connlimit"
 )
 
@@ -409,6 +410,9 @@ func (s *Server) serveStream(ctx context.Context, stream *yamux.Stream, log *zap
 	}
 	_ = stream.SetReadDeadline(time.Time{})
 
+	if hdr.Token != "" {
+		ctx = acl.ContextWithToken(ctx, hdr.Token)
+	}
 	reply, herr := s.call(ctx, hdr.Method, st, log)
 	var resp responseHeader
 	if herr != nil {

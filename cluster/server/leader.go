@@ -72,6 +72,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	}
 	s.readyForReads.Store(true)
 	s.reconcileAll()
+	s.initializeACLs()
 	tick := time.NewTicker(reconcileInterval)
 	defer tick.Stop()
 	for {

@@ -33,6 +33,8 @@ func IsWriteMethod(method string) bool {
 		return true
 	case MethodSnapshotRestore, MethodOperatorRaftRemovePeer:
 		return true
+	case MethodACLBootstrap, MethodACLPolicySet, MethodACLPolicyDelete, MethodACLTokenSet, MethodACLTokenDelete:
+		return true
 	}
 	return false
 }
