@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/cairnd/cairn/agent/agenttest"
+	"github.com/cairnd/cairn/cluster/structs"
 	"github.com/cairnd/cairn/cluster/testutil"
 )
 
@@ -236,5 +237,112 @@ func TestACLE2E(t *testing.T) {
 	if secretLeak := strings.Contains(srv.Log(), tok.SecretID) || strings.Contains(cli.Log(), tok.SecretID) ||
 		strings.Contains(srv.Log(), mgmt.SecretID); secretLeak {
 		t.Error("a token secret appears in an agent log")
+	}
+}
+
+// TestACLSurvivesLeaderKillAndRestore: three servers with
+// initial_management; a policy and token made through the API survive a
+// kill -9 of the leader and a snapshot restore (after being deleted).
+func TestACLSurvivesLeaderKillAndRestore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real agent processes")
+	}
+	bin := agenttest.Binary(t)
+	t.Setenv("CAIRN_FAST_GOSSIP", "1")
+	const rootSecret = "3f1d7a52-0c4e-4b8e-9a61-7d2f5e8c1b90"
+	cfg := fmt.Sprintf(`{"acl": {"enabled": true, "default_policy": "deny", "tokens": {"initial_management": %q, "agent": %q}}}`, rootSecret, rootSecret)
+	var procs []*agenttest.Proc
+	join := ""
+	for i := 1; i <= 3; i++ {
+		args := []string{"--server", "--bootstrap-expect", "3", "--config-dir", gossipConfigDir(t, map[string]string{"acl.json": cfg})}
+		if join != "" {
+			args = append(args, "--retry-join", join)
+		}
+		p := startAgent(t, bin, fmt.Sprintf("s%d", i), args...)
+		if join == "" {
+			join = p.SerfAddr()
+		}
+		procs = append(procs, p)
+	}
+	root := aclClient(t, procs[0].HTTPAddr(), rootSecret)
+	testutil.Eventually(t, 60*time.Second, "initial management token works", func() error {
+		_, err := root.KV().Put(&api.KVPair{Key: "boot", Value: []byte("1")}, nil)
+		return err
+	})
+	// initial_management bootstrapped ACLs: the API bootstrap is refused.
+	if _, _, err := aclClient(t, procs[0].HTTPAddr(), "").ACL().Bootstrap(); !isStatus(err, 403) {
+		t.Fatalf("bootstrap after initial_management: %v, want 403", err)
+	}
+	if _, _, err := root.ACL().PolicyCreate(&api.ACLPolicy{Name: "app", Rules: `key_prefix "app/" { policy = "write" }`}, nil); err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := root.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{Name: "app"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The server port decides too: a raw RPC without a token is refused.
+	err = callOnce(procs[0].RPCAddr(), structs.MethodKVSApply, &structs.KVSRequest{Op: structs.KVSet,
+		DirEnt: structs.DirEntry{Key: "app/raw", Value: []byte("x")}}, &structs.WriteResponse{}, 5*time.Second)
+	if !errors.Is(err, structs.ErrPermissionDenied) {
+		t.Fatalf("raw RPC KV write without token: %v, want permission denied", err)
+	}
+
+	// kill -9 the leader; the others elect a new one and still know the token.
+	leader := leaderAddr(procs[0].RPCAddr())
+	var survivors []*agenttest.Proc
+	for _, p := range procs {
+		if p.RPCAddr() == leader {
+			p.Kill()
+		} else {
+			survivors = append(survivors, p)
+		}
+	}
+	if len(survivors) != 2 {
+		t.Fatalf("leader %q not among the servers", leader)
+	}
+	for _, p := range survivors {
+		app := aclClient(t, p.HTTPAddr(), tok.SecretID)
+		testutil.Eventually(t, 60*time.Second, "token works after leader kill on "+p.Name, func() error {
+			_, err := app.KV().Put(&api.KVPair{Key: "app/" + p.Name, Value: []byte("1")}, nil)
+			return err
+		})
+		if _, err := app.KV().Put(&api.KVPair{Key: "other", Value: []byte("1")}, nil); !isStatus(err, 403) {
+			t.Fatalf("%s: app token outside app/: %v, want 403", p.Name, err)
+		}
+	}
+
+	// Snapshot, delete the token and policy, restore: both are back.
+	root = aclClient(t, survivors[0].HTTPAddr(), rootSecret)
+	rc, _, err := root.Snapshot().Save(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.ACL().TokenDelete(tok.AccessorID, nil); err != nil {
+		t.Fatal(err)
+	}
+	app := aclClient(t, survivors[0].HTTPAddr(), tok.SecretID)
+	if _, err := app.KV().Put(&api.KVPair{Key: "app/deleted"}, nil); !isStatus(err, 403) {
+		t.Fatalf("deleted token: %v, want 403", err)
+	}
+	if err := root.Snapshot().Restore(nil, strings.NewReader(string(snap))); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, "token back after restore", func() error {
+		_, err := app.KV().Put(&api.KVPair{Key: "app/restored", Value: []byte("1")}, nil)
+		return err
+	})
+	pols, _, err := root.ACL().PolicyList(nil)
+	if err != nil || !slices.ContainsFunc(pols, func(p *api.ACLPolicyListEntry) bool { return p.Name == "app" }) {
+		t.Fatalf("policies after restore: %v", err)
+	}
+	// Snapshots need operator permission.
+	if _, _, err := app.Snapshot().Save(nil); !isStatus(err, 403) {
+		t.Fatalf("snapshot save with the app token: %v, want 403", err)
 	}
 }
