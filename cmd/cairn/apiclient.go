@@ -22,8 +22,9 @@ const (
 
 // apiClient is the CLI's tiny client of the local agent's HTTP API.
 type apiClient struct {
-	base string // scheme://host:port
-	hc   *http.Client
+	base  string // scheme://host:port
+	hc    *http.Client
+	token string // ACL secret, sent as X-Consul-Token
 }
 
 func newAPIClient(g *Globals) *apiClient {
@@ -31,7 +32,7 @@ func newAPIClient(g *Globals) *apiClient {
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
-	return &apiClient{base: strings.TrimRight(addr, "/"), hc: &http.Client{Timeout: apiTimeout}}
+	return &apiClient{base: strings.TrimRight(addr, "/"), hc: &http.Client{Timeout: apiTimeout}, token: g.Token}
 }
 
 // apiError is a non-2xx answer from the agent.
@@ -54,6 +55,9 @@ func (c *apiClient) do(ctx context.Context, method, path string, q url.Values, b
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return nil, 0, err
+	}
+	if c.token != "" {
+		req.Header.Set("X-Consul-Token", c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

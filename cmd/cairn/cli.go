@@ -8,6 +8,8 @@ import (
 // Globals are flags every command accepts, and the command's streams.
 type Globals struct {
 	HTTPAddr string `name:"http-addr" env:"CAIRN_HTTP_ADDR" default:"127.0.0.1:8500" help:"Address of the local agent's HTTP API."`
+	// Token is the ACL secret sent as X-Consul-Token with every request.
+	Token string `name:"token" env:"CAIRN_HTTP_TOKEN,CONSUL_HTTP_TOKEN" help:"ACL token to send with every request."`
 
 	// Stdin, Stdout and Stderr are the command's streams; nil means the
 	// process's own. Tests set them to run a command in-process.
@@ -62,4 +64,5 @@ type CLI struct {
 	Operator   OperatorCmd   `cmd:"" help:"Operator commands (raft)."`
 	TLS        TLSCmd        `cmd:"" name:"tls" help:"Create a CA and certificates for TLS on the server port."`
 	Snapshot   SnapshotCmd   `cmd:"" help:"Save, restore and inspect snapshots of the servers' state."`
+	ACL        ACLCmd        `cmd:"" name:"acl" help:"Bootstrap ACLs and manage ACL policies and tokens."`
 }
