@@ -113,8 +113,15 @@ func (a *handler) routeACL(r *nethttp.Request, path, arg string) error {
 			return a.allow(r, acl.ResKeyring, "", acl.LevelRead)
 		}
 		return a.allow(r, acl.ResKeyring, "", acl.LevelWrite)
+	case "/v1/agent/service/register":
+		return nil // service write on the body's name, checked by the handler
 	}
-	return nil
+	// Agent routes without a rule of their own: agent read to look,
+	// agent write to change.
+	if r.Method == nethttp.MethodGet {
+		return a.allow(r, acl.ResAgent, node, acl.LevelRead)
+	}
+	return a.allow(r, acl.ResAgent, node, acl.LevelWrite)
 }
 
 // filterEvents keeps the user events the request may read.
