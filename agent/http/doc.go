@@ -24,4 +24,7 @@
 // (/v1/kv//a is key "a"), as Consul's CLI does; keys with control characters
 // or invalid UTF-8 are rejected. ?wait is capped at MaxQueryTime (10m, as
 // Consul). Sessions (?acquire/?release) are not supported and answer 400.
+// ACLs (acl_endpoint.go): the token (X-Consul-Token, Bearer, ?token=) rides
+// the request context to the servers, which decide; agent routes are checked
+// here against the Backend's Authorizer, resolved at most once per request.
 package http

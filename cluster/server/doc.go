@@ -25,5 +25,8 @@
 // leader may answer stale within its lease; a paused process escapes it);
 // the Raft server ID is the node name; bootstrap-expect and membership come
 // from serf tags; autopilot removes dead servers only while quorum holds;
-// peers.json is applied before Raft starts.
+// peers.json is applied before Raft starts. ACLs (acl.go): every call passes
+// one gate in handle() that resolves the caller's token (RPC header) on this
+// server's own state and checks the method's rule; list replies are
+// filtered; methods without a rule need a management token.
 package server
