@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -38,5 +40,26 @@ func TestACLConfig(t *testing.T) {
 	}
 	if err := DecodeStrict([]byte(`{"acl": {"polcy": "x"}}`), DefaultConfig()); err == nil {
 		t.Error("unknown acl key accepted")
+	}
+}
+
+// TestPackagedACLExamples: the packaged TLS + ACL examples decode with
+// strict decoding and carry a valid acl block with default deny.
+func TestPackagedACLExamples(t *testing.T) {
+	for _, name := range []string{"server-tls-acl.json", "client-tls-acl.json"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "packaging", "examples", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := DefaultConfig()
+		if err := DecodeStrict(b, c); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := c.ACL.validate(); err != nil || !c.ACL.Enabled || c.ACL.DefaultPolicy != ACLPolicyDeny {
+			t.Errorf("%s: acl %+v: %v", name, c.ACL, err)
+		}
+		if tc := c.TLSConfig(); !tc.VerifyOutgoing || !tc.VerifyServerHostname {
+			t.Errorf("%s: tls %+v", name, tc)
+		}
 	}
 }

@@ -132,13 +132,17 @@ func need(a *acl.Authorizer, res acl.Resource, name string, l acl.Level) error {
 // afterwards (filterReply) instead. Methods this table does not know need
 // a management token while ACLs are on: a new endpoint is closed until
 // someone decides its rule.
+//
+// A nil Authorizer with a nil error means "no ACL decision here" (ACLs
+// off, or a public method): the call goes ahead unfiltered, and the hot
+// path allocates nothing.
 func (s *Server) authorize(ctx context.Context, method string, args any) (*acl.Authorizer, error) {
 	if !s.cfg.ACL.Enabled {
-		return acl.AllowAll(), nil
+		return nil, nil
 	}
 	if method == structs.MethodACLBootstrap || method == structs.MethodACLResolve || strings.HasPrefix(method, "Status.") ||
 		method == structs.MethodCatalogListDatacenters {
-		return acl.AllowAll(), nil // decided by the endpoint itself, or public (Consul)
+		return nil, nil // decided by the endpoint itself, or public (Consul)
 	}
 	a, err := s.Authorizer(ctx)
 	if err != nil {
