@@ -124,14 +124,9 @@ func TestACLE2E(t *testing.T) {
 		}
 	}
 
-	// A client agent, whose own calls use the management token as its
-	// agent token; requests through it carry the caller's token.
-	cliDir := gossipConfigDir(t, map[string]string{"acl.json": fmt.Sprintf(
-		`{"acl": {"enabled": true, "default_policy": "deny", "token_ttl": "1s", "tokens": {"agent": %q}}}`, mgmt.SecretID)})
-	cli := startAgent(t, bin, "c1", "--retry-join", srv.SerfAddr(), "--config-dir", cliDir)
-
-	// DNS answers with the anonymous token (no tokens.default): let it
-	// read web and the nodes, not db.
+	// DNS may read web and the nodes, not db. The server answers DNS
+	// with the anonymous token (it has no tokens.default), the client
+	// with its tokens.default.
 	dnsPol, _, err := root.ACL().PolicyCreate(&api.ACLPolicy{Name: "dns", Rules: `service "web" { policy = "read" } node_prefix "" { policy = "read" }`}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -140,6 +135,21 @@ func TestACLE2E(t *testing.T) {
 		Policies: []*api.ACLTokenPolicyLink{{ID: dnsPol.ID}}}, nil); err != nil {
 		t.Fatal(err)
 	}
+	// The client's default token also reads db, so its DNS answers show
+	// which token it used.
+	if _, _, err := root.ACL().PolicyCreate(&api.ACLPolicy{Name: "dns-db", Rules: `service "db" { policy = "read" }`}, nil); err != nil {
+		t.Fatal(err)
+	}
+	dnsTok, _, err := root.ACL().TokenCreate(&api.ACLToken{Description: "dns", Policies: []*api.ACLTokenPolicyLink{{ID: dnsPol.ID}, {Name: "dns-db"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A client agent, whose own calls use the management token as its
+	// agent token; requests through it carry the caller's token.
+	cliDir := gossipConfigDir(t, map[string]string{"acl.json": fmt.Sprintf(
+		`{"acl": {"enabled": true, "default_policy": "deny", "token_ttl": "1s", "tokens": {"agent": %q, "default": %q}}}`, mgmt.SecretID, dnsTok.SecretID)})
+	cli := startAgent(t, bin, "c1", "--retry-join", srv.SerfAddr(), "--config-dir", cliDir)
 
 	for _, ag := range []*agenttest.Proc{srv, cli} {
 		t.Run(ag.Name, func(t *testing.T) {
@@ -185,7 +195,12 @@ func TestACLE2E(t *testing.T) {
 			if err != nil || len(all) < 2 {
 				t.Fatalf("catalog services as management: %v %v", all, err)
 			}
-			// DNS: web resolves, db (unreadable by anonymous) is NXDOMAIN.
+			// DNS: web resolves; db is NXDOMAIN on the server (anonymous
+			// cannot read it) and resolves on the client (tokens.default).
+			wantDB := dns.RcodeNameError
+			if ag == cli {
+				wantDB = dns.RcodeSuccess
+			}
 			testutil.Eventually(t, 20*time.Second, "dns", func() error {
 				r, err := dnsQuery(ag.DNSAddr(), "web.service.consul", dns.TypeA)
 				if err != nil {
@@ -197,8 +212,8 @@ func TestACLE2E(t *testing.T) {
 				if r, err = dnsQuery(ag.DNSAddr(), "db.service.consul", dns.TypeA); err != nil {
 					return err
 				}
-				if r.Rcode != dns.RcodeNameError {
-					return fmt.Errorf("db: rcode %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
+				if r.Rcode != wantDB {
+					return fmt.Errorf("db: rcode %s, want %s", dns.RcodeToString[r.Rcode], dns.RcodeToString[wantDB])
 				}
 				return nil
 			})
