@@ -221,13 +221,14 @@ func TestACLE2E(t *testing.T) {
 			if code, _, _ := rawRequest(t, "GET", url+"/v1/agent/self", tok.SecretID, ""); code != 403 {
 				t.Errorf("agent/self as app token: %d, want 403", code)
 			}
-			if code, _, _ := rawRequest(t, "GET", url+"/v1/agent/self", mgmt.SecretID, ""); code != 200 {
-				t.Errorf("agent/self as management: %d, want 200", code)
+			code, self, _ := rawRequest(t, "GET", url+"/v1/agent/self", mgmt.SecretID, "")
+			if code != 200 || strings.Contains(self, mgmt.SecretID) || strings.Contains(self, dnsTok.SecretID) {
+				t.Errorf("agent/self as management: %d, or a configured secret in it:\n%s", code, self)
 			}
 			// Token self and an unknown token.
-			self, _, err := app.ACL().TokenReadSelf(nil)
-			if err != nil || self.AccessorID != tok.AccessorID {
-				t.Fatalf("token self: %+v %v", self, err)
+			me, _, err := app.ACL().TokenReadSelf(nil)
+			if err != nil || me.AccessorID != tok.AccessorID {
+				t.Fatalf("token self: %+v %v", me, err)
 			}
 			if code, _, _ := rawRequest(t, "GET", url+"/v1/kv/app/x", "no-such-token", ""); code != 403 {
 				t.Errorf("unknown token: %d, want 403", code)
