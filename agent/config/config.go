@@ -101,6 +101,9 @@ type Ports struct {
 	Server  int `json:"server"`
 	SerfLAN int `json:"serf_lan"`
 	SerfWAN int `json:"serf_wan"`
+	// HTTPS serves the same API over TLS (tls.https, over tls.defaults).
+	// Off (PortDisabled) unless set, as in Consul.
+	HTTPS int `json:"https"`
 }
 
 // DNSConfig is Consul's dns_config block.
@@ -191,6 +194,7 @@ func DefaultConfig() *Config {
 			Server:  DefaultServerPort,
 			SerfLAN: DefaultSerfLANPort,
 			SerfWAN: DefaultSerfWANPort,
+			HTTPS:   PortDisabled,
 		},
 		DNSConfig: DNSConfig{
 			AllowStale:      true,

@@ -28,5 +28,9 @@
 //   - TLS: Consul's tls { defaults, internal_rpc } block and the legacy
 //     top-level ca_file/ca_path/cert_file/key_file/verify_* keys are both
 //     accepted; key by key, internal_rpc beats defaults beats legacy
-//     (TLSConfig). tls.https and tls.grpc are refused until HTTPS exists.
+//     (TLSConfig). tls.https overlays defaults the same way for the API's
+//     TLS port (HTTPSConfig; ports.https, off by default as in Consul; its
+//     verify_incoming requires API clients' certificates, so a server with
+//     tls.defaults.verify_incoming usually sets tls.https.verify_incoming =
+//     false, as with Consul). tls.grpc is refused: Cairn has no gRPC port.
 package config
