@@ -88,9 +88,10 @@ func (a *handler) routeACL(r *nethttp.Request, path, arg string) error {
 	}
 	node := a.b.NodeName()
 	switch path {
-	case "/v1/agent/self", "/v1/agent/members", "/v1/agent/metrics", "/v1/agent/monitor",
-		"/v1/agent/services", "/v1/agent/checks":
+	case "/v1/agent/self", "/v1/agent/members", "/v1/agent/metrics", "/v1/agent/monitor":
 		return a.allow(r, acl.ResAgent, node, acl.LevelRead)
+	case "/v1/agent/services", "/v1/agent/checks":
+		return nil // filtered by the handler (readableServices, readableChecks)
 	case "/v1/agent/join/", "/v1/agent/leave", "/v1/agent/reload":
 		return a.allow(r, acl.ResAgent, node, acl.LevelWrite)
 	case "/v1/agent/force-leave/":
@@ -122,6 +123,44 @@ func (a *handler) routeACL(r *nethttp.Request, path, arg string) error {
 		return a.allow(r, acl.ResAgent, node, acl.LevelRead)
 	}
 	return a.allow(r, acl.ResAgent, node, acl.LevelWrite)
+}
+
+// readableServices keeps the local services the request may read
+// (service read), as Consul's /v1/agent/services.
+func (a *handler) readableServices(w nethttp.ResponseWriter, r *nethttp.Request, m map[string]*structs.NodeService) (map[string]*structs.NodeService, error) {
+	authz, err := a.authorizer(r)
+	if err != nil || authz.IsManagement() {
+		return m, err
+	}
+	out := make(map[string]*structs.NodeService, len(m))
+	for id, s := range m {
+		if authz.Read(acl.ResService, s.Service) {
+			out[id] = s
+		}
+	}
+	if len(out) != len(m) {
+		w.Header().Set("X-Consul-Results-Filtered-By-ACLs", "true")
+	}
+	return out, nil
+}
+
+// readableChecks keeps the local checks the request may read: service
+// read for a service's check, node read for a node check.
+func (a *handler) readableChecks(w nethttp.ResponseWriter, r *nethttp.Request, m map[string]*structs.HealthCheck) (map[string]*structs.HealthCheck, error) {
+	authz, err := a.authorizer(r)
+	if err != nil || authz.IsManagement() {
+		return m, err
+	}
+	out := make(map[string]*structs.HealthCheck, len(m))
+	for id, c := range m {
+		if c.ServiceName != "" && authz.Read(acl.ResService, c.ServiceName) || c.ServiceName == "" && authz.Read(acl.ResNode, c.Node) {
+			out[id] = c
+		}
+	}
+	if len(out) != len(m) {
+		w.Header().Set("X-Consul-Results-Filtered-By-ACLs", "true")
+	}
+	return out, nil
 }
 
 // filterEvents keeps the user events the request may read.

@@ -126,3 +126,41 @@ func FuzzACLBodies(f *testing.F) {
 		}
 	})
 }
+
+func (b *aclBackend) LocalServices() map[string]*structs.NodeService {
+	return map[string]*structs.NodeService{"web1": {ID: "web1", Service: "web"}, "db1": {ID: "db1", Service: "db"}}
+}
+
+func (b *aclBackend) LocalChecks() map[string]*structs.HealthCheck {
+	return map[string]*structs.HealthCheck{
+		"web-ok": {CheckID: "web-ok", Node: "n1", ServiceID: "web1", ServiceName: "web"},
+		"db-ok":  {CheckID: "db-ok", Node: "n1", ServiceID: "db1", ServiceName: "db"},
+		"mem":    {CheckID: "mem", Node: "n1"},
+	}
+}
+
+// TestAgentListsFiltered: /v1/agent/services and /checks show what the
+// token may read, as Consul's, and say they filtered.
+func TestAgentListsFiltered(t *testing.T) {
+	rules, err := acl.Parse(`service "web" { policy = "read" }`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(&aclBackend{authz: acl.New(false, rules)}, zap.NewNop())
+	for path, want := range map[string][]string{"/v1/agent/services": {`"web1"`}, "/v1/agent/checks": {`"web-ok"`}} {
+		w := serve(t, h, "GET", path, nil)
+		if w.Code != 200 || w.Header().Get("X-Consul-Results-Filtered-By-ACLs") != "true" {
+			t.Fatalf("%s: %d filtered=%q", path, w.Code, w.Header().Get("X-Consul-Results-Filtered-By-ACLs"))
+		}
+		for _, s := range want {
+			if !strings.Contains(w.Body.String(), s) {
+				t.Errorf("%s: %s missing from %s", path, s, w.Body)
+			}
+		}
+		for _, s := range []string{`"db1"`, `"db-ok"`, `"mem"`} {
+			if strings.Contains(w.Body.String(), s) {
+				t.Errorf("%s: %s not filtered: %s", path, s, w.Body)
+			}
+		}
+	}
+}

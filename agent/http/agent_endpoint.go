@@ -41,7 +41,10 @@ type agentService struct {
 }
 
 func (a *handler) agentServices(w nethttp.ResponseWriter, r *nethttp.Request, _ string) error {
-	local := a.b.LocalServices()
+	local, err := a.readableServices(w, r, a.b.LocalServices())
+	if err != nil {
+		return err
+	}
 	out := make(map[string]agentService, len(local))
 	dc := a.b.Datacenter()
 	for id, s := range local {
@@ -62,7 +65,10 @@ func (a *handler) agentServices(w nethttp.ResponseWriter, r *nethttp.Request, _ 
 }
 
 func (a *handler) agentChecks(w nethttp.ResponseWriter, r *nethttp.Request, _ string) error {
-	local := a.b.LocalChecks()
+	local, err := a.readableChecks(w, r, a.b.LocalChecks())
+	if err != nil {
+		return err
+	}
 	out := make(map[string]*structs.HealthCheck, len(local))
 	for id, c := range local {
 		cc := *c
