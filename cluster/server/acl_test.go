@@ -92,6 +92,18 @@ func TestACLGate(t *testing.T) {
 	if len(keys.Keys) != 1 || keys.Keys[0] != "a/1" || !keys.ResultsFilteredByACLs {
 		t.Errorf("keys as token: %v filtered=%v", keys.Keys, keys.ResultsFilteredByACLs)
 	}
+	// Updating the policy changes what the token may do at once (the
+	// parsed-rules cache is keyed by the policy's ModifyIndex).
+	pol.Rules = `key_prefix "b/" { policy = "write" }`
+	if err := s.RPC(rootCtx, structs.MethodACLPolicySet, &structs.ACLPolicySetRequest{Policy: pol}, &pol); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RPC(ctx, structs.MethodKVSApply, &structs.KVSRequest{Op: structs.KVSet, DirEnt: structs.DirEntry{Key: "b/1"}}, &structs.WriteResponse{}); err != nil {
+		t.Errorf("write b/1 after policy update: %v", err)
+	}
+	if err := s.RPC(ctx, structs.MethodKVSApply, &structs.KVSRequest{Op: structs.KVSet, DirEnt: structs.DirEntry{Key: "a/3"}}, &structs.WriteResponse{}); !errors.Is(err, structs.ErrPermissionDenied) {
+		t.Errorf("write a/3 after policy update: %v, want denied", err)
+	}
 	// Bad rules are a 400 naming the rule, and change nothing.
 	err := s.RPC(rootCtx, structs.MethodACLPolicySet, &structs.ACLPolicySetRequest{Policy: structs.ACLPolicy{Name: "bad", Rules: `key "x" { policy = "sometimes" }`}}, &structs.ACLPolicy{})
 	if !errors.Is(err, structs.ErrInvalidRequest) || s.State().ACLPolicy("", "bad") != nil {
