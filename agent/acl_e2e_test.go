@@ -362,3 +362,60 @@ func TestACLSurvivesLeaderKillAndRestore(t *testing.T) {
 		t.Fatalf("snapshot save with the app token: %v, want 403", err)
 	}
 }
+
+// TestACLClientDownPolicy: a client agent (down_policy extend-cache,
+// token_ttl 1s) keeps serving its own endpoints to a token it resolved
+// before every server died, and refuses a token it never saw.
+func TestACLClientDownPolicy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real agent processes")
+	}
+	bin := agenttest.Binary(t)
+	t.Setenv("CAIRN_FAST_GOSSIP", "1")
+	const rootSecret = "5b0c2f0e-8d7e-4c1a-9a4e-2f6d1c3b7a10"
+	cfg := fmt.Sprintf(`{"acl": {"enabled": true, "default_policy": "deny", "down_policy": "extend-cache", "token_ttl": "1s",
+		"tokens": {"initial_management": %q, "agent": %q}}}`, rootSecret, rootSecret)
+	srv := startAgent(t, bin, "s1", "--server", "--bootstrap-expect", "1", "--config-dir", gossipConfigDir(t, map[string]string{"acl.json": cfg}))
+	root := aclClient(t, srv.HTTPAddr(), rootSecret)
+	testutil.Eventually(t, 30*time.Second, "initial management token works", func() error {
+		_, err := root.KV().Put(&api.KVPair{Key: "boot"}, nil)
+		return err
+	})
+	if _, _, err := root.ACL().PolicyCreate(&api.ACLPolicy{Name: "ops", Rules: `agent_prefix "" { policy = "read" }`}, nil); err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := root.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{Name: "ops"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := root.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{Name: "ops"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := startAgent(t, bin, "c1", "--retry-join", srv.SerfAddr(), "--config-dir", gossipConfigDir(t, map[string]string{"acl.json": cfg}))
+	url := "http://" + cli.HTTPAddr() + "/v1/agent/self"
+	testutil.Eventually(t, 30*time.Second, "client resolves the ops token", func() error {
+		if code, body, _ := rawRequest(t, "GET", url, tok.SecretID, ""); code != 200 {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
+	if code, _, _ := rawRequest(t, "GET", url, "", ""); code != 403 {
+		t.Fatalf("anonymous agent/self: %d, want 403", code)
+	}
+	srv.Kill()
+	// Past token_ttl the entry is expired; with no server the client
+	// extends it, and denies a token it never resolved.
+	testutil.Eventually(t, 30*time.Second, "client applies down_policy", func() error {
+		if code, _, _ := rawRequest(t, "GET", url, other.SecretID, ""); code != 403 {
+			return fmt.Errorf("never-seen token with servers down: %d, want 403", code)
+		}
+		if !strings.Contains(cli.Log(), "applying down_policy") {
+			return fmt.Errorf("no down_policy log yet")
+		}
+		return nil
+	})
+	if code, body, _ := rawRequest(t, "GET", url, tok.SecretID, ""); code != 200 {
+		t.Fatalf("cached token with servers down (extend-cache): %d %s, want 200", code, body)
+	}
+}
