@@ -493,7 +493,7 @@ func (a *Agent) serveHTTP() {
 		return
 	}
 	a.httpSrv = &http.Server{
-		Handler:           a.limitRequests(withPprof(agenthttp.New(a, a.log.Named("http")))),
+		Handler:           a.limitRequests(withPprof(a.withUI(agenthttp.New(a, a.log.Named("http"))))),
 		ReadHeaderTimeout: httpReadHeaderTimeout,
 		ReadTimeout:       httpReadTimeout,
 		IdleTimeout:       httpIdleTimeout,

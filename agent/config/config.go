@@ -74,6 +74,10 @@ type Config struct {
 	// before it is reaped (Consul's minimum is 8h).
 	ReconnectTimeout Duration `json:"reconnect_timeout"`
 
+	// SessionTTLMin is the shortest session TTL servers accept (Consul's
+	// session_ttl_min, default 10s).
+	SessionTTLMin Duration `json:"session_ttl_min"`
+
 	NodeMeta map[string]string `json:"node_meta"`
 
 	DNSConfig DNSConfig `json:"dns_config"`
@@ -85,7 +89,13 @@ type Config struct {
 	TLS TLS `json:"tls"`
 	LegacyTLS
 	Limits Limits `json:"limits"`
-	ACL    ACL    `json:"acl"`
+	// KV tunes the KV store on servers.
+	KV KV `json:"kv"`
+
+	// UIConfig is Consul's ui_config block; only enabled is implemented
+	// (the other keys are accepted and ignored, see ignoredKeys).
+	UIConfig UIConfig `json:"ui_config"`
+	ACL      ACL      `json:"acl"`
 
 	// Services and Checks collect the "service"/"services" and
 	// "check"/"checks" keys of every config file, in load order.
@@ -164,6 +174,14 @@ type RequestLimits struct {
 	WriteRate float64 `json:"write_rate"`
 }
 
+// KV is Cairn's kv block (Consul has no file key for these: its
+// TombstoneTTL is internal). TombstoneTTL is how long a deleted key's
+// tombstone keeps its delete index visible to blocking reads before the
+// leader reaps it; Consul's 15 minutes by default.
+type KV struct {
+	TombstoneTTL Duration `json:"tombstone_ttl"`
+}
+
 // Cache bounds the client agent's DNS/catalog cache.
 type Cache struct {
 	MaxEntries int `json:"max_entries"`
@@ -212,6 +230,7 @@ func DefaultConfig() *Config {
 			MaxStale:   Duration(72 * time.Hour),
 		},
 		Autopilot: DefaultAutopilot(),
+		KV:        KV{TombstoneTTL: Duration(15 * time.Minute)},
 		ACL:       DefaultACL(),
 	}
 }

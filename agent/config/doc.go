@@ -24,7 +24,8 @@
 //   - Script checks: the legacy "script" string is always refused (use args);
 //     args checks need enable_local_script_checks / --enable-local-script-checks.
 //   - --dev forces server mode with bootstrap_expect 1 and no data dir, and
-//     binds to 127.0.0.1 unless bind/advertise were set explicitly.
+//     binds to 127.0.0.1 unless bind/advertise were set explicitly. It also
+//     turns the web UI on (ui_config.enabled), whatever the files say.
 //   - TLS: Consul's tls { defaults, internal_rpc } block and the legacy
 //     top-level ca_file/ca_path/cert_file/key_file/verify_* keys are both
 //     accepted; key by key, internal_rpc beats defaults beats legacy
@@ -33,4 +34,7 @@
 //     verify_incoming requires API clients' certificates, so a server with
 //     tls.defaults.verify_incoming usually sets tls.https.verify_incoming =
 //     false, as with Consul). tls.grpc is refused: Cairn has no gRPC port.
+//   - kv.tombstone_ttl (default 15m, must be positive) is Cairn's name
+//     for Consul's internal TombstoneTTL, which has no file key in Consul;
+//     the reap granularity follows from it (cluster/server).
 package config

@@ -98,9 +98,11 @@ func (c *Config) ServerConfig() (server.Config, error) {
 	sc.RetryJoinWAN = c.RetryJoinWAN
 	sc.EncryptKey = key
 	sc.ReconnectTimeout = c.ReconnectTimeout.Duration()
+	sc.SessionTTLMin = c.SessionTTLMin.Duration()
 	sc.RPCMaxConnsPerClient = c.Limits.RPCMaxConnsPerClient
 	sc.FastGossip = c.Dev
 	sc.Autopilot = c.Autopilot.ServerConfig()
+	sc.TombstoneTTL = c.KV.TombstoneTTL.Duration()
 	return sc, nil
 }
 

@@ -103,8 +103,14 @@ func (c *Config) validate() error {
 	if _, ok := normalizeLogLevel(c.LogLevel); !ok {
 		return fmt.Errorf("log_level: %q is not one of debug, info, warn, error", c.LogLevel)
 	}
+	if d := c.SessionTTLMin.Duration(); d < 0 || d > 24*time.Hour {
+		return fmt.Errorf("session_ttl_min: %s is outside [0s, 24h]", c.SessionTTLMin)
+	}
 	if c.ReconnectTimeout.Duration() < MinReconnectTimeout {
 		return fmt.Errorf("reconnect_timeout: %s is below the minimum of %s", c.ReconnectTimeout, MinReconnectTimeout)
+	}
+	if c.KV.TombstoneTTL.Duration() <= 0 {
+		return fmt.Errorf("kv.tombstone_ttl: must be positive, got %s", c.KV.TombstoneTTL)
 	}
 	if err := validateMeta(c.NodeMeta); err != nil {
 		return fmt.Errorf("node_meta: %w", err)

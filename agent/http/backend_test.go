@@ -199,6 +199,8 @@ func (b *testBackend) RPC(_ context.Context, method string, args, reply any) err
 				Leader: true, Voter: true, Protocol: "3"}},
 			Index: b.index,
 		}
+	case structs.MethodSessionApply:
+		*reply.(*structs.WriteResponse) = structs.WriteResponse{Index: b.index, Success: true}
 	default:
 		return fmt.Errorf("testBackend: unknown method %s", method)
 	}

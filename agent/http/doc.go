@@ -23,7 +23,24 @@
 // Decisions where Consul is loose: one leading "/" of a KV key is stripped
 // (/v1/kv//a is key "a"), as Consul's CLI does; keys with control characters
 // or invalid UTF-8 are rejected. ?wait is capped at MaxQueryTime (10m, as
-// Consul). Sessions (?acquire/?release) are not supported and answer 400.
+// Consul). Sessions (session_endpoint.go): the agent draws the session ID
+// (a random UUID); LockDelay is a duration string or a number (seconds
+// below 1000, nanoseconds from there, Consul's rule); Checks (deprecated)
+// are merged into NodeChecks, and with no checks named at all the session
+// gets serfHealth; an out-of-range TTL, LockDelay or Behavior is a 400.
+// ?acquire/?release answer true/false like ?cas and exclude ?cas and each
+// other (400).
+//
+// /v1/txn (txn_endpoint.go): Consul's body (a JSON array of {"KV": {...}}
+// ops, Value base64, Index the compared ModifyIndex), strictly decoded; at
+// most 64 ops (more: 413, as Consul), bodies up to 512 KiB (Consul's
+// txn_max_req_len). Node, Service and Check ops, unknown verbs, a missing
+// key or session, and non-default Namespace/Partition answer 400 naming
+// the op ("Ops[3].KV.Verb"); so does an empty transaction. 200 with
+// Results, or 409 with Errors {OpIndex, What} and nothing applied.
+// Transactions of reads and checks only run without Raft, honour ?stale
+// and ?consistent and report X-Consul-Index (the KV table's index).
+//
 // ACLs (acl_endpoint.go): the token (X-Consul-Token, Bearer, ?token=) rides
 // the request context to the servers, which decide; agent routes are checked
 // here against the Backend's Authorizer, resolved at most once per request.

@@ -16,12 +16,14 @@ func FuzzDecodeBody(f *testing.F) {
 		"/v1/agent/check/update/service:web1",
 		"/v1/catalog/register",
 		"/v1/catalog/deregister",
+		"/v1/session/create",
 	}
 	f.Add(uint8(0), []byte(`{"name":"web","port":80,"check":{"ttl":"10s"}}`))
 	f.Add(uint8(1), []byte(`{"Name":"disk","HTTP":"http://127.0.0.1/","Interval":"10s"}`))
 	f.Add(uint8(2), []byte(`{"Status":"passing","Output":"ok"}`))
 	f.Add(uint8(3), []byte(`{"Node":"n","Address":"a","Service":{"Service":"s"},"Checks":[{"Name":"c"}]}`))
 	f.Add(uint8(4), []byte(`{"Node":"n","ServiceID":"s"}`))
+	f.Add(uint8(5), []byte(`{"Name":"n","TTL":"30s","LockDelay":15,"Checks":["serfHealth"],"ServiceChecks":[{"ID":"s","Namespace":""}],"Behavior":"delete"}`))
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		b := newTestBackend()
 		h := New(b, zap.NewNop())

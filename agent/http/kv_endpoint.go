@@ -18,11 +18,6 @@ func (a *handler) kv(w nethttp.ResponseWriter, r *nethttp.Request, key string) e
 		return err
 	}
 	q := r.URL.Query()
-	for _, p := range []string{"acquire", "release"} {
-		if _, ok := q[p]; ok {
-			return badRequest("?%s is not supported: Cairn has no sessions", p)
-		}
-	}
 	switch r.Method {
 	case nethttp.MethodGet:
 		return a.kvGet(w, r, q, key)
@@ -102,6 +97,9 @@ func (a *handler) kvPut(w nethttp.ResponseWriter, r *nethttp.Request, q url.Valu
 	if isCAS {
 		args.Op, args.DirEnt.ModifyIndex = structs.KVCAS, cas
 	}
+	if err := kvLockParams(q, &args); err != nil {
+		return err
+	}
 	value, err := readBody(r, MaxKVValueSize)
 	if err != nil {
 		return err
@@ -133,14 +131,17 @@ func (a *handler) kvDelete(w nethttp.ResponseWriter, r *nethttp.Request, q url.V
 	return a.kvApply(w, r, &args)
 }
 
-// kvApply writes; CAS ops answer whether the compare held, others true.
+// kvApply writes; CAS and lock ops answer whether they took effect,
+// others true.
 func (a *handler) kvApply(w nethttp.ResponseWriter, r *nethttp.Request, args *structs.KVSRequest) error {
 	if err := validateWrite(args); err != nil {
 		return err
 	}
 	var out structs.WriteResponse
 	err := a.b.RPC(r.Context(), structs.MethodKVSApply, args, &out)
-	cas := args.Op == structs.KVCAS || args.Op == structs.KVDeleteCAS
+	// Lock ops answer, like CAS, whether they took effect.
+	cas := args.Op == structs.KVCAS || args.Op == structs.KVDeleteCAS ||
+		args.Op == structs.KVLock || args.Op == structs.KVUnlock
 	switch {
 	case err != nil && cas && errors.Is(err, structs.ErrCASConflict):
 		return writeJSON(w, r, false)

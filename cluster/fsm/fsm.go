@@ -78,6 +78,8 @@ func (f *FSM) apply(l *raft.Log) any {
 	t &^= structs.IgnoreUnknownTypeFlag
 	s := f.state.Load()
 	switch t {
+	case structs.TxnRequestType, structs.TombstoneRequestType:
+		return f.applyTxnOrReap(l, t, s)
 	case structs.RegisterRequestType:
 		var req structs.RegisterRequest
 		if err := structs.DecodeCommand(l.Data[1:], &req); err != nil {
@@ -96,6 +98,12 @@ func (f *FSM) apply(l *raft.Log) any {
 			return f.decodeErr(l, t, err)
 		}
 		return applyKVS(s, l.Index, &req)
+	case structs.SessionRequestType:
+		var req structs.SessionRequest
+		if err := structs.DecodeMsgpack(l.Data[1:], &req); err != nil {
+			return f.decodeErr(l, t, err)
+		}
+		return applySession(s, l.Index, &req)
 	}
 	if t >= structs.ACLBootstrapRequestType && t <= structs.ACLTokenDeleteRequestType {
 		return f.applyACL(l, t, s)
@@ -143,6 +151,29 @@ func applyKVS(s *state.Store, idx uint64, req *structs.KVSRequest) any {
 		return ok
 	}
 	return fmt.Errorf("fsm: log %d: unknown KV op %q", idx, req.Op)
+}
+
+// applySession applies a session write: create and destroy answer an
+// error or nil, lock and unlock whether they took effect (as cas).
+func applySession(s *state.Store, idx uint64, req *structs.SessionRequest) any {
+	switch req.Op {
+	case structs.SessionCreate:
+		sess := req.Session
+		return s.SessionCreate(idx, &sess)
+	case structs.SessionDestroy:
+		return s.SessionDestroy(idx, req.Session.ID)
+	case structs.SessionLock, structs.SessionUnlock:
+		op := s.KVSLock
+		if req.Op == structs.SessionUnlock {
+			op = s.KVSUnlock
+		}
+		ok, err := op(idx, &req.DirEnt)
+		if err != nil {
+			return err
+		}
+		return ok
+	}
+	return fmt.Errorf("fsm: log %d: unknown session op %q", idx, req.Op)
 }
 
 // decodeErr rejects an undecodable entry of a known type: every replica

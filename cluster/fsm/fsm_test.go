@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -239,6 +240,7 @@ func canonicalDump(f *FSM) string {
 		_, sns := s.ServiceNodes(name, "")
 		fmt.Fprintf(&b, "  passing=%d rows=%d\n", len(passing), len(sns))
 	}
+	fmt.Fprintf(&b, "tombstones=%d\n", s.Tombstones())
 	_, l := s.KVSList("")
 	for _, e := range l {
 		fmt.Fprintf(&b, "kv %s value=%q flags=%d lock=%d session=%q idx=%d/%d\n", e.Key, e.Value, e.Flags, e.LockIndex, e.Session, e.CreateIndex, e.ModifyIndex)
@@ -298,6 +300,22 @@ func randomCommands(t testing.TB, seed uint64, n int) [][]byte {
 				req.CheckID = pick("serfHealth", "chk-"+svcID)
 			}
 			out = append(out, encode(t, structs.DeregisterRequestType, req))
+		case r == 11 && rng.IntN(2) == 0:
+			// A reap bound anywhere up to now: some tombstones go.
+			out = append(out, encode(t, structs.TombstoneRequestType|structs.IgnoreUnknownTypeFlag,
+				&structs.TombstoneRequest{Op: structs.TombstoneReap, ReapIndex: uint64(rng.IntN(len(out) + 1))}))
+		case r == 11:
+			// A transaction that applies or (a stale check) fails whole.
+			var ops []structs.TxnOp
+			for range 1 + rng.IntN(4) {
+				verb := []structs.KVOp{structs.KVSet, structs.KVDelete, structs.KVDeleteTree, structs.KVCheckIndex, structs.KVCheckNotExists, structs.KVGet}[rng.IntN(6)]
+				e := structs.DirEntry{Key: fmt.Sprintf("%s/%d", pick("app", "x"), rng.IntN(6)), Value: []byte("t")}
+				if verb == structs.KVCheckIndex {
+					e.ModifyIndex = uint64(rng.IntN(len(out) + 1))
+				}
+				ops = append(ops, structs.TxnOp{KV: &structs.TxnKVOp{Verb: verb, DirEnt: e}})
+			}
+			out = append(out, encode(t, structs.TxnRequestType, &structs.TxnRequest{Ops: ops}))
 		default:
 			op := []structs.KVOp{structs.KVSet, structs.KVSet, structs.KVSet, structs.KVCAS, structs.KVCAS, structs.KVDelete, structs.KVDeleteCAS, structs.KVDeleteTree}[rng.IntN(8)]
 			e := structs.DirEntry{Key: key, Value: []byte(fmt.Sprint(rng.IntN(100))), Flags: uint64(rng.IntN(3))}
@@ -330,6 +348,14 @@ func applyAll(f *FSM, cmds [][]byte, start uint64, rng *rand.Rand) []string {
 			out = f.ApplyBatch(logs)
 		}
 		for _, o := range out {
+			if tr, ok := o.(*structs.TxnResponse); ok {
+				// Results hold pointers: render what they point at.
+				var b strings.Builder
+				for _, r := range tr.Results {
+					fmt.Fprintf(&b, "%+v ", *r.KV)
+				}
+				o = fmt.Sprintf("txn results=[%s] errors=%v", b.String(), tr.Errors)
+			}
 			resp = append(resp, fmt.Sprint(o))
 		}
 		i += n
@@ -440,4 +466,51 @@ func BenchmarkApplyRegister(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "registrations/s")
+}
+
+func TestApplySessionCommands(t *testing.T) {
+	f := New(nil)
+	sess := func(op structs.SessionOp, s structs.Session, e structs.DirEntry) []byte {
+		return encode(t, structs.SessionRequestType, &structs.SessionRequest{Op: op, Session: s, DirEnt: e})
+	}
+	steps := []struct {
+		name string
+		data []byte
+		want any
+	}{
+		{"register", encode(t, structs.RegisterRequestType, &structs.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+			Check: &structs.HealthCheck{CheckID: structs.SerfCheckID, Status: structs.HealthPassing}}), nil},
+		{"create", sess(structs.SessionCreate, structs.Session{ID: "s1", Node: "n1", NodeChecks: []string{structs.SerfCheckID}, LockDelay: time.Second}, structs.DirEntry{}), nil},
+		{"create on unknown node", sess(structs.SessionCreate, structs.Session{ID: "s2", Node: "zz"}, structs.DirEntry{}), structs.ErrUnknownNode},
+		{"lock", sess(structs.SessionLock, structs.Session{}, structs.DirEntry{Key: "k", Session: "s1"}), true},
+		{"lock unknown session", sess(structs.SessionLock, structs.Session{}, structs.DirEntry{Key: "k", Session: "zz"}), state.ErrInvalidSession},
+		{"unlock", sess(structs.SessionUnlock, structs.Session{}, structs.DirEntry{Key: "k", Session: "s1"}), true},
+		{"unlock again", sess(structs.SessionUnlock, structs.Session{}, structs.DirEntry{Key: "k", Session: "s1"}), false},
+		{"relock", sess(structs.SessionLock, structs.Session{}, structs.DirEntry{Key: "k", Session: "s1"}), true},
+		{"destroy", sess(structs.SessionDestroy, structs.Session{ID: "s1"}, structs.DirEntry{}), nil},
+		{"unknown op", sess("bogus", structs.Session{}, structs.DirEntry{}), errors.New("unknown session op")},
+	}
+	for i, st := range steps {
+		got := f.Apply(cmd(uint64(i+1), st.data))
+		if wantErr, ok := st.want.(error); ok {
+			err, _ := got.(error)
+			if err == nil || (!errors.Is(err, wantErr) && !strings.Contains(err.Error(), wantErr.Error())) {
+				t.Fatalf("%s: got %v, want %v", st.name, got, wantErr)
+			}
+			continue
+		}
+		if got != st.want {
+			t.Fatalf("%s: got %#v, want %#v", st.name, got, st.want)
+		}
+	}
+	s := f.State()
+	if _, got := s.SessionGet("s1"); got != nil {
+		t.Fatalf("destroyed session still there: %+v", got)
+	}
+	if _, e := s.KVSGet("k"); e == nil || e.Session != "" || e.LockIndex != 2 {
+		t.Fatalf("key after destroy: %+v", e)
+	}
+	if s.KVSLockDelay("k").IsZero() {
+		t.Fatal("no lock-delay after invalidation")
+	}
 }

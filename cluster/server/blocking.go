@@ -66,6 +66,8 @@ func readParts(a any) (string, *structs.QueryOptions) {
 		return a.Datacenter, &a.QueryOptions
 	case *structs.KeyRequest:
 		return a.Datacenter, &a.QueryOptions
+	case *structs.SessionSpecificRequest:
+		return a.Datacenter, &a.QueryOptions
 	}
 	return "", nil
 }
@@ -88,6 +90,8 @@ func replyMeta(r any) *structs.QueryMeta {
 	case *structs.IndexedDirEntries:
 		return &r.QueryMeta
 	case *structs.IndexedKeyList:
+		return &r.QueryMeta
+	case *structs.IndexedSessions:
 		return &r.QueryMeta
 	}
 	return nil
@@ -119,6 +123,8 @@ func cloneReply(r any) {
 		r.Entries = slices.Clone(r.Entries)
 	case *structs.IndexedKeyList:
 		r.Keys = slices.Clone(r.Keys)
+	case *structs.IndexedSessions:
+		r.Sessions = slices.Clone(r.Sessions)
 	}
 }
 

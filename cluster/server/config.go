@@ -49,10 +49,18 @@ type Config struct {
 	// production: acknowledged writes could be lost on power failure).
 	RaftNoSync bool
 
+	// SessionTTLMin is the shortest session TTL accepted (Consul's
+	// session_ttl_min); 0 means structs.SessionTTLMin (10s).
+	SessionTTLMin time.Duration
+
 	Build string
 
 	// Autopilot is Consul's autopilot block (see autopilot.go).
 	Autopilot AutopilotConfig
+
+	// TombstoneTTL is how long a deleted KV key's tombstone lives before
+	// the leader reaps it (kv.tombstone_ttl; 0 = DefaultTombstoneTTL).
+	TombstoneTTL time.Duration
 
 	Logger   *zap.Logger
 	Registry prometheus.Registerer

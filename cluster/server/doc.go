@@ -25,8 +25,12 @@
 // leader may answer stale within its lease; a paused process escapes it);
 // the Raft server ID is the node name; bootstrap-expect and membership come
 // from serf tags; autopilot removes dead servers only while quorum holds;
-// peers.json is applied before Raft starts. ACLs (acl.go): every call passes
-// one gate in handle() that resolves the caller's token (RPC header) on this
-// server's own state and checks the method's rule; list replies are
-// filtered; methods without a rule need a management token.
+// peers.json is applied before Raft starts; session TTLs run on the leader
+// only (2×TTL, re-armed from a new leader's clock) and lock-delay is the
+// leader's check before a lock reaches Raft (session.go); a
+// transaction is one Raft entry, all or nothing; tombstones are reaped by
+// leader-chosen index bounds, never by followers' clocks (README). ACLs (acl.go):
+// every call passes one gate in handle() that resolves the caller's token
+// (RPC header) on this server's state and checks the method's rule; list
+// replies are filtered; methods without a rule need a management token.
 package server

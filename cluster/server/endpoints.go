@@ -69,11 +69,13 @@ func (s *Server) RPC(ctx context.Context, method string, args, reply any) error 
 func (s *Server) registerEndpoints() {
 	s.endpoints = map[string]endpoint{}
 	shared := newBlockGroup(s.ctx, s.cfg.Registry, s.log)
-	for _, register := range readEndpoints() {
+	for _, register := range append(readEndpoints(), sessionReads()...) {
 		register(s, shared)
 	}
 	s.registerWrites()
+	s.registerSessionEndpoints()
 	s.registerStatus()
+	s.registerTxn()
 	s.registerACLEndpoints()
 }
 
@@ -188,6 +190,14 @@ func (s *Server) registerWrites() {
 	handle(s, structs.MethodKVSApply, func(ctx context.Context, a *structs.KVSRequest, r *structs.WriteResponse) error {
 		if a.DirEnt.Key == "" && a.Op != structs.KVDeleteTree {
 			return fmt.Errorf("missing key")
+		}
+		if a.Op == structs.KVLock || a.Op == structs.KVUnlock {
+			// Lock ops are session writes (see structs.SessionRequestType).
+			op := structs.SessionLock
+			if a.Op == structs.KVUnlock {
+				op = structs.SessionUnlock
+			}
+			return s.sessionApply(ctx, &structs.SessionRequest{Datacenter: a.Datacenter, Op: op, DirEnt: a.DirEnt}, r)
 		}
 		return s.write(ctx, structs.MethodKVSApply, a.Datacenter, structs.KVSRequestType, a, r)
 	})

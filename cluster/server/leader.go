@@ -71,6 +71,11 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		}
 	}
 	s.readyForReads.Store(true)
+	defer s.startTombstoneReaper(ctx)()
+	// Session TTLs restart from this leader's clock (Consul's rule).
+	_, sessions := s.State().SessionList()
+	s.sessionTTL.start(sessions)
+	defer s.sessionTTL.stop()
 	s.reconcileAll()
 	s.initializeACLs()
 	tick := time.NewTicker(reconcileInterval)
@@ -79,6 +84,8 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-s.sessionTTL.kick:
+			s.expireSessions(ctx)
 		case m := <-s.reconcileCh:
 			s.reconcileMember(m)
 		case <-tick.C:

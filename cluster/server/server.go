@@ -68,6 +68,7 @@ type Server struct {
 	observer     *raft.Observer
 	autopilot    autopilot
 	reconcileCh  chan serf.Member
+	sessionTTL   *sessionTTLs
 	bootstrapped atomic.Bool
 
 	applies prometheus.CounterFunc
@@ -95,6 +96,7 @@ func New(cfg Config) (*Server, error) {
 		log:         cfg.Logger,
 		notifyCh:    make(chan bool, 8),
 		reconcileCh: make(chan serf.Member, 256),
+		sessionTTL:  newSessionTTLs(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
@@ -136,6 +138,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Registry.Register(s.applies); err != nil {
 		s.log.Warn("metric registration", zap.Error(err))
 	}
+	s.registerTombstoneMetrics()
 
 	s.wg.Add(1)
 	go s.monitorLeadership()

@@ -206,7 +206,11 @@ func (s *Store) ensureCheck(idx uint64, nr *nodeRecord, in *structs.HealthCheck)
 	markDirty(nr, hc.ServiceID)
 	s.touchCheck(nr, hc.ServiceID)
 	nr.checks[hc.CheckID] = &hc
-	return maskChecks
+	m := maskChecks
+	if hc.Status == structs.HealthCritical {
+		m |= s.invalidateCheckSessions(idx, nr.node.Node, hc.CheckID)
+	}
+	return m
 }
 
 // markDirty flags the instances whose combined check list a change to a
@@ -287,17 +291,18 @@ func (s *Store) Deregister(idx uint64, req *structs.DeregisterRequest) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.commit(s.deregister(req), idx)
+	s.commit(s.deregister(idx, req), idx)
 	return nil
 }
 
-func (s *Store) deregister(req *structs.DeregisterRequest) tableMask {
+func (s *Store) deregister(idx uint64, req *structs.DeregisterRequest) tableMask {
 	nr := s.nodes[req.Node]
 	if nr == nil {
 		return 0
 	}
 	var m tableMask
 	if req.ServiceID == "" && req.CheckID == "" {
+		m |= s.invalidateNodeSessions(idx, req.Node)
 		s.touchNode(nr)
 		s.touchHosted(nr)
 		for _, sr := range nr.services {
@@ -320,13 +325,14 @@ func (s *Store) deregister(req *structs.DeregisterRequest) tableMask {
 		for id, c := range nr.checks {
 			if c.ServiceID == req.ServiceID {
 				delete(nr.checks, id)
-				m |= maskChecks
+				m |= maskChecks | s.invalidateCheckSessions(idx, req.Node, id)
 			}
 		}
 	}
 	if c := nr.checks[req.CheckID]; req.CheckID != "" && c != nil {
 		s.touchCheck(nr, c.ServiceID)
 		delete(nr.checks, req.CheckID)
+		m |= s.invalidateCheckSessions(idx, req.Node, req.CheckID)
 		markDirty(nr, c.ServiceID)
 		rebuildDirty(nr)
 		m |= maskChecks

@@ -14,10 +14,15 @@
 // Service X: X's instances, their checks, the rows and node-level checks
 // of nodes hosting X; a name with no instance reports the last removal of a
 // service's last instance (Consul's extinction index). Node N likewise, with
-// the last node removal. KV prefix P: the highest ModifyIndex under P, and
-// at least the last delete under P's directory (P cut after its last '/'),
-// kept without tombstones in a map of live directories (see index.go), so a
-// read after a delete reports more than any index seen before it. Node and
+// the last node removal. KV: a deleted key leaves a tombstone with the
+// delete's index (tombstone.go, Consul's graveyard; snapshot record 6)
+// until it is written again or reaped. Get K: K's ModifyIndex, or K's
+// tombstone's; prefix P: the highest ModifyIndex or tombstone under P;
+// both at least the highest reaped tombstone's index, so no read's index
+// goes back when tombstones go. Reaps (ReapTombstones) remove tombstones
+// up to an index bound the leader picks, so replicas agree whatever their
+// clocks; they move the KV table index (a restored floor covers them) and
+// wake no KV watcher. Node and
 // service lists and ChecksInState use table indexes: the service list moves
 // on any service change. A KV watch of P wakes for writes to keys starting
 // with P (a Get watches its key as a prefix); a woken query whose index did
@@ -26,6 +31,21 @@
 //
 // A restored snapshot replaces the Store: the old one is Abandoned, which
 // closes AbandonCh and ends every Block on it; the server re-runs against
-// the new one. Not here: persistence beyond the snapshot format, sessions,
-// locks, tombstone reaping.
+// the new one.
+//
+// Sessions (session.go, Consul's rules): a session belongs to a node and
+// depends on checks of that node. It is invalidated, inside the same write
+// as its cause, when the node is deregistered or one of its checks goes
+// critical or is deregistered, or when destroyed (the leader destroys TTL
+// sessions); invalidation releases (or, Behavior "delete", deletes) every
+// key it locks and starts each key's lock-delay. Lock-delays are in memory
+// only, from each server's clock at apply time: the leader consults
+// KVSLockDelay before proposing a lock. Session reads report the sessions
+// table index.
+//
+// Transactions (txn.go): Txn runs Consul's KV verbs in order under one
+// hold of mu; if any op fails it undoes the rest (entries, tombstones,
+// held-lock index) and reports every failure: nothing changes, no one
+// wakes. Not here: persistence beyond the snapshot format, TTL and
+// tombstone timers (cluster/server).
 package state

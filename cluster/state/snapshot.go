@@ -23,7 +23,11 @@ const (
 	recService uint8 = 2
 	recCheck   uint8 = 3
 	recKV      uint8 = 4
-	// 5 session, 6 tombstone: other helpers' records.
+	recSession uint8 = 5
+	// recTombstone (6; 5 is the session record) is a deleted key's
+	// tombstone. Tombstones follow the entries so a restore can tell a
+	// tombstone that shadows a live key (corrupt) from a good one.
+	recTombstone uint8 = 6
 	recACLPolicy uint8 = 7
 	recACLToken  uint8 = 8
 	recACLMeta   uint8 = 9
@@ -52,6 +56,8 @@ type Snapshot struct {
 	services []serviceRecord
 	checks   []*structs.HealthCheck
 	kvs      []*structs.DirEntry
+	tombs    []tombstoneRecord
+	sessions []*structs.Session
 
 	aclPolicies []*structs.ACLPolicy
 	aclTokens   []*structs.ACLToken
@@ -82,6 +88,14 @@ func (s *Store) Snapshot() *Snapshot {
 		snap.kvs = append(snap.kvs, s.kvs[k])
 		return true
 	})
+	snap.tombs = make([]tombstoneRecord, 0, len(s.tombs))
+	s.tombKeys.ascendPrefix("", func(k string) bool {
+		snap.tombs = append(snap.tombs, tombstoneRecord{Key: k, Index: s.tombs[k]})
+		return true
+	})
+	for _, sess := range s.sessions {
+		snap.sessions = append(snap.sessions, sess)
+	}
 	s.aclSnapshot(snap)
 	return snap
 }
@@ -94,6 +108,12 @@ func (snap *Snapshot) Index() uint64 {
 // Persist writes the snapshot to w as a versioned msgpack stream, in a
 // deterministic order. Call it once; it is not safe for concurrent use.
 func (snap *Snapshot) Persist(w io.Writer) error {
+	return snap.persist(w, snap.index[:])
+}
+
+// persist writes the stream with indexes as the header's table indexes
+// (tests write older headers with it).
+func (snap *Snapshot) persist(w io.Writer, indexes []uint64) error {
 	// Map iteration made the per-node order random; sort for a stable
 	// stream (nodes are already in name order).
 	slices.SortStableFunc(snap.services, func(a, b serviceRecord) int {
@@ -108,6 +128,7 @@ func (snap *Snapshot) Persist(w io.Writer) error {
 		}
 		return strings.Compare(a.CheckID, b.CheckID)
 	})
+	slices.SortFunc(snap.sessions, func(a, b *structs.Session) int { return strings.Compare(a.ID, b.ID) })
 	bw := bufio.NewWriter(w)
 	enc := codec.NewEncoder(bw, structs.MsgpackHandle())
 	put := func(kind uint8, v any) error {
@@ -119,7 +140,7 @@ func (snap *Snapshot) Persist(w io.Writer) error {
 		}
 		return enc.Encode(v)
 	}
-	hdr := snapshotHeader{Version: snapshotVersion, TableIndexes: snap.index[:]}
+	hdr := snapshotHeader{Version: snapshotVersion, TableIndexes: indexes}
 	if err := enc.Encode(&hdr); err != nil {
 		return fmt.Errorf("state: persist header: %w", err)
 	}
@@ -141,6 +162,16 @@ func (snap *Snapshot) Persist(w io.Writer) error {
 	for _, e := range snap.kvs {
 		if err := put(recKV, e); err != nil {
 			return fmt.Errorf("state: persist key %s: %w", e.Key, err)
+		}
+	}
+	for i := range snap.tombs {
+		if err := put(recTombstone, &snap.tombs[i]); err != nil {
+			return fmt.Errorf("state: persist tombstone %s: %w", snap.tombs[i].Key, err)
+		}
+	}
+	for _, sess := range snap.sessions {
+		if err := put(recSession, sess); err != nil {
+			return fmt.Errorf("state: persist session %s: %w", sess.ID, err)
 		}
 	}
 	for _, p := range snap.aclPolicies {
@@ -178,8 +209,10 @@ func Restore(r io.Reader) (*Store, error) {
 	if hdr.Version != snapshotVersion {
 		return nil, fmt.Errorf("state: restore: unsupported snapshot version %d", hdr.Version)
 	}
-	if len(hdr.TableIndexes) != int(numTables) {
-		return nil, fmt.Errorf("state: restore: header has %d table indexes, want %d", len(hdr.TableIndexes), numTables)
+	// A snapshot from before a table was added has fewer indexes; the
+	// new tables start empty at index 0.
+	if len(hdr.TableIndexes) == 0 || len(hdr.TableIndexes) > int(numTables) {
+		return nil, fmt.Errorf("state: restore: header has %d table indexes, want 1 to %d", len(hdr.TableIndexes), numTables)
 	}
 	s := New()
 	copy(s.tableIndex[:], hdr.TableIndexes)
@@ -215,6 +248,16 @@ func Restore(r io.Reader) (*Store, error) {
 			e := new(structs.DirEntry)
 			if err = dec.Decode(e); err == nil {
 				err = s.restoreKV(e)
+			}
+		case recTombstone:
+			var t tombstoneRecord
+			if err = dec.Decode(&t); err == nil {
+				err = s.restoreTombstone(&t)
+			}
+		case recSession:
+			sess := new(structs.Session)
+			if err = dec.Decode(sess); err == nil {
+				err = s.restoreSession(sess)
 			}
 		case recACLPolicy:
 			p := new(structs.ACLPolicy)
@@ -285,6 +328,9 @@ func (s *Store) restoreKV(e *structs.DirEntry) error {
 		return fmt.Errorf("bad or duplicate key %q", e.Key)
 	}
 	s.kvs[e.Key] = e
+	if e.Session != "" {
+		s.indexLock(e.Session, e.Key)
+	}
 	s.kvKeys.insert(e.Key)
 	s.recordKVAdd(e.Key) // floor covers the deletes before the snapshot
 	return nil

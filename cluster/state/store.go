@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/cairnd/cairn/cluster/structs"
 )
@@ -16,6 +17,7 @@ const (
 	TableServices
 	TableChecks
 	TableKVS
+	TableSessions
 	numTables
 )
 
@@ -30,6 +32,8 @@ func (t Table) String() string {
 		return "checks"
 	case TableKVS:
 		return "kvs"
+	case TableSessions:
+		return "sessions"
 	}
 	return "unknown"
 }
@@ -82,18 +86,31 @@ type Store struct {
 	kvs       map[string]*structs.DirEntry
 	kvKeys    sortedKeys
 
+	// Sessions (session.go): by ID; IDs by node; the keys each session
+	// locks; and when each lock-delayed key may be acquired again, from
+	// now (time.Now; tests replace it).
+	sessions     map[string]*structs.Session
+	nodeSessions map[string]map[string]struct{}
+	sessionLocks map[string]map[string]struct{}
+	lockDelay    map[string]time.Time
+	now          func() time.Time
+
 	tableIndex [numTables]uint64
 	// Per-key indexes (see doc.go): the last change to each service (by
 	// name) and node; a name absent from the catalog reports the index of
-	// the last removal of any service (node) instead. kvDeleted holds, per
-	// directory ("a/b/") that still has keys, and for "", the index of the
-	// last delete below it. floor is the restored snapshot's index, which
-	// every per-key read reports at least.
+	// the last removal of any service (node) instead. tombs holds the
+	// index at which each deleted key went (tombKeys in order), until the
+	// reaper removes it; kvReaped is the highest index of a reaped
+	// tombstone (see tombstone.go). floor is the restored snapshot's
+	// index, which every per-key read reports at least.
 	svcIndex   map[string]uint64
 	svcGone    uint64
 	nodeIndex  map[string]uint64
 	nodeGone   uint64
-	kvDeleted  map[string]uint64
+	tombs      map[string]uint64
+	tombKeys   sortedKeys
+	tombMax    uint64
+	kvReaped   uint64
 	floor      uint64
 	pending    changes
 	watchMu    sync.Mutex
@@ -114,8 +131,14 @@ func New() *Store {
 		kvs:       make(map[string]*structs.DirEntry),
 		svcIndex:  make(map[string]uint64),
 		nodeIndex: make(map[string]uint64),
-		kvDeleted: make(map[string]uint64),
+		tombs:     make(map[string]uint64),
 		abandonCh: make(chan struct{}),
+
+		sessions:     make(map[string]*structs.Session),
+		nodeSessions: make(map[string]map[string]struct{}),
+		sessionLocks: make(map[string]map[string]struct{}),
+		lockDelay:    make(map[string]time.Time),
+		now:          time.Now,
 	}
 }
 

@@ -9,6 +9,8 @@
 // same command encoding inside. MessageType values and the command layout
 // are part of the on-disk format and never change meaning; a type with
 // IgnoreUnknownTypeFlag set may be skipped by servers that do not know it.
+// SessionRequestType (3: session create/destroy, KV lock/unlock) is the
+// exception to the compact encoding: msgpack, as sessions are not hot.
 //
 // Errors that callers branch on are sentinels here (ErrNotLeader,
 // ErrWriteOutcomeUnknown, ...); across RPC they travel as text and

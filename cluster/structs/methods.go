@@ -29,10 +29,11 @@ const (
 // resent blindly after an unknown outcome).
 func IsWriteMethod(method string) bool {
 	switch method {
-	case MethodCatalogRegister, MethodCatalogDeregister, MethodKVSApply, MethodEventFire:
+	case MethodCatalogRegister, MethodCatalogDeregister, MethodKVSApply, MethodEventFire, MethodSessionApply:
 		return true
 	case MethodSnapshotRestore, MethodOperatorRaftRemovePeer, MethodOperatorRaftTransferLeader:
 		return true
+	case MethodTxnApply:
 	case MethodACLBootstrap, MethodACLPolicySet, MethodACLPolicyDelete, MethodACLTokenSet, MethodACLTokenDelete:
 		return true
 	}

@@ -13,6 +13,7 @@ import (
 // only flags the operator set override the config files.
 type AgentCmd struct {
 	Dev                     bool     `help:"Development mode: one in-memory server, DNS 127.0.0.1:8600, HTTP 127.0.0.1:8500, nothing on disk."`
+	UI                      bool     `name:"ui" help:"Serve the web UI under /ui/ on the HTTP port (on with --dev)."`
 	Server                  *bool    `help:"Run as a server (Raft member)."`
 	BootstrapExpect         *int     `name:"bootstrap-expect" help:"Servers to wait for before bootstrapping Raft."`
 	DataDir                 *string  `name:"data-dir" help:"Directory for Raft log, snapshots and state."`
@@ -73,6 +74,9 @@ func (a *AgentCmd) apply(c *config.Config) {
 	set(&c.LogLevel, a.LogLevel)
 	set(&c.LogJSON, a.LogJSON)
 	set(&c.EnableLocalScriptChecks, a.EnableLocalScriptChecks)
+	if a.UI {
+		c.UIConfig.Enabled = true
+	}
 }
 
 func (a *AgentCmd) Run(*Globals) error {

@@ -26,11 +26,15 @@ func normaliseFlags(root *kong.Node, args []string) []string {
 	out := make([]string, 0, len(args))
 	node := root
 	flags := map[string]*kong.Flag{}
+	shorts := map[string]*kong.Flag{} // one-letter flags (`lock -n 2`)
 	addFlags := func(n *kong.Node) {
 		for _, f := range n.Flags {
 			flags[f.Name] = f
 			for _, a := range f.Aliases {
 				flags[a] = f
+			}
+			if f.Short != 0 {
+				shorts[string(f.Short)] = f
 			}
 		}
 	}
@@ -58,6 +62,22 @@ func normaliseFlags(root *kong.Node, args []string) []string {
 			continue
 		}
 		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if f, ok := shorts[name]; ok && !strings.HasPrefix(a, "--") {
+			// A known short flag keeps its dash; its value is the next
+			// word unless given with "=" (so it is not taken for the
+			// first positional argument). Kong reads "-n 2", not "-n=2".
+			if hasValue {
+				_, v, _ := strings.Cut(a, "=")
+				out = append(out, "-"+name, v)
+				continue
+			}
+			out = append(out, a)
+			if !hasValue && !f.IsBool() && !f.IsCounter() && i+1 < len(args) {
+				i++
+				out = append(out, args[i])
+			}
+			continue
+		}
 		if !strings.HasPrefix(a, "--") {
 			if _, known := flags[name]; len(name) < 2 || !isLetter(name[0]) || !known {
 				out = append(out, a)

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/alecthomas/kong"
 )
 
 func TestConsulArgs(t *testing.T) {
@@ -35,6 +37,10 @@ func TestConsulArgs(t *testing.T) {
 		{"keygen -detailed", "keygen -detailed"},
 		{"operator raft list-peers -stale", "operator raft list-peers --stale"},
 		{"keyring -install=k -list", "keyring --install=k --list"},
+		// lock: -n is a short flag; the command after the prefix passes.
+		{"lock -n 2 -timeout 5s -name job svc/leader ./run.sh -timeout", "lock -n 2 --timeout 5s --name job svc/leader ./run.sh -timeout"},
+		{"kv put -acquire -session abc k v", "kv put --acquire --session abc k v"},
+		{"kv put -release -session=abc k", "kv put --release --session=abc k"},
 	}
 	for _, c := range cases {
 		got := strings.Join(consulArgs(strings.Fields(c.in)), " ")
@@ -51,5 +57,31 @@ func TestConsulArgsEmpty(t *testing.T) {
 	in := []string{"version"}
 	if got := consulArgs(in); !slices.Equal(got, in) {
 		t.Fatalf("consulArgs(%v) = %v", in, got)
+	}
+}
+
+// TestLockFlagsParse: Consul's spellings of `consul lock` flags reach the
+// command.
+func TestLockFlagsParse(t *testing.T) {
+	for _, tc := range []struct {
+		args  string
+		limit int
+		cmd   []string
+	}{
+		{"lock -n 3 -timeout 2s pfx echo hi", 3, []string{"echo", "hi"}},
+		{"lock -n=2 pfx ./job -n 5", 2, []string{"./job", "-n", "5"}},
+		{"lock pfx sh -c true", 1, []string{"sh", "-c", "true"}},
+	} {
+		var cli CLI
+		p, err := kong.New(&cli, kong.Name("cairn"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Parse(consulArgs(strings.Fields(tc.args))); err != nil {
+			t.Fatalf("%s: %v", tc.args, err)
+		}
+		if cli.Lock.Limit != tc.limit || cli.Lock.Prefix != "pfx" || !slices.Equal(cli.Lock.Command, tc.cmd) {
+			t.Errorf("%s: parsed %+v", tc.args, cli.Lock)
+		}
 	}
 }

@@ -67,7 +67,9 @@ type CLI struct {
 	Event      EventCmd      `cmd:"" help:"Fire a user event."`
 	Exec       ExecCmd       `cmd:"" help:"Run a command on remote agents (remote exec must be enabled on them)."`
 	Watch      WatchCmd      `cmd:"" help:"Watch a view of the cluster and run a handler on every change."`
+	Lock       LockCmd       `cmd:"" help:"Run a command while holding a lock (or, with -n, a semaphore slot) on a KV prefix."`
 	Monitor    MonitorCmd    `cmd:"" help:"Stream the agent's logs."`
+	UI         UICmd         `cmd:"" name:"ui" help:"Print (and open in a browser) the agent's web UI URL."`
 	Info       InfoCmd       `cmd:"" help:"Print the agent's debugging information."`
 	Reload     ReloadCmd     `cmd:"" help:"Re-read the agent's configuration files."`
 	Operator   OperatorCmd   `cmd:"" help:"Operator commands (raft)."`

@@ -19,4 +19,11 @@
 // (`go test -update` rewrites them). Commands that end only on SIGINT
 // (watch with a handler, monitor) are driven through run(ctx, ...), the
 // step Run performs with the signal context.
+//
+// `cairn lock` (lock.go) speaks consul/api's Lock and Semaphore protocol
+// (same keys, flags and .lock JSON), so it contends with Consul clients.
+// Its session has a 15 s TTL renewed every 7.5 s and the default
+// lock-delay; the child runs in its own process group, gets SIGTERM when
+// the lock is lost (SIGKILL 5 s later) and the command exits 1. One-letter
+// flags keep their value when Consul spellings are rewritten (-n 2, -n=2).
 package main

@@ -127,6 +127,9 @@ type KVPutCmd struct {
 	CAS         bool    `name:"cas" help:"Write only if the key's modify index equals --modify-index (0: only if absent)."`
 	ModifyIndex *uint64 `name:"modify-index" help:"Index for --cas."`
 	Flags       uint64  `help:"Opaque flags stored with the value."`
+	Acquire     bool    `help:"Take the lock on the key for --session (creating the key if absent)."`
+	Release     bool    `help:"Give up --session's lock on the key."`
+	Session     string  `help:"Session ID for --acquire or --release."`
 	Key         string  `arg:"" help:"Key to write."`
 	Value       string  `arg:"" optional:"" help:"Value; '-' reads stdin, '@file' reads a file. Empty if omitted."`
 }
@@ -145,6 +148,14 @@ func (c *KVPutCmd) run(ctx context.Context, api *apiClient, stdin io.Reader, std
 	if c.CAS && c.ModifyIndex == nil {
 		return fail(1, "Must specify --modify-index with --cas!")
 	}
+	switch {
+	case (c.Acquire || c.Release) && c.Session == "":
+		return fail(1, "Error! Missing --session (needed by --acquire and --release)")
+	case c.Acquire && c.Release, (c.Acquire || c.Release) && c.CAS:
+		return fail(1, "Error! Use only one of --acquire, --release and --cas")
+	case c.Session != "" && !c.Acquire && !c.Release:
+		return fail(1, "Error! --session needs --acquire or --release")
+	}
 	value, err := readValue(c.Value, stdin)
 	if err != nil {
 		return fail(1, "Error! %v", err)
@@ -156,9 +167,28 @@ func (c *KVPutCmd) run(ctx context.Context, api *apiClient, stdin io.Reader, std
 	if c.CAS {
 		q.Set("cas", strconv.FormatUint(*c.ModifyIndex, 10))
 	}
+	switch {
+	case c.Acquire:
+		q.Set("acquire", c.Session)
+	case c.Release:
+		q.Set("release", c.Session)
+	}
 	b, _, err := api.do(ctx, http.MethodPut, kvPath(key), q, bytes.NewReader(value))
 	if err != nil {
 		return fail(1, "Error! Failed writing data: %v", err)
+	}
+	ok := strings.TrimSpace(string(b)) == "true"
+	switch {
+	case c.Acquire && !ok:
+		return fail(1, "Error! Did not acquire lock on %s", key)
+	case c.Acquire:
+		fmt.Fprintf(stdout, "Success! Lock acquired on: %s\n", key)
+		return nil
+	case c.Release && !ok:
+		return fail(1, "Error! Did not release lock on %s", key)
+	case c.Release:
+		fmt.Fprintf(stdout, "Success! Lock released on: %s\n", key)
+		return nil
 	}
 	if strings.TrimSpace(string(b)) != "true" {
 		return fail(1, "Error! Did not write to %s: CAS failed", key)
