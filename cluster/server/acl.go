@@ -181,8 +181,27 @@ func (s *Server) authorize(ctx context.Context, method string, args any) (*acl.A
 		return a, nil // lists are filtered
 	case *structs.EventFireRequest:
 		return a, need(a, acl.ResEvent, args.Event.Name, acl.LevelWrite)
+	case *structs.SessionRequest:
+		switch args.Op {
+		case structs.SessionLock, structs.SessionUnlock:
+			return a, need(a, acl.ResKey, args.DirEnt.Key, acl.LevelWrite)
+		case structs.SessionCreate:
+			return a, need(a, acl.ResSession, args.Session.Node, acl.LevelWrite)
+		}
+		return a, need(a, acl.ResSession, s.sessionNode(args.Session.ID), acl.LevelWrite)
+	case *structs.SessionSpecificRequest:
+		if method == structs.MethodSessionRenew {
+			return a, need(a, acl.ResSession, s.sessionNode(args.SessionID), acl.LevelWrite)
+		}
+		return a, nil // filtered
+	case *structs.TxnRequest:
+		return a, txnAllowed(a, args.Ops)
+	case *structs.TxnReadRequest:
+		return a, txnAllowed(a, args.Ops)
 	}
 	switch method {
+	case structs.MethodSessionList, structs.MethodSessionNode:
+		return a, nil // filtered
 	case structs.MethodCatalogListNodes, structs.MethodCatalogListServices, structs.MethodCatalogServiceNodes,
 		structs.MethodCatalogNodeServices, structs.MethodHealthServiceNodes, structs.MethodHealthNodeChecks,
 		structs.MethodHealthServiceChecks, structs.MethodHealthChecksInState:
@@ -206,6 +225,41 @@ func (s *Server) authorize(ctx context.Context, method string, args any) (*acl.A
 		return a, nil
 	}
 	return nil, fmt.Errorf("%w: %s needs a management token (no finer ACL rule decided for it yet)", structs.ErrPermissionDenied, method)
+}
+
+// sessionNode is the node of session id ("" if unknown: only a rule
+// for every node can allow acting on it).
+func (s *Server) sessionNode(id string) string {
+	if _, sess := s.fsm.State().SessionGet(id); sess != nil {
+		return sess.Node
+	}
+	return ""
+}
+
+// txnAllowed checks each op of a transaction as the KV call it stands
+// for; one refused op refuses the whole transaction (nothing applies).
+func txnAllowed(a *acl.Authorizer, ops []structs.TxnOp) error {
+	for _, op := range ops {
+		if op.KV == nil {
+			continue
+		}
+		key := op.KV.DirEnt.Key
+		switch op.KV.Verb {
+		case structs.KVGet, structs.KVGetTree, structs.KVCheckIndex, structs.KVCheckSession, structs.KVCheckNotExists:
+			if err := need(a, acl.ResKey, key, acl.LevelRead); err != nil {
+				return err
+			}
+		case structs.KVDeleteTree:
+			if !a.KeyWritePrefix(key) {
+				return denied(acl.ResKey, key, acl.LevelWrite)
+			}
+		default:
+			if err := need(a, acl.ResKey, key, acl.LevelWrite); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (s *Server) serviceName(node, id string) string {
@@ -275,6 +329,8 @@ func filterReply(a *acl.Authorizer, reply any) {
 		r.Entries, r.ResultsFilteredByACLs = keep(r.Entries, func(e *structs.DirEntry) bool { return a.Read(acl.ResKey, e.Key) })
 	case *structs.IndexedKeyList:
 		r.Keys, r.ResultsFilteredByACLs = keep(r.Keys, func(k string) bool { return a.Read(acl.ResKey, k) })
+	case *structs.IndexedSessions:
+		r.Sessions, r.ResultsFilteredByACLs = keep(r.Sessions, func(s *structs.Session) bool { return a.Read(acl.ResSession, s.Node) })
 	}
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -54,6 +55,13 @@ func TestACLGate(t *testing.T) {
 		{"raft config", ctx, structs.MethodOperatorRaftConfig, &structs.DCSpecificRequest{}, &structs.RaftConfigurationResponse{}, true},
 		{"token list", ctx, structs.MethodACLTokenList, &structs.DCSpecificRequest{}, &structs.IndexedACLTokens{}, true},
 		{"token self", ctx, structs.MethodACLTokenRead, &structs.ACLTokenReadRequest{Self: true}, &structs.ACLToken{}, false},
+		{"session create without a session rule", ctx, structs.MethodSessionApply, &structs.SessionRequest{Op: structs.SessionCreate, Session: structs.Session{ID: "3d2c1b0a-0000-4000-8000-000000000001", Node: "n1"}}, &structs.WriteResponse{}, true},
+		{"lock outside the prefix", ctx, structs.MethodSessionApply, &structs.SessionRequest{Op: structs.SessionLock, DirEnt: structs.DirEntry{Key: "b", Session: "x"}}, &structs.WriteResponse{}, true},
+		{"session list (filtered)", ctx, structs.MethodSessionList, &structs.DCSpecificRequest{}, &structs.IndexedSessions{}, false},
+		{"txn inside the prefix", ctx, structs.MethodTxnApply, &structs.TxnRequest{Ops: []structs.TxnOp{{KV: &structs.TxnKVOp{Verb: structs.KVSet, DirEnt: structs.DirEntry{Key: "a/t"}}}}}, &structs.TxnResponse{}, false},
+		{"txn with one op outside", ctx, structs.MethodTxnApply, &structs.TxnRequest{Ops: []structs.TxnOp{
+			{KV: &structs.TxnKVOp{Verb: structs.KVSet, DirEnt: structs.DirEntry{Key: "a/t2"}}},
+			{KV: &structs.TxnKVOp{Verb: structs.KVGet, DirEnt: structs.DirEntry{Key: "boot"}}}}}, &structs.TxnResponse{}, true},
 		{"status leader", anon, structs.MethodStatusLeader, &structs.DCSpecificRequest{}, new(string), false},
 		{"unknown secret", acl.ContextWithToken(anon, "nope"), structs.MethodCatalogListServices, &structs.DCSpecificRequest{}, &structs.IndexedServices{}, true},
 	} {
@@ -89,7 +97,7 @@ func TestACLGate(t *testing.T) {
 	if err := s.RPC(ctx, structs.MethodKVSListKeys, &structs.KeyRequest{}, &keys); err != nil {
 		t.Fatal(err)
 	}
-	if len(keys.Keys) != 1 || keys.Keys[0] != "a/1" || !keys.ResultsFilteredByACLs {
+	if !slices.Equal(keys.Keys, []string{"a/1", "a/t"}) || !keys.ResultsFilteredByACLs {
 		t.Errorf("keys as token: %v filtered=%v", keys.Keys, keys.ResultsFilteredByACLs)
 	}
 	// Updating the policy changes what the token may do at once (the
