@@ -20,6 +20,8 @@ require (
 	go.uber.org/zap v1.28.0
 )
 
+require github.com/hashicorp/hcl v1.0.0
+
 require (
 	github.com/mitchellh/mapstructure v1.5.0 // indirect
 	github.com/mitchellh/pointerstructure v1.2.1 // indirect

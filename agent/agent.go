@@ -141,6 +141,7 @@ type Agent struct {
 	srv *server.Server // servers only
 	lan *gossip.Pool   // clients only (servers use srv.LAN())
 	fwd *forwarder.Forwarder
+	acl *aclResolver // client agents' token cache (acl.go)
 
 	dns     *resolver.Server
 	cache   *cache.Catalog // clients only
@@ -188,6 +189,7 @@ func New(cfg *config.Config, opts Options, logger *zap.Logger, mon *Monitor) (*A
 		}
 	}
 	a.checks = newCheckSet(a)
+	a.acl = &aclResolver{cfg: cfg.ACL, rpc: a.RPC, log: logger.Named("acl")}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	return a, nil
 }
@@ -245,6 +247,8 @@ func (a *Agent) startServer() error {
 	sc.Registry = a.reg
 	sc.UserEvent = a.onUserEvent
 	sc.TLS = a.portTLS()
+	sc.ACL = server.ACLConfig{Enabled: a.cfg.ACL.Enabled, DefaultAllow: a.cfg.ACL.DefaultPolicy != config.ACLPolicyDeny,
+		InitialManagement: a.cfg.ACL.Tokens.InitialManagement}
 	srv, err := server.New(sc)
 	if err != nil {
 		return err
@@ -394,7 +398,7 @@ func (a *Agent) startSync() {
 			}
 			return 1
 		},
-	}, a.local, a, a.log.Named("anti-entropy"))
+	}, a.local, agentTokenRPC{a}, a.log.Named("anti-entropy"))
 	a.wg.Add(2)
 	go func() {
 		defer a.wg.Done()
@@ -411,6 +415,9 @@ func (a *Agent) startSync() {
 
 // RPC runs method in-process on servers, through the forwarder on clients.
 func (a *Agent) RPC(ctx context.Context, method string, args, reply any) error {
+	if a.cfg.ACL.Enabled {
+		ctx = a.withDefaultToken(ctx)
+	}
 	if a.srv != nil {
 		return a.srv.RPC(ctx, method, args, reply)
 	}
@@ -424,8 +431,14 @@ func (a *Agent) startDNS(ctx context.Context) error {
 	d := cfg.DNSConfig
 	var cat resolver.Catalog
 	if a.srv != nil {
-		cat = &cache.Source{Datacenter: cfg.Datacenter, RPC: a.RPC, AllowStale: d.AllowStale,
+		src := &cache.Source{Datacenter: cfg.Datacenter, RPC: a.RPC, AllowStale: d.AllowStale,
 			Local: func() cache.LocalState { return a.srv.State() }}
+		if cfg.ACL.Enabled {
+			// Through the in-process RPC, so answers are filtered by the
+			// default token as on client agents (Consul's DNS rule).
+			src.Local = nil
+		}
+		cat = src
 	} else {
 		// The cache's hot keys are pushed over one subscription stream
 		// on the forwarder's connection (cluster/stream).

@@ -32,6 +32,13 @@
 //     and redirects / there (webui.go).
 //   - CAIRN_FAST_GOSSIP=1 (tests) shortens serf and Raft timings; it is not
 //     a configuration key because production clusters must not use it.
+//   - ACLs (acl.go): requests without a token use acl.tokens.default (else
+//     anonymous), DNS included; anti-entropy uses tokens.agent. Client
+//     agents cache a server's token resolution for token_ttl and, when no
+//     server answers, apply down_policy (extend-cache: last answer, else
+//     deny). With ACLs on, server agents answer DNS through the in-process
+//     RPC (filtered) instead of reading the store directly. The acl block is
+//     not reloadable (restart to change tokens).
 package agent
 
 // Version is the build's version, set by the Makefile through -ldflags.

@@ -95,6 +95,7 @@ type Config struct {
 	// UIConfig is Consul's ui_config block; only enabled is implemented
 	// (the other keys are accepted and ignored, see ignoredKeys).
 	UIConfig UIConfig `json:"ui_config"`
+	ACL      ACL      `json:"acl"`
 
 	// UI is Consul's pre-1.9 spelling of ui_config.enabled; Load folds it
 	// in (ui_config.enabled = true wins).
@@ -244,5 +245,6 @@ func DefaultConfig() *Config {
 		},
 		Autopilot: DefaultAutopilot(),
 		KV:        KV{TombstoneTTL: Duration(15 * time.Minute)},
+		ACL:       DefaultACL(),
 	}
 }

@@ -144,6 +144,9 @@ func (c *Config) validate() error {
 	if err := c.Autopilot.validate(); err != nil {
 		return fmt.Errorf("autopilot.%w", err)
 	}
+	if err := c.ACL.validate(); err != nil {
+		return err
+	}
 	return c.validateDefinitions()
 }
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/cairnd/cairn/agent/config"
+	"github.com/cairnd/cairn/cluster/acl"
 	"github.com/cairnd/cairn/cluster/structs"
 )
 
@@ -44,7 +45,10 @@ func (a *handler) agentServices(w nethttp.ResponseWriter, r *nethttp.Request, _ 
 	if err != nil {
 		return err
 	}
-	local := a.b.LocalServices()
+	local, err := a.readableServices(w, r, a.b.LocalServices())
+	if err != nil {
+		return err
+	}
 	out := make(map[string]agentService, len(local))
 	dc := a.b.Datacenter()
 	for id, s := range local {
@@ -72,7 +76,10 @@ func (a *handler) agentChecks(w nethttp.ResponseWriter, r *nethttp.Request, _ st
 	if err != nil {
 		return err
 	}
-	local := a.b.LocalChecks()
+	local, err := a.readableChecks(w, r, a.b.LocalChecks())
+	if err != nil {
+		return err
+	}
 	out := make(map[string]*structs.HealthCheck, len(local))
 	for id, c := range local {
 		cc := *c
@@ -142,6 +149,9 @@ func (a *handler) agentServiceRegister(w nethttp.ResponseWriter, r *nethttp.Requ
 		return badRequest("Invalid service definition: %v", err)
 	}
 	def.SetDefaults()
+	if err := a.allow(r, acl.ResService, def.Name, acl.LevelWrite); err != nil {
+		return err
+	}
 	if err := a.b.AddService(r.Context(), &def); err != nil {
 		return err
 	}

@@ -46,4 +46,8 @@
 // query whenever the unfiltered index moves), client agents filter what
 // their cache holds, and no RPC shape changes. /v1/catalog/services with a
 // filter reads each listed service's rows (one non-blocking RPC each).
+//
+// ACLs (acl_endpoint.go): the token (X-Consul-Token, Bearer, ?token=) rides
+// the request context to the servers, which decide; agent routes are checked
+// here against the Backend's Authorizer, resolved at most once per request.
 package http

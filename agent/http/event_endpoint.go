@@ -87,6 +87,10 @@ func (a *handler) eventList(w nethttp.ResponseWriter, r *nethttp.Request, _ stri
 		}
 	}
 	setMeta(w, index, true, 0)
+	events, err := a.filterEvents(r, events)
+	if err != nil {
+		return err
+	}
 	return writeJSON(w, r, events)
 }
 

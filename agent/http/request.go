@@ -46,6 +46,9 @@ func setMeta(w nethttp.ResponseWriter, index uint64, knownLeader bool, lastConta
 
 func setQueryMeta(w nethttp.ResponseWriter, m *structs.QueryMeta) {
 	setMeta(w, m.Index, m.KnownLeader, m.LastContact)
+	if m.ResultsFilteredByACLs {
+		w.Header().Set("X-Consul-Results-Filtered-By-ACLs", "true")
+	}
 }
 
 // writeJSON encodes v as the 200 response (?pretty indents it).

@@ -91,6 +91,13 @@ func New(b Backend, logger *zap.Logger) nethttp.Handler {
 		{"/v1/operator/raft/transfer-leader", []string{nethttp.MethodPost, nethttp.MethodPut}, a.operatorRaftTransferLeader},
 		{"/v1/operator/autopilot/configuration", get, a.operatorAutopilotConfiguration},
 		{"/v1/operator/autopilot/health", get, a.operatorAutopilotHealth},
+		{"/v1/acl/bootstrap", put, a.aclBootstrap},
+		{"/v1/acl/policy", put, a.aclPolicyCreate},
+		{"/v1/acl/policy/", []string{nethttp.MethodGet, nethttp.MethodPut, nethttp.MethodDelete}, a.aclPolicy},
+		{"/v1/acl/policies", get, a.aclPolicies},
+		{"/v1/acl/token", put, a.aclTokenCreate},
+		{"/v1/acl/token/", []string{nethttp.MethodGet, nethttp.MethodPut, nethttp.MethodDelete}, a.aclToken},
+		{"/v1/acl/tokens", get, a.aclTokens},
 	} {
 		if strings.HasSuffix(rt.path, "/") {
 			a.prefix = append(a.prefix, &rt)
@@ -120,6 +127,11 @@ func (a *handler) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if !slices.Contains(rt.methods, r.Method) {
 		rw.Header().Set("Allow", strings.Join(rt.methods, ", "))
 		writeText(rw, nethttp.StatusMethodNotAllowed, fmt.Sprintf("Method %s not allowed", r.Method))
+		return
+	}
+	r = withToken(r)
+	if err := a.routeACL(r, rt.path, arg); err != nil {
+		a.writeError(rw, r, err)
 		return
 	}
 	if err := rt.fn(rw, r, arg); err != nil {
@@ -181,6 +193,9 @@ func badRequest(format string, args ...any) error {
 
 func errorStatus(err error) int {
 	var he *httpError
+	if code := aclStatus(err); code != 0 {
+		return code
+	}
 	switch {
 	case errors.Is(err, structs.ErrWriteOutcomeUnknown):
 		// Never a 4xx or a CAS "false": the write may have been applied.

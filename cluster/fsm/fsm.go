@@ -119,6 +119,9 @@ func (f *FSM) apply(l *raft.Log) any {
 		}
 		return applySession(s, l.Index, &req)
 	}
+	if t >= structs.ACLBootstrapRequestType && t <= structs.ACLTokenDeleteRequestType {
+		return f.applyACL(l, t, s)
+	}
 	if ignorable {
 		f.logger.Warn("ignoring unknown message type in raft log (written by a newer server and marked ignorable); upgrade this server",
 			zap.Uint64("index", l.Index), zap.Uint8("type", uint8(t)))

@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/yamux"
 	"go.uber.org/zap"
+
+	"github.com/cairnd/cairn/cluster/acl"
 )
 
 // DefaultDialTimeout bounds connecting plus the yamux handshake ping.
@@ -142,7 +144,7 @@ func (s *Session) Call(ctx context.Context, method string, args, reply any) erro
 	st := s.codecs.get(stream, stream)
 	defer s.codecs.put(st)
 
-	hdr := requestHeader{Method: method}
+	hdr := requestHeader{Method: method, Token: acl.TokenFromContext(ctx)}
 	if err := st.writeFrame(&hdr, s.maxFrame); err != nil {
 		return s.failed(ctx, method, st, err)
 	}

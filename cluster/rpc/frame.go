@@ -22,6 +22,10 @@ var ErrFrameTooLarge = errors.New("rpc: frame too large")
 // requestHeader precedes every request body.
 type requestHeader struct {
 	Method string
+	// Token is the caller's ACL secret (acl.TokenFromContext), empty for
+	// none; the server's handler finds it in its ctx. It rides in the
+	// header so every method carries it without a field in each request.
+	Token string `codec:",omitempty"`
 }
 
 // responseHeader precedes every response body. Error is the handler's

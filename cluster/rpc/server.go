@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/cairnd/cairn/cluster/acl"
 	"github.com/cairnd/cairn/cluster/connlimit"
 )
 
@@ -417,6 +418,9 @@ func (s *Server) serveStream(ctx context.Context, stream *yamux.Stream, log *zap
 	}
 	_ = stream.SetReadDeadline(time.Time{})
 
+	if hdr.Token != "" {
+		ctx = acl.ContextWithToken(ctx, hdr.Token)
+	}
 	if sh := s.streamHandler(hdr.Method); sh != nil {
 		pooled = false // serveLongStream owns st
 		s.serveLongStream(ctx, stream, st, hdr.Method, sh, log)

@@ -69,6 +69,9 @@ type Config struct {
 	// server-to-server pool (see cluster/rpc/tls.go). nil = plain.
 	TLS rpc.TLSConfigurator
 
+	// ACL is the acl block (see acl.go); zero = ACLs off.
+	ACL ACLConfig
+
 	// UserEvent, if set, receives every serf user event seen on the LAN.
 	UserEvent func(name string, payload []byte, ltime uint64)
 }

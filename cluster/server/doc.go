@@ -29,5 +29,8 @@
 // only (2×TTL, re-armed from a new leader's clock) and lock-delay is the
 // leader's check before a lock reaches Raft (session.go); a
 // transaction is one Raft entry, all or nothing; tombstones are reaped by
-// leader-chosen index bounds, never by followers' clocks (README).
+// leader-chosen index bounds, never by followers' clocks (README). ACLs (acl.go):
+// every call passes one gate in handle() that resolves the caller's token
+// (RPC header) on this server's state and checks the method's rule; list
+// replies are filtered; methods without a rule need a management token.
 package server

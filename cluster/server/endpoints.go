@@ -19,6 +19,20 @@ type endpoint struct {
 // handle registers fn for method both for local calls (RPC) and on the
 // wire (rpc.Server).
 func handle[A, R any](s *Server, method string, fn func(ctx context.Context, args *A, reply *R) error) {
+	inner := fn
+	// Every call, local or remote, passes the ACL gate first and has its
+	// reply filtered after (acl.go).
+	fn = func(ctx context.Context, args *A, reply *R) error {
+		authz, err := s.authorize(ctx, method, args)
+		if err != nil {
+			return err
+		}
+		if err := inner(ctx, args, reply); err != nil {
+			return err
+		}
+		filterReply(authz, reply)
+		return nil
+	}
 	s.endpoints[method] = endpoint{local: func(ctx context.Context, args, reply any) error {
 		a, ok := args.(*A)
 		if !ok {
@@ -62,6 +76,7 @@ func (s *Server) registerEndpoints() {
 	s.registerSessionEndpoints()
 	s.registerStatus()
 	s.registerTxn()
+	s.registerACLEndpoints()
 }
 
 // readEndpoints is the table of reads: each names its method once, the

@@ -77,6 +77,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	s.sessionTTL.start(sessions)
 	defer s.sessionTTL.stop()
 	s.reconcileAll()
+	s.initializeACLs()
 	tick := time.NewTicker(reconcileInterval)
 	defer tick.Stop()
 	for {

@@ -60,6 +60,8 @@ type Server struct {
 	wan *gossip.Pool
 
 	endpoints map[string]endpoint
+	// rules caches parsed ACL policy rules (acl.go).
+	rules rulesCache
 
 	readyForReads atomic.Bool
 	// epoch ends at each change of raft's known leader (watchLeader), so

@@ -28,6 +28,9 @@ const (
 	// tombstone. Tombstones follow the entries so a restore can tell a
 	// tombstone that shadows a live key (corrupt) from a good one.
 	recTombstone uint8 = 6
+	recACLPolicy uint8 = 7
+	recACLToken  uint8 = 8
+	recACLMeta   uint8 = 9
 	// recEnd terminates the stream so a truncated snapshot is detected.
 	recEnd uint8 = 255
 )
@@ -55,6 +58,10 @@ type Snapshot struct {
 	kvs      []*structs.DirEntry
 	tombs    []tombstoneRecord
 	sessions []*structs.Session
+
+	aclPolicies []*structs.ACLPolicy
+	aclTokens   []*structs.ACLToken
+	aclMeta     aclMeta
 }
 
 // Snapshot captures the Store's current state.
@@ -89,6 +96,7 @@ func (s *Store) Snapshot() *Snapshot {
 	for _, sess := range s.sessions {
 		snap.sessions = append(snap.sessions, sess)
 	}
+	s.aclSnapshot(snap)
 	return snap
 }
 
@@ -166,6 +174,21 @@ func (snap *Snapshot) persist(w io.Writer, indexes []uint64) error {
 			return fmt.Errorf("state: persist session %s: %w", sess.ID, err)
 		}
 	}
+	for _, p := range snap.aclPolicies {
+		if err := put(recACLPolicy, p); err != nil {
+			return fmt.Errorf("state: persist acl policy %s: %w", p.ID, err)
+		}
+	}
+	for _, t := range snap.aclTokens {
+		if err := put(recACLToken, t); err != nil {
+			return fmt.Errorf("state: persist acl token: %w", err)
+		}
+	}
+	if snap.aclMeta != (aclMeta{}) {
+		if err := put(recACLMeta, &snap.aclMeta); err != nil {
+			return fmt.Errorf("state: persist acl meta: %w", err)
+		}
+	}
 	if err := put(recEnd, nil); err != nil {
 		return fmt.Errorf("state: persist end: %w", err)
 	}
@@ -235,6 +258,21 @@ func Restore(r io.Reader) (*Store, error) {
 			sess := new(structs.Session)
 			if err = dec.Decode(sess); err == nil {
 				err = s.restoreSession(sess)
+			}
+		case recACLPolicy:
+			p := new(structs.ACLPolicy)
+			if err = dec.Decode(p); err == nil {
+				err = s.restoreACLPolicy(p)
+			}
+		case recACLToken:
+			t := new(structs.ACLToken)
+			if err = dec.Decode(t); err == nil {
+				err = s.restoreACLToken(t)
+			}
+		case recACLMeta:
+			var m aclMeta
+			if err = dec.Decode(&m); err == nil {
+				s.acl.bootstrapIndex, s.acl.index = m.BootstrapIndex, m.Index
 			}
 		case recEnd:
 			for _, nr := range s.nodes {

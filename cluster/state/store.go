@@ -118,6 +118,8 @@ type Store struct {
 	watches    [numMasks]chan struct{}
 	keyWatches [numKinds]map[string]chan struct{}
 
+	acl aclTables
+
 	abandonOnce sync.Once
 	abandonCh   chan struct{}
 }

@@ -34,6 +34,7 @@ func IsWriteMethod(method string) bool {
 	case MethodSnapshotRestore, MethodOperatorRaftRemovePeer, MethodOperatorRaftTransferLeader:
 		return true
 	case MethodTxnApply:
+	case MethodACLBootstrap, MethodACLPolicySet, MethodACLPolicyDelete, MethodACLTokenSet, MethodACLTokenDelete:
 		return true
 	}
 	return false

@@ -53,7 +53,7 @@ var (
 // an error wrapping it (errors.Is holds) with msg's text when msg is the
 // sentinel's text followed by ": " and details; nil otherwise.
 func ErrorFromString(msg string) error {
-	for _, e := range []error{ErrWriteOutcomeUnknown, ErrNotLeader, ErrNoLeader, ErrNoPathToDC, ErrCASConflict, ErrUnknownNode, ErrNoServers, ErrMissingNode, ErrMissingAddress, ErrInvalidRequest} {
+	for _, e := range []error{ErrWriteOutcomeUnknown, ErrNotLeader, ErrNoLeader, ErrNoPathToDC, ErrCASConflict, ErrUnknownNode, ErrNoServers, ErrMissingNode, ErrMissingAddress, ErrInvalidRequest, ErrPermissionDenied, ErrACLNotFound, ErrACLBootstrapDone, ErrACLDisabled} {
 		text := e.Error()
 		if msg == text {
 			return e
@@ -225,6 +225,9 @@ type QueryMeta struct {
 	Index       uint64
 	LastContact time.Duration
 	KnownLeader bool
+	// ResultsFilteredByACLs: the token could not read some of the
+	// results and they were left out (X-Consul-Results-Filtered-By-ACLs).
+	ResultsFilteredByACLs bool
 }
 
 // RegisterRequest registers a node, optionally a service and checks, in

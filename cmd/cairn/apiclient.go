@@ -26,9 +26,10 @@ const (
 
 // apiClient is the CLI's tiny client of the local agent's HTTP API.
 type apiClient struct {
-	base string // scheme://host:port
-	hc   *http.Client
-	err  error // a bad TLS flag: every request fails with it
+	base  string // scheme://host:port
+	hc    *http.Client
+	err   error  // a bad TLS flag: every request fails with it
+	token string // ACL secret, sent as X-Consul-Token
 }
 
 func newAPIClient(g *Globals) *apiClient {
@@ -40,7 +41,7 @@ func newAPIClient(g *Globals) *apiClient {
 		}
 		addr = scheme + addr
 	}
-	c := &apiClient{base: strings.TrimRight(addr, "/"), hc: &http.Client{Timeout: apiTimeout}}
+	c := &apiClient{base: strings.TrimRight(addr, "/"), hc: &http.Client{Timeout: apiTimeout}, token: g.Token}
 	if strings.HasPrefix(c.base, "https://") {
 		tc, err := g.clientTLS()
 		if err != nil {
@@ -98,6 +99,9 @@ func (c *apiClient) do(ctx context.Context, method, path string, q url.Values, b
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return nil, 0, err
+	}
+	if c.token != "" {
+		req.Header.Set("X-Consul-Token", c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -17,6 +17,8 @@ type Globals struct {
 	ClientCert    string `name:"client-cert" env:"CAIRN_CLIENT_CERT,CONSUL_CLIENT_CERT" type:"path" help:"Client certificate (PEM) for an agent with verify_incoming on HTTPS."`
 	ClientKey     string `name:"client-key" env:"CAIRN_CLIENT_KEY,CONSUL_CLIENT_KEY" type:"path" help:"Key (PEM) of --client-cert."`
 	TLSServerName string `name:"tls-server-name" env:"CAIRN_TLS_SERVER_NAME,CONSUL_TLS_SERVER_NAME" help:"Name to verify in the agent's certificate instead of the address's host."`
+	// Token is the ACL secret sent as X-Consul-Token with every request.
+	Token string `name:"token" env:"CAIRN_HTTP_TOKEN,CONSUL_HTTP_TOKEN" help:"ACL token to send with every request."`
 
 	// Stdin, Stdout and Stderr are the command's streams; nil means the
 	// process's own. Tests set them to run a command in-process.
@@ -74,4 +76,5 @@ type CLI struct {
 	TLS        TLSCmd        `cmd:"" name:"tls" help:"Create a CA and certificates for TLS on the server port."`
 	Snapshot   SnapshotCmd   `cmd:"" help:"Save, restore and inspect snapshots of the servers' state."`
 	Validate   ValidateCmd   `cmd:"" help:"Check config files and directories as the agent would load them."`
+	ACL        ACLCmd        `cmd:"" name:"acl" help:"Bootstrap ACLs and manage ACL policies and tokens."`
 }
