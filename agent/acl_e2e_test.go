@@ -236,6 +236,45 @@ func TestACLE2E(t *testing.T) {
 		})
 	}
 
+	// A client agent without tokens.default answers DNS with the anonymous
+	// token (web, not db). Changes must reach it only through reads its
+	// token may make: once a change to web has reached its DNS, a change
+	// to db must not have (a server pushing subscriptions unfiltered
+	// leaked db here; with ACLs on, servers serve no subscriptions).
+	anonCli := startAgent(t, bin, "c2", "--retry-join", srv.SerfAddr(), "--config-dir", gossipConfigDir(t, map[string]string{"acl.json": fmt.Sprintf(
+		`{"acl": {"enabled": true, "default_policy": "deny", "token_ttl": "1s", "tokens": {"agent": %q}}}`, mgmt.SecretID)}))
+	answers := func(name string) (int, int, error) {
+		r, err := dnsQuery(anonCli.DNSAddr(), name, dns.TypeA)
+		if err != nil {
+			return 0, 0, err
+		}
+		return r.Rcode, len(r.Answer), nil
+	}
+	testutil.Eventually(t, 20*time.Second, "c2: web answers, db NXDOMAIN", func() error {
+		if rc, n, err := answers("web.service.consul"); err != nil || rc != dns.RcodeSuccess || n != 1 {
+			return fmt.Errorf("web: rcode %d, %d answers, %v", rc, n, err)
+		}
+		if rc, _, err := answers("db.service.consul"); err != nil || rc != dns.RcodeNameError {
+			return fmt.Errorf("db: rcode %d, %v", rc, err)
+		}
+		return nil
+	})
+	for _, svc := range []string{"db", "web"} {
+		if _, err := root.Catalog().Register(&api.CatalogRegistration{Node: "n2", Address: "10.0.0.2",
+			Service: &api.AgentService{ID: svc, Service: svc, Port: 80}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 20*time.Second, "c2: web's second instance", func() error {
+		if rc, n, err := answers("web.service.consul"); err != nil || rc != dns.RcodeSuccess || n != 2 {
+			return fmt.Errorf("web: rcode %d, %d answers, %v", rc, n, err)
+		}
+		return nil
+	})
+	if rc, n, err := answers("db.service.consul"); err != nil || rc != dns.RcodeNameError {
+		t.Fatalf("c2: db after a change = rcode %d, %d answers, %v: want NXDOMAIN (the anonymous token cannot read db)", rc, n, err)
+	}
+
 	// Lists and deletes through the official client.
 	toks, _, err := root.ACL().TokenList(nil)
 	if err != nil || !slices.ContainsFunc(toks, func(e *api.ACLTokenListEntry) bool { return e.AccessorID == tok.AccessorID }) {

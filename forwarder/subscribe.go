@@ -178,7 +178,7 @@ func (s *Subscriptions) Run(ctx context.Context) error {
 		backoff = min(max(2*backoff, 25*time.Millisecond), maxStreamBackoff)
 		var re rpc.RemoteError
 		if errors.As(err, &re) && strings.Contains(re.Msg, "unknown method") {
-			s.logger.Warn("server does not serve subscriptions (older version?); asking again later", zap.String("server", c.addr), zap.Duration("retry", unsupportedRetry))
+			s.logger.Warn("server does not serve subscriptions (an older version, or ACLs enabled); asking again later", zap.String("server", c.addr), zap.Duration("retry", unsupportedRetry))
 			if s.cfg.Unsupported != nil {
 				s.cfg.Unsupported(err)
 			}

@@ -129,7 +129,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.pub = pub
-	s.rpcSrv.HandleStream(stream.MethodSubscribe, pub.Serve)
+	// With ACLs on, subscriptions are not served: the publisher pushes
+	// results unfiltered, so a client agent whose token may not read a
+	// service would hear of it. Clients then see "unknown method" and keep
+	// their entries fresh with the index watch and its ACL-filtered reads.
+	if !cfg.ACL.Enabled {
+		s.rpcSrv.HandleStream(stream.MethodSubscribe, pub.Serve)
+	}
 
 	if err := s.setupRaft(adv); err != nil {
 		return nil, err
