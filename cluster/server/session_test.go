@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/cairnd/cairn/cluster/structs"
 	"github.com/cairnd/cairn/cluster/testutil"
 )
@@ -135,6 +138,9 @@ func TestSessionTTLRenewLapseAndLockDelay(t *testing.T) {
 	if n := s.sessionTTL.armed(); n != 0 {
 		t.Fatalf("%d timers still armed", n)
 	}
+	if n := testutilCounter(t, s.sessionsLapsed); n != 1 {
+		t.Fatalf("cairn_session_ttl_lapsed_total = %v, want 1", n)
+	}
 }
 
 // TestSessionBlockingList: a blocking session list wakes on a create.
@@ -212,4 +218,13 @@ func TestSessionTTLRearmedByNewLeader(t *testing.T) {
 	if took := time.Since(armed); took < 2*ttl-200*time.Millisecond {
 		t.Fatalf("lapsed %v after the new leader armed it, before 2×TTL", took)
 	}
+}
+
+func testutilCounter(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }
