@@ -21,6 +21,7 @@ import (
 type Addrs struct {
 	DNS     string `json:"dns,omitempty"`
 	HTTP    string `json:"http,omitempty"`
+	HTTPS   string `json:"https,omitempty"`
 	Server  string `json:"server,omitempty"`
 	SerfLAN string `json:"serf_lan,omitempty"`
 	SerfWAN string `json:"serf_wan,omitempty"`
@@ -37,6 +38,9 @@ func (a *Agent) boundAddrs() Addrs {
 	}
 	if a.httpLn != nil {
 		out.HTTP = a.httpLn.Addr().String()
+	}
+	if a.httpsLn != nil {
+		out.HTTPS = a.httpsLn.Addr().String()
 	}
 	if a.srv != nil {
 		out.Server = a.srv.RPCAddr()

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -131,6 +132,9 @@ type Agent struct {
 	addrs Addrs
 
 	tls *tlsconf.Configurator // nil without TLS settings; reloads in place
+	// httpsTLS is the HTTPS listener's material (tls.https over
+	// tls.defaults); nil unless ports.https is on.
+	httpsTLS *tlsconf.Configurator
 
 	srv *server.Server // servers only
 	lan *gossip.Pool   // clients only (servers use srv.LAN())
@@ -139,6 +143,7 @@ type Agent struct {
 	dns     *resolver.Server
 	cache   *cache.Catalog // clients only
 	httpLn  net.Listener
+	httpsLn net.Listener // TLS inside; nil unless ports.https is on
 	httpSrv *http.Server
 
 	local  *local.State
@@ -175,6 +180,11 @@ func New(cfg *config.Config, opts Options, logger *zap.Logger, mon *Monitor) (*A
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a.tls = tls
+	if cfg.Ports.HTTPS != config.PortDisabled {
+		if a.httpsTLS, err = tlsconf.New(cfg.HTTPSConfig()); err != nil {
+			return nil, fmt.Errorf("agent: https: %w", err)
+		}
+	}
 	a.checks = newCheckSet(a)
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	return a, nil
@@ -207,15 +217,18 @@ func (a *Agent) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	if a.cfg.Ports.HTTP != config.PortDisabled {
-		if err := a.listenHTTP(); err != nil {
-			return err
-		}
+	if err := a.listenHTTP(); err != nil {
+		return err
 	}
 	a.addrs = a.boundAddrs()
-	a.log.Info("agent listening", zap.String("dns", a.addrs.DNS), zap.String("http", a.addrs.HTTP),
+	a.log.Info("agent listening", zap.String("dns", a.addrs.DNS), zap.String("http", a.addrs.HTTP), zap.String("https", a.addrs.HTTPS),
 		zap.String("server", a.addrs.Server), zap.String("serf_lan", a.addrs.SerfLAN), zap.String("serf_wan", a.addrs.SerfWAN))
 	a.serveHTTP()
+	if a.cache != nil {
+		// A client agent is up: the binary's start-up and server-only
+		// code it touched need not stay mapped (see resolver.TrimImage).
+		resolver.TrimImage()
+	}
 	return nil
 }
 
@@ -432,35 +445,56 @@ func (a *Agent) startDNS(ctx context.Context) error {
 	return nil
 }
 
+// listenHTTP binds the API's plain and TLS ports, each unless disabled.
 func (a *Agent) listenHTTP() error {
-	addr := a.cfg.HTTPAddr()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("agent: http on %s: %w", addr, err)
+	if a.cfg.Ports.HTTP != config.PortDisabled {
+		addr := a.cfg.HTTPAddr()
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("agent: http on %s: %w", addr, err)
+		}
+		a.httpLn = a.limitHTTP(ln, "http")
 	}
-	a.httpLn = a.limitHTTP(ln)
+	if a.httpsTLS != nil {
+		addr := a.cfg.HTTPSAddr()
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("agent: https on %s: %w", addr, err)
+		}
+		// The per-client caps count TCP connections, before any handshake.
+		a.httpsLn = tls.NewListener(a.limitHTTP(ln, "https"), a.httpsTLS.IncomingTLS())
+	}
 	return nil
 }
 
-// serveHTTP serves the API on the listener of listenHTTP, if any.
+// serveHTTP serves the API on the listeners of listenHTTP, if any: one
+// http.Server, so both ports share handlers, timeouts and shutdown.
 func (a *Agent) serveHTTP() {
-	if a.httpLn == nil {
+	lns := make([]net.Listener, 0, 2)
+	for _, ln := range []net.Listener{a.httpLn, a.httpsLn} {
+		if ln != nil {
+			lns = append(lns, ln)
+		}
+	}
+	if len(lns) == 0 {
 		return
 	}
 	a.httpSrv = &http.Server{
-		Handler:           a.limitRequests(withPprof(agenthttp.New(a, a.log.Named("http")))),
+		Handler:           a.limitRequests(withPprof(a.withUI(agenthttp.New(a, a.log.Named("http"))))),
 		ReadHeaderTimeout: httpReadHeaderTimeout,
 		ReadTimeout:       httpReadTimeout,
 		IdleTimeout:       httpIdleTimeout,
 		ErrorLog:          zap.NewStdLog(a.log.Named("http")),
 	}
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("http server stopped", zap.Error(err))
-		}
-	}()
+	for _, ln := range lns {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("http server stopped", zap.String("addr", ln.Addr().String()), zap.Error(err))
+			}
+		}()
+	}
 }
 
 // withPprof serves net/http/pprof under /debug/pprof/ next to api when
@@ -487,8 +521,12 @@ func (a *Agent) Close() error {
 			ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 			a.httpSrv.Shutdown(ctx)
 			cancel()
-		} else if a.httpLn != nil {
-			a.httpLn.Close() // Start failed between listen and serve
+		} else {
+			for _, ln := range []net.Listener{a.httpLn, a.httpsLn} {
+				if ln != nil {
+					ln.Close() // Start failed between listen and serve
+				}
+			}
 		}
 		if a.dns != nil {
 			errs = append(errs, a.dns.Close())

@@ -26,6 +26,10 @@
 //     them to agent/http, which alone maps them to status codes.
 //   - User events are kept in a ring of the last 256 an agent saw, filtered
 //     by the event's node/service/tag regexps against this agent.
+//   - The HTTP port refuses state-changing requests a browser sends for
+//     another site (ui.GuardWrites: a browser's write needs X-Cairn-UI: 1),
+//     UI on or off; with ui_config.enabled it serves agent/ui under /ui/
+//     and redirects / there (webui.go).
 //   - CAIRN_FAST_GOSSIP=1 (tests) shortens serf and Raft timings; it is not
 //     a configuration key because production clusters must not use it.
 package agent

@@ -33,12 +33,12 @@ const (
 // (limits.http_max_conns_per_client) and a total cap derived from the file
 // limit, so a flood of HTTP connections cannot take the descriptors the
 // server port and DNS need.
-func (a *Agent) limitHTTP(ln net.Listener) net.Listener {
+func (a *Agent) limitHTTP(ln net.Listener, name string) net.Listener {
 	return connlimit.Wrap(ln, connlimit.Config{
-		Name:         "http",
+		Name:         name,
 		MaxPerClient: a.cfg.Limits.HTTPMaxConnsPerClient,
 		MaxTotal:     connlimit.TotalCap(connlimit.FileLimit()),
-	}, a.log.Named("http"), connlimit.NewMetrics(a.reg, "http"))
+	}, a.log.Named(name), connlimit.NewMetrics(a.reg, name))
 }
 
 // limitDNSTCP caps DNS-over-TCP connections at the file-limit-derived

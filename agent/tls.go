@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"fmt"
+
 	"github.com/cairnd/cairn/agent/config"
 	"github.com/cairnd/cairn/cluster/rpc"
 	"github.com/cairnd/cairn/cluster/tlsconf"
@@ -31,6 +33,11 @@ func (a *Agent) portTLS() rpc.TLSConfigurator {
 // off entirely needs a restart (the listener's mode is fixed at start), as
 // the log says; a bad file fails the reload and changes nothing.
 func (a *Agent) reloadTLS(cfg *config.Config) error {
+	if a.httpsTLS != nil {
+		if err := a.httpsTLS.Reload(cfg.HTTPSConfig()); err != nil {
+			return fmt.Errorf("https: %w", err)
+		}
+	}
 	tc := cfg.TLSConfig()
 	if a.tls == nil {
 		if tc.Enabled() {

@@ -109,8 +109,13 @@ const (
 	// the client retries, so a flood cannot grow goroutines without bound.
 	maxInFlight = 4096
 	// readTimeout bounds how long a blocking reader sleeps before it looks
-	// at Close, in case shutdown(2) did not wake it (udp_linux.go).
-	readTimeout = 250 * time.Millisecond
+	// at Close, in case shutdown(2) did not wake it (udp_linux.go). Linux
+	// does wake a reader of an unconnected UDP socket on shutdown, so this
+	// is a safety net only, and long: each expiry wakes the reader's thread
+	// and, through its next syscall entry, sysmon's retake loop, about 25
+	// wake-ups. At 250 ms an idle client agent woke 253 times a second
+	// (191 of them sysmon); at 10 s, see client_idle_cpu_pct in make bench.
+	readTimeout = 10 * time.Second
 	// maxBindAttempts bounds retries when port 0 gave a TCP port whose UDP
 	// twin is busy.
 	maxBindAttempts = 5

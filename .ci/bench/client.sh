@@ -5,6 +5,13 @@
 # core 1, identical options, same run. Prints:
 #   bench client_dns_qps cairn=<n> unbound=<m> ratio=<n/m> cairn_cpu_us_per_query=<x> unbound_cpu_us_per_query=<y>
 #   bench client_cpu_us_per_query_at_20k cairn=<x> unbound=<y>
+#   bench client_idle_cpu_pct=<x> wakeups_per_s=<y> unbound_idle_cpu_pct=<u> unbound_wakeups_per_s=<w>
+#                             (both idle over the same CLIENT_IDLE_SECONDS,
+#                              default 60, after the 20k run: the client
+#                              joined to 3 servers with 100 cached names;
+#                              CPU from /proc/<pid>/stat, wake-ups = times
+#                              any thread was scheduled in, summed over
+#                              /proc/<pid>/task/*/schedstat)
 #   bench client_rss_mb=<x> anon_mb=<a> file_mb=<f>
 #                             (VmRSS after 1,000,000 queries over 10,000
 #                              names, all registered: every name is a real
@@ -74,6 +81,15 @@ CAIRN_CPU20=$CPU_US
 run_perf unbound "$UNBOUND_PORT" "$UNBOUND_PID" -Q 20000
 UNBOUND_CPU20=$CPU_US
 
+IDLE=${CLIENT_IDLE_SECONDS:-60}
+log "both idle for ${IDLE}s"
+C0=$(cpu_ticks "$CAIRN_PID") U0=$(cpu_ticks "$UNBOUND_PID") CW0=$(wakeups "$CAIRN_PID") UW0=$(wakeups "$UNBOUND_PID")
+sleep "$IDLE"
+C1=$(cpu_ticks "$CAIRN_PID") U1=$(cpu_ticks "$UNBOUND_PID") CW1=$(wakeups "$CAIRN_PID") UW1=$(wakeups "$UNBOUND_PID")
+IDLE_LINE=$(awk -v c=$((C1 - C0)) -v u=$((U1 - U0)) -v cw=$((CW1 - CW0)) -v uw=$((UW1 - UW0)) -v hz="$TCK" -v s="$IDLE" 'BEGIN {
+	printf "bench client_idle_cpu_pct=%.3f wakeups_per_s=%.1f unbound_idle_cpu_pct=%.3f unbound_wakeups_per_s=%.1f\n", c / hz / s * 100, cw / s, u / hz / s * 100, uw / s
+}')
+
 # RSS: 1,000,000 queries over 10,000 distinct registered names (all real
 # hits once each name has been asked).
 for i in $(seq 1 10000); do echo "svc-$i.service.consul A"; done >"$WORK/names10k.txt"
@@ -91,6 +107,7 @@ if [ -n "${CLIENT_BENCH_PERF_DIR:-}" ]; then
 	grep -E '^(VmRSS|VmHWM|Threads)' "/proc/$CAIRN_PID/status" >&2
 fi
 
+echo "$IDLE_LINE"
 awk -v c="$CAIRN_QPS" -v u="$UNBOUND_QPS" -v cc="$CAIRN_CPU" -v uc="$UNBOUND_CPU" -v c20="$CAIRN_CPU20" -v u20="$UNBOUND_CPU20" -v rss="$RSS_KB" -v anon="${ANON_KB:-0}" -v file="${FILE_KB:-0}" 'BEGIN {
 	printf "bench client_cpu_us_per_query_at_20k cairn=%s unbound=%s\n", c20, u20
 	printf "bench client_rss_mb=%.1f anon_mb=%.1f file_mb=%.1f\n", rss / 1024, anon / 1024, file / 1024

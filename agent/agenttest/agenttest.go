@@ -62,18 +62,24 @@ func Binary(t testing.TB) string {
 	return out
 }
 
-// Ports of one agent. Zero means "the kernel picks" (config.PortAny).
+// Ports of one agent. Zero means "the kernel picks" (config.PortAny),
+// except for HTTPS, which is off unless a test passes --https-port (a
+// restart then keeps the bound port).
 type Ports struct {
-	DNS, HTTP, Server, SerfLAN, SerfWAN int
+	DNS, HTTP, Server, SerfLAN, SerfWAN, HTTPS int
 }
 
 // Flags renders the ports as agent flags.
 func (p Ports) Flags() []string {
-	return []string{
+	out := []string{
 		"--dns-port", strconv.Itoa(p.DNS), "--http-port", strconv.Itoa(p.HTTP),
 		"--server-port", strconv.Itoa(p.Server), "--serf-lan-port", strconv.Itoa(p.SerfLAN),
 		"--serf-wan-port", strconv.Itoa(p.SerfWAN),
 	}
+	if p.HTTPS != 0 {
+		out = append(out, "--https-port", strconv.Itoa(p.HTTPS))
+	}
+	return out
 }
 
 // Proc is one running agent process.
@@ -213,6 +219,7 @@ func (p *Proc) start() {
 type readyAddrs struct {
 	DNS     string `json:"dns"`
 	HTTP    string `json:"http"`
+	HTTPS   string `json:"https"`
 	Server  string `json:"server"`
 	SerfLAN string `json:"serf_lan"`
 	SerfWAN string `json:"serf_wan"`
@@ -223,7 +230,7 @@ func (r readyAddrs) ports() (Ports, error) {
 	for _, f := range []struct {
 		addr string
 		dst  *int
-	}{{r.DNS, &out.DNS}, {r.HTTP, &out.HTTP}, {r.Server, &out.Server}, {r.SerfLAN, &out.SerfLAN}, {r.SerfWAN, &out.SerfWAN}} {
+	}{{r.DNS, &out.DNS}, {r.HTTP, &out.HTTP}, {r.HTTPS, &out.HTTPS}, {r.Server, &out.Server}, {r.SerfLAN, &out.SerfLAN}, {r.SerfWAN, &out.SerfWAN}} {
 		if f.addr == "" {
 			continue // not run by this agent (server port on a client...): 0
 		}
@@ -309,6 +316,9 @@ func (p *Proc) Log() string { return p.log.String() }
 
 // HTTPAddr is host:port of the HTTP API.
 func (p *Proc) HTTPAddr() string { return "127.0.0.1:" + strconv.Itoa(p.Ports.HTTP) }
+
+// HTTPSAddr is the agent's HTTPS API address (when --https-port was given).
+func (p *Proc) HTTPSAddr() string { return "127.0.0.1:" + strconv.Itoa(p.Ports.HTTPS) }
 
 // DNSAddr is host:port of the DNS server.
 func (p *Proc) DNSAddr() string { return "127.0.0.1:" + strconv.Itoa(p.Ports.DNS) }

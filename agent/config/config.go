@@ -90,6 +90,10 @@ type Config struct {
 	LegacyTLS
 	Limits Limits `json:"limits"`
 
+	// UIConfig is Consul's ui_config block; only enabled is implemented
+	// (the other keys are accepted and ignored, see ignoredKeys).
+	UIConfig UIConfig `json:"ui_config"`
+
 	// Services and Checks collect the "service"/"services" and
 	// "check"/"checks" keys of every config file, in load order.
 	Services []ServiceDefinition `json:"services"`
@@ -104,6 +108,9 @@ type Ports struct {
 	Server  int `json:"server"`
 	SerfLAN int `json:"serf_lan"`
 	SerfWAN int `json:"serf_wan"`
+	// HTTPS serves the same API over TLS (tls.https, over tls.defaults).
+	// Off (PortDisabled) unless set, as in Consul.
+	HTTPS int `json:"https"`
 }
 
 // DNSConfig is Consul's dns_config block.
@@ -194,6 +201,7 @@ func DefaultConfig() *Config {
 			Server:  DefaultServerPort,
 			SerfLAN: DefaultSerfLANPort,
 			SerfWAN: DefaultSerfWANPort,
+			HTTPS:   PortDisabled,
 		},
 		DNSConfig: DNSConfig{
 			AllowStale:      true,

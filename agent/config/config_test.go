@@ -29,7 +29,7 @@ func TestDefaultConfig(t *testing.T) {
 		{"log_level", c.LogLevel, "info"},
 		{"disable_remote_exec", c.DisableRemoteExec, true},
 		{"reconnect_timeout", c.ReconnectTimeout.Duration(), 72 * time.Hour},
-		{"ports", c.Ports, Ports{DNS: 8600, HTTP: 8500, Server: 8300, SerfLAN: 8301, SerfWAN: 8302}},
+		{"ports", c.Ports, Ports{DNS: 8600, HTTP: 8500, Server: 8300, SerfLAN: 8301, SerfWAN: 8302, HTTPS: PortDisabled}},
 		{"dns_config.allow_stale", c.DNSConfig.AllowStale, true},
 		{"dns_config.max_stale", c.DNSConfig.MaxStale.Duration(), 87600 * time.Hour},
 		{"dns_config.node_ttl", c.DNSConfig.NodeTTL.Duration(), time.Duration(0)},
@@ -70,7 +70,7 @@ func TestLoadFull(t *testing.T) {
 		{"retry_join", c.RetryJoin, []string{"10.0.0.6", "10.0.0.7"}},
 		{"retry_join_wan", c.RetryJoinWAN, []string{"192.0.2.10"}},
 		{"recursors normalised", c.Recursors, []string{"1.1.1.1:53", "9.9.9.9:5353", "[2606:4700:4700::1111]:53"}},
-		{"ports", c.Ports, Ports{DNS: 53, HTTP: 8500, Server: 8300, SerfLAN: 8301, SerfWAN: PortDisabled}},
+		{"ports", c.Ports, Ports{DNS: 53, HTTP: 8500, Server: 8300, SerfLAN: 8301, SerfWAN: PortDisabled, HTTPS: PortDisabled}},
 		{"domain FQDN lower", c.Domain, "cairn."},
 		{"alt_domain", c.AltDomain, "consul.example.com."},
 		{"log_level folded", c.LogLevel, "warn"},
@@ -187,7 +187,7 @@ func TestLoadMergeOrder(t *testing.T) {
 		{"retry_join appends", c.RetryJoin, []string{"10.0.0.1", "10.0.0.2"}},
 		{"recursors append", c.Recursors, []string{"8.8.8.8:53", "8.8.4.4:53"}},
 		{"maps merge key by key", c.NodeMeta, map[string]string{"rack": "b", "zone": "z1"}},
-		{"struct fields merge", c.Ports, Ports{DNS: 8601, HTTP: 8501, Server: 8300, SerfLAN: 8301, SerfWAN: 8302}},
+		{"struct fields merge", c.Ports, Ports{DNS: 8601, HTTP: 8501, Server: 8300, SerfLAN: 8301, SerfWAN: 8302, HTTPS: PortDisabled}},
 		{"nested override", c.DNSConfig.NodeTTL.Duration(), 20 * time.Second},
 		{"nested kept", c.DNSConfig.UDPAnswerLimit, 4},
 		{"nested default kept", c.DNSConfig.AllowStale, true},
@@ -341,12 +341,12 @@ func TestDurationJSON(t *testing.T) {
 // (no clash among them), which is how tests start agents.
 func TestPortsAny(t *testing.T) {
 	c, err := Load(nil, func(c *Config) {
-		c.Ports = Ports{DNS: PortAny, HTTP: PortAny, Server: PortAny, SerfLAN: PortAny, SerfWAN: PortAny}
+		c.Ports = Ports{DNS: PortAny, HTTP: PortAny, Server: PortAny, SerfLAN: PortAny, SerfWAN: PortAny, HTTPS: PortDisabled}
 	})
 	if err != nil {
 		t.Fatalf("all ports 0: %v", err)
 	}
-	if c.Ports != (Ports{}) {
+	if c.Ports != (Ports{HTTPS: PortDisabled}) {
 		t.Errorf("ports = %+v, want all 0", c.Ports)
 	}
 }

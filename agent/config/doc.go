@@ -24,9 +24,14 @@
 //   - Script checks: the legacy "script" string is always refused (use args);
 //     args checks need enable_local_script_checks / --enable-local-script-checks.
 //   - --dev forces server mode with bootstrap_expect 1 and no data dir, and
-//     binds to 127.0.0.1 unless bind/advertise were set explicitly.
+//     binds to 127.0.0.1 unless bind/advertise were set explicitly. It also
+//     turns the web UI on (ui_config.enabled), whatever the files say.
 //   - TLS: Consul's tls { defaults, internal_rpc } block and the legacy
 //     top-level ca_file/ca_path/cert_file/key_file/verify_* keys are both
 //     accepted; key by key, internal_rpc beats defaults beats legacy
-//     (TLSConfig). tls.https and tls.grpc are refused until HTTPS exists.
+//     (TLSConfig). tls.https overlays defaults the same way for the API's
+//     TLS port (HTTPSConfig; ports.https, off by default as in Consul; its
+//     verify_incoming requires API clients' certificates, so a server with
+//     tls.defaults.verify_incoming usually sets tls.https.verify_incoming =
+//     false, as with Consul). tls.grpc is refused: Cairn has no gRPC port.
 package config

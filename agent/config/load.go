@@ -156,6 +156,7 @@ func (fc *fileConfig) validateDefinitions() error {
 func (c *Config) applyDev() {
 	c.Server = true
 	c.BootstrapExpect = 1
+	c.UIConfig.Enabled = true
 	c.DataDir = ""
 	if c.BindAddr == DefaultBindAddr {
 		c.BindAddr = "127.0.0.1"

@@ -115,6 +115,11 @@ func (c *Config) HTTPAddr() string {
 	return net.JoinHostPort(c.ClientAddr, strconv.Itoa(c.Ports.HTTP))
 }
 
+// HTTPSAddr is the host:port the HTTPS API binds (ports.https).
+func (c *Config) HTTPSAddr() string {
+	return net.JoinHostPort(c.ClientAddr, strconv.Itoa(c.Ports.HTTPS))
+}
+
 // ResolverConfig is the DNS resolver's configuration (dns_config and the
 // DNS names of this agent).
 func (c *Config) ResolverConfig() resolver.Config {

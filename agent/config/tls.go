@@ -6,13 +6,14 @@ import (
 	"github.com/cairnd/cairn/cluster/tlsconf"
 )
 
-// TLS is Consul's tls block (1.12 and later). Only the server port's
-// protocols are wired (defaults and internal_rpc); https and grpc are not
-// accepted yet, so a file using them fails loudly rather than being
-// silently insecure.
+// TLS is Consul's tls block (1.12 and later): defaults, internal_rpc (the
+// server port) and https (the API's TLS port, ports.https). grpc is not
+// accepted, so a file using it fails loudly rather than being silently
+// insecure.
 type TLS struct {
 	Defaults    TLSDefaults    `json:"defaults"`
 	InternalRPC TLSInternalRPC `json:"internal_rpc"`
+	HTTPS       TLSDefaults    `json:"https"`
 }
 
 // TLSDefaults are the settings every TLS protocol inherits. Booleans are
@@ -59,7 +60,7 @@ func cloneBool(b *bool) *bool {
 func (c *Config) cloneTLS() {
 	l := &c.LegacyTLS
 	l.VerifyIncoming, l.VerifyOutgoing, l.VerifyServerHostname = cloneBool(l.VerifyIncoming), cloneBool(l.VerifyOutgoing), cloneBool(l.VerifyServerHostname)
-	for _, d := range []*TLSDefaults{&c.TLS.Defaults, &c.TLS.InternalRPC.TLSDefaults} {
+	for _, d := range []*TLSDefaults{&c.TLS.Defaults, &c.TLS.InternalRPC.TLSDefaults, &c.TLS.HTTPS} {
 		d.VerifyIncoming, d.VerifyOutgoing = cloneBool(d.VerifyIncoming), cloneBool(d.VerifyOutgoing)
 	}
 	c.TLS.InternalRPC.VerifyServerHostname = cloneBool(c.TLS.InternalRPC.VerifyServerHostname)
@@ -68,6 +69,27 @@ func (c *Config) cloneTLS() {
 // TLSConfig resolves the legacy keys, tls.defaults and tls.internal_rpc
 // (later wins, key by key) into the server port's TLS settings.
 func (c *Config) TLSConfig() tlsconf.Config {
+	out := c.tlsBase()
+	overlayTLS(&out, c.TLS.InternalRPC.TLSDefaults)
+	if v := c.TLS.InternalRPC.VerifyServerHostname; v != nil {
+		out.VerifyServerHostname = *v
+	}
+	return out
+}
+
+// HTTPSConfig resolves the legacy keys, tls.defaults and tls.https into the
+// HTTPS listener's settings. As in Consul, verify_incoming there requires
+// API clients to present a certificate signed by the CA; the outgoing and
+// hostname keys mean nothing to a listener and are dropped.
+func (c *Config) HTTPSConfig() tlsconf.Config {
+	out := c.tlsBase()
+	overlayTLS(&out, c.TLS.HTTPS)
+	out.VerifyOutgoing, out.VerifyServerHostname = false, false
+	return out
+}
+
+// tlsBase is the legacy keys overlaid by tls.defaults.
+func (c *Config) tlsBase() tlsconf.Config {
 	l := c.LegacyTLS
 	out := tlsconf.Config{
 		CAFile: l.CAFile, CAPath: l.CAPath, CertFile: l.CertFile, KeyFile: l.KeyFile,
@@ -77,27 +99,25 @@ func (c *Config) TLSConfig() tlsconf.Config {
 		Datacenter:           c.Datacenter,
 		Domain:               strings.TrimSuffix(c.Domain, "."),
 	}
-	overlay := func(d TLSDefaults) {
-		setStr := func(dst *string, v string) {
-			if v != "" {
-				*dst = v
-			}
-		}
-		setStr(&out.CAFile, d.CAFile)
-		setStr(&out.CAPath, d.CAPath)
-		setStr(&out.CertFile, d.CertFile)
-		setStr(&out.KeyFile, d.KeyFile)
-		if d.VerifyIncoming != nil {
-			out.VerifyIncoming = *d.VerifyIncoming
-		}
-		if d.VerifyOutgoing != nil {
-			out.VerifyOutgoing = *d.VerifyOutgoing
-		}
-	}
-	overlay(c.TLS.Defaults)
-	overlay(c.TLS.InternalRPC.TLSDefaults)
-	if v := c.TLS.InternalRPC.VerifyServerHostname; v != nil {
-		out.VerifyServerHostname = *v
-	}
+	overlayTLS(&out, c.TLS.Defaults)
 	return out
+}
+
+// overlayTLS sets in out every key d mentions.
+func overlayTLS(out *tlsconf.Config, d TLSDefaults) {
+	setStr := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	setStr(&out.CAFile, d.CAFile)
+	setStr(&out.CAPath, d.CAPath)
+	setStr(&out.CertFile, d.CertFile)
+	setStr(&out.KeyFile, d.KeyFile)
+	if d.VerifyIncoming != nil {
+		out.VerifyIncoming = *d.VerifyIncoming
+	}
+	if d.VerifyOutgoing != nil {
+		out.VerifyOutgoing = *d.VerifyOutgoing
+	}
 }

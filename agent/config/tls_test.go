@@ -90,3 +90,53 @@ func TestTLSReloadedFromDir(t *testing.T) {
 		t.Fatalf("Fixed() lost the TLS settings: %+v", f)
 	}
 }
+
+// TestHTTPSConfig: tls.https overlays tls.defaults for the HTTPS listener
+// only, and ports.https refuses to start without a certificate.
+func TestHTTPSConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		json    string
+		want    tlsconf.Config
+		wantErr string
+	}{
+		{"https overrides defaults", `{"ports":{"https":8501},"tls":{"defaults":{"ca_file":"ca","cert_file":"c","key_file":"k","verify_incoming":true,"verify_outgoing":true},"https":{"verify_incoming":false,"cert_file":"hc","key_file":"hk"}}}`,
+			tlsconf.Config{CAFile: "ca", CertFile: "hc", KeyFile: "hk"}, ""},
+		{"legacy keys reach https", `{"ports":{"https":8501},"ca_file":"ca","cert_file":"c","key_file":"k","verify_incoming":true}`,
+			tlsconf.Config{CAFile: "ca", CertFile: "c", KeyFile: "k", VerifyIncoming: true}, ""},
+		{"no certificate", `{"ports":{"https":8501},"tls":{"defaults":{"ca_file":"ca"}}}`,
+			tlsconf.Config{}, "ports.https: needs tls.https (or tls.defaults) cert_file and key_file"},
+		{"verify_incoming without a CA", `{"ports":{"https":8501},"tls":{"https":{"cert_file":"c","key_file":"k","verify_incoming":true}}}`,
+			tlsconf.Config{}, "ports.https: tls.defaults.verify_incoming: needs ca_file or ca_path"},
+		{"https port clash", `{"ports":{"https":8500},"tls":{"https":{"cert_file":"c","key_file":"k"}}}`,
+			tlsconf.Config{}, "ports.https: 8500 is already used by ports.http"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			if err := c.mergeFile([]byte(tc.json)); err != nil {
+				t.Fatal(err)
+			}
+			err := c.Validate()
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != "config: "+tc.wantErr && err.Error() != tc.wantErr {
+					t.Fatalf("Validate = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.HTTPSConfig()
+			tc.want.Datacenter, tc.want.Domain = "dc1", "consul"
+			if got != tc.want {
+				t.Fatalf("got  %+v\nwant %+v", got, tc.want)
+			}
+			if c.Ports.HTTPS != 8501 {
+				t.Fatalf("ports.https = %d", c.Ports.HTTPS)
+			}
+		})
+	}
+	if DefaultConfig().Ports.HTTPS != PortDisabled {
+		t.Fatal("HTTPS must be off by default, as in Consul")
+	}
+}

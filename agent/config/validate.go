@@ -135,6 +135,9 @@ func (c *Config) validate() error {
 	if err := c.TLSConfig().Validate(); err != nil {
 		return err
 	}
+	if err := c.validateHTTPS(); err != nil {
+		return err
+	}
 	if err := c.Autopilot.validate(); err != nil {
 		return fmt.Errorf("autopilot.%w", err)
 	}
@@ -211,6 +214,7 @@ func (p *Ports) validate() error {
 		{"server", p.Server, false},
 		{"serf_lan", p.SerfLAN, false},
 		{"serf_wan", p.SerfWAN, true},
+		{"https", p.HTTPS, true},
 	}
 	used := make(map[int]string)
 	for _, pt := range ports {
@@ -334,4 +338,19 @@ func isUUID(s string) bool {
 		}
 	}
 	return true
+}
+
+// validateHTTPS checks that ports.https has what a TLS listener needs.
+func (c *Config) validateHTTPS() error {
+	if c.Ports.HTTPS == PortDisabled {
+		return nil
+	}
+	hc := c.HTTPSConfig()
+	if hc.CertFile == "" || hc.KeyFile == "" {
+		return errors.New("ports.https: needs tls.https (or tls.defaults) cert_file and key_file")
+	}
+	if err := hc.Validate(); err != nil {
+		return fmt.Errorf("ports.https: %w", err)
+	}
+	return nil
 }

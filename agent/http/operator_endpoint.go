@@ -21,6 +21,18 @@ func (a *handler) operatorRaftPeer(w nethttp.ResponseWriter, r *nethttp.Request,
 	return nil
 }
 
+// operatorRaftTransferLeader is POST /v1/operator/raft/transfer-leader
+// [?id=], Consul's: it answers {"Success": true} once another server leads.
+func (a *handler) operatorRaftTransferLeader(w nethttp.ResponseWriter, r *nethttp.Request, _ string) error {
+	q := r.URL.Query()
+	args := structs.RaftTransferLeaderRequest{Datacenter: a.datacenter(q), ID: q.Get("id")}
+	var out structs.TransferLeaderResponse
+	if err := a.b.RPC(r.Context(), structs.MethodOperatorRaftTransferLeader, &args, &out); err != nil {
+		return err
+	}
+	return writeJSON(w, r, out)
+}
+
 // operatorAutopilotConfiguration is GET /v1/operator/autopilot/configuration.
 func (a *handler) operatorAutopilotConfiguration(w nethttp.ResponseWriter, r *nethttp.Request, _ string) error {
 	var args structs.DCSpecificRequest

@@ -87,6 +87,7 @@ func New(b Backend, logger *zap.Logger) nethttp.Handler {
 		{"/v1/operator/keyring", []string{nethttp.MethodGet, nethttp.MethodPost, nethttp.MethodPut, nethttp.MethodDelete}, a.operatorKeyring},
 		{"/v1/snapshot", []string{nethttp.MethodGet, nethttp.MethodPut}, a.snapshot},
 		{"/v1/operator/raft/peer", []string{nethttp.MethodDelete}, a.operatorRaftPeer},
+		{"/v1/operator/raft/transfer-leader", []string{nethttp.MethodPost, nethttp.MethodPut}, a.operatorRaftTransferLeader},
 		{"/v1/operator/autopilot/configuration", get, a.operatorAutopilotConfiguration},
 		{"/v1/operator/autopilot/health", get, a.operatorAutopilotHealth},
 	} {

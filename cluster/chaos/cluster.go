@@ -114,6 +114,26 @@ func (n *Node) Kill() {
 	<-done
 }
 
+// WaitExit waits up to timeout for the process to end by itself (a
+// graceful leave), then reaps it so Restart can start it again.
+func (n *Node) WaitExit(timeout time.Duration) error {
+	n.mu.Lock()
+	done := n.done
+	n.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		return fmt.Errorf("chaos: %s still running %v after leave", n.Name, timeout)
+	}
+	n.mu.Lock()
+	n.cmd, n.done, n.paused = nil, nil, false
+	n.mu.Unlock()
+	return nil
+}
+
 // Restart starts a killed node again on the same data dir and address.
 func (n *Node) Restart() error { return n.start() }
 
@@ -336,6 +356,48 @@ func (c *Cluster) getJSON(ctx context.Context, n *Node, path string, out any) (i
 		return resp.StatusCode, nil
 	}
 	return resp.StatusCode, fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, strings.TrimSpace(buf.String()))
+}
+
+// call sends one request without a body to n and returns the status and
+// body; any answer but 200 is an error naming both.
+func (c *Cluster) call(ctx context.Context, n *Node, method, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+n.HTTPAddr()+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s %s on %s: %d %s", method, path, n.Name, resp.StatusCode, strings.TrimSpace(buf.String()))
+	}
+	return buf.Bytes(), nil
+}
+
+// voters returns the Raft IDs in n's view of the Raft configuration.
+func (c *Cluster) voters(ctx context.Context, n *Node) ([]string, error) {
+	var cfg struct {
+		Servers []struct {
+			ID    string
+			Voter bool
+		}
+	}
+	if _, err := c.getJSON(ctx, n, "/v1/operator/raft/configuration?stale", &cfg); err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, s := range cfg.Servers {
+		if s.Voter {
+			ids = append(ids, s.ID)
+		}
+	}
+	return ids, nil
 }
 
 // put PUTs body to path on n and decodes the JSON answer (true/false).

@@ -17,8 +17,12 @@
 //     time out after 2 s (load on the new leader during it).
 //   - The catalog set is checked per instance (a whole-set read projected
 //     onto each instance), plus a phantom check for IDs nobody wrote.
-//   - transfer-leader (no endpoint yet) and membership changes (wait for
-//     `operator raft remove-peer`) are listed and skipped.
+//   - transfer-leader asks a random node for `operator raft
+//     transfer-leader` (to a named follower or any voter) every 2–6 s and
+//     checks that another node then leads; membership-change removes a
+//     follower with `remove-peer` through another node, then has it leave
+//     gracefully and restart on its data dir, and checks that the leader
+//     adds it back as a voter (gossip join), all while the workload runs.
 //
 // Reproducing: the seed fixes every random draw (fault timings, victims,
 // each client's servers, operation mix and keys); who leads, the answers

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"slices"
 	"time"
 
 	"github.com/cairnd/cairn/cluster/testutil"
@@ -57,6 +59,10 @@ var DefaultSchedule = Schedule{GapMin: 2 * time.Second, GapMax: 4 * time.Second,
 // with fast gossip): more instants sampled per minute.
 var pauseSchedule = Schedule{GapMin: 1 * time.Second, GapMax: 3 * time.Second, FaultMin: 1 * time.Second, FaultMax: 8 * time.Second}
 
+// transferSchedule: a leadership transfer is one instant; what it can
+// break happens within an election timeout of it, so transfers come often.
+var transferSchedule = Schedule{GapMin: 1 * time.Second, GapMax: 3 * time.Second, FaultMin: 1 * time.Second, FaultMax: 3 * time.Second}
+
 func (s Schedule) orDefault() Schedule {
 	if s == (Schedule{}) {
 		return DefaultSchedule
@@ -77,8 +83,8 @@ func Nemeses() []NemesisInfo {
 		{Name: "pause-follower", Schedule: pauseSchedule, New: func() Nemesis { return &pause{name: "pause-follower", target: followerTarget} }},
 		{Name: "kill", New: func() Nemesis { return &kill{name: "kill", n: 1} }},
 		{Name: "kill-majority", New: func() Nemesis { return &kill{name: "kill-majority", n: 2} }},
-		{Name: "transfer-leader", Skip: "no leadership-transfer endpoint or command exists yet (Consul's `operator raft transfer-leader`); a forced step-down is what partition-leader and pause-leader already do"},
-		{Name: "membership-change", Skip: "waits for `cairn operator raft remove-peer` (issue 13 item 4)"},
+		{Name: "transfer-leader", Schedule: transferSchedule, New: func() Nemesis { return &transfer{} }},
+		{Name: "membership-change", New: func() Nemesis { return &membership{} }},
 	}
 }
 
@@ -285,4 +291,112 @@ func (k *kill) Stop(ctx context.Context, e *Env) error {
 	}
 	k.victims = nil
 	return errors.Join(errs...)
+}
+
+// transfer asks a random node (so the request is forwarded two times in
+// three) to hand leadership over, to a random follower or to whichever
+// voter raft picks; Stop checks that another node leads.
+type transfer struct {
+	from *Node // the leader when the transfer was asked; nil when none ran
+}
+
+func (tr *transfer) Name() string { return "transfer-leader" }
+
+func (tr *transfer) Start(ctx context.Context, e *Env) error {
+	old := pick(ctx, e, leaderTarget)
+	via := e.Cluster.Nodes[e.Rng.IntN(len(e.Cluster.Nodes))]
+	target := pick(ctx, e, followerTarget)
+	path := "/v1/operator/raft/transfer-leader"
+	what := "any voter"
+	if e.Rng.IntN(2) == 0 {
+		path += "?id=" + target.Name
+		what = target.Name
+	}
+	e.History.note("transfer-leader: from %s to %s via %s", old.Name, what, via.Name)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := e.Cluster.call(cctx, via, http.MethodPost, path); err != nil {
+		return fmt.Errorf("transfer-leader: %w", err)
+	}
+	tr.from = old
+	return nil
+}
+
+func (tr *transfer) Stop(ctx context.Context, e *Env) error {
+	from := tr.from
+	tr.from = nil
+	if from == nil {
+		return nil
+	}
+	return testutil.Wait(ctx, 10*time.Second, func() error {
+		l, err := e.Cluster.Leader(ctx)
+		if err == nil && l == from {
+			err = fmt.Errorf("transfer-leader: %s still leads after a successful transfer", from.Name)
+		}
+		return err
+	})
+}
+
+// membership removes a follower from the Raft configuration with
+// `remove-peer` (through a random other node) while the workload runs; Stop
+// has it leave gracefully and start again on its data dir, so it rejoins
+// gossip and the leader adds it back as a voter, all under load.
+type membership struct {
+	victim *Node
+}
+
+func (m *membership) Name() string { return "membership-change" }
+
+func (m *membership) Start(ctx context.Context, e *Env) error {
+	v := pick(ctx, e, followerTarget)
+	var via *Node
+	for via == nil || via == v {
+		via = e.Cluster.Nodes[e.Rng.IntN(len(e.Cluster.Nodes))]
+	}
+	e.History.note("membership-change: remove-peer %s via %s", v.Name, via.Name)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := e.Cluster.call(cctx, via, http.MethodDelete, "/v1/operator/raft/peer?id="+v.Name); err != nil {
+		return fmt.Errorf("membership-change: %w", err)
+	}
+	m.victim = v
+	return nil
+}
+
+func (m *membership) Stop(ctx context.Context, e *Env) error {
+	v := m.victim
+	m.victim = nil
+	if v == nil {
+		return nil
+	}
+	var other *Node
+	for _, n := range e.Cluster.Nodes {
+		if n != v {
+			other = n
+			break
+		}
+	}
+	if ids, err := e.Cluster.voters(ctx, other); err != nil || slices.Contains(ids, v.Name) {
+		return fmt.Errorf("membership-change: %s removed, yet %s lists voters %v (%v)", v.Name, other.Name, ids, err)
+	}
+	e.History.note("membership-change: %s leaves and restarts", v.Name)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := e.Cluster.call(cctx, v, http.MethodPut, "/v1/agent/leave"); err != nil {
+		return fmt.Errorf("membership-change: %w", err)
+	}
+	if err := v.WaitExit(20 * time.Second); err != nil {
+		v.Kill()
+		return err
+	}
+	if err := v.Restart(); err != nil {
+		return err
+	}
+	return testutil.Wait(ctx, 30*time.Second, func() error {
+		ids, err := e.Cluster.voters(ctx, other)
+		if err == nil && !slices.Contains(ids, v.Name) {
+			err = fmt.Errorf("membership-change: %s not a voter again (voters %v)", v.Name, ids)
+		}
+		return err
+	})
 }

@@ -53,6 +53,25 @@ func (s *Server) registerOperatorEndpoints() {
 		}
 		return s.RemovePeer(a.ID, a.Address)
 	})
+	handle(s, structs.MethodOperatorRaftTransferLeader, func(ctx context.Context, a *structs.RaftTransferLeaderRequest, r *structs.TransferLeaderResponse) error {
+		_, before := s.raft.LeaderWithID()
+		if done, err := s.forward(ctx, structs.MethodOperatorRaftTransferLeader, a.Datacenter, nil, a, r); done {
+			// A forwarded call ends as soon as this server sees another
+			// leader, which is what the request asked for: that is
+			// success, not an unknown outcome.
+			if errors.Is(err, structs.ErrWriteOutcomeUnknown) {
+				if now := s.awaitNewLeader(ctx, before); now != "" && (a.ID == "" || now == raft.ServerID(a.ID)) {
+					r.Success, err = true, nil
+				}
+			}
+			return err
+		}
+		if err := s.TransferLeader(a.ID); err != nil {
+			return err
+		}
+		r.Success = true
+		return nil
+	})
 	handle(s, structs.MethodOperatorAutopilotGetConfig, func(ctx context.Context, a *structs.DCSpecificRequest, r *structs.AutopilotConfig) error {
 		if done, err := s.forward(ctx, structs.MethodOperatorAutopilotGetConfig, a.Datacenter, &a.QueryOptions, a, r); done {
 			return err
@@ -159,6 +178,61 @@ func (s *Server) RestoreSnapshot(ctx context.Context, archive []byte, r *structs
 		s.reconcileAll()
 	}
 	return nil
+}
+
+// TransferLeader hands leadership to the voter with Raft ID id, or with id
+// empty to the voter raft finds most up to date, as `consul operator raft
+// transfer-leader` does. It must run on the leader and returns once the
+// transfer finished (or failed: the leader then stays leader).
+func (s *Server) TransferLeader(id string) error {
+	var fut raft.Future
+	if id == "" {
+		fut = s.raft.LeadershipTransfer()
+	} else {
+		f := s.raft.GetConfiguration()
+		if err := f.Error(); err != nil {
+			return err
+		}
+		var target *raft.Server
+		for _, srv := range f.Configuration().Servers {
+			if srv.ID == raft.ServerID(id) {
+				target = &srv
+				break
+			}
+		}
+		switch {
+		case target == nil:
+			return fmt.Errorf("%w: id %q was not found in the Raft configuration", structs.ErrInvalidRequest, id)
+		case target.ID == raft.ServerID(s.cfg.NodeName):
+			return fmt.Errorf("%w: %q is already the leader", structs.ErrInvalidRequest, id)
+		case target.Suffrage != raft.Voter:
+			return fmt.Errorf("%w: %q is not a voter", structs.ErrInvalidRequest, id)
+		}
+		fut = s.raft.LeadershipTransferToServer(target.ID, target.Address)
+	}
+	s.log.Warn("transferring raft leadership on operator request", zap.String("to", id))
+	if err := fut.Error(); err != nil {
+		return fmt.Errorf("server: leadership transfer: %w", err)
+	}
+	return nil
+}
+
+// awaitNewLeader returns the Raft ID of the leader once raft names one
+// other than before, or "" if none is named within leaderWait.
+func (s *Server) awaitNewLeader(ctx context.Context, before raft.ServerID) raft.ServerID {
+	ctx, cancel := context.WithTimeout(ctx, leaderWait)
+	defer cancel()
+	for {
+		ep := s.epoch.Load() // before asking raft: a change after it ends ep
+		if _, id := s.raft.LeaderWithID(); id != "" && id != before {
+			return id
+		}
+		select {
+		case <-ep.ctx.Done():
+		case <-ctx.Done():
+			return ""
+		}
+	}
 }
 
 // RemovePeer removes a server from the Raft configuration by ID or by

@@ -31,7 +31,7 @@ func IsWriteMethod(method string) bool {
 	switch method {
 	case MethodCatalogRegister, MethodCatalogDeregister, MethodKVSApply, MethodEventFire, MethodSessionApply:
 		return true
-	case MethodSnapshotRestore, MethodOperatorRaftRemovePeer:
+	case MethodSnapshotRestore, MethodOperatorRaftRemovePeer, MethodOperatorRaftTransferLeader:
 		return true
 	}
 	return false

@@ -12,6 +12,7 @@ const (
 	MethodSnapshotSave               = "Snapshot.Save"                      // SnapshotRequest → SnapshotResponse (archive)
 	MethodSnapshotRestore            = "Snapshot.Restore"                   // SnapshotRequest (archive) → SnapshotResponse
 	MethodOperatorRaftRemovePeer     = "Operator.RaftRemovePeer"            // RaftRemovePeerRequest → struct{}
+	MethodOperatorRaftTransferLeader = "Operator.RaftTransferLeader"        // RaftTransferLeaderRequest → TransferLeaderResponse
 	MethodOperatorAutopilotGetConfig = "Operator.AutopilotGetConfiguration" // DCSpecificRequest → AutopilotConfig
 	MethodOperatorServerHealth       = "Operator.ServerHealth"              // DCSpecificRequest → OperatorHealthReply
 	MethodStatusRaftStats            = "Status.RaftStats"                   // struct{} → RaftStats (server to server)
@@ -36,6 +37,19 @@ type RaftRemovePeerRequest struct {
 	Datacenter string
 	ID         string
 	Address    string
+}
+
+// RaftTransferLeaderRequest asks the leader to hand leadership over: to
+// the server whose Raft ID is ID, or, with ID empty, to the most
+// up-to-date other voter (hashicorp/raft picks it).
+type RaftTransferLeaderRequest struct {
+	Datacenter string
+	ID         string
+}
+
+// TransferLeaderResponse is Consul's answer to a leadership transfer.
+type TransferLeaderResponse struct {
+	Success bool `json:"Success"`
 }
 
 // ReadableDuration is a duration that JSON shows as "200ms", as Consul's

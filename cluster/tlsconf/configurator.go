@@ -135,6 +135,10 @@ func loadPair(certPEM, keyPEM []byte) (*tls.Certificate, error) {
 	return &cert, nil
 }
 
+// LoadCAs reads a PEM bundle and/or a directory of .pem/.crt files into a
+// pool (the CLI's --ca-file/--ca-path use it too).
+func LoadCAs(file, dir string) (*x509.CertPool, error) { return loadPool(file, dir) }
+
 func loadPool(file, dir string) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	add := func(key, p string) error {

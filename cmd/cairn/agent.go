@@ -13,6 +13,7 @@ import (
 // only flags the operator set override the config files.
 type AgentCmd struct {
 	Dev                     bool     `help:"Development mode: one in-memory server, DNS 127.0.0.1:8600, HTTP 127.0.0.1:8500, nothing on disk."`
+	UI                      bool     `name:"ui" help:"Serve the web UI under /ui/ on the HTTP port (on with --dev)."`
 	Server                  *bool    `help:"Run as a server (Raft member)."`
 	BootstrapExpect         *int     `name:"bootstrap-expect" help:"Servers to wait for before bootstrapping Raft."`
 	DataDir                 *string  `name:"data-dir" help:"Directory for Raft log, snapshots and state."`
@@ -28,6 +29,7 @@ type AgentCmd struct {
 	Recursor                []string `name:"recursor" help:"Upstream DNS server for non-Consul names (repeatable)."`
 	DNSPort                 *int     `name:"dns-port" help:"DNS port (default 8600; -1 disables, 0 lets the kernel pick)."`
 	HTTPPort                *int     `name:"http-port" help:"HTTP API port (default 8500; -1 disables, 0 lets the kernel pick)."`
+	HTTPSPort               *int     `name:"https-port" help:"HTTPS API port (default -1: off; 0 lets the kernel pick); needs tls.https or tls.defaults cert_file and key_file."`
 	ServerPort              *int     `name:"server-port" help:"Server RPC port (default 8300; 0 lets the kernel pick)."`
 	SerfLANPort             *int     `name:"serf-lan-port" help:"Serf LAN port (default 8301; 0 lets the kernel pick)."`
 	SerfWANPort             *int     `name:"serf-wan-port" help:"Serf WAN port (default 8302; -1 disables, 0 lets the kernel pick)."`
@@ -36,7 +38,7 @@ type AgentCmd struct {
 	LogLevel                *string  `name:"log-level" help:"debug, info, warn or error."`
 	LogJSON                 *bool    `name:"log-json" help:"Log in JSON."`
 	EnableLocalScriptChecks *bool    `name:"enable-local-script-checks" help:"Allow script checks defined in local config files and the local API."`
-	ReadyFile               string   `name:"ready-file" help:"Once every listener is up, write the bound addresses here as JSON (dns, http, server, serf_lan, serf_wan); removed at exit. With port 0 this is how scripts learn the ports."`
+	ReadyFile               string   `name:"ready-file" help:"Once every listener is up, write the bound addresses here as JSON (dns, http, https, server, serf_lan, serf_wan); removed at exit. With port 0 this is how scripts learn the ports."`
 }
 
 func set[T any](dst *T, v *T) {
@@ -63,6 +65,7 @@ func (a *AgentCmd) apply(c *config.Config) {
 	c.Recursors = append(c.Recursors, a.Recursor...)
 	set(&c.Ports.DNS, a.DNSPort)
 	set(&c.Ports.HTTP, a.HTTPPort)
+	set(&c.Ports.HTTPS, a.HTTPSPort)
 	set(&c.Ports.Server, a.ServerPort)
 	set(&c.Ports.SerfLAN, a.SerfLANPort)
 	set(&c.Ports.SerfWAN, a.SerfWANPort)
@@ -71,6 +74,9 @@ func (a *AgentCmd) apply(c *config.Config) {
 	set(&c.LogLevel, a.LogLevel)
 	set(&c.LogJSON, a.LogJSON)
 	set(&c.EnableLocalScriptChecks, a.EnableLocalScriptChecks)
+	if a.UI {
+		c.UIConfig.Enabled = true
+	}
 }
 
 func (a *AgentCmd) Run(*Globals) error {

@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/cairnd/cairn/cluster/tlsconf"
 )
 
 const (
@@ -24,14 +28,51 @@ const (
 type apiClient struct {
 	base string // scheme://host:port
 	hc   *http.Client
+	err  error // a bad TLS flag: every request fails with it
 }
 
 func newAPIClient(g *Globals) *apiClient {
 	addr := g.HTTPAddr
 	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
+		scheme := "http://"
+		if g.HTTPSSL {
+			scheme = "https://"
+		}
+		addr = scheme + addr
 	}
-	return &apiClient{base: strings.TrimRight(addr, "/"), hc: &http.Client{Timeout: apiTimeout}}
+	c := &apiClient{base: strings.TrimRight(addr, "/"), hc: &http.Client{Timeout: apiTimeout}}
+	if strings.HasPrefix(c.base, "https://") {
+		tc, err := g.clientTLS()
+		if err != nil {
+			c.err = err
+			return c
+		}
+		c.hc.Transport = &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}
+	}
+	return c
+}
+
+// clientTLS is the TLS configuration the flags describe.
+func (g *Globals) clientTLS() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: g.TLSServerName, InsecureSkipVerify: !g.HTTPSSLVerify}
+	if g.CAFile != "" || g.CAPath != "" {
+		pool, err := tlsconf.LoadCAs(g.CAFile, g.CAPath)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-file/--ca-path: %w", err)
+		}
+		tc.RootCAs = pool
+	}
+	if (g.ClientCert == "") != (g.ClientKey == "") {
+		return nil, errors.New("--client-cert and --client-key go together")
+	}
+	if g.ClientCert != "" {
+		cert, err := tls.LoadX509KeyPair(g.ClientCert, g.ClientKey)
+		if err != nil {
+			return nil, fmt.Errorf("--client-cert: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }
 
 // apiError is a non-2xx answer from the agent.
@@ -47,6 +88,9 @@ func (e *apiError) Error() string {
 // do sends one request. A 404 on GET is returned as (nil body, 404, nil)
 // so callers can say "no such key"; other non-2xx answers are *apiError.
 func (c *apiClient) do(ctx context.Context, method, path string, q url.Values, body io.Reader) ([]byte, int, error) {
+	if c.err != nil {
+		return nil, 0, c.err
+	}
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()

@@ -7,7 +7,16 @@ import (
 
 // Globals are flags every command accepts, and the command's streams.
 type Globals struct {
-	HTTPAddr string `name:"http-addr" env:"CAIRN_HTTP_ADDR" default:"127.0.0.1:8500" help:"Address of the local agent's HTTP API."`
+	HTTPAddr string `name:"http-addr" env:"CAIRN_HTTP_ADDR,CONSUL_HTTP_ADDR" default:"127.0.0.1:8500" help:"Address of the local agent's HTTP API (host:port, http://… or https://…)."`
+	// HTTPS settings, Consul's flag and variable names (CAIRN_* first,
+	// CONSUL_* as fallbacks so scripts move over unchanged).
+	HTTPSSL       bool   `name:"http-ssl" env:"CAIRN_HTTP_SSL,CONSUL_HTTP_SSL" help:"Talk HTTPS to an address given without a scheme."`
+	HTTPSSLVerify bool   `name:"http-ssl-verify" env:"CAIRN_HTTP_SSL_VERIFY,CONSUL_HTTP_SSL_VERIFY" default:"true" negatable:"" help:"Verify the agent's certificate (--no-http-ssl-verify skips it)."`
+	CAFile        string `name:"ca-file" env:"CAIRN_CACERT,CONSUL_CACERT" type:"path" help:"CA bundle (PEM) that signed the agent's HTTPS certificate."`
+	CAPath        string `name:"ca-path" env:"CAIRN_CAPATH,CONSUL_CAPATH" type:"path" help:"Directory of CA certificates (PEM)."`
+	ClientCert    string `name:"client-cert" env:"CAIRN_CLIENT_CERT,CONSUL_CLIENT_CERT" type:"path" help:"Client certificate (PEM) for an agent with verify_incoming on HTTPS."`
+	ClientKey     string `name:"client-key" env:"CAIRN_CLIENT_KEY,CONSUL_CLIENT_KEY" type:"path" help:"Key (PEM) of --client-cert."`
+	TLSServerName string `name:"tls-server-name" env:"CAIRN_TLS_SERVER_NAME,CONSUL_TLS_SERVER_NAME" help:"Name to verify in the agent's certificate instead of the address's host."`
 
 	// Stdin, Stdout and Stderr are the command's streams; nil means the
 	// process's own. Tests set them to run a command in-process.
@@ -58,6 +67,7 @@ type CLI struct {
 	Watch      WatchCmd      `cmd:"" help:"Watch a view of the cluster and run a handler on every change."`
 	Lock       LockCmd       `cmd:"" help:"Run a command while holding a lock (or, with -n, a semaphore slot) on a KV prefix."`
 	Monitor    MonitorCmd    `cmd:"" help:"Stream the agent's logs."`
+	UI         UICmd         `cmd:"" name:"ui" help:"Print (and open in a browser) the agent's web UI URL."`
 	Info       InfoCmd       `cmd:"" help:"Print the agent's debugging information."`
 	Reload     ReloadCmd     `cmd:"" help:"Re-read the agent's configuration files."`
 	Operator   OperatorCmd   `cmd:"" help:"Operator commands (raft)."`

@@ -17,8 +17,9 @@ type OperatorCmd struct {
 
 // OperatorRaftCmd is `cairn operator raft`.
 type OperatorRaftCmd struct {
-	ListPeers  OperatorRaftListPeersCmd  `cmd:"" name:"list-peers" help:"List the Raft peers."`
-	RemovePeer OperatorRaftRemovePeerCmd `cmd:"" name:"remove-peer" help:"Remove a server from the Raft configuration."`
+	ListPeers      OperatorRaftListPeersCmd      `cmd:"" name:"list-peers" help:"List the Raft peers."`
+	RemovePeer     OperatorRaftRemovePeerCmd     `cmd:"" name:"remove-peer" help:"Remove a server from the Raft configuration."`
+	TransferLeader OperatorRaftTransferLeaderCmd `cmd:"" name:"transfer-leader" help:"Hand Raft leadership to another server (-id picks which)."`
 }
 
 // OperatorRaftListPeersCmd is `cairn operator raft list-peers`.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -42,6 +43,37 @@ func (c *OperatorRaftRemovePeerCmd) run(ctx context.Context, api *apiClient, std
 		return fmt.Errorf("Error removing peer: %w", err)
 	}
 	fmt.Fprintf(stdout, "Removed peer %s\n", what)
+	return nil
+}
+
+// OperatorRaftTransferLeaderCmd is `cairn operator raft transfer-leader`.
+type OperatorRaftTransferLeaderCmd struct {
+	ID string `name:"id" help:"Raft ID (node name) of the server to lead; empty: the most up-to-date other voter."`
+}
+
+func (c *OperatorRaftTransferLeaderCmd) Run(g *Globals) error {
+	ctx, cancel := cmdContext()
+	defer cancel()
+	return c.run(ctx, newAPIClient(g), g.stdout())
+}
+
+func (c *OperatorRaftTransferLeaderCmd) run(ctx context.Context, api *apiClient, stdout io.Writer) error {
+	q := url.Values{}
+	if c.ID != "" {
+		q.Set("id", c.ID)
+	}
+	var out structs.TransferLeaderResponse
+	b, _, err := api.do(ctx, http.MethodPost, "/v1/operator/raft/transfer-leader", q, nil)
+	if err == nil {
+		err = json.Unmarshal(b, &out)
+	}
+	if err == nil && !out.Success {
+		err = errors.New("the agent reported no success")
+	}
+	if err != nil {
+		return fmt.Errorf("Error transferring leadership: %w", err)
+	}
+	fmt.Fprintln(stdout, "Success")
 	return nil
 }
 

@@ -181,6 +181,17 @@ func TestOperatorRecoveryCommands(t *testing.T) {
 	if err := (&OperatorRaftRemovePeerCmd{}).run(ctx, api, &out); err == nil || !strings.Contains(err.Error(), "exactly one") {
 		t.Fatalf("remove without a peer: %v", err)
 	}
+	// A lone server has no one to hand leadership to; naming no peer or an
+	// unknown one fails, and it stays leader.
+	for _, id := range []string{"", "ghost9"} {
+		err := (&OperatorRaftTransferLeaderCmd{ID: id}).run(ctx, api, &out)
+		if err == nil || !strings.HasPrefix(err.Error(), "Error transferring leadership") {
+			t.Fatalf("transfer-leader %q on a lone server: %v", id, err)
+		}
+	}
+	if !s.IsLeader() {
+		t.Fatal("a failed transfer moved leadership")
+	}
 }
 
 func TestRecoveryCommandsTakeConsulFlags(t *testing.T) {

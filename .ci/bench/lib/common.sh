@@ -168,6 +168,10 @@ cpu_ticks() { # utime+stime of a pid; the comm field is skipped first
 	sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
 }
 
+wakeups() { # times any thread of a pid was scheduled in (schedstat field 3)
+	cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{n += $3} END {print n + 0}'
+}
+
 # run_perf NAME PORT PID [dnsperf args] -> sets QPS and CPU_US
 run_perf() {
 	local out before after done_q noerr name=$1 port=$2 pid=$3
