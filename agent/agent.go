@@ -66,6 +66,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer logger.Sync()
+	logConfigWarnings(logger, cfg)
 	a, err := New(cfg, opts, logger, mon)
 	if err != nil {
 		logger.Error("agent failed to start", zap.Error(err))

@@ -268,6 +268,7 @@ func (a *Agent) Reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	logConfigWarnings(a.log, cfg)
 	next := cfg.Reloadable()
 	if err := validateDefinitions(next); err != nil {
 		return err
@@ -357,5 +358,13 @@ func (a *Agent) reloadDefinitions(next *config.Reloadable) {
 		if !keepChk[id] {
 			a.removeCheck(id)
 		}
+	}
+}
+
+// logConfigWarnings logs Load's warnings (skipped files, ignored Consul
+// keys), one line each, as Consul does at start and reload.
+func logConfigWarnings(log *zap.Logger, cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
 	}
 }

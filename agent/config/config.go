@@ -89,15 +89,31 @@ type Config struct {
 	TLS TLS `json:"tls"`
 	LegacyTLS
 	Limits Limits `json:"limits"`
+	// KV tunes the KV store on servers.
+	KV KV `json:"kv"`
 
 	// UIConfig is Consul's ui_config block; only enabled is implemented
 	// (the other keys are accepted and ignored, see ignoredKeys).
 	UIConfig UIConfig `json:"ui_config"`
 
+	// UI is Consul's pre-1.9 spelling of ui_config.enabled; Load folds it
+	// in (ui_config.enabled = true wins).
+	UI *bool `json:"ui"`
+
 	// Services and Checks collect the "service"/"services" and
 	// "check"/"checks" keys of every config file, in load order.
 	Services []ServiceDefinition `json:"services"`
 	Checks   []CheckDefinition   `json:"checks"`
+
+	// Warnings are Load's non-fatal findings, for the caller to log: files
+	// of a config dir that were skipped, Consul keys that were ignored.
+	Warnings []string `json:"-"`
+}
+
+// UIConfig is Consul's ui_config block.
+type UIConfig struct {
+	// Enabled serves the web UI from this agent's HTTP port.
+	Enabled bool `json:"enabled"`
 }
 
 // Ports are the listener ports. DNS, HTTP and SerfWAN may be PortDisabled;
@@ -171,6 +187,14 @@ type RequestLimits struct {
 	WriteRate float64 `json:"write_rate"`
 }
 
+// KV is Cairn's kv block (Consul has no file key for these: its
+// TombstoneTTL is internal). TombstoneTTL is how long a deleted key's
+// tombstone keeps its delete index visible to blocking reads before the
+// leader reaps it; Consul's 15 minutes by default.
+type KV struct {
+	TombstoneTTL Duration `json:"tombstone_ttl"`
+}
+
 // Cache bounds the client agent's DNS/catalog cache.
 type Cache struct {
 	MaxEntries int `json:"max_entries"`
@@ -219,5 +243,6 @@ func DefaultConfig() *Config {
 			MaxStale:   Duration(72 * time.Hour),
 		},
 		Autopilot: DefaultAutopilot(),
+		KV:        KV{TombstoneTTL: Duration(15 * time.Minute)},
 	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"flag"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 )
+
+var update = flag.Bool("update", false, "rewrite the golden files of testdata")
 
 func TestDefaultConfig(t *testing.T) {
 	c := DefaultConfig()
@@ -135,39 +138,55 @@ func TestLoadFull(t *testing.T) {
 	}
 }
 
-// TestLoadBad loads each testdata/bad/*.json alone and compares the error
-// with the golden .err file ({file} stands for the file's path).
+// TestLoadBad loads each testdata/bad/*.json and *.hcl alone and compares
+// the error with the golden .err file ({file} stands for the file's path).
 func TestLoadBad(t *testing.T) {
-	files, err := filepath.Glob("testdata/bad/*.json")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no bad files: %v", err)
+	var files []string
+	for _, pat := range []string{"testdata/bad/*.json", "testdata/bad/*.hcl"} {
+		m, err := filepath.Glob(pat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if len(files) == 0 {
+		t.Fatal("no bad files")
 	}
 	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".json")
+		ext := filepath.Ext(f)
+		name := strings.TrimSuffix(filepath.Base(f), ext)
+		golden := strings.TrimSuffix(f, ext) + ".err"
 		t.Run(name, func(t *testing.T) {
-			wantB, err := os.ReadFile(strings.TrimSuffix(f, ".json") + ".err")
-			if err != nil {
-				t.Fatal(err)
-			}
 			data, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
-			path := filepath.Join(dir, name+".json")
+			path := filepath.Join(dir, name+ext)
 			if err := os.WriteFile(path, data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			c, err := Load([]string{dir}, nil)
-			if err == nil {
+			c, loadErr := Load([]string{dir}, nil)
+			if loadErr == nil {
 				t.Fatalf("Load succeeded: %+v", c)
 			}
 			if c != nil {
 				t.Fatal("Load returned a config together with an error")
 			}
+			if *update {
+				got := strings.ReplaceAll(loadErr.Error(), path, "{file}") + "\n"
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			wantB, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
 			want := strings.ReplaceAll(strings.TrimSpace(string(wantB)), "{file}", path)
-			if err.Error() != want {
-				t.Fatalf("error\n got %s\nwant %s", err, want)
+			if loadErr.Error() != want {
+				t.Fatalf("error\n got %s\nwant %s", loadErr, want)
 			}
 		})
 	}
@@ -293,19 +312,19 @@ func TestLoadDirErrors(t *testing.T) {
 	write(t, dir, "a.json", `{"datacenter": "ok"}`)
 	bad := write(t, dir, "b.json", `{"datacenter": "x", "dns_config": {"only_pasing": true}}`)
 	c, err := Load([]string{dir}, nil)
-	if c != nil || err == nil || err.Error() != "config: "+bad+": dns_config.only_pasing: unknown key" {
+	if c != nil || err == nil || err.Error() != "config: "+bad+":1: dns_config.only_pasing: unknown key (did you mean \"only_passing\"?)" {
 		t.Fatalf("Load = %v, %v", c, err)
 	}
 }
 
 func TestMergeFileLeavesConfigOnError(t *testing.T) {
 	c := DefaultConfig()
-	if err := c.mergeFile([]byte(`{"node_meta": {"a": "1"}, "retry_join": ["x"]}`)); err != nil {
+	if _, err := c.mergeFile("a.json", []byte(`{"node_meta": {"a": "1"}, "retry_join": ["x"]}`)); err != nil {
 		t.Fatal(err)
 	}
 	before := *c
 	before.NodeMeta = map[string]string{"a": "1"}
-	err := c.mergeFile([]byte(`{"datacenter": "changed", "node_meta": {"b": "2"}, "retry_join": ["y"], "ports": {"dns": "x"}}`))
+	_, err := c.mergeFile("b.json", []byte(`{"datacenter": "changed", "node_meta": {"b": "2"}, "retry_join": ["y"], "ports": {"dns": "x"}}`))
 	if err == nil {
 		t.Fatal("bad file merged")
 	}

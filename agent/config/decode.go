@@ -20,6 +20,11 @@ import (
 type DecodeError struct {
 	Path   string
 	Reason string
+	// Suggest is, for an unknown key, the known key of the same object
+	// closest to it when one is close enough to be a likely misspelling.
+	// Error leaves it out (API bodies answer as Consul does); config file
+	// errors add "did you mean".
+	Suggest string
 }
 
 func (e *DecodeError) Error() string {
@@ -49,16 +54,26 @@ func DecodeStrict(data []byte, v any) error {
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return fmt.Errorf("config: DecodeStrict needs a non-nil pointer, got %T", v)
 	}
+	doc, err := parseJSON(data)
+	if err != nil {
+		return err
+	}
+	return decodeValue(rv.Elem(), doc, "")
+}
+
+// parseJSON decodes data into generic values (numbers as json.Number),
+// refusing trailing data.
+func parseJSON(data []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var doc any
 	if err := dec.Decode(&doc); err != nil {
-		return syntaxError(data, err)
+		return nil, syntaxError(data, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return &DecodeError{Reason: "invalid JSON: unexpected data after the top-level value"}
+		return nil, &DecodeError{Reason: "invalid JSON: unexpected data after the top-level value"}
 	}
-	return decodeValue(rv.Elem(), doc, "")
+	return doc, nil
 }
 
 // syntaxError turns encoding/json's offset into a line and column.
@@ -268,7 +283,7 @@ func decodeStruct(dst reflect.Value, obj map[string]any, path string) error {
 		norm := normalizeKey(k)
 		idx, ok := fields[norm]
 		if !ok {
-			return &DecodeError{Path: p, Reason: "unknown key"}
+			return &DecodeError{Path: p, Reason: "unknown key", Suggest: closestKey(dst.Type(), k)}
 		}
 		if prev, dup := seen[norm]; dup {
 			return &DecodeError{Path: p, Reason: fmt.Sprintf("duplicate of key %q", prev)}

@@ -1,12 +1,19 @@
 // Package config owns the agent's configuration: the Config struct with
-// Consul's key names and defaults, loading JSON files from config dirs,
+// Consul's key names and defaults, loading JSON and HCL files from config dirs,
 // merging CLI flags, and validation. It also exports DecodeStrict, the
 // strict JSON decoder the HTTP API reuses for request bodies.
 //
 // Decisions:
 //   - Keys match case-insensitively and ignoring underscores, so Consul's
 //     snake_case files, its CamelCase API bodies and python-consul's
-//     lower-case bodies all decode. Unknown keys are errors, never ignored.
+//     lower-case bodies all decode. Unknown keys are errors, with the
+//     closest key of the same block as "did you mean" (edit distance).
+//   - HCL (v1, Consul's parser) and JSON mix in one dir; HCL is shaped
+//     into the JSON document (directed by the Go types) and shares the one
+//     strict decoder. Errors name file:line. Other files: one warning each.
+//   - Consul keys Cairn does not implement are accepted with one warning
+//     each, from the explicit list in ignored.go (a real field wins).
+//     README.md has the rules and the list.
 //   - Precedence is defaults < files (lexical order) < flags. Lists that
 //     accumulate in Consul (retry_join, retry_join_wan, recursors, services,
 //     checks) append across files; everything else is last-writer-wins.
@@ -33,5 +40,9 @@
 //     TLS port (HTTPSConfig; ports.https, off by default as in Consul; its
 //     verify_incoming requires API clients' certificates, so a server with
 //     tls.defaults.verify_incoming usually sets tls.https.verify_incoming =
-//     false, as with Consul). tls.grpc is refused: Cairn has no gRPC port.
+//     false, as with Consul). tls.grpc is ignored with a warning: Cairn has
+//     no gRPC port.
+//   - kv.tombstone_ttl (default 15m, must be positive) is Cairn's name
+//     for Consul's internal TombstoneTTL, which has no file key in Consul;
+//     the reap granularity follows from it (cluster/server).
 package config

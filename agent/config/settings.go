@@ -55,6 +55,9 @@ func (c *Config) Fixed() *Config {
 	return &f
 }
 
+// UIEnabled reports whether the agent serves the web UI (ui_config.enabled).
+func (c *Config) UIEnabled() bool { return c.UIConfig.Enabled }
+
 // ClusterBindAddr is the address serf and the server RPC port bind:
 // --dev keeps cluster traffic on loopback.
 func (c *Config) ClusterBindAddr() string {
@@ -102,6 +105,7 @@ func (c *Config) ServerConfig() (server.Config, error) {
 	sc.RPCMaxConnsPerClient = c.Limits.RPCMaxConnsPerClient
 	sc.FastGossip = c.Dev
 	sc.Autopilot = c.Autopilot.ServerConfig()
+	sc.TombstoneTTL = c.KV.TombstoneTTL.Duration()
 	return sc, nil
 }
 

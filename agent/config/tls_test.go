@@ -49,7 +49,7 @@ func TestTLSConfigMapping(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()
-			if err := c.mergeFile([]byte(tc.json)); err != nil {
+			if _, err := c.mergeFile("tls.json", []byte(tc.json)); err != nil {
 				t.Fatal(err)
 			}
 			got := c.TLSConfig()
@@ -65,11 +65,11 @@ func TestTLSConfigMapping(t *testing.T) {
 // a TLS boolean must not write through to the running configuration.
 func TestTLSBadFileChangesNothing(t *testing.T) {
 	c := DefaultConfig()
-	if err := c.mergeFile([]byte(`{"verify_incoming":false,"tls":{"defaults":{"verify_outgoing":false}}}`)); err != nil {
+	if _, err := c.mergeFile("tls.json", []byte(`{"verify_incoming":false,"tls":{"defaults":{"verify_outgoing":false}}}`)); err != nil {
 		t.Fatal(err)
 	}
 	before := c.TLSConfig()
-	if err := c.mergeFile([]byte(`{"verify_incoming":true,"tls":{"defaults":{"verify_outgoing":true}},"bogus":1}`)); err == nil {
+	if _, err := c.mergeFile("tls.json", []byte(`{"verify_incoming":true,"tls":{"defaults":{"verify_outgoing":true}},"bogus":1}`)); err == nil {
 		t.Fatal("bad file accepted")
 	}
 	if after := c.TLSConfig(); after != before {
@@ -113,7 +113,7 @@ func TestHTTPSConfig(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()
-			if err := c.mergeFile([]byte(tc.json)); err != nil {
+			if _, err := c.mergeFile("https.json", []byte(tc.json)); err != nil {
 				t.Fatal(err)
 			}
 			err := c.Validate()

@@ -109,6 +109,9 @@ func (c *Config) validate() error {
 	if c.ReconnectTimeout.Duration() < MinReconnectTimeout {
 		return fmt.Errorf("reconnect_timeout: %s is below the minimum of %s", c.ReconnectTimeout, MinReconnectTimeout)
 	}
+	if c.KV.TombstoneTTL.Duration() <= 0 {
+		return fmt.Errorf("kv.tombstone_ttl: must be positive, got %s", c.KV.TombstoneTTL)
+	}
 	if err := validateMeta(c.NodeMeta); err != nil {
 		return fmt.Errorf("node_meta: %w", err)
 	}

@@ -40,6 +40,10 @@ type agentService struct {
 }
 
 func (a *handler) agentServices(w nethttp.ResponseWriter, r *nethttp.Request, _ string) error {
+	flt, err := parseFilter(r)
+	if err != nil {
+		return err
+	}
 	local := a.b.LocalServices()
 	out := make(map[string]agentService, len(local))
 	dc := a.b.Datacenter()
@@ -57,16 +61,26 @@ func (a *handler) agentServices(w nethttp.ResponseWriter, r *nethttp.Request, _ 
 		}
 		out[id] = as
 	}
+	if out, err = filterMap(flt, out); err != nil {
+		return err
+	}
 	return writeJSON(w, r, out)
 }
 
 func (a *handler) agentChecks(w nethttp.ResponseWriter, r *nethttp.Request, _ string) error {
+	flt, err := parseFilter(r)
+	if err != nil {
+		return err
+	}
 	local := a.b.LocalChecks()
 	out := make(map[string]*structs.HealthCheck, len(local))
 	for id, c := range local {
 		cc := *c
 		cc.ServiceTags = nonNil(cc.ServiceTags)
 		out[id] = &cc
+	}
+	if out, err = filterMap(flt, out); err != nil {
+		return err
 	}
 	return writeJSON(w, r, out)
 }

@@ -119,9 +119,15 @@ func (b *testBackend) RPC(_ context.Context, method string, args, reply any) err
 		out := reply.(*structs.IndexedServiceNodes)
 		for _, csn := range b.serviceNodes(a) {
 			n, s := csn.Node, csn.Service
-			out.ServiceNodes = append(out.ServiceNodes, &structs.ServiceNode{ID: n.ID, Node: n.Node,
-				Address: n.Address, Datacenter: n.Datacenter, ServiceID: s.ID, ServiceName: s.Service,
-				ServiceTags: s.Tags, ServiceAddress: s.Address, ServicePort: s.Port})
+			sn := &structs.ServiceNode{ID: n.ID, Node: n.Node,
+				Address: n.Address, Datacenter: n.Datacenter, TaggedAddresses: n.TaggedAddresses, NodeMeta: n.Meta,
+				ServiceID: s.ID, ServiceName: s.Service, ServiceTags: s.Tags, ServiceAddress: s.Address,
+				ServicePort: s.Port, ServiceMeta: s.Meta, ServiceEnableTagOverride: s.EnableTagOverride,
+				CreateIndex: s.CreateIndex, ModifyIndex: s.ModifyIndex}
+			if s.Weights != nil {
+				sn.ServiceWeights = *s.Weights
+			}
+			out.ServiceNodes = append(out.ServiceNodes, sn)
 		}
 		out.QueryMeta = b.meta()
 	case structs.MethodCatalogNodeServices:

@@ -214,12 +214,20 @@ func (a *handler) catalogNodes(w nethttp.ResponseWriter, r *nethttp.Request, _ s
 	if err := parseNodeMeta(r, &args.NodeMetaFilters); err != nil {
 		return err
 	}
+	flt, err := parseFilter(r)
+	if err != nil {
+		return err
+	}
 	var out structs.IndexedNodes
 	if err := a.b.RPC(r.Context(), structs.MethodCatalogListNodes, &args, &out); err != nil {
 		return err
 	}
+	nodes, err := filterSlice(flt, out.Nodes)
+	if err != nil {
+		return err
+	}
 	setQueryMeta(w, &out.QueryMeta)
-	return writeJSON(w, r, nonNil(out.Nodes))
+	return writeJSON(w, r, nonNil(nodes))
 }
 
 func (a *handler) catalogServices(w nethttp.ResponseWriter, r *nethttp.Request, _ string) error {
@@ -230,12 +238,21 @@ func (a *handler) catalogServices(w nethttp.ResponseWriter, r *nethttp.Request, 
 	if err := parseNodeMeta(r, &args.NodeMetaFilters); err != nil {
 		return err
 	}
+	flt, err := parseFilter(r)
+	if err != nil {
+		return err
+	}
 	var out structs.IndexedServices
 	if err := a.b.RPC(r.Context(), structs.MethodCatalogListServices, &args, &out); err != nil {
 		return err
 	}
-	setQueryMeta(w, &out.QueryMeta)
 	services := out.Services
+	if flt != nil {
+		if services, err = a.filterServices(r, &args, services, flt); err != nil {
+			return err
+		}
+	}
+	setQueryMeta(w, &out.QueryMeta)
 	if services == nil {
 		services = map[string][]string{}
 	}
@@ -250,13 +267,21 @@ func (a *handler) catalogServiceNodes(w nethttp.ResponseWriter, r *nethttp.Reque
 	if err != nil {
 		return err
 	}
+	flt, err := parseFilter(r)
+	if err != nil {
+		return err
+	}
 	var out structs.IndexedServiceNodes
 	if err := a.b.RPC(r.Context(), structs.MethodCatalogServiceNodes, &args, &out); err != nil {
 		return err
 	}
+	matched, err := filterSlice(flt, out.ServiceNodes)
+	if err != nil {
+		return err
+	}
 	setQueryMeta(w, &out.QueryMeta)
-	rows := make([]*structs.ServiceNode, len(out.ServiceNodes))
-	for i, sn := range out.ServiceNodes {
+	rows := make([]*structs.ServiceNode, len(matched))
+	for i, sn := range matched {
 		if sn.ServiceTags == nil { // a copy: on a server agent sn is the state store's
 			c := *sn
 			c.ServiceTags = []string{}
@@ -275,16 +300,82 @@ func (a *handler) catalogNodeServices(w nethttp.ResponseWriter, r *nethttp.Reque
 	if err := a.parseRead(r, &args.Datacenter, &args.QueryOptions); err != nil {
 		return err
 	}
+	flt, err := parseFilter(r)
+	if err != nil {
+		return err
+	}
 	var out structs.IndexedNodeServices
 	if err := a.b.RPC(r.Context(), structs.MethodCatalogNodeServices, &args, &out); err != nil {
 		return err
 	}
 	setQueryMeta(w, &out.QueryMeta)
 	// Consul answers 200 with null for an unknown node.
-	if ns := out.NodeServices; ns != nil && ns.Services == nil {
-		ns.Services = map[string]*structs.NodeService{}
+	ns := out.NodeServices
+	if ns != nil && (ns.Services == nil || flt != nil) {
+		// A copy: on a server agent ns is the state store's.
+		c := *ns
+		if c.Services, err = filterMap(flt, c.Services); err != nil {
+			return err
+		}
+		if c.Services == nil {
+			c.Services = map[string]*structs.NodeService{}
+		}
+		ns = &c
 	}
-	return writeJSON(w, r, out.NodeServices)
+	return writeJSON(w, r, ns)
+}
+
+// filterServices applies a ?filter of /v1/catalog/services, whose
+// selectors are those of a /v1/catalog/service row (Consul filters the
+// service instances, then lists the services that still have one, with
+// the tags of those instances). The list read has already blocked; each
+// service's instances are read without blocking, with the same
+// consistency, and rows on nodes outside ?node-meta are left out.
+func (a *handler) filterServices(r *nethttp.Request, args *structs.DCSpecificRequest, services map[string][]string, f *filter) (map[string][]string, error) {
+	out := make(map[string][]string, len(services))
+	for name := range services {
+		req := structs.ServiceSpecificRequest{Datacenter: args.Datacenter, ServiceName: name, QueryOptions: args.QueryOptions}
+		req.MinQueryIndex, req.MaxQueryTime = 0, 0
+		var sn structs.IndexedServiceNodes
+		if err := a.b.RPC(r.Context(), structs.MethodCatalogServiceNodes, &req, &sn); err != nil {
+			return nil, err
+		}
+		var tags []string
+		seen := map[string]bool{}
+		found := false
+		for _, row := range sn.ServiceNodes {
+			if !metaMatches(row.NodeMeta, args.NodeMetaFilters) {
+				continue
+			}
+			ok, err := f.match(row)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+			found = true
+			for _, t := range row.ServiceTags {
+				if !seen[t] {
+					seen[t] = true
+					tags = append(tags, t)
+				}
+			}
+		}
+		if found {
+			out[name] = nonNil(tags)
+		}
+	}
+	return out, nil
+}
+
+func metaMatches(meta, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := meta[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 // parseServiceRequest reads a service path argument with ?tag and ?passing.

@@ -24,4 +24,20 @@
 // (/v1/kv//a is key "a"), as Consul's CLI does; keys with control characters
 // or invalid UTF-8 are rejected. ?wait is capped at MaxQueryTime (10m, as
 // Consul). Sessions and ?acquire/?release: README.md ("Sessions").
+//
+// /v1/txn (txn_endpoint.go): Consul's body (a JSON array of {"KV": {...}}
+// ops, Value base64, Index the compared ModifyIndex), strictly decoded; at
+// most 64 ops (more: 413, as Consul), bodies up to 512 KiB (Consul's
+// txn_max_req_len). Node, Service and Check ops, unknown verbs, a missing
+// key or session, and non-default Namespace/Partition answer 400 naming
+// the op ("Ops[3].KV.Verb"); so does an empty transaction. 200 with
+// Results, or 409 with Errors {OpIndex, What} and nothing applied.
+// Transactions of reads and checks only run without Raft, honour ?stale
+// and ?consistent and report X-Consul-Index (the KV table's index).
+//
+// ?filter= is applied here, over the rows the Backend returned, not on the
+// servers: blocking is unchanged (Consul, too, wakes a filtered blocking
+// query whenever the unfiltered index moves), client agents filter what
+// their cache holds, and no RPC shape changes. /v1/catalog/services with a
+// filter reads each listed service's rows (one non-blocking RPC each).
 package http

@@ -1,8 +1,10 @@
 package http
 
 import (
+	"net/url"
 	"testing"
 
+	"github.com/hashicorp/go-bexpr/grammar"
 	"go.uber.org/zap"
 )
 
@@ -42,6 +44,52 @@ func FuzzDecodeBody(f *testing.F) {
 			}
 		default:
 			t.Fatalf("%s: body %q: status %d %s", path, body, w.Code, w.Body)
+		}
+	})
+}
+
+// FuzzFilter: no ?filter= expression makes a filtered endpoint panic or
+// answer anything but 200 or 400.
+func FuzzFilter(f *testing.F) {
+	targets := [...]string{
+		"/v1/catalog/nodes", "/v1/catalog/services", "/v1/catalog/service/api-internal",
+		"/v1/catalog/node/node-3", "/v1/health/service/api-internal", "/v1/health/state/any",
+		"/v1/agent/services", "/v1/agent/checks",
+	}
+	for i, e := range []string{
+		`Meta.env == qa`, `NodeMeta.os == linux`, `ServiceMeta.version == "1.1"`,
+		`Service == db`, `any Checks as c { c.Status == critical }`, `Status != passing`,
+		`Tags contains "primary"`, `Service matches "^re" and Port > 1`, `(ID is empty) or not (Meta is not empty)`,
+		`Checks.Status == critical`, `"dapr" in Checks.ServiceTags and not Checks.Output matches "x"`, "Checks.Notes == `a\"b`",
+	} {
+		f.Add(uint8(i), e)
+	}
+	f.Fuzz(func(t *testing.T, which uint8, expr string) {
+		_, h := filterFixture(t)
+		path := targets[int(which)%len(targets)]
+		w := serve(t, h, "GET", path+"?filter="+url.QueryEscape(expr), nil)
+		if w.Code != 200 && w.Code != 400 {
+			t.Fatalf("%s filter %q: %d %s", path, expr, w.Code, w.Body)
+		}
+	})
+}
+
+// FuzzChecksRewrite: the Checks.<field> rewrite either leaves an
+// expression as written or produces one that parses.
+func FuzzChecksRewrite(f *testing.F) {
+	for _, e := range []string{
+		`Checks.Status == critical`, `"dapr" in Checks.ServiceTags`, "Checks.Notes == `a\"b`",
+		`not Checks.Output matches "^a\\.b" or Node.Meta["k-1"] == v`, `any Checks as c { c.Status == passing }`,
+	} {
+		f.Add(e)
+	}
+	f.Fuzz(func(t *testing.T, expr string) {
+		out := consulChecksSelectors(expr)
+		if out == expr {
+			return
+		}
+		if _, err := grammar.Parse("", []byte(out)); err != nil {
+			t.Fatalf("%q rewritten to %q, which does not parse: %v", expr, out, err)
 		}
 	})
 }

@@ -14,11 +14,15 @@ func (a *handler) healthNodeChecks(w nethttp.ResponseWriter, r *nethttp.Request,
 	if err := a.parseRead(r, &args.Datacenter, &args.QueryOptions); err != nil {
 		return err
 	}
+	flt, err := parseFilter(r)
+	if err != nil {
+		return err
+	}
 	var out structs.IndexedHealthChecks
 	if err := a.b.RPC(r.Context(), structs.MethodHealthNodeChecks, &args, &out); err != nil {
 		return err
 	}
-	return writeChecks(w, r, &out)
+	return writeChecks(w, r, &out, flt)
 }
 
 func (a *handler) healthServiceChecks(w nethttp.ResponseWriter, r *nethttp.Request, service string) error {
@@ -29,11 +33,15 @@ func (a *handler) healthServiceChecks(w nethttp.ResponseWriter, r *nethttp.Reque
 	if err := a.parseRead(r, &args.Datacenter, &args.QueryOptions); err != nil {
 		return err
 	}
+	flt, err := parseFilter(r)
+	if err != nil {
+		return err
+	}
 	var out structs.IndexedHealthChecks
 	if err := a.b.RPC(r.Context(), structs.MethodHealthServiceChecks, &args, &out); err != nil {
 		return err
 	}
-	return writeChecks(w, r, &out)
+	return writeChecks(w, r, &out, flt)
 }
 
 func (a *handler) healthChecksInState(w nethttp.ResponseWriter, r *nethttp.Request, state string) error {
@@ -48,16 +56,24 @@ func (a *handler) healthChecksInState(w nethttp.ResponseWriter, r *nethttp.Reque
 	if err := a.parseRead(r, &args.Datacenter, &args.QueryOptions); err != nil {
 		return err
 	}
+	flt, err := parseFilter(r)
+	if err != nil {
+		return err
+	}
 	var out structs.IndexedHealthChecks
 	if err := a.b.RPC(r.Context(), structs.MethodHealthChecksInState, &args, &out); err != nil {
 		return err
 	}
-	return writeChecks(w, r, &out)
+	return writeChecks(w, r, &out, flt)
 }
 
-func writeChecks(w nethttp.ResponseWriter, r *nethttp.Request, out *structs.IndexedHealthChecks) error {
+func writeChecks(w nethttp.ResponseWriter, r *nethttp.Request, out *structs.IndexedHealthChecks, flt *filter) error {
+	checks, err := filterSlice(flt, out.HealthChecks)
+	if err != nil {
+		return err
+	}
 	setQueryMeta(w, &out.QueryMeta)
-	return writeJSON(w, r, checksForJSON(out.HealthChecks))
+	return writeJSON(w, r, checksForJSON(checks))
 }
 
 // checksForJSON returns checks with [] for a nil ServiceTags, in a new
@@ -81,6 +97,10 @@ func (a *handler) healthServiceNodes(w nethttp.ResponseWriter, r *nethttp.Reques
 	if err != nil {
 		return err
 	}
+	flt, err := parseFilter(r)
+	if err != nil {
+		return err
+	}
 	var out structs.IndexedCheckServiceNodes
 	if err := a.b.RPC(r.Context(), structs.MethodHealthServiceNodes, &args, &out); err != nil {
 		return err
@@ -92,6 +112,11 @@ func (a *handler) healthServiceNodes(w nethttp.ResponseWriter, r *nethttp.Reques
 	nodes := make([]structs.CheckServiceNode, 0, len(out.Nodes))
 	for _, n := range out.Nodes {
 		if args.PassingOnly && n.AggregatedStatus() != structs.HealthPassing {
+			continue
+		}
+		if ok, err := flt.match(&n); err != nil {
+			return err
+		} else if !ok {
 			continue
 		}
 		n.Checks = checksForJSON(n.Checks)

@@ -73,6 +73,7 @@ func New(b Backend, logger *zap.Logger) nethttp.Handler {
 		{"/v1/health/service/", get, a.healthServiceNodes},
 		{"/v1/health/state/", get, a.healthChecksInState},
 		{"/v1/kv/", []string{nethttp.MethodGet, nethttp.MethodPut, nethttp.MethodDelete}, a.kv},
+		{"/v1/txn", put, a.txn},
 		{"/v1/session/create", put, a.sessionCreate},
 		{"/v1/session/destroy/", put, a.sessionDestroy},
 		{"/v1/session/renew/", put, a.sessionRenew},

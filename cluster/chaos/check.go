@@ -97,6 +97,7 @@ func contains(set []string, s string) bool {
 type Report struct {
 	Ops        int      // operations that reached a server (final reads and refused connections excluded)
 	Unknown    int      // of which outcome-unknown
+	Acquired   int      // lock acquisitions acknowledged true (handovers the lock check covers)
 	Illegal    []string // keys/instances whose history is not linearizable
 	Unchecked  []string // keys porcupine could not decide in checkTimeout (fails the trial)
 	Lost       []string // acknowledged writes missing after heal
@@ -115,8 +116,8 @@ func (r *Report) OK() bool {
 
 func (r *Report) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "ops=%d unknown=%d illegal=%d lost=%d duplicated=%d diverged=%d unchecked=%d bad-logs=%d",
-		r.Ops, r.Unknown, len(r.Illegal), len(r.Lost), len(r.Duplicated), len(r.Diverged), len(r.Unchecked), len(r.Logs))
+	fmt.Fprintf(&b, "ops=%d unknown=%d acquired=%d illegal=%d lost=%d duplicated=%d diverged=%d unchecked=%d bad-logs=%d",
+		r.Ops, r.Unknown, r.Acquired, len(r.Illegal), len(r.Lost), len(r.Duplicated), len(r.Diverged), len(r.Unchecked), len(r.Logs))
 	for _, l := range []struct {
 		name string
 		v    []string
@@ -132,6 +133,59 @@ func (r *Report) String() string {
 	return b.String()
 }
 
+// lockModel is the lock key as Consul's KV lock: state is the holding
+// session ("" = free). acquire succeeds when the lock is free or already
+// held by the same session; release succeeds only for the holder; a read
+// sees the holder. Two sessions inside at once is a history no order of
+// these steps explains: porcupine reports it illegal.
+var lockModel = porcupine.Model{
+	Init: func() any { return "" },
+	Step: func(state, input, output any) (bool, any) {
+		st, in, out := state.(string), input.(Op), output.(Op)
+		free := st == "" || st == in.Session
+		switch in.Kind {
+		case KindLockRead:
+			return st == out.Session, st
+		case KindAcquire:
+			switch out.Outcome {
+			case OK:
+				return free, in.Session
+			case Fail:
+				return !free, st
+			default: // unknown: takes the lock iff it was free here
+				if free {
+					return true, in.Session
+				}
+				return true, st
+			}
+		case KindRelease:
+			mine := st == in.Session && st != ""
+			switch out.Outcome {
+			case OK:
+				return mine, ""
+			case Fail:
+				return !mine, st
+			default:
+				if mine {
+					return true, ""
+				}
+				return true, st
+			}
+		}
+		return false, st
+	},
+	DescribeOperation: func(input, output any) string {
+		o := output.(Op)
+		return strings.SplitN(o.String(), "  ", 2)[1]
+	},
+	DescribeState: func(state any) string {
+		if state.(string) == "" {
+			return "(free)"
+		}
+		return "held by " + shortSession(state.(string))
+	},
+}
+
 // porcupineOps turns one key's ops into porcupine operations. Unknown
 // writes return at +inf: they may take effect at any point after their
 // call, or never (linearized after every observation). Unknown reads say
@@ -144,7 +198,7 @@ func porcupineOps(ops []Op) []porcupine.Operation {
 		}
 		ret := o.Return
 		if o.Outcome == Unknown {
-			if o.Kind == KindGet || o.Kind == KindReadSet {
+			if o.Kind == KindGet || o.Kind == KindReadSet || o.Kind == KindLockRead {
 				continue
 			}
 			ret = math.MaxInt64
@@ -154,14 +208,17 @@ func porcupineOps(ops []Op) []porcupine.Operation {
 	return out
 }
 
-// partitions splits the history per KV key and per catalog instance.
-func partitions(ops []Op) (kv map[string][]Op, inst map[string][]Op) {
-	kv, inst = map[string][]Op{}, map[string][]Op{}
+// partitions splits the history per KV key, per catalog instance and per
+// lock.
+func partitions(ops []Op) (kv, inst, locks map[string][]Op) {
+	kv, inst, locks = map[string][]Op{}, map[string][]Op{}, map[string][]Op{}
 	firstCall := map[string]int64{}
 	for _, o := range ops {
 		switch o.Kind {
 		case KindGet, KindPut, KindCAS, KindInsert:
 			kv[o.Key] = append(kv[o.Key], o)
+		case KindAcquire, KindRelease, KindLockRead:
+			locks[o.Key] = append(locks[o.Key], o)
 		case KindRegister, KindDeregister:
 			if _, ok := firstCall[o.Key]; !ok {
 				firstCall[o.Key] = o.Call
@@ -184,13 +241,13 @@ func partitions(ops []Op) (kv map[string][]Op, inst map[string][]Op) {
 			}
 		}
 	}
-	return kv, inst
+	return kv, inst, locks
 }
 
 // checkLinearizable runs porcupine per key and per instance; for every
 // illegal one it writes porcupine's HTML visualisation under dir.
 func checkLinearizable(ops []Op, dir string, r *Report) {
-	kv, inst := partitions(ops)
+	kv, inst, locks := partitions(ops)
 	run := func(prefix string, m map[string][]Op, model porcupine.Model) {
 		keys := make([]string, 0, len(m))
 		for k := range m {
@@ -217,6 +274,7 @@ func checkLinearizable(ops []Op, dir string, r *Report) {
 	}
 	run("kv ", kv, registerModel)
 	run("instance ", inst, instanceModel)
+	run("lock ", locks, lockModel)
 }
 
 // checkPhantoms flags reads that saw an instance no client had yet tried

@@ -35,6 +35,10 @@ func readSetOp(p int, call, ret float64, ids ...string) Op {
 	return Op{Process: p, Kind: KindReadSet, Key: serviceName, Set: ids, Call: ms(call), Return: ms(ret), Outcome: OK}
 }
 
+func lockOp(p int, k Kind, session string, call, ret float64, out Outcome) Op {
+	return Op{Process: p, Kind: k, Key: lockKey, Session: session, Call: ms(call), Return: ms(ret), Outcome: out}
+}
+
 func entry(val string, idx uint64) kvEntry { return kvEntry{Value: []byte(val), ModifyIndex: idx} }
 
 // TestChecks pins what each check calls a violation, starting with the
@@ -81,6 +85,42 @@ type checkCase struct {
 
 // checkCases are TestChecks' histories, each one rule of the checks.
 var checkCases = []checkCase{{
+	name: "lock: handovers through release are legal",
+	ops: []Op{
+		lockOp(1, KindAcquire, "sA", 1, 2, OK),
+		lockOp(2, KindAcquire, "sB", 3, 4, Fail),
+		lockOp(3, KindLockRead, "sA", 4.5, 4.6, OK),
+		lockOp(1, KindRelease, "sA", 5, 6, OK),
+		lockOp(2, KindAcquire, "sB", 7, 8, OK),
+		lockOp(2, KindAcquire, "sB", 8.5, 8.6, OK), // re-acquire by the holder
+		lockOp(1, KindRelease, "sA", 9, 10, Fail),  // not the holder
+		lockOp(3, KindLockRead, "sB", 11, 12, OK),
+	},
+}, {
+	name: "lock: two sessions inside at once",
+	ops: []Op{
+		lockOp(1, KindAcquire, "sA", 1, 2, OK),
+		lockOp(2, KindAcquire, "sB", 3, 4, OK),
+	},
+	illegal: 1,
+}, {
+	name: "lock: an unknown release may apply late, an unknown acquire may never",
+	ops: []Op{
+		lockOp(1, KindAcquire, "sA", 1, 2, OK),
+		lockOp(1, KindRelease, "sA", 3, 0, Unknown),
+		lockOp(3, KindLockRead, "sA", 4, 5, OK),
+		lockOp(2, KindAcquire, "sB", 6, 7, OK),
+		lockOp(4, KindAcquire, "sC", 8, 0, Unknown),
+		lockOp(3, KindLockRead, "sB", 9, 10, OK),
+	},
+}, {
+	name: "lock: a read of a holder that never acquired",
+	ops: []Op{
+		lockOp(1, KindAcquire, "sA", 1, 2, OK),
+		lockOp(3, KindLockRead, "sZ", 3, 4, OK),
+	},
+	illegal: 1,
+}, {
 	name: "issue 13 excerpt: a PUT applied again over an acknowledged CAS",
 	ops: []Op{
 		put(2, "r2", "c2-4398", 43.798, 51.827, OK),

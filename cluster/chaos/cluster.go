@@ -402,27 +402,33 @@ func (c *Cluster) voters(ctx context.Context, n *Node) ([]string, error) {
 
 // put PUTs body to path on n and decodes the JSON answer (true/false).
 func (c *Cluster) put(ctx context.Context, n *Node, path string, body []byte) (bool, error) {
+	var ok bool
+	err := c.putJSON(ctx, n, path, body, &ok)
+	return ok, err
+}
+
+// putJSON PUTs body to path on n and decodes a 200 answer into out.
+func (c *Cluster) putJSON(ctx context.Context, n *Node, path string, body []byte, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+n.HTTPAddr()+path, bytes.NewReader(body))
 	if err != nil {
-		return false, err
+		return err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return false, err
+		return err
 	}
 	defer resp.Body.Close()
 	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(resp.Body); err != nil {
-		return false, err
+		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return false, fmt.Errorf("PUT %s: %d %s", path, resp.StatusCode, strings.TrimSpace(buf.String()))
+		return fmt.Errorf("PUT %s: %d %s", path, resp.StatusCode, strings.TrimSpace(buf.String()))
 	}
-	var ok bool
-	if err := json.Unmarshal(buf.Bytes(), &ok); err != nil {
-		return false, fmt.Errorf("PUT %s: decode %q: %w", path, buf.String(), err)
+	if err := json.Unmarshal(buf.Bytes(), out); err != nil {
+		return fmt.Errorf("PUT %s: decode %q: %w", path, buf.String(), err)
 	}
-	return ok, nil
+	return nil
 }
 
 // logLine is the part of a zap JSON log line the log check reads.

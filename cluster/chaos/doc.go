@@ -3,7 +3,8 @@
 // default ports on each); nemeses (iptables partitions, SIGSTOP, kill -9 of
 // one or two); workloads over all three HTTP APIs (KV put/cas/?consistent
 // get, one-shot ?cas=0 inserts of unique values, catalog register and
-// deregister as a set); checks: porcupine per key and per instance, every
+// deregister as a set, a session lock acquired and released by all
+// clients); checks: porcupine per key and per instance, every
 // acknowledged write on every server after heal, no write applied twice or
 // applied though answered "not applied", equal ?stale replicas, no
 // unexplained error-level log line.

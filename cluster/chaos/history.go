@@ -20,6 +20,9 @@ const (
 	KindRegister   Kind = "register"   // PUT /v1/catalog/register (one new instance)
 	KindDeregister Kind = "deregister" // PUT /v1/catalog/deregister
 	KindReadSet    Kind = "read-set"   // GET /v1/catalog/service/<s>?consistent
+	KindAcquire    Kind = "acquire"    // PUT /v1/kv/<lock>?acquire=<session>
+	KindRelease    Kind = "release"    // PUT /v1/kv/<lock>?release=<session>
+	KindLockRead   Kind = "lock-read"  // GET /v1/kv/<lock>?consistent: its holder
 )
 
 // Outcome of an operation as the client saw it.
@@ -52,6 +55,7 @@ type Op struct {
 	Read        string   // get: value read
 	ReadIndex   uint64   // get: ModifyIndex read
 	Set         []string // read-set: instance IDs read
+	Session     string   // acquire, release: the client's session; lock-read: the holder read ("" = free)
 	Err         string
 	Final       bool // a read made by the checker after heal
 }
@@ -68,6 +72,8 @@ func (o Op) String() string {
 		fmt.Fprintf(&b, " %s", o.Value)
 	case KindCAS:
 		fmt.Fprintf(&b, " %s (expect %q @%d)", o.Value, o.Expect, o.ExpectIndex)
+	case KindAcquire, KindRelease:
+		fmt.Fprintf(&b, " by %s", shortSession(o.Session))
 	}
 	switch {
 	case o.Outcome == Unknown, o.Outcome == Refused:
@@ -78,6 +84,10 @@ func (o Op) String() string {
 		fmt.Fprintf(&b, " -> %s @%d", o.Read, o.ReadIndex)
 	case o.Kind == KindReadSet:
 		fmt.Fprintf(&b, " -> %v", o.Set)
+	case o.Kind == KindLockRead && o.Session == "":
+		b.WriteString(" -> free")
+	case o.Kind == KindLockRead:
+		fmt.Fprintf(&b, " -> held by %s", shortSession(o.Session))
 	default:
 		fmt.Fprintf(&b, " -> %v", o.Outcome == OK)
 	}
@@ -85,6 +95,15 @@ func (o Op) String() string {
 		b.WriteString("  (final)")
 	}
 	return b.String()
+}
+
+// shortSession is a session ID's first 8 characters, enough to tell the
+// workload's few sessions apart in a history.
+func shortSession(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
 }
 
 // History collects operations from concurrent clients.

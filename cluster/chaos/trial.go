@@ -224,7 +224,14 @@ func check(ctx context.Context, c *Cluster, h *History, dir string, r *Report) {
 		case Unknown:
 			r.Unknown++
 		}
+		if o.Kind == KindAcquire && o.Outcome == OK {
+			r.Acquired++
+		}
 		r.Ops++
+	}
+	if r.Acquired == 0 {
+		// The lock check would pass vacuously.
+		r.Other = append(r.Other, "the lock workload acquired the lock not once")
 	}
 	if err := c.WaitHealthy(ctx, healTimeout); err != nil {
 		r.Other = append(r.Other, fmt.Sprintf("no healthy cluster %v after heal: %v", healTimeout, err))

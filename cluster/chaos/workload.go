@@ -39,6 +39,12 @@ const (
 	// registers; chaosNode is the external node they live on.
 	serviceName = "chaos"
 	chaosNode   = "chaos-node"
+	// lockKey is the one lock every client contends for with its own
+	// session. Sessions live on chaosNode with no health checks and no TTL,
+	// so only the clients' own acquire and release change the holder:
+	// a server killed, paused or leaving invalidates no session, and the
+	// lock's history is then checked exactly, as a linearizable lock.
+	lockKey = "lock/l0"
 )
 
 func registerKey(i int) string { return fmt.Sprintf("r%d", i) }
@@ -48,6 +54,7 @@ type kvEntry struct {
 	Key         string
 	Value       []byte // base64 in JSON; encoding/json decodes it
 	ModifyIndex uint64
+	Session     string // the lock holder, if any
 }
 
 type serviceEntry struct {
@@ -67,6 +74,10 @@ type client struct {
 	seen  map[string]kvEntry // last value+index this client read per register
 	live  []string           // instances this client registered and not yet deregistered
 	count int
+	// session is the client's lock session ("" until created); holds is
+	// what the client believes of the lock (it only picks the next op).
+	session string
+	holds   bool
 }
 
 func (cl *client) run(ctx context.Context) {
@@ -96,13 +107,13 @@ func (cl *client) step(ctx context.Context) {
 	octx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	switch {
-	case p < 25: // consistent get
+	case p < 22: // consistent get
 		op.Key = key
 		cl.get(octx, node, &op)
-	case p < 45: // blind put
+	case p < 40: // blind put
 		op.Kind, op.Key, op.Value = KindPut, key, val
 		cl.put(octx, node, &op, "/v1/kv/"+op.Key, []byte(val))
-	case p < 65: // cas on what this client last read of the key
+	case p < 58: // cas on what this client last read of the key
 		last, ok := cl.seen[key]
 		op.Key = key
 		if !ok {
@@ -113,10 +124,10 @@ func (cl *client) step(ctx context.Context) {
 		op.Kind, op.Value = KindCAS, val
 		op.Expect, op.ExpectIndex = string(last.Value), last.ModifyIndex
 		cl.put(octx, node, &op, fmt.Sprintf("/v1/kv/%s?cas=%d", key, last.ModifyIndex), []byte(val))
-	case p < 80: // one-shot insert of a key no other op writes
+	case p < 70: // one-shot insert of a key no other op writes
 		op.Kind, op.Key, op.Value = KindInsert, "u/"+val, val
 		cl.put(octx, node, &op, "/v1/kv/"+op.Key+"?cas=0", []byte(val))
-	case p < 95: // catalog: register a new instance, or deregister one
+	case p < 84: // catalog: register a new instance, or deregister one
 		if len(cl.live) == 0 || (len(cl.live) < 2 && coin == 0) {
 			op.Kind, op.Key = KindRegister, "i-"+val
 			body, _ := json.Marshal(map[string]any{
@@ -131,9 +142,71 @@ func (cl *client) step(ctx context.Context) {
 			body, _ := json.Marshal(map[string]any{"Node": chaosNode, "ServiceID": op.Key})
 			cl.put(octx, node, &op, "/v1/catalog/deregister", body)
 		}
-	default:
+	case p < 88:
 		cl.readSet(octx, node, &op)
+	default: // the lock: acquire, release or read its holder
+		cl.lockStep(octx, node, &op, coin, val)
 	}
+}
+
+// lockStep acquires the lock when the client believes it free (or reads
+// it, half the time), and releases it or reads it when it believes it
+// holds it. Without a session yet it makes one first (not an op: a
+// session that never acquires changes nothing the checks see).
+func (cl *client) lockStep(ctx context.Context, node *Node, op *Op, coin int, val string) {
+	if cl.session == "" {
+		id, err := createSession(ctx, cl.c, node, cl.id)
+		if err != nil {
+			return
+		}
+		cl.session = id
+	}
+	op.Key, op.Session = lockKey, cl.session
+	switch {
+	case coin == 0:
+		op.Kind = KindLockRead
+		op.Session = ""
+		op.Call = cl.h.now()
+		e, found, err := getKey(ctx, cl.c, node, lockKey, "consistent")
+		op.Return = cl.h.now()
+		if err != nil {
+			cl.failed(op, err)
+			return
+		}
+		op.Outcome = OK
+		if found {
+			op.Session = e.Session
+		}
+		cl.holds = op.Session == cl.session
+		cl.h.add(*op)
+	case cl.holds:
+		op.Kind = KindRelease
+		cl.put(ctx, node, op, "/v1/kv/"+lockKey+"?release="+cl.session, []byte(val))
+		cl.holds = false // released, not held (false), or unknown: acquiring again is safe either way
+	default:
+		op.Kind = KindAcquire
+		cl.put(ctx, node, op, "/v1/kv/"+lockKey+"?acquire="+cl.session, []byte(val))
+		cl.holds = op.Outcome == OK
+	}
+}
+
+// createSession makes a lock session on chaosNode with no checks, no TTL
+// and no lock-delay (registering chaosNode first: a session needs its
+// node in the catalog).
+func createSession(ctx context.Context, c *Cluster, n *Node, client int) (string, error) {
+	node, _ := json.Marshal(map[string]any{"Node": chaosNode, "Address": "192.0.2.1"})
+	if _, err := c.put(ctx, n, "/v1/catalog/register", node); err != nil {
+		return "", err
+	}
+	body, _ := json.Marshal(map[string]any{"Node": chaosNode, "Name": fmt.Sprintf("chaos-c%d", client), "NodeChecks": []string{}, "LockDelay": "0s"})
+	var out struct{ ID string }
+	if err := c.putJSON(ctx, n, "/v1/session/create", body, &out); err != nil {
+		return "", err
+	}
+	if out.ID == "" {
+		return "", errors.New("session create answered no ID")
+	}
+	return out.ID, nil
 }
 
 // get runs op as a consistent read of op.Key on node and records it.

@@ -11,7 +11,10 @@
 //     KV op); the state is unchanged by it;
 //   - bool: the outcome of a KV "cas" or "delete-cas" op, or of a session
 //     "lock" or "unlock" op (type 3, SessionRequest in msgpack);
-//   - nil: the command was applied (or skipped, see below).
+//   - *structs.TxnResponse: a transaction (type 4, msgpack): its results,
+//     or its failing ops' errors and nothing applied;
+//   - nil: the command was applied (or skipped, see below); a tombstone
+//     reap (type 5, msgpack) always answers nil.
 //
 // Rejections are deterministic, so every replica rejects the same entries
 // and the stores stay identical. Log entries that are not commands

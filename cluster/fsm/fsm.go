@@ -78,6 +78,8 @@ func (f *FSM) apply(l *raft.Log) any {
 	t &^= structs.IgnoreUnknownTypeFlag
 	s := f.state.Load()
 	switch t {
+	case structs.TxnRequestType, structs.TombstoneRequestType:
+		return f.applyTxnOrReap(l, t, s)
 	case structs.RegisterRequestType:
 		var req structs.RegisterRequest
 		if err := structs.DecodeCommand(l.Data[1:], &req); err != nil {

@@ -240,6 +240,7 @@ func canonicalDump(f *FSM) string {
 		_, sns := s.ServiceNodes(name, "")
 		fmt.Fprintf(&b, "  passing=%d rows=%d\n", len(passing), len(sns))
 	}
+	fmt.Fprintf(&b, "tombstones=%d\n", s.Tombstones())
 	_, l := s.KVSList("")
 	for _, e := range l {
 		fmt.Fprintf(&b, "kv %s value=%q flags=%d lock=%d session=%q idx=%d/%d\n", e.Key, e.Value, e.Flags, e.LockIndex, e.Session, e.CreateIndex, e.ModifyIndex)
@@ -299,6 +300,22 @@ func randomCommands(t testing.TB, seed uint64, n int) [][]byte {
 				req.CheckID = pick("serfHealth", "chk-"+svcID)
 			}
 			out = append(out, encode(t, structs.DeregisterRequestType, req))
+		case r == 11 && rng.IntN(2) == 0:
+			// A reap bound anywhere up to now: some tombstones go.
+			out = append(out, encode(t, structs.TombstoneRequestType|structs.IgnoreUnknownTypeFlag,
+				&structs.TombstoneRequest{Op: structs.TombstoneReap, ReapIndex: uint64(rng.IntN(len(out) + 1))}))
+		case r == 11:
+			// A transaction that applies or (a stale check) fails whole.
+			var ops []structs.TxnOp
+			for range 1 + rng.IntN(4) {
+				verb := []structs.KVOp{structs.KVSet, structs.KVDelete, structs.KVDeleteTree, structs.KVCheckIndex, structs.KVCheckNotExists, structs.KVGet}[rng.IntN(6)]
+				e := structs.DirEntry{Key: fmt.Sprintf("%s/%d", pick("app", "x"), rng.IntN(6)), Value: []byte("t")}
+				if verb == structs.KVCheckIndex {
+					e.ModifyIndex = uint64(rng.IntN(len(out) + 1))
+				}
+				ops = append(ops, structs.TxnOp{KV: &structs.TxnKVOp{Verb: verb, DirEnt: e}})
+			}
+			out = append(out, encode(t, structs.TxnRequestType, &structs.TxnRequest{Ops: ops}))
 		default:
 			op := []structs.KVOp{structs.KVSet, structs.KVSet, structs.KVSet, structs.KVCAS, structs.KVCAS, structs.KVDelete, structs.KVDeleteCAS, structs.KVDeleteTree}[rng.IntN(8)]
 			e := structs.DirEntry{Key: key, Value: []byte(fmt.Sprint(rng.IntN(100))), Flags: uint64(rng.IntN(3))}
@@ -331,6 +348,14 @@ func applyAll(f *FSM, cmds [][]byte, start uint64, rng *rand.Rand) []string {
 			out = f.ApplyBatch(logs)
 		}
 		for _, o := range out {
+			if tr, ok := o.(*structs.TxnResponse); ok {
+				// Results hold pointers: render what they point at.
+				var b strings.Builder
+				for _, r := range tr.Results {
+					fmt.Fprintf(&b, "%+v ", *r.KV)
+				}
+				o = fmt.Sprintf("txn results=[%s] errors=%v", b.String(), tr.Errors)
+			}
 			resp = append(resp, fmt.Sprint(o))
 		}
 		i += n

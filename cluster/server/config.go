@@ -58,6 +58,10 @@ type Config struct {
 	// Autopilot is Consul's autopilot block (see autopilot.go).
 	Autopilot AutopilotConfig
 
+	// TombstoneTTL is how long a deleted KV key's tombstone lives before
+	// the leader reaps it (kv.tombstone_ttl; 0 = DefaultTombstoneTTL).
+	TombstoneTTL time.Duration
+
 	Logger   *zap.Logger
 	Registry prometheus.Registerer
 

@@ -27,5 +27,7 @@
 // from serf tags; autopilot removes dead servers only while quorum holds;
 // peers.json is applied before Raft starts; session TTLs run on the leader
 // only (2×TTL, re-armed from a new leader's clock) and lock-delay is the
-// leader's check before a lock reaches Raft (session.go).
+// leader's check before a lock reaches Raft (session.go); a
+// transaction is one Raft entry, all or nothing; tombstones are reaped by
+// leader-chosen index bounds, never by followers' clocks (README).
 package server

@@ -61,6 +61,7 @@ func (s *Server) registerEndpoints() {
 	s.registerWrites()
 	s.registerSessionEndpoints()
 	s.registerStatus()
+	s.registerTxn()
 }
 
 // readEndpoints is the table of reads: each names its method once, the

@@ -71,6 +71,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		}
 	}
 	s.readyForReads.Store(true)
+	defer s.startTombstoneReaper(ctx)()
 	// Session TTLs restart from this leader's clock (Consul's rule).
 	_, sessions := s.State().SessionList()
 	s.sessionTTL.start(sessions)

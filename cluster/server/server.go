@@ -138,6 +138,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Registry.Register(s.applies); err != nil {
 		s.log.Warn("metric registration", zap.Error(err))
 	}
+	s.registerTombstoneMetrics()
 
 	s.wg.Add(1)
 	go s.monitorLeadership()

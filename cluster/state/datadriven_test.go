@@ -235,6 +235,10 @@ func (r *ddRunner) run(t *testing.T, line string) string {
 	case "kv-delete-tree":
 		idx := write()
 		return result(idx, r.s.KVSDeleteTree(idx, one(a, "prefix")))
+	case "kv-reap":
+		idx := write()
+		n := r.s.ReapTombstones(idx, num(t, a, "bound"))
+		return fmt.Sprintf("idx=%d reaped=%d", idx, n)
 	case "kv-keys":
 		idx, keys := r.s.KVSListKeys(one(a, "prefix"), one(a, "sep"))
 		return fmt.Sprintf("index=%d keys=%v", idx, keys)

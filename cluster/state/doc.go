@@ -14,10 +14,15 @@
 // Service X: X's instances, their checks, the rows and node-level checks
 // of nodes hosting X; a name with no instance reports the last removal of a
 // service's last instance (Consul's extinction index). Node N likewise, with
-// the last node removal. KV prefix P: the highest ModifyIndex under P, and
-// at least the last delete under P's directory (P cut after its last '/'),
-// kept without tombstones in a map of live directories (see index.go), so a
-// read after a delete reports more than any index seen before it. Node and
+// the last node removal. KV: a deleted key leaves a tombstone with the
+// delete's index (tombstone.go, Consul's graveyard; snapshot record 6)
+// until it is written again or reaped. Get K: K's ModifyIndex, or K's
+// tombstone's; prefix P: the highest ModifyIndex or tombstone under P;
+// both at least the highest reaped tombstone's index, so no read's index
+// goes back when tombstones go. Reaps (ReapTombstones) remove tombstones
+// up to an index bound the leader picks, so replicas agree whatever their
+// clocks; they move the KV table index (a restored floor covers them) and
+// wake no KV watcher. Node and
 // service lists and ChecksInState use table indexes: the service list moves
 // on any service change. A KV watch of P wakes for writes to keys starting
 // with P (a Get watches its key as a prefix); a woken query whose index did
@@ -30,6 +35,10 @@
 //
 // Sessions (session.go; rules in README.md) are invalidated inside the
 // write that causes it, releasing or deleting their locked keys there too.
-// Not here: persistence beyond the snapshot format, TTL timers
-// (cluster/server), tombstone reaping.
+//
+// Transactions (txn.go): Txn runs Consul's KV verbs in order under one
+// hold of mu; if any op fails it undoes the rest (entries, tombstones,
+// held-lock index) and reports every failure: nothing changes, no one
+// wakes. Not here: persistence beyond the snapshot format, TTL and
+// tombstone timers (cluster/server).
 package state

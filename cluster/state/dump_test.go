@@ -48,6 +48,12 @@ func dump(s *Store) string {
 		fmt.Fprintf(&b, "kv %s value=%q flags=%d lock=%d session=%q idx=%d/%d\n",
 			e.Key, e.Value, e.Flags, e.LockIndex, e.Session, e.CreateIndex, e.ModifyIndex)
 	}
+	s.mu.RLock()
+	s.tombKeys.ascendPrefix("", func(k string) bool {
+		fmt.Fprintf(&b, "tombstone %s idx=%d\n", k, s.tombs[k])
+		return true
+	})
+	s.mu.RUnlock()
 	return b.String()
 }
 

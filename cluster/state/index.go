@@ -1,7 +1,5 @@
 package state
 
-import "strings"
-
 // changes collects what one write changed, for per-key indexes and
 // watchers. It lives in the Store (guarded by mu) and is reused, so a write
 // allocates nothing for it once warm. Names may repeat.
@@ -101,62 +99,22 @@ func (s *Store) nodeIndexOf(name string) uint64 {
 	return max(idx, s.floor, 1)
 }
 
-// kvDir returns the directory of prefix p: p cut after its last '/' ("" if
-// none). Every key starting with p has it as one of its directories.
-func kvDir(p string) string {
-	return p[:strings.LastIndexByte(p, '/')+1]
-}
-
-// kvDeleteIndex returns an index at least that of the last delete of a key
-// starting with prefix: the entry of prefix's directory or, when that
-// directory holds no keys and so has no entry, of its nearest recorded
-// ancestor. Callers hold mu.
-func (s *Store) kvDeleteIndex(prefix string) uint64 {
-	d := kvDir(prefix)
-	for {
-		if idx, ok := s.kvDeleted[d]; ok {
-			return idx
-		}
-		if d == "" {
-			return 0
-		}
-		d = kvDir(d[:len(d)-1])
-	}
-}
-
-// kvDirs calls fn with each directory of key ("a/", "a/b/" for "a/b/c";
-// a key ending in '/' is its own last directory), shortest first.
-func kvDirs(key string, fn func(dir string)) {
-	for i := 0; i < len(key); i++ {
-		if key[i] == '/' {
-			fn(key[:i+1])
-		}
-	}
-}
-
-// recordKVAdd gives each directory that key, just inserted, brings into
-// existence the delete index it inherits from its nearest recorded
-// ancestor, so later deletes elsewhere do not reach it. Callers hold mu.
+// recordKVAdd notes that key, absent until now, holds an entry again: its
+// tombstone goes, superseded by the entry's higher ModifyIndex. Callers
+// hold mu.
 func (s *Store) recordKVAdd(key string) {
-	kvDirs(key, func(d string) {
-		if _, ok := s.kvDeleted[d]; !ok {
-			s.kvDeleted[d] = s.kvDeleteIndex(d)
-		}
-	})
+	if _, ok := s.tombs[key]; ok {
+		delete(s.tombs, key)
+		s.tombKeys.remove(key)
+	}
 }
 
-// recordKVDelete notes that key was removed at idx: "" and every directory
-// of key that still holds keys take idx; the entries of directories left
-// empty are dropped, as their nearest surviving ancestor now holds an index
-// at least theirs. So the map holds the live directories and "", no more.
-// Callers hold mu and have removed key from kvKeys.
+// recordKVDelete leaves a tombstone for key, removed at idx (see
+// tombstone.go). Callers hold mu and have removed key from kvKeys.
 func (s *Store) recordKVDelete(idx uint64, key string) {
-	s.kvDeleted[""] = idx
-	kvDirs(key, func(d string) {
-		if s.kvKeys.hasPrefix(d) {
-			s.kvDeleted[d] = idx
-		} else {
-			delete(s.kvDeleted, d)
-		}
-	})
+	if _, ok := s.tombs[key]; !ok {
+		s.tombKeys.insert(key)
+	}
+	s.tombs[key] = idx
+	s.tombMax = max(s.tombMax, idx)
 }

@@ -107,24 +107,23 @@ func (s *Store) KVSDeleteTree(idx uint64, prefix string) error {
 	return nil
 }
 
-// KVSGet returns the entry at key (nil if absent) with key's index (see
-// kvIndex).
+// KVSGet returns the entry at key (nil if absent) with key's index: its
+// ModifyIndex, or when absent its tombstone's (see tombstone.go).
 func (s *Store) KVSGet(key string) (uint64, *structs.DirEntry) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	e := s.kvs[key]
-	var idx uint64
-	if e != nil {
-		idx = e.ModifyIndex
+	if e := s.kvs[key]; e != nil {
+		return max(e.ModifyIndex, s.floor, 1), e
 	}
-	return s.kvIndex(key, idx), e
+	return s.kvGoneIndex(key), nil
 }
 
 // kvIndex is the index a read of prefix reports, given the highest
 // ModifyIndex among the entries it returns: at least the last delete under
-// prefix (see doc.go). Callers hold mu.
+// prefix, by its tombstone or, once reaped, kvReaped (see tombstone.go).
+// Callers hold mu.
 func (s *Store) kvIndex(prefix string, modify uint64) uint64 {
-	return max(modify, s.kvDeleteIndex(prefix), s.floor, 1)
+	return max(modify, s.tombIndex(prefix), s.kvReaped, s.floor, 1)
 }
 
 // KVSList returns the entries under prefix in key order, with the

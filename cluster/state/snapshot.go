@@ -24,6 +24,10 @@ const (
 	recCheck   uint8 = 3
 	recKV      uint8 = 4
 	recSession uint8 = 5
+	// recTombstone (6; 5 is the session record) is a deleted key's
+	// tombstone. Tombstones follow the entries so a restore can tell a
+	// tombstone that shadows a live key (corrupt) from a good one.
+	recTombstone uint8 = 6
 	// recEnd terminates the stream so a truncated snapshot is detected.
 	recEnd uint8 = 255
 )
@@ -49,6 +53,7 @@ type Snapshot struct {
 	services []serviceRecord
 	checks   []*structs.HealthCheck
 	kvs      []*structs.DirEntry
+	tombs    []tombstoneRecord
 	sessions []*structs.Session
 }
 
@@ -74,6 +79,11 @@ func (s *Store) Snapshot() *Snapshot {
 	})
 	s.kvKeys.ascendPrefix("", func(k string) bool {
 		snap.kvs = append(snap.kvs, s.kvs[k])
+		return true
+	})
+	snap.tombs = make([]tombstoneRecord, 0, len(s.tombs))
+	s.tombKeys.ascendPrefix("", func(k string) bool {
+		snap.tombs = append(snap.tombs, tombstoneRecord{Key: k, Index: s.tombs[k]})
 		return true
 	})
 	for _, sess := range s.sessions {
@@ -146,6 +156,11 @@ func (snap *Snapshot) persist(w io.Writer, indexes []uint64) error {
 			return fmt.Errorf("state: persist key %s: %w", e.Key, err)
 		}
 	}
+	for i := range snap.tombs {
+		if err := put(recTombstone, &snap.tombs[i]); err != nil {
+			return fmt.Errorf("state: persist tombstone %s: %w", snap.tombs[i].Key, err)
+		}
+	}
 	for _, sess := range snap.sessions {
 		if err := put(recSession, sess); err != nil {
 			return fmt.Errorf("state: persist session %s: %w", sess.ID, err)
@@ -210,6 +225,11 @@ func Restore(r io.Reader) (*Store, error) {
 			e := new(structs.DirEntry)
 			if err = dec.Decode(e); err == nil {
 				err = s.restoreKV(e)
+			}
+		case recTombstone:
+			var t tombstoneRecord
+			if err = dec.Decode(&t); err == nil {
+				err = s.restoreTombstone(&t)
 			}
 		case recSession:
 			sess := new(structs.Session)

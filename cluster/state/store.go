@@ -98,15 +98,19 @@ type Store struct {
 	tableIndex [numTables]uint64
 	// Per-key indexes (see doc.go): the last change to each service (by
 	// name) and node; a name absent from the catalog reports the index of
-	// the last removal of any service (node) instead. kvDeleted holds, per
-	// directory ("a/b/") that still has keys, and for "", the index of the
-	// last delete below it. floor is the restored snapshot's index, which
-	// every per-key read reports at least.
+	// the last removal of any service (node) instead. tombs holds the
+	// index at which each deleted key went (tombKeys in order), until the
+	// reaper removes it; kvReaped is the highest index of a reaped
+	// tombstone (see tombstone.go). floor is the restored snapshot's
+	// index, which every per-key read reports at least.
 	svcIndex   map[string]uint64
 	svcGone    uint64
 	nodeIndex  map[string]uint64
 	nodeGone   uint64
-	kvDeleted  map[string]uint64
+	tombs      map[string]uint64
+	tombKeys   sortedKeys
+	tombMax    uint64
+	kvReaped   uint64
 	floor      uint64
 	pending    changes
 	watchMu    sync.Mutex
@@ -125,7 +129,7 @@ func New() *Store {
 		kvs:       make(map[string]*structs.DirEntry),
 		svcIndex:  make(map[string]uint64),
 		nodeIndex: make(map[string]uint64),
-		kvDeleted: make(map[string]uint64),
+		tombs:     make(map[string]uint64),
 		abandonCh: make(chan struct{}),
 
 		sessions:     make(map[string]*structs.Session),

@@ -304,7 +304,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	e := *s.kvs["k"]
 	e.Session, e.LockIndex = "sess-1", 7
 	s.kvs["k"] = &e
-	if err := s.KVSDelete(4, "gone"); err != nil {
+	_ = s.KVSSet(3, &structs.DirEntry{Key: "gone"})
+	if err := s.KVSDelete(4, "gone"); err != nil { // leaves a tombstone
 		t.Fatal(err)
 	}
 	mustRegister(t, s, 5, webReq("a", "10.0.0.1", 80, structs.HealthCritical))

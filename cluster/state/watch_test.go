@@ -207,14 +207,17 @@ func TestUnwatchedWritesLeaveNoWatchers(t *testing.T) {
 	}
 }
 
-// TestKVDeleteRecordStaysSmall: directories emptied by deletes leave no
-// entry behind, so churn of unique directories does not grow the map.
-func TestKVDeleteRecordStaysSmall(t *testing.T) {
+// TestTombstoneReap: deletes leave one tombstone each, re-creating a key
+// drops its tombstone, and a reap removes exactly the tombstones up to its
+// bound without any read's index going back or any KV watcher waking.
+func TestTombstoneReap(t *testing.T) {
 	s := New()
 	_ = s.KVSSet(1, &structs.DirEntry{Key: "keep/x"})
 	idx := uint64(1)
-	for i := range 1000 {
+	var keys []string
+	for i := range 100 {
 		key := "jobs/" + string(rune('a'+i%26)) + "/" + time.Duration(i).String() + "/lock"
+		keys = append(keys, key)
 		idx++
 		_ = s.KVSSet(idx, &structs.DirEntry{Key: key})
 		idx++
@@ -222,14 +225,55 @@ func TestKVDeleteRecordStaysSmall(t *testing.T) {
 		if got, _ := s.KVSList("jobs/"); got != idx {
 			t.Fatalf("after deleting %s at %d, jobs/ reports %d", key, idx, got)
 		}
+		if got, _ := s.KVSGet(key); got != idx {
+			t.Fatalf("get of deleted %s reports %d, want its tombstone's %d", key, got, idx)
+		}
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if len(s.kvDeleted) > 2 { // "" and "keep/"
-		t.Fatalf("delete record holds %d directories: %v", len(s.kvDeleted), s.kvDeleted)
-	}
-	if got := s.kvDeleteIndex("keep/"); got != 0 {
+	if got, _ := s.KVSList("keep/"); got != 1 {
 		t.Fatalf("keep/ saw deletes elsewhere: %d", got)
+	}
+	if n := s.Tombstones(); n != 100 {
+		t.Fatalf("%d tombstones, want 100", n)
+	}
+	// Re-creating a key drops its tombstone.
+	idx++
+	_ = s.KVSSet(idx, &structs.DirEntry{Key: keys[0]})
+	if n := s.Tombstones(); n != 99 {
+		t.Fatalf("%d tombstones after re-creating %s, want 99", n, keys[0])
+	}
+	bound := uint64(101) // the deletes at 5, 7, ..., 101 go; later ones stay
+	before := map[string]uint64{}
+	for _, p := range []string{"", "jobs/", "jobs/b/", keys[50], keys[99], "keep/"} {
+		before[p], _ = s.KVSList(p)
+	}
+	getBefore, _ := s.KVSGet(keys[10])
+	watch := s.WatchKey(KVPrefixKey("jobs/"))
+	idx++
+	if n := s.ReapTombstones(idx, bound); n != 49 {
+		t.Fatalf("reaped %d tombstones, want 49", n)
+	}
+	select {
+	case <-watch:
+		t.Fatal("a reap woke a KV prefix watcher")
+	default:
+	}
+	if n := s.Tombstones(); n != 50 {
+		t.Fatalf("%d tombstones left, want 50", n)
+	}
+	for p, was := range before {
+		if got, _ := s.KVSList(p); got < was {
+			t.Errorf("prefix %q went back from %d to %d after the reap", p, was, got)
+		}
+	}
+	if got, _ := s.KVSGet(keys[10]); got < getBefore {
+		t.Errorf("get of reaped %s went back from %d to %d", keys[10], getBefore, got)
+	}
+	if got := s.TableIndex(TableKVS); got != idx {
+		t.Errorf("kvs table index %d after the reap, want %d", got, idx)
+	}
+	// A reap with nothing to remove changes nothing.
+	if n := s.ReapTombstones(idx+1, bound); n != 0 || s.TableIndex(TableKVS) != idx {
+		t.Fatalf("empty reap removed %d, moved the table to %d", n, s.TableIndex(TableKVS))
 	}
 }
 

@@ -33,6 +33,8 @@ func IsWriteMethod(method string) bool {
 		return true
 	case MethodSnapshotRestore, MethodOperatorRaftRemovePeer, MethodOperatorRaftTransferLeader:
 		return true
+	case MethodTxnApply:
+		return true
 	}
 	return false
 }

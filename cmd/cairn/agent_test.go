@@ -219,7 +219,7 @@ func TestAgentCmdRefusesBadConfig(t *testing.T) {
 		want string
 	}{
 		{"missing config dir", AgentCmd{Dev: true, ConfigDir: []string{filepath.Join(t.TempDir(), "none")}}, "~^Error: config: config dir .*/none: .*no such file or directory\n$"},
-		{"bad config file", AgentCmd{Dev: true, ConfigDir: []string{bad}}, "~^Error: config: .*test.json: .*ports"},
+		{"bad config file", AgentCmd{Dev: true, ConfigDir: []string{bad}}, "~^Error: config: .*test.json:[0-9]+: .*ports"},
 		{"bad flag value", AgentCmd{Dev: true, LogLevel: &level}, "~^Error: .*loud"},
 	} {
 		check(t, c.name, "", &c.cmd, "", result{stderr: c.want, code: 1})

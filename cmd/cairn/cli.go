@@ -73,4 +73,5 @@ type CLI struct {
 	Operator   OperatorCmd   `cmd:"" help:"Operator commands (raft)."`
 	TLS        TLSCmd        `cmd:"" name:"tls" help:"Create a CA and certificates for TLS on the server port."`
 	Snapshot   SnapshotCmd   `cmd:"" help:"Save, restore and inspect snapshots of the servers' state."`
+	Validate   ValidateCmd   `cmd:"" help:"Check config files and directories as the agent would load them."`
 }

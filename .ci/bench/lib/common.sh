@@ -68,13 +68,15 @@ PY
 # start_cairn NAME CORES ARGS... starts `cairn agent --node NAME` pinned to
 # CORES with port 0 for every listener and --ready-file $WORK/NAME.ready,
 # logging to $WORK/NAME.log; adds it to PIDS, sets AGENT_PID and returns
-# once the agent has written its ready file (60 s at most).
+# once the agent has written its ready file (60 s at most). Agents log at
+# warn unless AGENT_LOG_LEVEL says otherwise (client.sh runs its measured
+# client agent at the default, info).
 start_cairn() {
 	local name=$1 cores=$2
 	shift 2
 	taskset -c "$cores" "$BIN" agent --node "$name" --bind 127.0.0.1 --client 127.0.0.1 \
 		--dns-port 0 --http-port 0 --server-port 0 --serf-lan-port 0 --serf-wan-port 0 \
-		--ready-file "$WORK/$name.ready" --log-level warn "$@" >"$WORK/$name.log" 2>&1 &
+		--ready-file "$WORK/$name.ready" --log-level "${AGENT_LOG_LEVEL:-warn}" "$@" >"$WORK/$name.log" 2>&1 &
 	AGENT_PID=$!
 	PIDS+=("$AGENT_PID")
 	for _ in $(seq 600); do

@@ -1,0 +1,6 @@
+service {
+  name = "web"
+  check {
+    http = "http://localhost/"
+  }
+}

@@ -1,0 +1,3 @@
+datacenter = "dc1"
+ports {
+  dns = 53

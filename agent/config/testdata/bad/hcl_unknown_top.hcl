@@ -1,0 +1,2 @@
+# datacentre is British for a typo.
+datacentre = "dc1"

@@ -1,0 +1,3 @@
+server = true
+data_dir = "/tmp/x"
+bootstrap_expect = "three"
