@@ -23,13 +23,7 @@
 // Decisions where Consul is loose: one leading "/" of a KV key is stripped
 // (/v1/kv//a is key "a"), as Consul's CLI does; keys with control characters
 // or invalid UTF-8 are rejected. ?wait is capped at MaxQueryTime (10m, as
-// Consul). Sessions (session_endpoint.go): the agent draws the session ID
-// (a random UUID); LockDelay is a duration string or a number (seconds
-// below 1000, nanoseconds from there, Consul's rule); Checks (deprecated)
-// are merged into NodeChecks, and with no checks named at all the session
-// gets serfHealth; an out-of-range TTL, LockDelay or Behavior is a 400.
-// ?acquire/?release answer true/false like ?cas and exclude ?cas and each
-// other (400).
+// Consul). Sessions and ?acquire/?release: README.md ("Sessions").
 //
 // /v1/txn (txn_endpoint.go): Consul's body (a JSON array of {"KV": {...}}
 // ops, Value base64, Index the compared ModifyIndex), strictly decoded; at

@@ -66,12 +66,14 @@ type Server struct {
 	readyForReads atomic.Bool
 	// epoch ends at each change of raft's known leader (watchLeader), so
 	// calls forwarded to a leader stop waiting as soon as it is replaced.
-	epoch        atomic.Pointer[leaderEpoch]
-	observer     *raft.Observer
-	autopilot    autopilot
-	reconcileCh  chan serf.Member
-	sessionTTL   *sessionTTLs
-	bootstrapped atomic.Bool
+	epoch       atomic.Pointer[leaderEpoch]
+	observer    *raft.Observer
+	autopilot   autopilot
+	reconcileCh chan serf.Member
+	sessionTTL  *sessionTTLs
+	// sessionsLapsed counts sessions the leader destroyed on TTL lapse.
+	sessionsLapsed prometheus.Counter
+	bootstrapped   atomic.Bool
 
 	applies prometheus.CounterFunc
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/cairnd/cairn/cluster/state"
@@ -142,6 +143,7 @@ func (s *Server) expireSessions(ctx context.Context) {
 			}()
 			continue
 		}
+		s.sessionsLapsed.Inc()
 		s.log.Debug("session TTL lapsed; destroyed", zap.String("session", id))
 	}
 }
@@ -221,6 +223,13 @@ func (s *Server) sessionRenew(ctx context.Context, a *structs.SessionSpecificReq
 }
 
 func (s *Server) registerSessionEndpoints() {
+	s.sessionsLapsed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_session_ttl_lapsed_total",
+		Help: "Sessions this server, as leader, destroyed because their TTL lapsed without a renew.",
+	})
+	if err := s.cfg.Registry.Register(s.sessionsLapsed); err != nil {
+		s.log.Warn("metric registration", zap.Error(err))
+	}
 	handle(s, structs.MethodSessionApply, s.sessionApply)
 	handle(s, structs.MethodSessionRenew, s.sessionRenew)
 }

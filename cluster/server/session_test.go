@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/cairnd/cairn/cluster/structs"
 	"github.com/cairnd/cairn/cluster/testutil"
 )
@@ -135,6 +138,9 @@ func TestSessionTTLRenewLapseAndLockDelay(t *testing.T) {
 	if n := s.sessionTTL.armed(); n != 0 {
 		t.Fatalf("%d timers still armed", n)
 	}
+	if n := testutilCounter(t, s.sessionsLapsed); n != 1 {
+		t.Fatalf("cairn_session_ttl_lapsed_total = %v, want 1", n)
+	}
 }
 
 // TestSessionBlockingList: a blocking session list wakes on a create.
@@ -211,5 +217,55 @@ func TestSessionTTLRearmedByNewLeader(t *testing.T) {
 	})
 	if took := time.Since(armed); took < 2*ttl-200*time.Millisecond {
 		t.Fatalf("lapsed %v after the new leader armed it, before 2×TTL", took)
+	}
+}
+
+func testutilCounter(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// TestSessionTTLTimers: timers arm only while leading, fire after
+// 2×TTL, re-arm on reset, and stop forgets them all.
+func TestSessionTTLTimers(t *testing.T) {
+	tt := newSessionTTLs()
+	tt.reset("early", time.Millisecond)
+	if tt.armed() != 0 {
+		t.Fatal("armed a timer while not leading")
+	}
+	tt.start([]*structs.Session{{ID: "a", TTL: "20ms"}, {ID: "none"}, {ID: "bad", TTL: "x"}})
+	if n := tt.armed(); n != 1 {
+		t.Fatalf("%d timers armed at start, want 1 (only TTL sessions)", n)
+	}
+	began := time.Now()
+	select {
+	case <-tt.kick:
+	case <-time.After(5 * time.Second):
+		t.Fatal("timer never fired")
+	}
+	if took := time.Since(began); took < 40*time.Millisecond {
+		t.Fatalf("fired after %v, before 2×TTL", took)
+	}
+	if due := tt.takeDue(); len(due) != 1 || due[0] != "a" {
+		t.Fatalf("due %v", due)
+	}
+	tt.reset("b", time.Hour)
+	tt.reset("b", time.Hour) // re-arming replaces, not adds
+	tt.reset("c", time.Hour)
+	tt.clear("c")
+	if n := tt.armed(); n != 1 {
+		t.Fatalf("%d armed, want 1", n)
+	}
+	tt.stop()
+	if n := tt.armed(); n != 0 {
+		t.Fatalf("%d armed after stop", n)
+	}
+	tt.fire("b") // a timer that fired while stopping does nothing
+	if due := tt.takeDue(); len(due) != 0 {
+		t.Fatalf("due after stop: %v", due)
 	}
 }

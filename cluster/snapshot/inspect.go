@@ -51,6 +51,7 @@ func (a *Archive) Inspect() (*Info, error) {
 	}
 	_, checks := st.ChecksInState(structs.HealthAny)
 	_, kvs := st.KVSList("")
+	_, sessions := st.SessionList()
 	return &Info{
 		ID: a.Meta.ID, Size: a.Meta.Size, Index: a.Meta.Index, Term: a.Meta.Term,
 		Version: int(a.Meta.Version),
@@ -59,6 +60,7 @@ func (a *Archive) Inspect() (*Info, error) {
 			{Name: "Services", Count: services},
 			{Name: "Checks", Count: len(checks)},
 			{Name: "KVS", Count: len(kvs)},
+			{Name: "Sessions", Count: len(sessions)},
 		},
 	}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairnd/cairn/cluster/structs"
 )
@@ -120,7 +121,7 @@ func ddKey(t *testing.T, a map[string][]string) Key {
 	case a["tables"] != nil:
 		var ts []Table
 		for _, name := range list(one(a, "tables")) {
-			tb := slices.IndexFunc([]Table{TableNodes, TableServices, TableChecks, TableKVS}, func(tb Table) bool { return tb.String() == name })
+			tb := slices.IndexFunc([]Table{TableNodes, TableServices, TableChecks, TableKVS, TableSessions}, func(tb Table) bool { return tb.String() == name })
 			if tb < 0 {
 				t.Fatalf("unknown table %q", name)
 			}
@@ -266,6 +267,8 @@ func (r *ddRunner) run(t *testing.T, line string) string {
 		return b.String()
 	case "dump":
 		return dump(r.s)
+	case "session-create", "session-destroy", "kv-lock", "kv-unlock", "sessions", "kv-get":
+		return r.runSession(t, cmd, a, write)
 	case "index", "watch", "fired":
 		return r.runWatch(t, cmd, line, a)
 	}
@@ -339,4 +342,55 @@ func sortedKeysOf[V any](m map[string]V) []string {
 		sk.insert(k)
 	}
 	return sk.all()
+}
+
+// runSession runs the session and lock commands: "session-create id= node=
+// [checks=a,b] [svc-checks=c] [behavior=] [delay=1s]", "session-destroy
+// id=", "kv-lock key= session= [value=]", "kv-unlock key= session=",
+// "sessions" (every session, then the held keys) and "kv-get key=".
+func (r *ddRunner) runSession(t *testing.T, cmd string, a map[string][]string, write func() uint64) string {
+	switch cmd {
+	case "session-create":
+		sess := &structs.Session{ID: one(a, "id"), Node: one(a, "node"), NodeChecks: list(one(a, "checks")), Behavior: one(a, "behavior")}
+		for _, c := range list(one(a, "svc-checks")) {
+			sess.ServiceChecks = append(sess.ServiceChecks, structs.ServiceCheck{ID: c})
+		}
+		if d := one(a, "delay"); d != "" {
+			var err error
+			if sess.LockDelay, err = time.ParseDuration(d); err != nil {
+				t.Fatalf("bad delay %q", d)
+			}
+		}
+		idx := write()
+		return result(idx, r.s.SessionCreate(idx, sess))
+	case "session-destroy":
+		idx := write()
+		return result(idx, r.s.SessionDestroy(idx, one(a, "id")))
+	case "kv-lock", "kv-unlock":
+		op := r.s.KVSLock
+		if cmd == "kv-unlock" {
+			op = r.s.KVSUnlock
+		}
+		idx := write()
+		ok, err := op(idx, &structs.DirEntry{Key: one(a, "key"), Session: one(a, "session"), Value: []byte(one(a, "value"))})
+		return fmt.Sprintf("%s success=%v", result(idx, err), ok)
+	case "sessions":
+		idx, all := r.s.SessionList()
+		var b strings.Builder
+		fmt.Fprintf(&b, "index=%d\n", idx)
+		for _, s := range all {
+			fmt.Fprintf(&b, "%s node=%s behavior=%s checks=%v create=%d\n", s.ID, s.Node, s.Behavior, s.CheckIDs(), s.CreateIndex)
+		}
+		return b.String()
+	case "kv-get":
+		k := one(a, "key")
+		idx, e := r.s.KVSGet(k)
+		delayed := r.s.KVSLockDelay(k).After(time.Now())
+		if e == nil {
+			return fmt.Sprintf("index=%d absent lock-delay=%v", idx, delayed)
+		}
+		return fmt.Sprintf("index=%d value=%s session=%q lock-index=%d create=%d modify=%d lock-delay=%v",
+			idx, e.Value, e.Session, e.LockIndex, e.CreateIndex, e.ModifyIndex, delayed)
+	}
+	return ""
 }

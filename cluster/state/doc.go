@@ -39,15 +39,8 @@
 // closes AbandonCh and ends every Block on it; the server re-runs against
 // the new one.
 //
-// Sessions (session.go, Consul's rules): a session belongs to a node and
-// depends on checks of that node. It is invalidated, inside the same write
-// as its cause, when the node is deregistered or one of its checks goes
-// critical or is deregistered, or when destroyed (the leader destroys TTL
-// sessions); invalidation releases (or, Behavior "delete", deletes) every
-// key it locks and starts each key's lock-delay. Lock-delays are in memory
-// only, from each server's clock at apply time: the leader consults
-// KVSLockDelay before proposing a lock. Session reads report the sessions
-// table index.
+// Sessions (session.go; rules in README.md) are invalidated inside the
+// write that causes it, releasing or deleting their locked keys there too.
 //
 // Transactions (txn.go): Txn runs Consul's KV verbs in order under one
 // hold of mu; if any op fails it undoes the rest (entries, tombstones,

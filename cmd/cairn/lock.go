@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -69,6 +70,9 @@ type locker struct {
 	session string
 	stderr  io.Writer
 	verbose bool
+
+	lost     chan struct{} // closed (markLost) when the lock is gone
+	lostOnce sync.Once
 }
 
 func (l *locker) logf(format string, args ...any) {
@@ -95,7 +99,7 @@ func (c *LockCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Wri
 	if name == "" {
 		name = fmt.Sprintf("Cairn lock for '%s' at '%s'", strings.Join(c.Command, " "), prefix)
 	}
-	l := &locker{api: api, prefix: prefix, limit: c.Limit, stderr: stderr, verbose: c.Verbose}
+	l := &locker{api: api, prefix: prefix, limit: c.Limit, stderr: stderr, verbose: c.Verbose, lost: make(chan struct{})}
 	// A semaphore's contender keys go with their session (consul/api's
 	// semaphore sessions delete); a lock's key stays, released.
 	behavior := "release"
@@ -107,11 +111,19 @@ func (c *LockCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Wri
 	}
 	// The session goes on every exit: its keys are released with it.
 	defer l.destroySession()
+	// The renew and monitor goroutines end with their contexts, cancelled
+	// by the defers below, which run before this wait.
+	var wg sync.WaitGroup
+	defer wg.Wait()
 
-	lost := make(chan struct{})
+	lost := l.lost
 	renewCtx, stopRenew := context.WithCancel(ctx)
 	defer stopRenew()
-	go l.renew(renewCtx, lost)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		l.renew(renewCtx, lost)
+	}()
 
 	acqCtx := ctx
 	if c.Timeout > 0 {
@@ -129,7 +141,11 @@ func (c *LockCmd) run(ctx context.Context, api *apiClient, stdout, stderr io.Wri
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go l.monitor(watchCtx, c.MonitorRetry, lost)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		l.monitor(watchCtx, c.MonitorRetry)
+	}()
 
 	lostLock, childErr := runLockChild(ctx, c.Command, c.Shell, stdout, stderr, lost)
 	stopWatch()
@@ -174,7 +190,7 @@ func (l *locker) destroySession() {
 
 // renew keeps the session alive every half TTL until ctx ends; it closes
 // lost when the session is gone, or could not be renewed for a whole TTL.
-func (l *locker) renew(ctx context.Context, lost chan struct{}) {
+func (l *locker) renew(ctx context.Context, lost <-chan struct{}) {
 	last := time.Now()
 	for {
 		pause := lockSessionTTL / 2
@@ -182,12 +198,12 @@ func (l *locker) renew(ctx context.Context, lost chan struct{}) {
 		switch {
 		case code == http.StatusNotFound:
 			l.logf("Session %s is gone", l.session)
-			closeOnce(lost)
+			l.markLost()
 			return
 		case err == nil:
 			last = time.Now()
 		case time.Since(last) > lockSessionTTL:
-			closeOnce(lost)
+			l.markLost()
 			return
 		default:
 			pause = lockRetryPause
@@ -202,12 +218,9 @@ func (l *locker) renew(ctx context.Context, lost chan struct{}) {
 	}
 }
 
-func closeOnce(ch chan struct{}) {
-	select {
-	case <-ch:
-	default:
-		close(ch)
-	}
+// markLost closes lost once; renew and monitor may both find the lock gone.
+func (l *locker) markLost() {
+	l.lostOnce.Do(func() { close(l.lost) })
 }
 
 // kvEntries reads prefix (recurse) or one key, blocking past index.
@@ -367,7 +380,7 @@ func (l *locker) readSemaphore(es []kvEntry) (semaphoreLock, uint64, map[string]
 
 // monitor closes lost when the lock (slot) is no longer this session's;
 // retries errors in a row before giving up.
-func (l *locker) monitor(ctx context.Context, retries int, lost chan struct{}) {
+func (l *locker) monitor(ctx context.Context, retries int) {
 	var index uint64
 	errs := 0
 	for ctx.Err() == nil {
@@ -377,7 +390,7 @@ func (l *locker) monitor(ctx context.Context, retries int, lost chan struct{}) {
 				return
 			}
 			if errs++; errs > retries {
-				closeOnce(lost)
+				l.markLost()
 				return
 			}
 			if pause(ctx, lockRetryPause) != nil {
@@ -395,7 +408,7 @@ func (l *locker) monitor(ctx context.Context, retries int, lost chan struct{}) {
 			held = json.Unmarshal(es[0].Value, &lock) == nil && lock.Holders[l.session]
 		}
 		if !held {
-			closeOnce(lost)
+			l.markLost()
 			return
 		}
 		index = idx

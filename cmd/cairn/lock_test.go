@@ -121,3 +121,48 @@ func TestLockSemaphore(t *testing.T) {
 		t.Fatalf("record:\n%s", read())
 	}
 }
+
+// TestLockTimeout: a second `cairn lock` with -timeout gives up while the
+// first holds the lock, and its child never runs; bad arguments fail.
+func TestLockTimeout(t *testing.T) {
+	a := devAgent(t)
+	newSession(t, a.HTTPAddr) // the node is registered
+	dir := t.TempDir()
+	stop, ran := filepath.Join(dir, "stop"), filepath.Join(dir, "ran")
+	first := make(chan result, 1)
+	go func() {
+		first <- run(t, a.HTTPAddr, &LockCmd{Limit: 1, Shell: true, Prefix: "to/job",
+			Command: []string{fmt.Sprintf("touch %s.first; while [ ! -f %s ]; do sleep 0.05; done", ran, stop)}}, "")
+	}()
+	testutil.Eventually(t, 30*time.Second, "the first child", func() error {
+		_, err := os.Stat(ran + ".first")
+		return err
+	})
+	check(t, "timeout", a.HTTPAddr, &LockCmd{Limit: 1, Shell: true, Timeout: 300 * time.Millisecond, Prefix: "to/job",
+		Command: []string{"touch " + ran}}, "", result{stderr: "Lock acquisition failed: timed out after 300ms\n", code: 1})
+	if _, err := os.Stat(ran); err == nil {
+		t.Fatal("the child of a lock that timed out ran")
+	}
+	if err := os.WriteFile(stop, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-first; r.code != 0 {
+		t.Fatalf("first lock: %s", r)
+	}
+	for _, c := range []struct {
+		name string
+		cmd  *LockCmd
+		want string
+	}{
+		{"no prefix", &LockCmd{Limit: 1, Prefix: "/", Command: []string{"true"}}, "Error! Missing PREFIX argument\n"},
+		{"no command", &LockCmd{Limit: 1, Prefix: "p"}, "Error! Missing command to run\n"},
+		{"bad n", &LockCmd{Limit: 0, Prefix: "p", Command: []string{"true"}}, "Error! -n must be at least 1\n"},
+		{"child fails", &LockCmd{Limit: 1, Shell: true, ChildExitCode: true, Prefix: "p", Command: []string{"exit 3"}}, "Child exited with an error: exit status 3\n"},
+	} {
+		code := 1
+		if c.name == "child fails" {
+			code = 2
+		}
+		check(t, c.name, a.HTTPAddr, c.cmd, "", result{stderr: c.want, code: code})
+	}
+}
