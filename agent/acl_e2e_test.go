@@ -236,44 +236,64 @@ func TestACLE2E(t *testing.T) {
 		})
 	}
 
-	// A client agent without tokens.default answers DNS with the anonymous
-	// token (web, not db). Changes must reach it only through reads its
-	// token may make: once a change to web has reached its DNS, a change
-	// to db must not have (a server pushing subscriptions unfiltered
-	// leaked db here; with ACLs on, servers serve no subscriptions).
-	anonCli := startAgent(t, bin, "c2", "--retry-join", srv.SerfAddr(), "--config-dir", gossipConfigDir(t, map[string]string{"acl.json": fmt.Sprintf(
-		`{"acl": {"enabled": true, "default_policy": "deny", "token_ttl": "1s", "tokens": {"agent": %q}}}`, mgmt.SecretID)}))
-	answers := func(name string) (int, int, error) {
-		r, err := dnsQuery(anonCli.DNSAddr(), name, dns.TypeA)
-		if err != nil {
-			return 0, 0, err
-		}
-		return r.Rcode, len(r.Answer), nil
+	// A client agent whose tokens.default reads web but only node n1: web's
+	// instances on other nodes are filtered out of its answers, and every
+	// change must reach it only through reads that token may make. Once a
+	// visible change (a second web instance on n1) has reached its DNS, an
+	// invisible one (web on n2, registered first) must not have: a server
+	// pushing subscriptions unfiltered leaked it; with ACLs on, servers
+	// serve no subscriptions.
+	n1Pol, _, err := root.ACL().PolicyCreate(&api.ACLPolicy{Name: "web-n1", Rules: `service "web" { policy = "read" } node "n1" { policy = "read" }`}, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	testutil.Eventually(t, 20*time.Second, "c2: web answers, db NXDOMAIN", func() error {
-		if rc, n, err := answers("web.service.consul"); err != nil || rc != dns.RcodeSuccess || n != 1 {
-			return fmt.Errorf("web: rcode %d, %d answers, %v", rc, n, err)
+	n1Tok, _, err := root.ACL().TokenCreate(&api.ACLToken{Description: "web on n1", Policies: []*api.ACLTokenPolicyLink{{ID: n1Pol.ID}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := startAgent(t, bin, "c2", "--retry-join", srv.SerfAddr(), "--config-dir", gossipConfigDir(t, map[string]string{"acl.json": fmt.Sprintf(
+		`{"acl": {"enabled": true, "default_policy": "deny", "token_ttl": "1s", "tokens": {"agent": %q, "default": %q}}}`, mgmt.SecretID, n1Tok.SecretID)}))
+	webAddrs := func() ([]string, error) {
+		r, err := dnsQuery(c2.DNSAddr(), "web.service.consul", dns.TypeA)
+		if err != nil {
+			return nil, err
 		}
-		if rc, _, err := answers("db.service.consul"); err != nil || rc != dns.RcodeNameError {
-			return fmt.Errorf("db: rcode %d, %v", rc, err)
+		var out []string
+		for _, rr := range r.Answer {
+			if a, ok := rr.(*dns.A); ok {
+				out = append(out, a.A.String())
+			}
+		}
+		slices.Sort(out)
+		return out, nil
+	}
+	testutil.Eventually(t, 20*time.Second, "c2: web on n1", func() error {
+		if got, err := webAddrs(); err != nil || !slices.Equal(got, []string{"10.0.0.1"}) {
+			return fmt.Errorf("web: %v, %v", got, err)
 		}
 		return nil
 	})
-	for _, svc := range []string{"db", "web"} {
-		if _, err := root.Catalog().Register(&api.CatalogRegistration{Node: "n2", Address: "10.0.0.2",
-			Service: &api.AgentService{ID: svc, Service: svc, Port: 80}}, nil); err != nil {
+	for _, reg := range []*api.CatalogRegistration{
+		{Node: "n2", Address: "10.0.0.2", Service: &api.AgentService{ID: "web", Service: "web", Port: 80}},
+		{Node: "n1", Address: "10.0.0.1", Service: &api.AgentService{ID: "web2", Service: "web", Address: "10.0.0.9", Port: 80}},
+	} {
+		if _, err := root.Catalog().Register(reg, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	testutil.Eventually(t, 20*time.Second, "c2: web's second instance", func() error {
-		if rc, n, err := answers("web.service.consul"); err != nil || rc != dns.RcodeSuccess || n != 2 {
-			return fmt.Errorf("web: rcode %d, %d answers, %v", rc, n, err)
+	testutil.Eventually(t, 20*time.Second, "c2: web's second instance on n1, never the one on n2", func() error {
+		got, err := webAddrs()
+		if err != nil {
+			return err
+		}
+		if slices.Contains(got, "10.0.0.2") {
+			t.Fatalf("c2 answered web on n2, which its token may not read: %v", got)
+		}
+		if !slices.Equal(got, []string{"10.0.0.1", "10.0.0.9"}) {
+			return fmt.Errorf("web: %v", got)
 		}
 		return nil
 	})
-	if rc, n, err := answers("db.service.consul"); err != nil || rc != dns.RcodeNameError {
-		t.Fatalf("c2: db after a change = rcode %d, %d answers, %v: want NXDOMAIN (the anonymous token cannot read db)", rc, n, err)
-	}
 
 	// Lists and deletes through the official client.
 	toks, _, err := root.ACL().TokenList(nil)
