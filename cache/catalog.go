@@ -78,6 +78,8 @@ const (
 	clockTick = 100 * time.Millisecond
 	// janitorEvery is how often the entry bound is enforced.
 	janitorEvery = time.Second
+	// quietTicks without a question put the janitor to sleep (evict.go).
+	quietTicks = 10
 	// minWatchBackoff and maxWatchBackoff bound the pause after a failed
 	// blocking query, so a dead tier is not hammered and a live one is
 	// found again within a second.
@@ -119,6 +121,12 @@ type Catalog struct {
 	hits    atomic.Uint64
 	clock   atomic.Int64
 	outage  atomic.Bool
+	// The janitor's sleep (evict.go): active is set by the first hit of
+	// each clock tick, asleep while the janitor waits out an idle spell,
+	// wakeCh (buffered, 1) is how the first hit after one wakes it.
+	active atomic.Bool
+	asleep atomic.Bool
+	wakeCh chan struct{}
 	// index is the catalog index last seen by the index watch; watchOK
 	// (unix nanos) its last answer.
 	index   atomic.Uint64
@@ -173,7 +181,8 @@ func New(cfg Config, rpc RPCFunc, logger *zap.Logger, reg prometheus.Registerer)
 		logger = zap.NewNop()
 	}
 	c := &Catalog{cfg: cfg, rpc: rpc, log: logger, seed: maphash.MakeSeed(),
-		src: Source{Datacenter: cfg.Datacenter, RPC: rpc, AllowStale: true}, subs: make(map[uint64]*entry)}
+		src: Source{Datacenter: cfg.Datacenter, RPC: rpc, AllowStale: true}, subs: make(map[uint64]*entry),
+		wakeCh: make(chan struct{}, 1)}
 	m, err := newMetrics(reg, func() float64 { return float64(c.hits.Load() + c.wireHits()) }, func() float64 { return float64(c.wireHits()) })
 	if err != nil {
 		return nil, err
@@ -241,6 +250,7 @@ func (c *Catalog) lastOK(e *entry) int64 {
 
 // get returns the current value for k, fetching it on a miss.
 func (c *Catalog) get(ctx context.Context, k key) (*value, error) {
+	c.touch()
 	if k.dc == "" {
 		k.dc = c.cfg.Datacenter
 	}
@@ -344,6 +354,7 @@ func (e *entry) Serve(ver uint64) bool {
 		return false
 	}
 	c := e.cat
+	c.touch()
 	now := c.clock.Load()
 	v := e.val.Load()
 	if v == nil || v.expires != 0 && now > v.expires {

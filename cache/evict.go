@@ -9,23 +9,85 @@ import (
 // past MaxEntries the least recently hit go first. Refresh (refresh.go)
 // keeps the remaining ones current.
 
-// janitor advances the coarse clock every clockTick and, every
-// janitorEvery, drops idle entries and trims to MaxEntries.
+// janitor advances the coarse clock every clockTick while the cache is
+// asked and, every janitorEvery, drops idle entries and trims to
+// MaxEntries. After quietTicks ticks without a question it stops ticking
+// and wakes only every janitorEvery for that work (an idle client agent's
+// only cache wake-up), until the next question wakes it (touch), which
+// first stores a fresh clock. A timed answer is therefore never judged by
+// a clock older than the question.
 func (c *Catalog) janitor() {
 	t := time.NewTicker(clockTick)
 	defer t.Stop()
+	sleep := time.NewTimer(janitorEvery)
+	sleep.Stop()
+	defer sleep.Stop()
 	last := time.Now()
+	work := func(now time.Time) {
+		if now.Sub(last) >= janitorEvery {
+			last = now
+			c.dropIdle(now.UnixNano())
+			c.trim(c.cfg.MaxEntries)
+		}
+	}
+	quiet := 0
 	for {
+		if c.asleep.Load() {
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-c.wakeCh: // touch cleared asleep and stored the clock
+				quiet = 0
+				sleep.Stop()
+				t.Reset(clockTick)
+			case now := <-sleep.C:
+				c.clock.Store(now.UnixNano())
+				work(now)
+				sleep.Reset(janitorEvery)
+			}
+			continue
+		}
 		select {
 		case <-c.ctx.Done():
 			return
 		case now := <-t.C:
 			c.clock.Store(now.UnixNano())
-			if now.Sub(last) >= janitorEvery {
-				last = now
-				c.dropIdle(now.UnixNano())
-				c.trim(c.cfg.MaxEntries)
+			work(now)
+			if c.active.Swap(false) {
+				quiet = 0
+				continue
 			}
+			if quiet++; quiet < quietTicks {
+				continue
+			}
+			// Going to sleep. A question racing with this either sees
+			// asleep (and wakes us through wakeCh) or set active before
+			// we look at it again (and we stay up): one of the two
+			// always sees the other's store.
+			c.asleep.Store(true)
+			if c.active.Load() && c.asleep.CompareAndSwap(true, false) {
+				quiet = 0
+				continue
+			}
+			t.Stop()
+			sleep.Reset(janitorEvery)
+		}
+	}
+}
+
+// touch marks the current clock tick as asked (one atomic load per
+// question once marked) and wakes a sleeping janitor, storing a fresh
+// clock before the question reads it.
+func (c *Catalog) touch() {
+	if c.active.Load() {
+		return
+	}
+	c.active.Store(true)
+	if c.asleep.Load() && c.asleep.CompareAndSwap(true, false) {
+		c.clock.Store(time.Now().UnixNano())
+		select {
+		case c.wakeCh <- struct{}{}:
+		default:
 		}
 	}
 }
