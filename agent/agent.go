@@ -170,6 +170,11 @@ func New(cfg *config.Config, opts Options, logger *zap.Logger, mon *Monitor) (*A
 		leaveCh: make(chan struct{}),
 	}
 	a.live.Store(cfg.Reloadable())
+	id, err := resolveNodeID(a.cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.cfg.NodeID = id
 	tls, err := newTLS(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -367,12 +372,13 @@ func aeInterval() time.Duration {
 func (a *Agent) startSync() {
 	cfg := a.cfg
 	a.syncer = local.NewSyncer(local.SyncConfig{
-		Interval:   aeInterval(),
-		Datacenter: cfg.Datacenter,
-		NodeName:   cfg.NodeName,
-		NodeID:     cfg.NodeID,
-		Address:    a.advertise(),
-		NodeMeta:   a.live.Load().NodeMeta,
+		Interval:        aeInterval(),
+		Datacenter:      cfg.Datacenter,
+		NodeName:        cfg.NodeName,
+		NodeID:          cfg.NodeID,
+		Address:         a.advertise(),
+		TaggedAddresses: taggedAddresses(a.advertise(), a.cfg.AdvertiseAddrWAN),
+		NodeMeta:        a.live.Load().NodeMeta,
 		ClusterSize: func() int {
 			if p := a.lanPool(); p != nil {
 				return len(p.Members())

@@ -412,3 +412,6 @@ func (c serfMembersCollector) Collect(ch chan<- prometheus.Metric) {
 
 // LocalChanged implements agenthttp.LocalWatcher.
 func (a *Agent) LocalChanged() <-chan struct{} { return a.local.WatchCh() }
+
+// TranslateWANAddrs implements agenthttp.TranslateBackend.
+func (a *Agent) TranslateWANAddrs() bool { return a.cfg.TranslateWANAddrs }

@@ -211,5 +211,6 @@ func appendInstances(dst []resolver.Instance, nodes []structs.CheckServiceNode) 
 
 // toNode converts a catalog node to the resolver's view of it.
 func toNode(n *structs.Node) resolver.Node {
-	return resolver.Node{Name: n.Node, Address: n.Address, Datacenter: n.Datacenter, Meta: n.Meta}
+	return resolver.Node{Name: n.Node, Address: n.Address, WANAddress: n.TaggedAddresses["wan"],
+		Datacenter: n.Datacenter, Meta: n.Meta}
 }

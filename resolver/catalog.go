@@ -53,8 +53,11 @@ type Catalog interface {
 
 // Node is a catalog node as the resolver sees it.
 type Node struct {
-	Name       string
-	Address    string // IPv4, IPv6 or a host name
+	Name    string
+	Address string // IPv4, IPv6 or a host name
+	// WANAddress is the node's "wan" tagged address ("" if none): used
+	// instead of Address for other datacenters with TranslateWANAddrs.
+	WANAddress string
 	Datacenter string
 	Meta       map[string]string
 }

@@ -24,6 +24,7 @@ func (s *Server) lookupService(r *response, qname string, qtype uint16, pq query
 	if len(insts) == 0 {
 		return notFound
 	}
+	s.translateWAN(dc, insts)
 	order := r.shuffled(len(insts))
 	ttl := s.ttls.lookup(pq.service)
 	if qtype == dns.TypeSRV {
@@ -261,6 +262,20 @@ func (s *Server) serviceSRV(r *response, qname, dc, domain string, insts []Insta
 		r.answer = append(r.answer, srv)
 		if s.cfg.NodeMetaTXT {
 			r.extra = appendMetaTXT(r.extra, node, in.Node.Meta, ttl)
+		}
+	}
+}
+
+// translateWAN points instances of another datacenter at their nodes'
+// WAN addresses when TranslateWANAddrs is on (Consul's
+// translate_wan_addrs). insts is the query's own slice of values.
+func (s *Server) translateWAN(dc string, insts []Instance) {
+	if !s.cfg.TranslateWANAddrs || strings.EqualFold(dc, s.defaultDC) {
+		return
+	}
+	for i := range insts {
+		if w := insts[i].Node.WANAddress; w != "" {
+			insts[i].Node.Address = w
 		}
 	}
 }

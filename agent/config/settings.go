@@ -91,6 +91,7 @@ func (c *Config) ServerConfig() (server.Config, error) {
 	sc.BootstrapExpect = max(c.BootstrapExpect, 1)
 	sc.BindAddr = c.ClusterBindAddr()
 	sc.AdvertiseAddr = c.AdvertiseAddr
+	sc.AdvertiseAddrWAN = c.AdvertiseAddrWAN
 	sc.RPCPort = c.Ports.Server
 	sc.SerfLANPort = c.Ports.SerfLAN
 	sc.SerfWANPort = c.Ports.SerfWAN // PortDisabled (-1) turns the WAN pool off
@@ -136,6 +137,7 @@ func (c *Config) ResolverConfig() resolver.Config {
 		}
 	}
 	rc.OnlyPassing = d.OnlyPassing
+	rc.TranslateWANAddrs = c.TranslateWANAddrs
 	rc.EnableTruncate = d.EnableTruncate
 	rc.UDPAnswerLimit = d.UDPAnswerLimit
 	rc.ARecordLimit = d.ARecordLimit

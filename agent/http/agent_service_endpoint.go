@@ -275,13 +275,16 @@ func (a *handler) catalogNodeServiceList(w nethttp.ResponseWriter, r *nethttp.Re
 	return writeJSON(w, r, list)
 }
 
-// HeaderBackend is implemented by backends that know the settings behind
-// the headers Consul sends on every response. Without it the ACL default
-// policy reads "allow" (Consul's default) and addresses are untranslated.
-type HeaderBackend interface {
-	// ACLDefaultPolicy is "allow" or "deny".
-	ACLDefaultPolicy() string
-	// TranslateWANAddrs reports translate_wan_addrs.
+// ACLPolicyBackend is implemented by backends that know the ACL default
+// policy; without it X-Consul-Default-Acl-Policy reads "allow" (Consul's
+// default).
+type ACLPolicyBackend interface {
+	ACLDefaultPolicy() string // "allow" or "deny"
+}
+
+// TranslateBackend is implemented by backends that know whether
+// translate_wan_addrs is on.
+type TranslateBackend interface {
 	TranslateWANAddrs() bool
 }
 
@@ -289,15 +292,12 @@ type HeaderBackend interface {
 // translation is on, X-Consul-Translate-Addresses, as Consul's agent does
 // on every response.
 func (a *handler) setAgentHeaders(w nethttp.ResponseWriter) {
-	policy, translate := "allow", false
-	if hb, ok := a.b.(HeaderBackend); ok {
-		if p := hb.ACLDefaultPolicy(); p != "" {
-			policy = p
-		}
-		translate = hb.TranslateWANAddrs()
+	policy := "allow"
+	if pb, ok := a.b.(ACLPolicyBackend); ok && pb.ACLDefaultPolicy() != "" {
+		policy = pb.ACLDefaultPolicy()
 	}
 	w.Header().Set("X-Consul-Default-Acl-Policy", policy)
-	if translate {
+	if tb, ok := a.b.(TranslateBackend); ok && tb.TranslateWANAddrs() {
 		w.Header().Set("X-Consul-Translate-Addresses", "true")
 	}
 }
