@@ -58,6 +58,8 @@ func New(b Backend, logger *zap.Logger) nethttp.Handler {
 		{"/v1/agent/health/service/name/", get, a.agentHealthServiceByName},
 		{"/v1/agent/version", get, a.agentVersion},
 		{"/v1/catalog/node-services/", get, a.catalogNodeServiceList},
+		{"/v1/query", []string{nethttp.MethodGet, nethttp.MethodPost}, a.queryRoot},
+		{"/v1/query/", []string{nethttp.MethodGet, nethttp.MethodPut, nethttp.MethodDelete}, a.querySpecific},
 		{"/v1/agent/service/deregister/", put, a.agentServiceDeregister},
 		{"/v1/agent/service/maintenance/", put, a.agentServiceMaintenance},
 		{"/v1/agent/check/register", put, a.agentCheckRegister},
@@ -185,7 +187,7 @@ func errorStatus(err error) int {
 		return nethttp.StatusInternalServerError
 	case errors.As(err, &he):
 		return he.code
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound), errors.Is(err, structs.ErrQueryNotFound):
 		return nethttp.StatusNotFound
 	case errors.Is(err, ErrBadRequest), errors.Is(err, structs.ErrInvalidRequest):
 		return nethttp.StatusBadRequest

@@ -66,6 +66,8 @@ func readParts(a any) (string, *structs.QueryOptions) {
 		return a.Datacenter, &a.QueryOptions
 	case *structs.KeyRequest:
 		return a.Datacenter, &a.QueryOptions
+	case *structs.PreparedQuerySpecificRequest:
+		return a.Datacenter, &a.QueryOptions
 	}
 	return "", nil
 }
@@ -88,6 +90,10 @@ func replyMeta(r any) *structs.QueryMeta {
 	case *structs.IndexedDirEntries:
 		return &r.QueryMeta
 	case *structs.IndexedKeyList:
+		return &r.QueryMeta
+	case *structs.IndexedPreparedQueries:
+		return &r.QueryMeta
+	case *structs.IndexedCoordinates:
 		return &r.QueryMeta
 	}
 	return nil
@@ -119,6 +125,10 @@ func cloneReply(r any) {
 		r.Entries = slices.Clone(r.Entries)
 	case *structs.IndexedKeyList:
 		r.Keys = slices.Clone(r.Keys)
+	case *structs.IndexedPreparedQueries:
+		r.Queries = slices.Clone(r.Queries)
+	case *structs.IndexedCoordinates:
+		r.Coordinates = slices.Clone(r.Coordinates)
 	}
 }
 

@@ -60,6 +60,7 @@ func (s *Server) registerEndpoints() {
 	}
 	s.registerWrites()
 	s.registerStatus()
+	s.registerQueryEndpoints(shared)
 }
 
 // readEndpoints is the table of reads: each names its method once, the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 
@@ -23,6 +24,10 @@ const (
 	recService uint8 = 2
 	recCheck   uint8 = 3
 	recKV      uint8 = 4
+	// recPreparedQuery and recCoordinate: allocated 10 and 11 (kinds 5-9
+	// belong to sessions, tombstones and ACLs).
+	recPreparedQuery uint8 = 10
+	recCoordinate    uint8 = 11
 	// recEnd terminates the stream so a truncated snapshot is detected.
 	recEnd uint8 = 255
 )
@@ -48,6 +53,8 @@ type Snapshot struct {
 	services []serviceRecord
 	checks   []*structs.HealthCheck
 	kvs      []*structs.DirEntry
+	queries  []*structs.PreparedQuery
+	coords   []*structs.Coordinate
 }
 
 // Snapshot captures the Store's current state.
@@ -74,6 +81,12 @@ func (s *Store) Snapshot() *Snapshot {
 		snap.kvs = append(snap.kvs, s.kvs[k])
 		return true
 	})
+	for _, id := range slices.Sorted(maps.Keys(s.queries)) {
+		snap.queries = append(snap.queries, s.queries[id])
+	}
+	for _, n := range slices.Sorted(maps.Keys(s.coords)) {
+		snap.coords = append(snap.coords, s.coords[n])
+	}
 	return snap
 }
 
@@ -134,6 +147,16 @@ func (snap *Snapshot) Persist(w io.Writer) error {
 			return fmt.Errorf("state: persist key %s: %w", e.Key, err)
 		}
 	}
+	for _, q := range snap.queries {
+		if err := put(recPreparedQuery, q); err != nil {
+			return fmt.Errorf("state: persist prepared query %s: %w", q.ID, err)
+		}
+	}
+	for _, c := range snap.coords {
+		if err := put(recCoordinate, c); err != nil {
+			return fmt.Errorf("state: persist coordinate %s: %w", c.Node, err)
+		}
+	}
 	if err := put(recEnd, nil); err != nil {
 		return fmt.Errorf("state: persist end: %w", err)
 	}
@@ -154,7 +177,9 @@ func Restore(r io.Reader) (*Store, error) {
 	if hdr.Version != snapshotVersion {
 		return nil, fmt.Errorf("state: restore: unsupported snapshot version %d", hdr.Version)
 	}
-	if len(hdr.TableIndexes) != int(numTables) {
+	// Tables are only ever added at the end: a snapshot of an older
+	// build has fewer indexes, and its missing tables start empty.
+	if len(hdr.TableIndexes) > int(numTables) || len(hdr.TableIndexes) < int(TableKVS)+1 {
 		return nil, fmt.Errorf("state: restore: header has %d table indexes, want %d", len(hdr.TableIndexes), numTables)
 	}
 	s := New()
@@ -191,6 +216,27 @@ func Restore(r io.Reader) (*Store, error) {
 			e := new(structs.DirEntry)
 			if err = dec.Decode(e); err == nil {
 				err = s.restoreKV(e)
+			}
+		case recPreparedQuery:
+			q := new(structs.PreparedQuery)
+			if err = dec.Decode(q); err == nil {
+				if q.ID == "" || s.queries[q.ID] != nil {
+					err = fmt.Errorf("bad or duplicate prepared query %q", q.ID)
+				} else {
+					s.queries[q.ID] = q
+					if q.Name != "" {
+						s.queryNames[q.Name] = q.ID
+					}
+				}
+			}
+		case recCoordinate:
+			c := new(structs.Coordinate)
+			if err = dec.Decode(c); err == nil {
+				if c.Node == "" {
+					err = errors.New("coordinate without a node")
+				} else {
+					s.coords[c.Node] = c
+				}
 			}
 		case recEnd:
 			for _, nr := range s.nodes {

@@ -16,6 +16,8 @@ const (
 	TableServices
 	TableChecks
 	TableKVS
+	TablePreparedQueries
+	TableCoordinates
 	numTables
 )
 
@@ -30,6 +32,10 @@ func (t Table) String() string {
 		return "checks"
 	case TableKVS:
 		return "kvs"
+	case TablePreparedQueries:
+		return "prepared-queries"
+	case TableCoordinates:
+		return "coordinates"
 	}
 	return "unknown"
 }
@@ -81,6 +87,11 @@ type Store struct {
 	byService map[string][]*svcRecord
 	kvs       map[string]*structs.DirEntry
 	kvKeys    sortedKeys
+	// queries holds prepared queries by ID; queryNames maps names to IDs.
+	queries    map[string]*structs.PreparedQuery
+	queryNames map[string]string
+	// coords holds the latest network coordinate of each node (LAN).
+	coords map[string]*structs.Coordinate
 
 	tableIndex [numTables]uint64
 	// Per-key indexes (see doc.go): the last change to each service (by
@@ -107,13 +118,16 @@ type Store struct {
 // New returns an empty Store.
 func New() *Store {
 	return &Store{
-		nodes:     make(map[string]*nodeRecord),
-		byService: make(map[string][]*svcRecord),
-		kvs:       make(map[string]*structs.DirEntry),
-		svcIndex:  make(map[string]uint64),
-		nodeIndex: make(map[string]uint64),
-		kvDeleted: make(map[string]uint64),
-		abandonCh: make(chan struct{}),
+		nodes:      make(map[string]*nodeRecord),
+		byService:  make(map[string][]*svcRecord),
+		kvs:        make(map[string]*structs.DirEntry),
+		queries:    make(map[string]*structs.PreparedQuery),
+		queryNames: make(map[string]string),
+		coords:     make(map[string]*structs.Coordinate),
+		svcIndex:   make(map[string]uint64),
+		nodeIndex:  make(map[string]uint64),
+		kvDeleted:  make(map[string]uint64),
+		abandonCh:  make(chan struct{}),
 	}
 }
 

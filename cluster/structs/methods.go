@@ -33,6 +33,8 @@ func IsWriteMethod(method string) bool {
 		return true
 	case MethodSnapshotRestore, MethodOperatorRaftRemovePeer:
 		return true
+	case MethodPreparedQueryApply, MethodCoordinateUpdate:
+		return true
 	}
 	return false
 }
