@@ -415,7 +415,7 @@ func (a *Agent) startDNS(ctx context.Context) error {
 	d := cfg.DNSConfig
 	var cat resolver.Catalog
 	if a.srv != nil {
-		cat = &cache.Source{Datacenter: cfg.Datacenter, RPC: a.RPC, AllowStale: d.AllowStale,
+		cat = &cache.Source{Datacenter: cfg.Datacenter, RPC: a.RPC, AllowStale: d.AllowStale, NodeName: cfg.NodeName,
 			Local: func() cache.LocalState { return a.srv.State() }}
 	} else {
 		cc2, err := cache.New(cfg.CacheConfig(), a.RPC, a.log.Named("cache"), a.reg)

@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ErrNoSuchDatacenter is returned by a Catalog when asked about a datacenter
@@ -49,6 +50,16 @@ type Catalog interface {
 	// (not the node address) is addr, in its canonical textual form. Used by
 	// reverse (PTR) lookups only, after no node matched.
 	ServicesByAddress(ctx context.Context, dc, addr string) ([]Instance, error)
+}
+
+// QueryCatalog is implemented by catalogs that run prepared queries;
+// without it <name>.query names are NXDOMAIN.
+type QueryCatalog interface {
+	// PreparedQuery runs the query with ID or name name in dc and appends
+	// its instances to dst. ttl is the query's DNS TTL, or -1 when the
+	// query sets none (the service_ttl rules then apply). An unknown query
+	// returns no instances and no error.
+	PreparedQuery(ctx context.Context, dc, name string, dst []Instance) (_ []Instance, ttl time.Duration, _ error)
 }
 
 // Node is a catalog node as the resolver sees it.

@@ -1,10 +1,12 @@
 package resolver
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 	"go.uber.org/zap"
@@ -278,4 +280,42 @@ func (s *Server) translateWAN(dc string, insts []Instance) {
 			insts[i].Node.Address = w
 		}
 	}
+}
+
+// lookupQuery answers <query>.query[.<dc>] names like a service, from the
+// prepared query's results: SRV targets name the datacenter that answered
+// (a failover one, maybe), and the query's DNS TTL wins over service_ttl.
+func (s *Server) lookupQuery(r *response, qname string, qtype uint16, pq query, domain string, edns bool, level int) outcome {
+	qc, ok := s.cat.(QueryCatalog)
+	if !ok {
+		return notFound
+	}
+	insts, qttl, err := qc.PreparedQuery(r.ctx, s.datacenter(pq), pq.service, r.insts[:0])
+	if insts != nil {
+		r.insts = insts
+	}
+	if err != nil {
+		s.log.Debug("prepared query lookup", zap.String("query", pq.service), zap.Error(err))
+		return catalogOutcome(err)
+	}
+	insts = s.healthy(insts)
+	if len(insts) == 0 {
+		return notFound
+	}
+	dc := cmp.Or(insts[0].Node.Datacenter, s.datacenter(pq))
+	s.translateWAN(dc, insts)
+	order := r.shuffled(len(insts))
+	ttl := s.ttls.lookup(insts[0].Service)
+	if qttl >= 0 {
+		ttl = uint32(qttl / time.Second)
+	}
+	if qtype == dns.TypeSRV {
+		s.serviceSRV(r, qname, dc, domain, insts, order, ttl, edns, level)
+	} else {
+		s.serviceAddrs(r, qname, qtype, insts, order, ttl, edns, level)
+	}
+	if len(r.answer) == 0 {
+		return noData
+	}
+	return found
 }

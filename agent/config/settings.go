@@ -151,6 +151,7 @@ func (c *Config) ResolverConfig() resolver.Config {
 func (c *Config) CacheConfig() cache.Config {
 	cc := cache.DefaultConfig()
 	cc.Datacenter = c.Datacenter
+	cc.NodeName = c.NodeName
 	cc.MaxEntries = c.Cache.MaxEntries
 	cc.MaxStale = c.Cache.MaxStale.Duration()
 	cc.NegativeTTL = time.Duration(c.DNSConfig.SOA.MinTTL) * time.Second
