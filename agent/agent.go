@@ -197,6 +197,11 @@ func (a *Agent) Start(ctx context.Context) error {
 		return err
 	}
 	a.startSync()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.syncCoordinates()
+	}()
 	if a.lan != nil { // a client: gossip feeds the forwarder and the syncer
 		a.wg.Add(1)
 		go func() {

@@ -3,6 +3,7 @@ package http
 import (
 	"encoding/json"
 	nethttp "net/http"
+	"slices"
 	"strings"
 
 	"github.com/cairnd/cairn/cluster/structs"
@@ -219,7 +220,11 @@ func (a *handler) catalogNodes(w nethttp.ResponseWriter, r *nethttp.Request, _ s
 		return err
 	}
 	setQueryMeta(w, &out.QueryMeta)
-	return writeJSON(w, r, nonNil(out.Nodes))
+	nodes := slices.Clone(out.Nodes) // sorted below; the reply may be the store's
+	if err := sortNear(a, r, args.Datacenter, nodes, func(n *structs.Node) string { return n.Node }); err != nil {
+		return err
+	}
+	return writeJSON(w, r, nonNil(nodes))
 }
 
 func (a *handler) catalogServices(w nethttp.ResponseWriter, r *nethttp.Request, _ string) error {
@@ -263,6 +268,9 @@ func (a *handler) catalogServiceNodes(w nethttp.ResponseWriter, r *nethttp.Reque
 			sn = &c
 		}
 		rows[i] = sn
+	}
+	if err := sortNear(a, r, args.Datacenter, rows, func(sn *structs.ServiceNode) string { return sn.Node }); err != nil {
+		return err
 	}
 	return writeJSON(w, r, rows)
 }

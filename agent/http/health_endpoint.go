@@ -102,5 +102,8 @@ func (a *handler) healthServiceNodes(w nethttp.ResponseWriter, r *nethttp.Reques
 		}
 		nodes = append(nodes, n)
 	}
+	if err := sortNear(a, r, args.Datacenter, nodes, func(n structs.CheckServiceNode) string { return n.Node.Node }); err != nil {
+		return err
+	}
 	return writeJSON(w, r, nodes)
 }

@@ -58,6 +58,7 @@ type CLI struct {
 	Watch      WatchCmd      `cmd:"" help:"Watch a view of the cluster and run a handler on every change."`
 	Monitor    MonitorCmd    `cmd:"" help:"Stream the agent's logs."`
 	Info       InfoCmd       `cmd:"" help:"Print the agent's debugging information."`
+	RTT        RTTCmd        `cmd:"" name:"rtt" help:"Estimate the round trip time between two nodes from their network coordinates."`
 	Reload     ReloadCmd     `cmd:"" help:"Re-read the agent's configuration files."`
 	Operator   OperatorCmd   `cmd:"" help:"Operator commands (raft)."`
 	TLS        TLSCmd        `cmd:"" name:"tls" help:"Create a CA and certificates for TLS on the server port."`
