@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 	"github.com/hashicorp/serf/coordinate"
+	"github.com/miekg/dns"
 
 	"github.com/cairnd/cairn/cluster/testutil"
 )
@@ -33,7 +34,7 @@ func TestNearE2E(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real agent process")
 	}
-	_, c := devAgent(t, nil)
+	p, c := devAgent(t, nil)
 	for i, n := range []string{"n1", "n2", "n3"} {
 		registerDB(t, c, n, fmt.Sprintf("10.0.0.%d", i+1), "db", nil, nil, api.HealthPassing)
 	}
@@ -87,5 +88,19 @@ func TestNearE2E(t *testing.T) {
 	res, _, err := c.PreparedQuery().Execute("db-near", nil)
 	if err != nil || len(res.Nodes) != 3 || res.Nodes[0].Node.Node != "n1" || res.Nodes[2].Node.Node != "n2" {
 		t.Errorf("query Near=_agent = %+v, %v", res, err)
+	}
+	// DNS keeps a Near query's order (other answers are shuffled).
+	for range 3 {
+		m, err := dnsQuery(p.DNSAddr(), "db-near.query.consul", dns.TypeA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, rr := range m.Answer {
+			got = append(got, rr.(*dns.A).A.String())
+		}
+		if !slices.Equal(got, []string{"10.0.0.1", "10.0.0.3", "10.0.0.2"}) {
+			t.Errorf("db-near.query.consul = %v, want nearest first", got)
+		}
 	}
 }

@@ -42,8 +42,8 @@ type value struct {
 	insts []resolver.Instance
 	node  *resolver.Node
 	nodes []resolver.Node
-	// ttl is a prepared query's DNS TTL (-1: none set).
-	ttl time.Duration
+	// query is what a prepared query said about insts (kindQuery only).
+	query resolver.QueryAnswer
 	// expires (unix nanos) is set on negative answers to cold misses.
 	expires int64
 }
@@ -445,12 +445,12 @@ func (c *Catalog) ServicesByAddress(ctx context.Context, dc, addr string) ([]res
 
 // PreparedQuery implements resolver.QueryCatalog: query results are
 // cached like a service's, refreshed when the local catalog moves.
-func (c *Catalog) PreparedQuery(ctx context.Context, dc, name string, dst []resolver.Instance) ([]resolver.Instance, time.Duration, error) {
+func (c *Catalog) PreparedQuery(ctx context.Context, dc, name string, dst []resolver.Instance) ([]resolver.Instance, resolver.QueryAnswer, error) {
 	v, err := c.get(ctx, key{dc: dc, kind: kindQuery, name: name})
 	if err != nil {
-		return dst, -1, err
+		return dst, resolver.QueryAnswer{TTL: -1}, err
 	}
-	return append(dst, v.insts...), v.ttl, nil
+	return append(dst, v.insts...), v.query, nil
 }
 
 // Len returns the number of cached keys.

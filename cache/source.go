@@ -221,29 +221,30 @@ func toNode(n *structs.Node) resolver.Node {
 
 // preparedQuery runs query name (ID or name) in dc. An unknown query is
 // no instances, no error (NXDOMAIN, as Consul).
-func (s *Source) preparedQuery(ctx context.Context, dc, name string, q structs.QueryOptions, dst []resolver.Instance) (uint64, []resolver.Instance, time.Duration, error) {
+func (s *Source) preparedQuery(ctx context.Context, dc, name string, q structs.QueryOptions, dst []resolver.Instance) (uint64, []resolver.Instance, resolver.QueryAnswer, error) {
+	qa := resolver.QueryAnswer{TTL: -1}
 	var out structs.PreparedQueryExecuteResponse
 	err := s.RPC(ctx, structs.MethodPreparedQueryExecute, &structs.PreparedQueryExecuteRequest{
 		Datacenter: dc, QueryIDOrName: name, QueryOptions: q,
 		Agent: structs.QuerySource{Datacenter: s.Datacenter, Node: s.NodeName},
 	}, &out)
 	if errors.Is(err, structs.ErrQueryNotFound) {
-		return out.Index, dst, -1, nil
+		return out.Index, dst, qa, nil
 	}
 	if err != nil {
-		return 0, dst, -1, mapErr(err)
+		return 0, dst, qa, mapErr(err)
 	}
-	ttl := time.Duration(-1)
 	if out.DNS.TTL != "" {
 		if d, err := time.ParseDuration(out.DNS.TTL); err == nil {
-			ttl = d
+			qa.TTL = d
 		}
 	}
-	return out.Index, appendInstances(dst, out.Nodes), ttl, nil
+	qa.Ordered = out.Sorted
+	return out.Index, appendInstances(dst, out.Nodes), qa, nil
 }
 
 // PreparedQuery implements resolver.QueryCatalog.
-func (s *Source) PreparedQuery(ctx context.Context, dc, name string, dst []resolver.Instance) ([]resolver.Instance, time.Duration, error) {
-	_, insts, ttl, err := s.preparedQuery(ctx, dc, name, s.query(), dst)
-	return insts, ttl, err
+func (s *Source) PreparedQuery(ctx context.Context, dc, name string, dst []resolver.Instance) ([]resolver.Instance, resolver.QueryAnswer, error) {
+	_, insts, qa, err := s.preparedQuery(ctx, dc, name, s.query(), dst)
+	return insts, qa, err
 }

@@ -56,10 +56,19 @@ type Catalog interface {
 // without it <name>.query names are NXDOMAIN.
 type QueryCatalog interface {
 	// PreparedQuery runs the query with ID or name name in dc and appends
-	// its instances to dst. ttl is the query's DNS TTL, or -1 when the
-	// query sets none (the service_ttl rules then apply). An unknown query
-	// returns no instances and no error.
-	PreparedQuery(ctx context.Context, dc, name string, dst []Instance) (_ []Instance, ttl time.Duration, _ error)
+	// its instances to dst. An unknown query returns no instances and no
+	// error.
+	PreparedQuery(ctx context.Context, dc, name string, dst []Instance) ([]Instance, QueryAnswer, error)
+}
+
+// QueryAnswer is what a prepared query says about its instances.
+type QueryAnswer struct {
+	// TTL is the query's DNS TTL, or -1 when it sets none (the
+	// service_ttl rules then apply).
+	TTL time.Duration
+	// Ordered: the instances are sorted by RTT (the query has Near) and
+	// are answered in that order, not shuffled.
+	Ordered bool
 }
 
 // Node is a catalog node as the resolver sees it.

@@ -139,23 +139,23 @@ func (c *fixtureCatalog) ServicesByAddress(_ context.Context, dc, addr string) (
 
 // PreparedQuery implements QueryCatalog: the query's service in dc, or in
 // its failover datacenter when dc has no instance.
-func (c *fixtureCatalog) PreparedQuery(ctx context.Context, dc, name string, dst []Instance) ([]Instance, time.Duration, error) {
+func (c *fixtureCatalog) PreparedQuery(ctx context.Context, dc, name string, dst []Instance) ([]Instance, QueryAnswer, error) {
+	qa := QueryAnswer{TTL: -1}
 	d, err := c.dc(dc)
 	if err != nil {
-		return dst, -1, err
+		return dst, qa, err
 	}
 	q, ok := d.queries[name]
 	if !ok {
-		return dst, -1, nil
+		return dst, qa, nil
 	}
-	ttl := time.Duration(-1)
 	if q.TTL != "" {
-		ttl, _ = time.ParseDuration(q.TTL)
+		qa.TTL, _ = time.ParseDuration(q.TTL)
 	}
 	n := len(dst)
 	dst, err = c.ServiceNodes(ctx, dc, q.Service, "", false, dst)
 	if err == nil && len(dst) == n && q.Failover != "" {
 		dst, err = c.ServiceNodes(ctx, q.Failover, q.Service, "", false, dst)
 	}
-	return dst, ttl, err
+	return dst, qa, err
 }

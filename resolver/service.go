@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -290,7 +291,7 @@ func (s *Server) lookupQuery(r *response, qname string, qtype uint16, pq query, 
 	if !ok {
 		return notFound
 	}
-	insts, qttl, err := qc.PreparedQuery(r.ctx, s.datacenter(pq), pq.service, r.insts[:0])
+	insts, qa, err := qc.PreparedQuery(r.ctx, s.datacenter(pq), pq.service, r.insts[:0])
 	if insts != nil {
 		r.insts = insts
 	}
@@ -305,9 +306,12 @@ func (s *Server) lookupQuery(r *response, qname string, qtype uint16, pq query, 
 	dc := cmp.Or(insts[0].Node.Datacenter, s.datacenter(pq))
 	s.translateWAN(dc, insts)
 	order := r.shuffled(len(insts))
+	if qa.Ordered {
+		slices.Sort(order) // nearest first, as the query sorted them
+	}
 	ttl := s.ttls.lookup(insts[0].Service)
-	if qttl >= 0 {
-		ttl = uint32(qttl / time.Second)
+	if qa.TTL >= 0 {
+		ttl = uint32(qa.TTL / time.Second)
 	}
 	if qtype == dns.TypeSRV {
 		s.serviceSRV(r, qname, dc, domain, insts, order, ttl, edns, level)

@@ -110,7 +110,7 @@ func (s *Server) executeLocal(st *state.Store, q *structs.PreparedQuery, limit i
 	}
 	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	if near != "" {
-		SortByDistance(st, near, out, func(n structs.CheckServiceNode) string { return n.Node.Node })
+		r.Sorted = SortByDistance(st, near, out, func(n structs.CheckServiceNode) string { return n.Node.Node })
 	}
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
@@ -186,7 +186,7 @@ func (s *Server) failover(ctx context.Context, q *structs.PreparedQuery, limit i
 			continue
 		}
 		if len(rr.Nodes) > 0 {
-			r.Nodes, r.Datacenter = rr.Nodes, rr.Datacenter
+			r.Nodes, r.Datacenter, r.Sorted = rr.Nodes, rr.Datacenter, rr.Sorted
 			return
 		}
 	}
@@ -237,11 +237,12 @@ func (s *Server) datacentersByRTT() []string {
 
 // SortByDistance orders rows by the RTT from node near's coordinate to
 // each row's node (stable: rows of equal distance keep their order). Rows
-// whose node has no coordinate go last. Nothing moves if near has none.
-func SortByDistance[T any](st *state.Store, near string, rows []T, nodeOf func(T) string) {
+// whose node has no coordinate go last. Nothing moves if near has none;
+// it reports whether rows were sorted.
+func SortByDistance[T any](st *state.Store, near string, rows []T, nodeOf func(T) string) bool {
 	_, src := st.Coordinate(near)
 	if src == nil || src.Coord == nil {
-		return
+		return false
 	}
 	_, all := st.Coordinates()
 	byNode := make(map[string]*coordinate.Coordinate, len(all))
@@ -256,6 +257,7 @@ func SortByDistance[T any](st *state.Store, near string, rows []T, nodeOf func(T
 		return src.Coord.DistanceTo(c).Seconds()
 	}
 	slices.SortStableFunc(rows, func(a, b T) int { return cmp.Compare(dist(nodeOf(a)), dist(nodeOf(b))) })
+	return true
 }
 
 func newUUID() string {

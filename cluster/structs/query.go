@@ -170,6 +170,9 @@ type PreparedQueryExecuteResponse struct {
 	DNS        QueryDNSOptions
 	Datacenter string
 	Failovers  int
+	// Sorted: Nodes are in RTT order from the query's Near source (not
+	// in Consul's JSON; DNS keeps the order instead of shuffling).
+	Sorted bool
 	QueryMeta
 }
 
