@@ -28,13 +28,10 @@
 //     by the event's node/service/tag regexps against this agent.
 //   - CAIRN_FAST_GOSSIP=1 (tests) shortens serf and Raft timings; it is not
 //     a configuration key because production clusters must not use it.
-//   - Node ID (nodeid.go): node_id / --node-id, else <data_dir>/node-id,
-//     written on first start (random; from the machine ID when
-//     disable_host_node_id = false). Dev agents and clients without a data
-//     dir draw a new one per start. Tagged addresses lan/wan (+ _ipv4 or
-//     _ipv6) are synced with the node; wan is advertise_addr_wan or the
-//     advertise address. translate_wan_addrs applies to DNS answers for
-//     other datacenters; HTTP answers are not rewritten (only the header).
+//   - Node ID (nodeid.go): node_id/--node-id, else <data_dir>/node-id made
+//     on first start (dev or no data dir: random per start). Tagged
+//     addresses lan/wan(+_ipv4/_ipv6) sync with the node; wan translation
+//     applies to DNS only. Agents send their coordinate every 15s.
 package agent
 
 // Version is the build's version, set by the Makefile through -ldflags.

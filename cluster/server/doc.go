@@ -26,4 +26,8 @@
 // the Raft server ID is the node name; bootstrap-expect and membership come
 // from serf tags; autopilot removes dead servers only while quorum holds;
 // peers.json is applied before Raft starts.
+//
+// Prepared queries and coordinates (query.go, README.md): execute filters,
+// sorts by Near and fails over (NearestN by WAN RTT, then Datacenters);
+// LAN coordinates replicate through Raft, one entry per agent update.
 package server

@@ -28,4 +28,8 @@
 // closes AbandonCh and ends every Block on it; the server re-runs against
 // the new one. Not here: persistence beyond the snapshot format, sessions,
 // locks, tombstone reaping.
+//
+// Prepared queries (by ID, unique names; Resolve renders templates into a
+// copy) and per-node coordinates are tables added at the end (query.go):
+// an older snapshot's shorter index list restores with them empty.
 package state
