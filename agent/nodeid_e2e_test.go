@@ -60,6 +60,11 @@ func TestNodeIdentityE2E(t *testing.T) {
 			if !maps.Equal(entries[0].Node.TaggedAddresses, wantTagged) {
 				return fmt.Errorf("health node = %+v", entries[0].Node)
 			}
+			// `members -detailed` shows the serf tags: id is the node ID.
+			members, err := c.Agent().Members(false)
+			if err != nil || len(members) != 1 || members[0].Tags["id"] != id {
+				return fmt.Errorf("members = %+v, %v", members, err)
+			}
 			rows, _, err := c.Catalog().Service("consul", "", nil)
 			if err != nil || len(rows) != 1 || !maps.Equal(rows[0].TaggedAddresses, wantTagged) || rows[0].ID != id {
 				return fmt.Errorf("catalog service rows = %+v, %v", rows, err)

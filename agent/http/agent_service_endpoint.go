@@ -301,3 +301,21 @@ func (a *handler) setAgentHeaders(w nethttp.ResponseWriter) {
 		w.Header().Set("X-Consul-Translate-Addresses", "true")
 	}
 }
+
+// translateWAN reports whether answers for dc use WAN addresses: the
+// backend has translate_wan_addrs on and dc is another datacenter.
+func (a *handler) translateWAN(dc string) bool {
+	tb, ok := a.b.(TranslateBackend)
+	return ok && tb.TranslateWANAddrs() && dc != "" && dc != a.b.Datacenter()
+}
+
+// wanNode returns n with Address set to its "wan" tagged address (a copy;
+// n itself may be the state store's).
+func wanNode(n *structs.Node) *structs.Node {
+	if n == nil || n.TaggedAddresses["wan"] == "" {
+		return n
+	}
+	c := *n
+	c.Address = n.TaggedAddresses["wan"]
+	return &c
+}

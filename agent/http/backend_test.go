@@ -120,7 +120,7 @@ func (b *testBackend) RPC(_ context.Context, method string, args, reply any) err
 		for _, csn := range b.serviceNodes(a) {
 			n, s := csn.Node, csn.Service
 			out.ServiceNodes = append(out.ServiceNodes, &structs.ServiceNode{ID: n.ID, Node: n.Node,
-				Address: n.Address, Datacenter: n.Datacenter, ServiceID: s.ID, ServiceName: s.Service,
+				Address: n.Address, Datacenter: n.Datacenter, TaggedAddresses: n.TaggedAddresses, ServiceID: s.ID, ServiceName: s.Service,
 				ServiceTags: s.Tags, ServiceAddress: s.Address, ServicePort: s.Port})
 		}
 		out.QueryMeta = b.meta()

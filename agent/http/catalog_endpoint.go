@@ -267,6 +267,11 @@ func (a *handler) catalogServiceNodes(w nethttp.ResponseWriter, r *nethttp.Reque
 			c.ServiceTags = []string{}
 			sn = &c
 		}
+		if wan := sn.TaggedAddresses["wan"]; wan != "" && a.translateWAN(args.Datacenter) {
+			c := *sn
+			c.Address = wan
+			sn = &c
+		}
 		rows[i] = sn
 	}
 	if err := sortNear(a, r, args.Datacenter, rows, func(sn *structs.ServiceNode) string { return sn.Node }); err != nil {

@@ -217,6 +217,9 @@ func (a *handler) queryExecute(w nethttp.ResponseWriter, r *nethttp.Request, idO
 			s.Tags = []string{}
 			n.Service = &s
 		}
+		if a.translateWAN(out.Datacenter) {
+			n.Node = wanNode(n.Node)
+		}
 		nodes = append(nodes, n)
 	}
 	return writeJSON(w, r, map[string]any{
