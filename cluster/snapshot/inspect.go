@@ -51,6 +51,8 @@ func (a *Archive) Inspect() (*Info, error) {
 	}
 	_, checks := st.ChecksInState(structs.HealthAny)
 	_, kvs := st.KVSList("")
+	_, queries := st.PreparedQueryList()
+	_, coords := st.Coordinates()
 	return &Info{
 		ID: a.Meta.ID, Size: a.Meta.Size, Index: a.Meta.Index, Term: a.Meta.Term,
 		Version: int(a.Meta.Version),
@@ -59,6 +61,8 @@ func (a *Archive) Inspect() (*Info, error) {
 			{Name: "Services", Count: services},
 			{Name: "Checks", Count: len(checks)},
 			{Name: "KVS", Count: len(kvs)},
+			{Name: "PreparedQuery", Count: len(queries)},
+			{Name: "Coordinate", Count: len(coords)},
 		},
 	}, nil
 }
