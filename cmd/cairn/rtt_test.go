@@ -28,6 +28,11 @@ func TestRTT(t *testing.T) {
 	// Heights (1e-5 s each) add 0.020 ms to the 40 ms of the vectors.
 	check(t, "two nodes", a.HTTPAddr, &RTTCmd{Nodes: []string{"n1", "n2"}}, "",
 		result{stdout: "Estimated n1 <-> n2 rtt: 40.020 ms (using LAN coordinates)\n"})
+	// WAN: the server's own WAN coordinate, against itself.
+	zero := 0
+	w := startAgent(t, AgentCmd{Dev: true, SerfWANPort: &zero})
+	check(t, "wan, one node", w.HTTPAddr, &RTTCmd{WAN: true, Nodes: []string{"cli-test.dc1"}}, "",
+		result{stdout: "~^Estimated cli-test.dc1 <-> cli-test.dc1 rtt: [0-9.]+ ms \\(using WAN coordinates\\)\n$"})
 	check(t, "unknown node", a.HTTPAddr, &RTTCmd{Nodes: []string{"n1", "nope"}}, "",
 		result{stderr: "Could not find a coordinate for node \"nope\"\n", code: 1})
 	check(t, "three nodes", a.HTTPAddr, &RTTCmd{Nodes: []string{"a", "b", "c"}}, "",
