@@ -60,9 +60,15 @@ func (b *queryBody) toStructs() *structs.PreparedQuery {
 	}
 }
 
-// queryJSON is a query as the API shows it: lists and maps never null.
+// queryJSON is a query as the API shows it: lists never null, and a
+// stored Token redacted as Consul shows it to non-management callers
+// (Cairn shows it to no one: the token would otherwise be readable by
+// anyone who can list queries).
 func queryJSON(q *structs.PreparedQuery) *structs.PreparedQuery {
 	c := *q
+	if c.Token != "" {
+		c.Token = "<hidden>"
+	}
 	c.Service.Tags = nonNil(c.Service.Tags)
 	c.Service.IgnoreCheckIDs = nonNil(c.Service.IgnoreCheckIDs)
 	c.Service.Failover.Datacenters = nonNil(c.Service.Failover.Datacenters)
