@@ -280,7 +280,9 @@ func (s *Server) registerCoordinateEndpoints(g *blockGroup) {
 		if done, err := s.forward(ctx, structs.MethodCoordinateUpdate, "", nil, a, r); done {
 			return err
 		}
-		_, idx, err := s.apply(structs.CoordinateBatchUpdateType, &batch)
+		// Ignorable: coordinates are soft state (they only order answers),
+		// so a server of an older build skips them instead of stopping.
+		_, idx, err := s.apply(structs.CoordinateBatchUpdateType|structs.IgnoreUnknownTypeFlag, &batch)
 		if err != nil {
 			return err
 		}
