@@ -19,11 +19,20 @@ import (
 	"github.com/cairnd/cairn/cluster/structs"
 )
 
+// redactedToken is how the HTTP API shows a query's stored token.
+const redactedToken = "<hidden>"
+
 // registerQueryEndpoints adds the prepared query and coordinate methods.
 func (s *Server) registerQueryEndpoints(g *blockGroup) {
 	handle(s, structs.MethodPreparedQueryApply, func(ctx context.Context, a *structs.PreparedQueryRequest, r *string) error {
 		if a.Query != nil && a.Op == structs.PreparedQueryCreate && a.Query.ID == "" {
 			a.Query.ID = newUUID() // before Raft: every replica stores the same ID
+		}
+		if a.Query != nil && a.Op == structs.PreparedQueryUpdate && a.Query.Token == redactedToken {
+			// A read-modify-write of a query shown redacted keeps its token.
+			if _, old := s.State().PreparedQueryGet(a.Query.ID); old != nil {
+				a.Query.Token = old.Token
+			}
 		}
 		var wr structs.WriteResponse
 		if err := s.write(ctx, structs.MethodPreparedQueryApply, a.Datacenter, structs.PreparedQueryRequestType, a, &wr); err != nil {
