@@ -155,13 +155,14 @@ func queryMatches(q *structs.PreparedQuery, n *structs.CheckServiceNode) bool {
 			return false
 		}
 	}
-	for k, v := range q.Service.NodeMeta {
-		if n.Node.Meta[k] != v {
-			return false
-		}
-	}
-	for k, v := range q.Service.ServiceMeta {
-		if n.Service.Meta[k] != v {
+	return metaSatisfies(n.Node.Meta, q.Service.NodeMeta) && metaSatisfies(n.Service.Meta, q.Service.ServiceMeta)
+}
+
+// metaSatisfies: every filter key is present with the filter's value
+// (Consul's SatisfiesMetaFilters: a missing key fails, even for "").
+func metaSatisfies(meta, filters map[string]string) bool {
+	for k, v := range filters {
+		if got, ok := meta[k]; !ok || got != v {
 			return false
 		}
 	}
