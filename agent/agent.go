@@ -178,6 +178,11 @@ func New(cfg *config.Config, opts Options, logger *zap.Logger, mon *Monitor) (*A
 		leaveCh: make(chan struct{}),
 	}
 	a.live.Store(cfg.Reloadable())
+	id, err := resolveNodeID(a.cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.cfg.NodeID = id
 	tls, err := newTLS(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -206,6 +211,11 @@ func (a *Agent) Start(ctx context.Context) error {
 		return err
 	}
 	a.startSync()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.syncCoordinates()
+	}()
 	if a.lan != nil { // a client: gossip feeds the forwarder and the syncer
 		a.wg.Add(1)
 		go func() {
@@ -386,12 +396,13 @@ func aeInterval() time.Duration {
 func (a *Agent) startSync() {
 	cfg := a.cfg
 	a.syncer = local.NewSyncer(local.SyncConfig{
-		Interval:   aeInterval(),
-		Datacenter: cfg.Datacenter,
-		NodeName:   cfg.NodeName,
-		NodeID:     cfg.NodeID,
-		Address:    a.advertise(),
-		NodeMeta:   a.live.Load().NodeMeta,
+		Interval:        aeInterval(),
+		Datacenter:      cfg.Datacenter,
+		NodeName:        cfg.NodeName,
+		NodeID:          cfg.NodeID,
+		Address:         a.advertise(),
+		TaggedAddresses: taggedAddresses(a.advertise(), a.cfg.AdvertiseAddrWAN),
+		NodeMeta:        a.live.Load().NodeMeta,
 		ClusterSize: func() int {
 			if p := a.lanPool(); p != nil {
 				return len(p.Members())
@@ -431,7 +442,7 @@ func (a *Agent) startDNS(ctx context.Context) error {
 	d := cfg.DNSConfig
 	var cat resolver.Catalog
 	if a.srv != nil {
-		src := &cache.Source{Datacenter: cfg.Datacenter, RPC: a.RPC, AllowStale: d.AllowStale,
+		src := &cache.Source{Datacenter: cfg.Datacenter, RPC: a.RPC, AllowStale: d.AllowStale, NodeName: cfg.NodeName,
 			Local: func() cache.LocalState { return a.srv.State() }}
 		if cfg.ACL.Enabled {
 			// Through the in-process RPC, so answers are filtered by the

@@ -409,3 +409,9 @@ func (c serfMembersCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(n), status)
 	}
 }
+
+// LocalChanged implements agenthttp.LocalWatcher.
+func (a *Agent) LocalChanged() <-chan struct{} { return a.local.WatchCh() }
+
+// TranslateWANAddrs implements agenthttp.TranslateBackend.
+func (a *Agent) TranslateWANAddrs() bool { return a.cfg.TranslateWANAddrs }

@@ -32,6 +32,7 @@ func TestDatacenterForwardingE2E(t *testing.T) {
 	runSteps(t, x, []step[*dcCluster]{
 		{"HTTP", testDCForwardingHTTP},
 		{"DNS", testDCForwardingDNS},
+		{"PreparedQueryFailover", testDCQueryFailover},
 	})
 }
 

@@ -39,6 +39,10 @@
 //     deny). With ACLs on, server agents answer DNS through the in-process
 //     RPC (filtered) instead of reading the store directly. The acl block is
 //     not reloadable (restart to change tokens).
+//   - Node ID (nodeid.go): node_id/--node-id, else <data_dir>/node-id made
+//     on first start (dev or no data dir: random per start). Tagged
+//     addresses lan/wan(+_ipv4/_ipv6) sync with the node; wan translation
+//     applies to DNS only. Agents send their coordinate every 15s.
 package agent
 
 // Version is the build's version, set by the Makefile through -ldflags.

@@ -25,6 +25,7 @@ const (
 	kindService kind = iota
 	kindNode
 	kindNodes
+	kindQuery // a prepared query's results; name is its ID or name
 )
 
 type key struct {
@@ -41,6 +42,8 @@ type value struct {
 	insts []resolver.Instance
 	node  *resolver.Node
 	nodes []resolver.Node
+	// query is what a prepared query said about insts (kindQuery only).
+	query resolver.QueryAnswer
 	// expires (unix nanos) is set on negative answers to cold misses.
 	expires int64
 }
@@ -181,7 +184,7 @@ func New(cfg Config, rpc RPCFunc, logger *zap.Logger, reg prometheus.Registerer)
 		logger = zap.NewNop()
 	}
 	c := &Catalog{cfg: cfg, rpc: rpc, log: logger, seed: maphash.MakeSeed(),
-		src: Source{Datacenter: cfg.Datacenter, RPC: rpc, AllowStale: true}, subs: make(map[uint64]*entry),
+		src: Source{Datacenter: cfg.Datacenter, RPC: rpc, AllowStale: true, NodeName: cfg.NodeName}, subs: make(map[uint64]*entry),
 		wakeCh: make(chan struct{}, 1)}
 	m, err := newMetrics(reg, func() float64 { return float64(c.hits.Load() + c.wireHits()) }, func() float64 { return float64(c.wireHits()) })
 	if err != nil {
@@ -474,6 +477,16 @@ func (c *Catalog) ServicesByAddress(ctx context.Context, dc, addr string) ([]res
 	return servicesByAddress(ctx, services, addr, func(ctx context.Context, name string) ([]resolver.Instance, error) {
 		return c.ServiceNodes(ctx, dc, name, "", false, nil)
 	})
+}
+
+// PreparedQuery implements resolver.QueryCatalog: query results are
+// cached like a service's, refreshed when the local catalog moves.
+func (c *Catalog) PreparedQuery(ctx context.Context, dc, name string, dst []resolver.Instance) ([]resolver.Instance, resolver.QueryAnswer, error) {
+	v, err := c.get(ctx, key{dc: dc, kind: kindQuery, name: name})
+	if err != nil {
+		return dst, resolver.QueryAnswer{TTL: -1}, err
+	}
+	return append(dst, v.insts...), v.query, nil
 }
 
 // Len returns the number of cached keys.

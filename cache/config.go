@@ -10,6 +10,8 @@ import (
 type Config struct {
 	// Datacenter is the agent's own; lookups with dc "" mean it.
 	Datacenter string
+	// NodeName is the agent's node (the source of Near = "_agent").
+	NodeName string
 	// MaxEntries bounds the number of cached keys (cache.max_entries).
 	MaxEntries int
 	// MaxStale is how long an entry is served after the last successful

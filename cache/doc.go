@@ -28,6 +28,12 @@
 //     and counted stale; a miss then fails at once (SERVFAIL).
 //   - Empty answers to cold misses are cached for NegativeTTL only.
 //   - Packed hits are checked by the entries themselves (entry.Serve).
+//   - Prepared query results are keys of their own (kind query), fetched
+//     and refreshed like a local service: a change to the query definition
+//     alone is seen when the key is next fetched (idle drop or a catalog
+//     change), not pushed.
+//   - Packed hits are checked by the entries themselves (entry.Serve), so
+//     freshness, max_stale and hit bookkeeping are the same on both paths.
 //
 // Metrics: README.md.
 package cache

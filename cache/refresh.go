@@ -146,7 +146,7 @@ func (c *Catalog) refresh(e *entry) {
 }
 
 func sameValue(a, b *value) bool {
-	return a.expires == b.expires && reflect.DeepEqual(a.insts, b.insts) &&
+	return a.expires == b.expires && a.query == b.query && reflect.DeepEqual(a.insts, b.insts) &&
 		reflect.DeepEqual(a.node, b.node) && reflect.DeepEqual(a.nodes, b.nodes)
 }
 
@@ -181,6 +181,8 @@ func kindName(k kind) string {
 		return "service"
 	case kindNode:
 		return "node"
+	case kindQuery:
+		return "query"
 	}
 	return "nodes"
 }
@@ -200,6 +202,9 @@ func (c *Catalog) fetch(ctx context.Context, k key, minIndex uint64) (*value, er
 		v.index, v.node, err = c.src.node(ctx, k.dc, k.name, q)
 	case kindNodes:
 		v.index, v.nodes, err = c.src.nodes(ctx, k.dc, q)
+	case kindQuery:
+		q.MinQueryIndex = 0 // query results are refreshed, never watched
+		v.index, v.insts, v.query, err = c.src.preparedQuery(ctx, k.dc, k.name, q, nil)
 	}
 	if err != nil {
 		return nil, err

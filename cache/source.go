@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"time"
 
 	"github.com/cairnd/cairn/cluster/structs"
 	"github.com/cairnd/cairn/resolver"
@@ -35,6 +36,9 @@ type Source struct {
 	Local func() LocalState
 	// AllowStale lets any server answer (dns_config.allow_stale).
 	AllowStale bool
+	// NodeName is the agent's node, the source of prepared queries with
+	// Near = "_agent".
+	NodeName string
 }
 
 var _ resolver.Catalog = (*Source)(nil)
@@ -211,5 +215,36 @@ func appendInstances(dst []resolver.Instance, nodes []structs.CheckServiceNode) 
 
 // toNode converts a catalog node to the resolver's view of it.
 func toNode(n *structs.Node) resolver.Node {
-	return resolver.Node{Name: n.Node, Address: n.Address, Datacenter: n.Datacenter, Meta: n.Meta}
+	return resolver.Node{Name: n.Node, Address: n.Address, WANAddress: n.TaggedAddresses["wan"],
+		Datacenter: n.Datacenter, Meta: n.Meta}
+}
+
+// preparedQuery runs query name (ID or name) in dc. An unknown query is
+// no instances, no error (NXDOMAIN, as Consul).
+func (s *Source) preparedQuery(ctx context.Context, dc, name string, q structs.QueryOptions, dst []resolver.Instance) (uint64, []resolver.Instance, resolver.QueryAnswer, error) {
+	qa := resolver.QueryAnswer{TTL: -1}
+	var out structs.PreparedQueryExecuteResponse
+	err := s.RPC(ctx, structs.MethodPreparedQueryExecute, &structs.PreparedQueryExecuteRequest{
+		Datacenter: dc, QueryIDOrName: name, QueryOptions: q,
+		Agent: structs.QuerySource{Datacenter: s.Datacenter, Node: s.NodeName},
+	}, &out)
+	if errors.Is(err, structs.ErrQueryNotFound) {
+		return out.Index, dst, qa, nil
+	}
+	if err != nil {
+		return 0, dst, qa, mapErr(err)
+	}
+	if out.DNS.TTL != "" {
+		if d, err := time.ParseDuration(out.DNS.TTL); err == nil {
+			qa.TTL = d
+		}
+	}
+	qa.Ordered = out.Sorted
+	return out.Index, appendInstances(dst, out.Nodes), qa, nil
+}
+
+// PreparedQuery implements resolver.QueryCatalog.
+func (s *Source) PreparedQuery(ctx context.Context, dc, name string, dst []resolver.Instance) ([]resolver.Instance, resolver.QueryAnswer, error) {
+	_, insts, qa, err := s.preparedQuery(ctx, dc, name, s.query(), dst)
+	return insts, qa, err
 }

@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ErrNoSuchDatacenter is returned by a Catalog when asked about a datacenter
@@ -51,10 +52,32 @@ type Catalog interface {
 	ServicesByAddress(ctx context.Context, dc, addr string) ([]Instance, error)
 }
 
+// QueryCatalog is implemented by catalogs that run prepared queries;
+// without it <name>.query names are NXDOMAIN.
+type QueryCatalog interface {
+	// PreparedQuery runs the query with ID or name name in dc and appends
+	// its instances to dst. An unknown query returns no instances and no
+	// error.
+	PreparedQuery(ctx context.Context, dc, name string, dst []Instance) ([]Instance, QueryAnswer, error)
+}
+
+// QueryAnswer is what a prepared query says about its instances.
+type QueryAnswer struct {
+	// TTL is the query's DNS TTL, or -1 when it sets none (the
+	// service_ttl rules then apply).
+	TTL time.Duration
+	// Ordered: the instances are sorted by RTT (the query has Near) and
+	// are answered in that order, not shuffled.
+	Ordered bool
+}
+
 // Node is a catalog node as the resolver sees it.
 type Node struct {
-	Name       string
-	Address    string // IPv4, IPv6 or a host name
+	Name    string
+	Address string // IPv4, IPv6 or a host name
+	// WANAddress is the node's "wan" tagged address ("" if none): used
+	// instead of Address for other datacenters with TranslateWANAddrs.
+	WANAddress string
 	Datacenter string
 	Meta       map[string]string
 }

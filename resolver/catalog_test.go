@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fixtureCatalog is the in-memory Catalog the tests use, loaded from
@@ -17,8 +18,15 @@ type fixtureCatalog struct {
 }
 
 type fixtureDC struct {
-	nodes []Node
-	insts []Instance
+	nodes   []Node
+	insts   []Instance
+	queries map[string]fixtureQuery
+}
+
+// fixtureQuery is a prepared query of the fixture: a service, an
+// optional DNS TTL and one failover datacenter used when it has none.
+type fixtureQuery struct {
+	Service, TTL, Failover string
 }
 
 type fixtureFile map[string]struct {
@@ -29,6 +37,7 @@ type fixtureFile map[string]struct {
 		Tags                               []string
 		Weights                            Weights
 	}
+	Queries map[string]fixtureQuery
 }
 
 func loadFixture(t testing.TB) *fixtureCatalog {
@@ -43,7 +52,7 @@ func loadFixture(t testing.TB) *fixtureCatalog {
 	}
 	c := &fixtureCatalog{dcs: map[string]*fixtureDC{}}
 	for dc, d := range f {
-		fd := &fixtureDC{}
+		fd := &fixtureDC{queries: d.Queries}
 		for _, n := range d.Nodes {
 			n.Datacenter = dc
 			fd.nodes = append(fd.nodes, n)
@@ -126,4 +135,27 @@ func (c *fixtureCatalog) ServicesByAddress(_ context.Context, dc, addr string) (
 		}
 	}
 	return out, nil
+}
+
+// PreparedQuery implements QueryCatalog: the query's service in dc, or in
+// its failover datacenter when dc has no instance.
+func (c *fixtureCatalog) PreparedQuery(ctx context.Context, dc, name string, dst []Instance) ([]Instance, QueryAnswer, error) {
+	qa := QueryAnswer{TTL: -1}
+	d, err := c.dc(dc)
+	if err != nil {
+		return dst, qa, err
+	}
+	q, ok := d.queries[name]
+	if !ok {
+		return dst, qa, nil
+	}
+	if q.TTL != "" {
+		qa.TTL, _ = time.ParseDuration(q.TTL)
+	}
+	n := len(dst)
+	dst, err = c.ServiceNodes(ctx, dc, q.Service, "", false, dst)
+	if err == nil && len(dst) == n && q.Failover != "" {
+		dst, err = c.ServiceNodes(ctx, q.Failover, q.Service, "", false, dst)
+	}
+	return dst, qa, err
 }

@@ -53,7 +53,10 @@ type Config struct {
 	// alone matches everything.
 	ServiceTTL map[string]time.Duration
 
-	OnlyPassing        bool // only_passing
+	OnlyPassing bool // only_passing
+	// TranslateWANAddrs (translate_wan_addrs): answers for another
+	// datacenter use the nodes' WAN addresses.
+	TranslateWANAddrs  bool
 	EnableTruncate     bool // enable_truncate: set TC on trimmed UDP answers
 	UDPAnswerLimit     int  // udp_answer_limit (non-EDNS UDP queries)
 	ARecordLimit       int  // a_record_limit (0: unlimited)

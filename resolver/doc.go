@@ -24,6 +24,11 @@
 //     patching ID, RD/CD and letter case, allocating nothing. The Catalog
 //     ties each answer to its Deps with NoteDep, through the query's ctx.
 //     TCP, negative and truncated answers are never packed.
+//   - <query>.query[.<dc>] names run a prepared query through the optional
+//     QueryCatalog (NXDOMAIN without one, or for an unknown query): answers
+//     like a service's, the query's DNS.TTL over service_ttl, SRV targets
+//     in the datacenter that answered, RTT order kept when the query sorted
+//     by Near. translate_wan_addrs answers other datacenters' WAN addresses.
 //   - Not done: EDNS Client Subnet, DNSSEC, recursor_strategy (sequential).
 //
 // Metrics: README.md.

@@ -41,6 +41,10 @@ func FuzzParseName(f *testing.F) {
 			if q.service == "" {
 				t.Fatalf("%q: service kind without a service", name)
 			}
+		case kindQuery:
+			if q.service == "" {
+				t.Fatalf("%q: query kind without a query name", name)
+			}
 		case kindNode:
 			if q.node == "" {
 				t.Fatalf("%q: node kind without a node", name)

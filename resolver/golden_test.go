@@ -357,6 +357,8 @@ func configFor(t testing.TB, env testEnv, spec string) Config {
 			cfg.ARecordLimit = atoi()
 		case "node_ttl":
 			cfg.NodeTTL = dur()
+		case "translate_wan_addrs":
+			cfg.TranslateWANAddrs = v == "true"
 		case "node_meta_txt":
 			cfg.NodeMetaTXT = v == "true"
 		case "disable_compression":

@@ -208,6 +208,8 @@ func (s *Server) lookup(r *response, qname string, qtype uint16, pq query, domai
 		return s.lookupService(r, qname, qtype, pq, domain, edns, level)
 	case kindNode:
 		return s.lookupNode(r, qname, qtype, pq, level)
+	case kindQuery:
+		return s.lookupQuery(r, qname, qtype, pq, domain, edns, level)
 	case kindAddr:
 		rr := r.ipRR(qname, pq.addr, s.nodeTTL)
 		if (pq.addr.Is4() && (qtype == dns.TypeA || qtype == dns.TypeANY)) ||

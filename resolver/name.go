@@ -18,6 +18,7 @@ const (
 	kindNode                // node.node
 	kindAddr                // hex.addr
 	kindPTR                 // in-addr.arpa / ip6.arpa
+	kindQuery               // name.query: a prepared query (service holds its name)
 )
 
 // maxLabels is the most labels a 255-byte name can have.
@@ -140,6 +141,8 @@ func parseInDomain(rest string, qtype uint16) query {
 		}
 	case kindNode:
 		q.node = l.upTo(parts) // node names may contain dots
+	case kindQuery:
+		q.service = l.upTo(parts) // the query's ID or name
 	case kindAddr:
 		if parts != 1 {
 			return q
@@ -201,7 +204,9 @@ func (l *labels) kindLabel(qtype uint16) (parts, loc int, what kind) {
 			return i, i + 1, kindNode
 		case "addr":
 			return i, i + 1, kindAddr
-		case "query", "connect", "ingress", "virtual":
+		case "query":
+			return i, i + 1, kindQuery
+		case "connect", "ingress", "virtual":
 			return -1, 0, kindInvalid
 		default:
 			if qtype == dns.TypeSRV && l.at(i)[0] == '_' {

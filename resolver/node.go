@@ -11,7 +11,8 @@ import (
 // lookupNode answers <node>.node names: A/AAAA (or CNAME) from the node
 // address, TXT from node meta.
 func (s *Server) lookupNode(r *response, qname string, qtype uint16, pq query, level int) outcome {
-	n, err := s.cat.Node(r.ctx, s.datacenter(pq), pq.node)
+	dc := s.datacenter(pq)
+	n, err := s.cat.Node(r.ctx, dc, pq.node)
 	if err != nil {
 		s.log.Debug("catalog node lookup", zap.String("node", pq.node), zap.Error(err))
 		return catalogOutcome(err)
@@ -25,7 +26,11 @@ func (s *Server) lookupNode(r *response, qname string, qtype uint16, pq query, l
 		return noData
 	}
 	if qtype != dns.TypeTXT {
-		r.answer = s.nodeAddr(r, r.answer, qname, qtype, n.Address, s.nodeTTL, level)
+		addr := n.Address
+		if s.cfg.TranslateWANAddrs && n.WANAddress != "" && !strings.EqualFold(dc, s.defaultDC) {
+			addr = n.WANAddress
+		}
+		r.answer = s.nodeAddr(r, r.answer, qname, qtype, addr, s.nodeTTL, level)
 	}
 	switch {
 	case qtype == dns.TypeTXT || qtype == dns.TypeANY:

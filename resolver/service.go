@@ -1,10 +1,13 @@
 package resolver
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"net/netip"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 	"go.uber.org/zap"
@@ -24,6 +27,7 @@ func (s *Server) lookupService(r *response, qname string, qtype uint16, pq query
 	if len(insts) == 0 {
 		return notFound
 	}
+	s.translateWAN(dc, insts)
 	order := r.shuffled(len(insts))
 	ttl := s.ttls.lookup(pq.service)
 	if qtype == dns.TypeSRV {
@@ -263,4 +267,59 @@ func (s *Server) serviceSRV(r *response, qname, dc, domain string, insts []Insta
 			r.extra = appendMetaTXT(r.extra, node, in.Node.Meta, ttl)
 		}
 	}
+}
+
+// translateWAN points instances of another datacenter at their nodes'
+// WAN addresses when TranslateWANAddrs is on (Consul's
+// translate_wan_addrs). insts is the query's own slice of values.
+func (s *Server) translateWAN(dc string, insts []Instance) {
+	if !s.cfg.TranslateWANAddrs || strings.EqualFold(dc, s.defaultDC) {
+		return
+	}
+	for i := range insts {
+		if w := insts[i].Node.WANAddress; w != "" {
+			insts[i].Node.Address = w
+		}
+	}
+}
+
+// lookupQuery answers <query>.query[.<dc>] names like a service, from the
+// prepared query's results: SRV targets name the datacenter that answered
+// (a failover one, maybe), and the query's DNS TTL wins over service_ttl.
+func (s *Server) lookupQuery(r *response, qname string, qtype uint16, pq query, domain string, edns bool, level int) outcome {
+	qc, ok := s.cat.(QueryCatalog)
+	if !ok {
+		return notFound
+	}
+	insts, qa, err := qc.PreparedQuery(r.ctx, s.datacenter(pq), pq.service, r.insts[:0])
+	if insts != nil {
+		r.insts = insts
+	}
+	if err != nil {
+		s.log.Debug("prepared query lookup", zap.String("query", pq.service), zap.Error(err))
+		return catalogOutcome(err)
+	}
+	insts = s.healthy(insts)
+	if len(insts) == 0 {
+		return notFound
+	}
+	dc := cmp.Or(insts[0].Node.Datacenter, s.datacenter(pq))
+	s.translateWAN(dc, insts)
+	order := r.shuffled(len(insts))
+	if qa.Ordered {
+		slices.Sort(order) // nearest first, as the query sorted them
+	}
+	ttl := s.ttls.lookup(insts[0].Service)
+	if qa.TTL >= 0 {
+		ttl = uint32(qa.TTL / time.Second)
+	}
+	if qtype == dns.TypeSRV {
+		s.serviceSRV(r, qname, dc, domain, insts, order, ttl, edns, level)
+	} else {
+		s.serviceAddrs(r, qname, qtype, insts, order, ttl, edns, level)
+	}
+	if len(r.answer) == 0 {
+		return noData
+	}
+	return found
 }

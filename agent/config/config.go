@@ -40,11 +40,21 @@ type Config struct {
 	DataDir         string `json:"data_dir"`
 	NodeName        string `json:"node_name"`
 	NodeID          string `json:"node_id"`
-	Datacenter      string `json:"datacenter"`
+	// DisableHostNodeID (Consul's disable_host_node_id, default true):
+	// when false, a node ID generated on first start derives from the
+	// host's machine ID instead of being random.
+	DisableHostNodeID *bool  `json:"disable_host_node_id"`
+	Datacenter        string `json:"datacenter"`
 
 	BindAddr      string `json:"bind_addr"`
 	AdvertiseAddr string `json:"advertise_addr"`
-	ClientAddr    string `json:"client_addr"`
+	// AdvertiseAddrWAN is the node's "wan" tagged address (default: the
+	// advertise address).
+	AdvertiseAddrWAN string `json:"advertise_addr_wan"`
+	// TranslateWANAddrs makes answers for other datacenters use the
+	// nodes' "wan" tagged addresses, as Consul's translate_wan_addrs.
+	TranslateWANAddrs bool   `json:"translate_wan_addrs"`
+	ClientAddr        string `json:"client_addr"`
 
 	RetryJoin    []string `json:"retry_join"`
 	RetryJoinWAN []string `json:"retry_join_wan"`

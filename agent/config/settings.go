@@ -94,6 +94,7 @@ func (c *Config) ServerConfig() (server.Config, error) {
 	sc.BootstrapExpect = max(c.BootstrapExpect, 1)
 	sc.BindAddr = c.ClusterBindAddr()
 	sc.AdvertiseAddr = c.AdvertiseAddr
+	sc.AdvertiseAddrWAN = c.AdvertiseAddrWAN
 	sc.RPCPort = c.Ports.Server
 	sc.SerfLANPort = c.Ports.SerfLAN
 	sc.SerfWANPort = c.Ports.SerfWAN // PortDisabled (-1) turns the WAN pool off
@@ -146,6 +147,7 @@ func (c *Config) ResolverConfig() resolver.Config {
 		}
 	}
 	rc.OnlyPassing = d.OnlyPassing
+	rc.TranslateWANAddrs = c.TranslateWANAddrs
 	rc.EnableTruncate = d.EnableTruncate
 	rc.UDPAnswerLimit = d.UDPAnswerLimit
 	rc.ARecordLimit = d.ARecordLimit
@@ -159,6 +161,7 @@ func (c *Config) ResolverConfig() resolver.Config {
 func (c *Config) CacheConfig() cache.Config {
 	cc := cache.DefaultConfig()
 	cc.Datacenter = c.Datacenter
+	cc.NodeName = c.NodeName
 	cc.MaxEntries = c.Cache.MaxEntries
 	cc.MaxStale = c.Cache.MaxStale.Duration()
 	cc.NegativeTTL = time.Duration(c.DNSConfig.SOA.MinTTL) * time.Second

@@ -49,10 +49,11 @@ func (c *Config) validate() error {
 	}{
 		{"bind_addr", c.BindAddr, true},
 		{"advertise_addr", c.AdvertiseAddr, false},
+		{"advertise_addr_wan", c.AdvertiseAddrWAN, false},
 		{"client_addr", c.ClientAddr, true},
 	} {
-		if a.val == "" && a.key == "advertise_addr" {
-			continue // resolved by Load
+		if a.val == "" && (a.key == "advertise_addr" || a.key == "advertise_addr_wan") {
+			continue // resolved by Load / defaults to advertise_addr
 		}
 		if err := validIP(a.val, a.allowZero); err != nil {
 			return fmt.Errorf("%s: %w", a.key, err)

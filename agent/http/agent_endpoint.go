@@ -134,8 +134,10 @@ func (a *handler) agentReload(w nethttp.ResponseWriter, r *nethttp.Request, _ st
 	return writeEmpty(w)
 }
 
-// writeEmpty is the 200 with no body Consul's agent writes answer with.
+// writeEmpty is the 200 with no body Consul's agent writes answer with,
+// typed as JSON like every other API answer.
 func writeEmpty(w nethttp.ResponseWriter) error {
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(nethttp.StatusOK)
 	return nil
 }

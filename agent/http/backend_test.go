@@ -207,6 +207,10 @@ func (b *testBackend) RPC(_ context.Context, method string, args, reply any) err
 		}
 	case structs.MethodSessionApply:
 		*reply.(*structs.WriteResponse) = structs.WriteResponse{Index: b.index, Success: true}
+	case structs.MethodPreparedQueryApply:
+		*reply.(*string) = "9b2c9e8a-0000-4000-8000-000000000001"
+	case structs.MethodCoordinateUpdate:
+		*reply.(*structs.WriteResponse) = structs.WriteResponse{Index: b.index, Success: true}
 	default:
 		return fmt.Errorf("testBackend: unknown method %s", method)
 	}

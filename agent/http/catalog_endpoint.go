@@ -3,6 +3,7 @@ package http
 import (
 	"encoding/json"
 	nethttp "net/http"
+	"slices"
 	"strings"
 
 	"github.com/cairnd/cairn/cluster/structs"
@@ -227,6 +228,10 @@ func (a *handler) catalogNodes(w nethttp.ResponseWriter, r *nethttp.Request, _ s
 		return err
 	}
 	setQueryMeta(w, &out.QueryMeta)
+	nodes = slices.Clone(nodes) // sorted below; the reply may be the store's
+	if err := sortNear(a, r, args.Datacenter, nodes, func(n *structs.Node) string { return n.Node }); err != nil {
+		return err
+	}
 	return writeJSON(w, r, nonNil(nodes))
 }
 
@@ -287,7 +292,15 @@ func (a *handler) catalogServiceNodes(w nethttp.ResponseWriter, r *nethttp.Reque
 			c.ServiceTags = []string{}
 			sn = &c
 		}
+		if wan := sn.TaggedAddresses["wan"]; wan != "" && a.translateWAN(args.Datacenter) {
+			c := *sn
+			c.Address = wan
+			sn = &c
+		}
 		rows[i] = sn
+	}
+	if err := sortNear(a, r, args.Datacenter, rows, func(sn *structs.ServiceNode) string { return sn.Node }); err != nil {
+		return err
 	}
 	return writeJSON(w, r, rows)
 }

@@ -19,6 +19,8 @@ func FuzzDecodeBody(f *testing.F) {
 		"/v1/catalog/register",
 		"/v1/catalog/deregister",
 		"/v1/session/create",
+		"/v1/query/9b2c9e8a-0000-4000-8000-000000000001",
+		"/v1/coordinate/update",
 	}
 	f.Add(uint8(0), []byte(`{"name":"web","port":80,"check":{"ttl":"10s"}}`))
 	f.Add(uint8(1), []byte(`{"Name":"disk","HTTP":"http://127.0.0.1/","Interval":"10s"}`))
@@ -26,6 +28,8 @@ func FuzzDecodeBody(f *testing.F) {
 	f.Add(uint8(3), []byte(`{"Node":"n","Address":"a","Service":{"Service":"s"},"Checks":[{"Name":"c"}]}`))
 	f.Add(uint8(4), []byte(`{"Node":"n","ServiceID":"s"}`))
 	f.Add(uint8(5), []byte(`{"Name":"n","TTL":"30s","LockDelay":15,"Checks":["serfHealth"],"ServiceChecks":[{"ID":"s","Namespace":""}],"Behavior":"delete"}`))
+	f.Add(uint8(6), []byte(`{"Name":"q","Service":{"Service":"db","Tags":["!v2"],"Failover":{"NearestN":2,"Datacenters":["dc2"]}},"DNS":{"TTL":"10s"},"Template":{"Type":"name_prefix_match"}}`))
+	f.Add(uint8(7), []byte(`{"Node":"n","Coord":{"Vec":[0,0,0,0,0,0,0,0],"Error":1.5,"Adjustment":0,"Height":0.00001}}`))
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		b := newTestBackend()
 		h := New(b, zap.NewNop())

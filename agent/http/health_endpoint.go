@@ -125,7 +125,13 @@ func (a *handler) healthServiceNodes(w nethttp.ResponseWriter, r *nethttp.Reques
 			s.Tags = []string{}
 			n.Service = &s
 		}
+		if a.translateWAN(args.Datacenter) {
+			n.Node = wanNode(n.Node)
+		}
 		nodes = append(nodes, n)
+	}
+	if err := sortNear(a, r, args.Datacenter, nodes, func(n structs.CheckServiceNode) string { return n.Node.Node }); err != nil {
+		return err
 	}
 	return writeJSON(w, r, nodes)
 }

@@ -53,6 +53,17 @@ func New(b Backend, logger *zap.Logger) nethttp.Handler {
 		{"/v1/agent/metrics", get, a.agentMetrics},
 		{"/v1/agent/maintenance", put, a.agentNodeMaintenance},
 		{"/v1/agent/service/register", put, a.agentServiceRegister},
+		{"/v1/agent/service/", get, a.agentServiceGet},
+		{"/v1/agent/health/service/id/", get, a.agentHealthServiceByID},
+		{"/v1/agent/health/service/name/", get, a.agentHealthServiceByName},
+		{"/v1/agent/version", get, a.agentVersion},
+		{"/v1/catalog/node-services/", get, a.catalogNodeServiceList},
+		{"/v1/coordinate/datacenters", get, a.coordinateDatacenters},
+		{"/v1/coordinate/nodes", get, a.coordinateNodes},
+		{"/v1/coordinate/node/", get, a.coordinateNode},
+		{"/v1/coordinate/update", put, a.coordinateUpdate},
+		{"/v1/query", []string{nethttp.MethodGet, nethttp.MethodPost}, a.queryRoot},
+		{"/v1/query/", []string{nethttp.MethodGet, nethttp.MethodPut, nethttp.MethodDelete}, a.querySpecific},
 		{"/v1/agent/service/deregister/", put, a.agentServiceDeregister},
 		{"/v1/agent/service/maintenance/", put, a.agentServiceMaintenance},
 		{"/v1/agent/check/register", put, a.agentCheckRegister},
@@ -117,6 +128,7 @@ func (a *handler) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 	// Defaults first, so errors and 404s carry them too; handlers with
 	// a query result overwrite them.
 	setMeta(rw, 0, false, 0)
+	a.setAgentHeaders(rw)
 	defer a.recoverPanic(rw, r)
 
 	rt, arg := a.lookup(r.URL.Path)
@@ -202,7 +214,7 @@ func errorStatus(err error) int {
 		return nethttp.StatusInternalServerError
 	case errors.As(err, &he):
 		return he.code
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound), errors.Is(err, structs.ErrQueryNotFound):
 		return nethttp.StatusNotFound
 	case errors.Is(err, ErrBadRequest), errors.Is(err, structs.ErrInvalidRequest):
 		return nethttp.StatusBadRequest

@@ -49,6 +49,9 @@ type State struct {
 	checks   map[string]*checkState
 	rev      uint64 // bumped on every change; stamps the changed record
 	notifyCh chan struct{}
+	// watchCh is closed (and replaced) on every change: the broadcast
+	// that hash-blocking reads of /v1/agent/service/<id> wait on.
+	watchCh chan struct{}
 }
 
 // NewState returns an empty State.
@@ -57,7 +60,16 @@ func NewState() *State {
 		services: map[string]*serviceState{},
 		checks:   map[string]*checkState{},
 		notifyCh: make(chan struct{}, 1),
+		watchCh:  make(chan struct{}),
 	}
+}
+
+// WatchCh returns a channel closed at the next change of any local
+// service or check (any number of readers; take a new one after it fires).
+func (s *State) WatchCh() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.watchCh
 }
 
 // Notify returns a channel that receives (coalesced) after every change
@@ -78,6 +90,8 @@ func (s *State) changedLocked() uint64 {
 	case s.notifyCh <- struct{}{}:
 	default:
 	}
+	close(s.watchCh)
+	s.watchCh = make(chan struct{})
 	return s.rev
 }
 

@@ -118,6 +118,29 @@ func (f *FSM) apply(l *raft.Log) any {
 			return f.decodeErr(l, t, err)
 		}
 		return applySession(s, l.Index, &req)
+	case structs.PreparedQueryRequestType:
+		var req structs.PreparedQueryRequest
+		if err := structs.DecodeMsgpack(l.Data[1:], &req); err != nil {
+			return f.decodeErr(l, t, err)
+		}
+		if req.Query == nil {
+			return fmt.Errorf("fsm: log %d: prepared query request without a query", l.Index)
+		}
+		switch req.Op {
+		case structs.PreparedQueryCreate:
+			return s.PreparedQuerySet(l.Index, req.Query, false)
+		case structs.PreparedQueryUpdate:
+			return s.PreparedQuerySet(l.Index, req.Query, true)
+		case structs.PreparedQueryDelete:
+			return s.PreparedQueryDelete(l.Index, req.Query.ID)
+		}
+		return fmt.Errorf("fsm: log %d: unknown prepared query op %q", l.Index, req.Op)
+	case structs.CoordinateBatchUpdateType:
+		var req structs.CoordinateBatchUpdateRequest
+		if err := structs.DecodeMsgpack(l.Data[1:], &req); err != nil {
+			return f.decodeErr(l, t, err)
+		}
+		return s.CoordinateBatchUpdate(l.Index, req.Updates)
 	}
 	if t >= structs.ACLBootstrapRequestType && t <= structs.ACLTokenDeleteRequestType {
 		return f.applyACL(l, t, s)

@@ -194,6 +194,16 @@ func (s *Server) authorize(ctx context.Context, method string, args any) (*acl.A
 			return a, need(a, acl.ResSession, s.sessionNode(args.SessionID), acl.LevelWrite)
 		}
 		return a, nil // filtered
+	case *structs.CoordinateUpdateRequest:
+		return a, need(a, acl.ResNode, args.Node, acl.LevelWrite)
+	case *structs.PreparedQueryRequest:
+		// Consul: query write on the query's name (unnamed: only a
+		// query_prefix "" rule or a management token).
+		name := ""
+		if args.Query != nil {
+			name = args.Query.Name
+		}
+		return a, need(a, acl.ResQuery, name, acl.LevelWrite)
 	case *structs.TxnRequest:
 		return a, txnAllowed(a, args.Ops)
 	case *structs.TxnReadRequest:
@@ -202,6 +212,12 @@ func (s *Server) authorize(ctx context.Context, method string, args any) (*acl.A
 	switch method {
 	case structs.MethodSessionList, structs.MethodSessionNode:
 		return a, nil // filtered
+	case structs.MethodCoordinateListDatacenters:
+		return a, nil // public, as Consul's
+	case structs.MethodCoordinateListNodes, structs.MethodCoordinateNode,
+		structs.MethodPreparedQueryGet, structs.MethodPreparedQueryList,
+		structs.MethodPreparedQueryExecute, structs.MethodPreparedQueryExecuteRemote, structs.MethodPreparedQueryExplain:
+		return a, nil // filtered: coordinates by node, queries by name, results by service and node
 	case structs.MethodCatalogListNodes, structs.MethodCatalogListServices, structs.MethodCatalogServiceNodes,
 		structs.MethodCatalogNodeServices, structs.MethodHealthServiceNodes, structs.MethodHealthNodeChecks,
 		structs.MethodHealthServiceChecks, structs.MethodHealthChecksInState:
@@ -209,7 +225,7 @@ func (s *Server) authorize(ctx context.Context, method string, args any) (*acl.A
 	case structs.MethodOperatorRaftConfig, structs.MethodOperatorAutopilotGetConfig, structs.MethodOperatorServerHealth,
 		structs.MethodSnapshotSave:
 		return a, need(a, acl.ResOperator, "", acl.LevelRead)
-	case structs.MethodOperatorRaftRemovePeer, structs.MethodSnapshotRestore:
+	case structs.MethodOperatorRaftRemovePeer, structs.MethodOperatorRaftTransferLeader, structs.MethodSnapshotRestore:
 		return a, need(a, acl.ResOperator, "", acl.LevelWrite)
 	case structs.MethodACLPolicyRead, structs.MethodACLPolicyList, structs.MethodACLTokenList:
 		return a, need(a, acl.ResACL, "", acl.LevelRead)
@@ -284,6 +300,18 @@ func filterReply(a *acl.Authorizer, reply any) {
 	switch r := reply.(type) {
 	case *structs.IndexedNodes:
 		r.Nodes, r.ResultsFilteredByACLs = keep(r.Nodes, func(n *structs.Node) bool { return canNode(n.Node) })
+	case *structs.IndexedCoordinates:
+		r.Coordinates, r.ResultsFilteredByACLs = keep(r.Coordinates, func(c *structs.Coordinate) bool { return canNode(c.Node) })
+	case *structs.IndexedPreparedQueries:
+		r.Queries, r.ResultsFilteredByACLs = keep(r.Queries, func(q *structs.PreparedQuery) bool { return a.Read(acl.ResQuery, q.Name) })
+	case *structs.PreparedQueryExplainResponse:
+		if !a.Read(acl.ResQuery, r.Query.Name) {
+			r.Query, r.ResultsFilteredByACLs = structs.PreparedQuery{}, true
+		}
+	case *structs.PreparedQueryExecuteResponse:
+		r.Nodes, r.ResultsFilteredByACLs = keep(r.Nodes, func(c structs.CheckServiceNode) bool {
+			return c.Service != nil && c.Node != nil && canSvc(c.Service.Service) && canNode(c.Node.Node)
+		})
 	case *structs.IndexedServices:
 		for name := range r.Services {
 			if !canSvc(name) {

@@ -68,6 +68,8 @@ func readParts(a any) (string, *structs.QueryOptions) {
 		return a.Datacenter, &a.QueryOptions
 	case *structs.SessionSpecificRequest:
 		return a.Datacenter, &a.QueryOptions
+	case *structs.PreparedQuerySpecificRequest:
+		return a.Datacenter, &a.QueryOptions
 	}
 	return "", nil
 }
@@ -92,6 +94,10 @@ func replyMeta(r any) *structs.QueryMeta {
 	case *structs.IndexedKeyList:
 		return &r.QueryMeta
 	case *structs.IndexedSessions:
+		return &r.QueryMeta
+	case *structs.IndexedPreparedQueries:
+		return &r.QueryMeta
+	case *structs.IndexedCoordinates:
 		return &r.QueryMeta
 	}
 	return nil
@@ -125,6 +131,10 @@ func cloneReply(r any) {
 		r.Keys = slices.Clone(r.Keys)
 	case *structs.IndexedSessions:
 		r.Sessions = slices.Clone(r.Sessions)
+	case *structs.IndexedPreparedQueries:
+		r.Queries = slices.Clone(r.Queries)
+	case *structs.IndexedCoordinates:
+		r.Coordinates = slices.Clone(r.Coordinates)
 	}
 }
 

@@ -24,6 +24,9 @@ type Config struct {
 
 	BindAddr      string
 	AdvertiseAddr string
+	// AdvertiseAddrWAN is what the WAN pool advertises (default
+	// AdvertiseAddr).
+	AdvertiseAddrWAN string
 	// Ports: 0 lets the kernel pick (the bound port is what is advertised
 	// and gossiped); SerfWANPort -1 disables the WAN pool.
 	RPCPort      int

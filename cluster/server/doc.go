@@ -33,4 +33,9 @@
 // every call passes one gate in handle() that resolves the caller's token
 // (RPC header) on this server's state and checks the method's rule; list
 // replies are filtered; methods without a rule need a management token.
+// peers.json is applied before Raft starts.
+//
+// Prepared queries and coordinates (query.go, README.md): execute filters,
+// sorts by Near and fails over (NearestN by WAN RTT, then Datacenters);
+// LAN coordinates replicate through Raft, one entry per agent update.
 package server

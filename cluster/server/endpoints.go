@@ -77,6 +77,7 @@ func (s *Server) registerEndpoints() {
 	s.registerStatus()
 	s.registerTxn()
 	s.registerACLEndpoints()
+	s.registerQueryEndpoints(shared)
 }
 
 // readEndpoints is the table of reads: each names its method once, the

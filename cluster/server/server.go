@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -309,7 +310,7 @@ func (s *Server) setupSerf() error {
 			NodeName:         s.cfg.NodeName + "." + s.cfg.Datacenter,
 			BindAddr:         s.cfg.BindAddr,
 			BindPort:         wanPort,
-			AdvertiseAddr:    s.advertiseIP(),
+			AdvertiseAddr:    cmp.Or(s.cfg.AdvertiseAddrWAN, s.advertiseIP()),
 			Tags:             s.tags(true),
 			WAN:              true,
 			EncryptKey:       s.cfg.EncryptKey,

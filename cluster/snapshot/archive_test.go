@@ -64,7 +64,7 @@ func TestRoundTripAndInspect(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := fmt.Sprintf("%s %d %d %d %d %v", info.ID, info.Size, info.Index, info.Term, info.Version, info.Tables)
-	want := fmt.Sprintf("2-5-1700000000000 %d 5 2 1 [{Nodes 2} {Services 3} {Checks 1} {KVS 2} {Sessions 0}]", len(st))
+	want := fmt.Sprintf("2-5-1700000000000 %d 5 2 1 [{Nodes 2} {Services 3} {Checks 1} {KVS 2} {Sessions 0} {PreparedQuery 0} {Coordinate 0}]", len(st))
 	if got != want {
 		t.Fatalf("inspect:\n got %s\nwant %s", got, want)
 	}

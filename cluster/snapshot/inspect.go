@@ -52,6 +52,8 @@ func (a *Archive) Inspect() (*Info, error) {
 	_, checks := st.ChecksInState(structs.HealthAny)
 	_, kvs := st.KVSList("")
 	_, sessions := st.SessionList()
+	_, queries := st.PreparedQueryList()
+	_, coords := st.Coordinates()
 	return &Info{
 		ID: a.Meta.ID, Size: a.Meta.Size, Index: a.Meta.Index, Term: a.Meta.Term,
 		Version: int(a.Meta.Version),
@@ -61,6 +63,8 @@ func (a *Archive) Inspect() (*Info, error) {
 			{Name: "Checks", Count: len(checks)},
 			{Name: "KVS", Count: len(kvs)},
 			{Name: "Sessions", Count: len(sessions)},
+			{Name: "PreparedQuery", Count: len(queries)},
+			{Name: "Coordinate", Count: len(coords)},
 		},
 	}, nil
 }

@@ -47,4 +47,10 @@
 // held-lock index) and reports every failure: nothing changes, no one
 // wakes. Not here: persistence beyond the snapshot format, TTL and
 // tombstone timers (cluster/server).
+// the new one. Not here: persistence beyond the snapshot format, sessions,
+// locks, tombstone reaping.
+//
+// Prepared queries (by ID, unique names; Resolve renders templates into a
+// copy) and per-node coordinates are tables added at the end (query.go):
+// an older snapshot's shorter index list restores with them empty.
 package state

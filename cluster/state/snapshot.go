@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 
@@ -31,6 +32,10 @@ const (
 	recACLPolicy uint8 = 7
 	recACLToken  uint8 = 8
 	recACLMeta   uint8 = 9
+	// recPreparedQuery and recCoordinate: allocated 10 and 11 (kinds 5-9
+	// belong to sessions, tombstones and ACLs).
+	recPreparedQuery uint8 = 10
+	recCoordinate    uint8 = 11
 	// recEnd terminates the stream so a truncated snapshot is detected.
 	recEnd uint8 = 255
 )
@@ -62,6 +67,8 @@ type Snapshot struct {
 	aclPolicies []*structs.ACLPolicy
 	aclTokens   []*structs.ACLToken
 	aclMeta     aclMeta
+	queries     []*structs.PreparedQuery
+	coords      []*structs.Coordinate
 }
 
 // Snapshot captures the Store's current state.
@@ -97,6 +104,12 @@ func (s *Store) Snapshot() *Snapshot {
 		snap.sessions = append(snap.sessions, sess)
 	}
 	s.aclSnapshot(snap)
+	for _, id := range slices.Sorted(maps.Keys(s.queries)) {
+		snap.queries = append(snap.queries, s.queries[id])
+	}
+	for _, n := range slices.Sorted(maps.Keys(s.coords)) {
+		snap.coords = append(snap.coords, s.coords[n])
+	}
 	return snap
 }
 
@@ -189,6 +202,16 @@ func (snap *Snapshot) persist(w io.Writer, indexes []uint64) error {
 			return fmt.Errorf("state: persist acl meta: %w", err)
 		}
 	}
+	for _, q := range snap.queries {
+		if err := put(recPreparedQuery, q); err != nil {
+			return fmt.Errorf("state: persist prepared query %s: %w", q.ID, err)
+		}
+	}
+	for _, c := range snap.coords {
+		if err := put(recCoordinate, c); err != nil {
+			return fmt.Errorf("state: persist coordinate %s: %w", c.Node, err)
+		}
+	}
 	if err := put(recEnd, nil); err != nil {
 		return fmt.Errorf("state: persist end: %w", err)
 	}
@@ -209,10 +232,10 @@ func Restore(r io.Reader) (*Store, error) {
 	if hdr.Version != snapshotVersion {
 		return nil, fmt.Errorf("state: restore: unsupported snapshot version %d", hdr.Version)
 	}
-	// A snapshot from before a table was added has fewer indexes; the
-	// new tables start empty at index 0.
-	if len(hdr.TableIndexes) == 0 || len(hdr.TableIndexes) > int(numTables) {
-		return nil, fmt.Errorf("state: restore: header has %d table indexes, want 1 to %d", len(hdr.TableIndexes), numTables)
+	// Tables are only ever added at the end: a snapshot of an older
+	// build has fewer indexes, and its missing tables start empty.
+	if len(hdr.TableIndexes) > int(numTables) || len(hdr.TableIndexes) < int(TableKVS)+1 {
+		return nil, fmt.Errorf("state: restore: header has %d table indexes, want %d", len(hdr.TableIndexes), numTables)
 	}
 	s := New()
 	copy(s.tableIndex[:], hdr.TableIndexes)
@@ -273,6 +296,27 @@ func Restore(r io.Reader) (*Store, error) {
 			var m aclMeta
 			if err = dec.Decode(&m); err == nil {
 				s.acl.bootstrapIndex, s.acl.index = m.BootstrapIndex, m.Index
+			}
+		case recPreparedQuery:
+			q := new(structs.PreparedQuery)
+			if err = dec.Decode(q); err == nil {
+				if q.ID == "" || s.queries[q.ID] != nil {
+					err = fmt.Errorf("bad or duplicate prepared query %q", q.ID)
+				} else {
+					s.queries[q.ID] = q
+					if q.Name != "" {
+						s.queryNames[q.Name] = q.ID
+					}
+				}
+			}
+		case recCoordinate:
+			c := new(structs.Coordinate)
+			if err = dec.Decode(c); err == nil {
+				if c.Node == "" {
+					err = errors.New("coordinate without a node")
+				} else {
+					s.coords[c.Node] = c
+				}
 			}
 		case recEnd:
 			for _, nr := range s.nodes {

@@ -18,6 +18,8 @@ const (
 	TableChecks
 	TableKVS
 	TableSessions
+	TablePreparedQueries
+	TableCoordinates
 	numTables
 )
 
@@ -34,6 +36,10 @@ func (t Table) String() string {
 		return "kvs"
 	case TableSessions:
 		return "sessions"
+	case TablePreparedQueries:
+		return "prepared-queries"
+	case TableCoordinates:
+		return "coordinates"
 	}
 	return "unknown"
 }
@@ -85,6 +91,11 @@ type Store struct {
 	byService map[string][]*svcRecord
 	kvs       map[string]*structs.DirEntry
 	kvKeys    sortedKeys
+	// queries holds prepared queries by ID; queryNames maps names to IDs.
+	queries    map[string]*structs.PreparedQuery
+	queryNames map[string]string
+	// coords holds the latest network coordinate of each node (LAN).
+	coords map[string]*structs.Coordinate
 
 	// Sessions (session.go): by ID; IDs by node; the keys each session
 	// locks; and when each lock-delayed key may be acquired again, from
@@ -140,6 +151,10 @@ func New() *Store {
 		sessionLocks: make(map[string]map[string]struct{}),
 		lockDelay:    make(map[string]time.Time),
 		now:          time.Now,
+
+		queries:    make(map[string]*structs.PreparedQuery),
+		queryNames: make(map[string]string),
+		coords:     make(map[string]*structs.Coordinate),
 	}
 }
 

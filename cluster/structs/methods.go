@@ -36,6 +36,8 @@ func IsWriteMethod(method string) bool {
 	case MethodTxnApply:
 	case MethodACLBootstrap, MethodACLPolicySet, MethodACLPolicyDelete, MethodACLTokenSet, MethodACLTokenDelete:
 		return true
+	case MethodPreparedQueryApply, MethodCoordinateUpdate:
+		return true
 	}
 	return false
 }

@@ -18,6 +18,8 @@ type AgentCmd struct {
 	BootstrapExpect         *int     `name:"bootstrap-expect" help:"Servers to wait for before bootstrapping Raft."`
 	DataDir                 *string  `name:"data-dir" help:"Directory for Raft log, snapshots and state."`
 	Node                    *string  `name:"node" help:"Node name (default: hostname)."`
+	NodeID                  *string  `name:"node-id" help:"Node ID, a UUID (default: generated on first start and kept in the data dir)."`
+	AdvertiseWAN            *string  `name:"advertise-wan" help:"Address servers advertise over the WAN (the node's wan tagged address)."`
 	Datacenter              *string  `name:"datacenter" help:"Datacenter name (default dc1)."`
 	Bind                    *string  `name:"bind" help:"Address for cluster traffic (serf, server RPC)."`
 	Advertise               *string  `name:"advertise" help:"Address other agents use to reach this one."`
@@ -55,6 +57,8 @@ func (a *AgentCmd) apply(c *config.Config) {
 	set(&c.BootstrapExpect, a.BootstrapExpect)
 	set(&c.DataDir, a.DataDir)
 	set(&c.NodeName, a.Node)
+	set(&c.NodeID, a.NodeID)
+	set(&c.AdvertiseAddrWAN, a.AdvertiseWAN)
 	set(&c.Datacenter, a.Datacenter)
 	set(&c.BindAddr, a.Bind)
 	set(&c.AdvertiseAddr, a.Advertise)

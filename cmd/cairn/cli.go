@@ -71,6 +71,7 @@ type CLI struct {
 	Monitor    MonitorCmd    `cmd:"" help:"Stream the agent's logs."`
 	UI         UICmd         `cmd:"" name:"ui" help:"Print (and open in a browser) the agent's web UI URL."`
 	Info       InfoCmd       `cmd:"" help:"Print the agent's debugging information."`
+	RTT        RTTCmd        `cmd:"" name:"rtt" help:"Estimate the round trip time between two nodes from their network coordinates."`
 	Reload     ReloadCmd     `cmd:"" help:"Re-read the agent's configuration files."`
 	Operator   OperatorCmd   `cmd:"" help:"Operator commands (raft)."`
 	TLS        TLSCmd        `cmd:"" name:"tls" help:"Create a CA and certificates for TLS on the server port."`

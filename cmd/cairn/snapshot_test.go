@@ -89,7 +89,7 @@ func TestSnapshotCommands(t *testing.T) {
 	if err := (&SnapshotInspectCmd{File: file}).run(&out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{" ID ", " Size ", " Index ", " Term ", " Version ", " Nodes ", " Services ", " Checks ", " KVS       2"} {
+	for _, want := range []string{" ID ", " Size ", " Index ", " Term ", " Version ", " Nodes ", " Services ", " Checks ", " KVS            2", " PreparedQuery  0", " Coordinate     0"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("inspect output lacks %q:\n%s", want, out.String())
 		}
