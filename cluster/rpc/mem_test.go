@@ -1,6 +1,21 @@
 package rpc
 
-import "runtime"
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairnd/cairn/cluster/testutil"
+)
 
 // runtimeMem snapshots the cumulative bytes allocated by the process.
 type runtimeMem struct{ total uint64 }
@@ -9,4 +24,149 @@ func (m *runtimeMem) read() {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	m.total = ms.TotalAlloc
+}
+
+// sessionCostClients is the number of idle client sessions the
+// per-session cost test holds open against one server.
+const sessionCostClients = 500
+
+// Budgets of one connected, idle client session on a server (the fleet
+// target is 10,000 clients on 3 servers; see README.md "Memory per
+// connected client"). Goroutines: the accept loop and yamux's receive and
+// send loops (the 0.1 is the shared stream worker the calls left behind,
+// amortised). Memory: Go heap and stacks in use; 23 KiB measured.
+const (
+	maxGoroutinesPerSession = 3.1
+	maxBytesPerSession      = 32 << 10
+)
+
+// envSessionCostChild makes the test binary the client side of
+// TestSessionCost: "addr n" dials n sessions, calls each once, prints
+// "ready" and holds them until stdin closes.
+const envSessionCostChild = "CAIRN_RPC_SESSION_COST_CHILD"
+
+// TestSessionCostChild is the client process of TestSessionCost; it skips
+// unless started by it.
+func TestSessionCostChild(t *testing.T) {
+	spec := os.Getenv(envSessionCostChild)
+	if spec == "" {
+		t.Skip("client side of TestSessionCost")
+	}
+	addr, nStr, _ := strings.Cut(spec, " ")
+	n, err := strconv.Atoi(nStr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sessions := make([]*Session, 0, n)
+	defer func() {
+		for _, s := range sessions {
+			s.Close()
+		}
+	}()
+	for range n {
+		s, err := Dial(ctx, addr, DialOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, s)
+		var out echoArgs
+		if err := s.Call(ctx, "Test.Echo", &echoArgs{Msg: "hi"}, &out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fmt.Println("ready")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+}
+
+// serverCost is what the server process holds: goroutines and Go heap
+// plus stacks in use, after a GC.
+func serverCost() (goroutines int, bytes uint64) {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return runtime.NumGoroutine(), ms.HeapInuse + ms.StackInuse
+}
+
+// TestSessionCost holds sessionCostClients idle sessions (each made one
+// call, as a client agent's first lookup does) from a child process and
+// measures what each costs the server: goroutines and memory.
+func TestSessionCost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process holding hundreds of sessions")
+	}
+	ts := startServer(t, Limits{MaxConnsPerClient: NoLimit})
+	g0, m0 := serverCost()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSessionCostChild$", "-test.v")
+	cmd.Env = append(os.Environ(), envSessionCostChild+"="+ts.addr+" "+strconv.Itoa(sessionCostClients))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if sc.Text() == "ready" {
+				ready <- nil
+				_, _ = io.Copy(io.Discard, stdout)
+				return
+			}
+		}
+		ready <- fmt.Errorf("client process ended before it was ready: %v", sc.Err())
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("client process not ready within a minute")
+	}
+	// The calls' handlers have returned; let the per-stream state settle.
+	testutil.Eventually(t, 10*time.Second, "all sessions open", func() error {
+		if n := ts.srv.sessionCount(); n != sessionCostClients {
+			return fmt.Errorf("%d sessions open, want %d", n, sessionCostClients)
+		}
+		return nil
+	})
+	var perG float64
+	var perB uint64
+	// Stream state is released asynchronously (yamux closes a stream
+	// after both halves are done): take the best of a few looks.
+	testutil.Eventually(t, 10*time.Second, "per-session cost within budget", func() error {
+		g1, m1 := serverCost()
+		perG = float64(g1-g0) / sessionCostClients
+		perB = 0
+		if m1 > m0 {
+			perB = (m1 - m0) / sessionCostClients
+		}
+		if perG > maxGoroutinesPerSession || perB > maxBytesPerSession {
+			return fmt.Errorf("per idle session: %.2f goroutines (max %.1f), %d bytes (max %d)", perG, maxGoroutinesPerSession, perB, maxBytesPerSession)
+		}
+		return nil
+	})
+	if path := os.Getenv("CAIRN_RPC_HEAP_PROFILE"); path != "" { // where the bytes are
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("per idle session: %.2f goroutines, %.1f KiB heap+stack", perG, float64(perB)/1024)
 }
