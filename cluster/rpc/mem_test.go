@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/cairnd/cairn/cluster/testutil"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // runtimeMem snapshots the cumulative bytes allocated by the process.
@@ -169,4 +171,41 @@ func TestSessionCost(t *testing.T) {
 		}
 	}
 	t.Logf("per idle session: %.2f goroutines, %.1f KiB heap+stack", perG, float64(perB)/1024)
+}
+
+// TestMethodCounter: each request to a registered method counts under its
+// name; unknown methods add no label.
+func TestMethodCounter(t *testing.T) {
+	ts := startServer(t, Limits{})
+	s := dial(t, ts.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 3 {
+		var out echoArgs
+		if err := s.Call(ctx, "Test.Echo", &echoArgs{Msg: "hi"}, &out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Call(ctx, "No.Such", &echoArgs{}, nil); err == nil {
+		t.Fatal("unknown method answered")
+	}
+	if got := counterValue(t, ts.srv.metrics.methods.WithLabelValues("Test.Echo")); got != 3 {
+		t.Fatalf("Test.Echo counted %v, want 3", got)
+	}
+	ch := make(chan prometheus.Metric, 16)
+	ts.srv.metrics.methods.Collect(ch)
+	close(ch)
+	var methods []string
+	for m := range ch {
+		var d dto.Metric
+		if err := m.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range d.GetLabel() {
+			methods = append(methods, l.GetValue())
+		}
+	}
+	if len(methods) != 1 || methods[0] != "Test.Echo" {
+		t.Fatalf("method labels %v, want only Test.Echo", methods)
+	}
 }

@@ -35,7 +35,7 @@ type Server struct {
 	peerLog     *connlimit.PeerLog
 
 	handlersMu sync.RWMutex
-	handlers   map[string]Handler
+	handlers   map[string]handlerEntry
 
 	raftCh    chan net.Conn
 	nsessions atomic.Int64
@@ -68,7 +68,7 @@ func NewServer(logger *zap.Logger, reg prometheus.Registerer, lim Limits) *Serve
 		codecs:      newCodecPool(),
 		connMetrics: connlimit.NewMetrics(reg, "rpc"),
 		peerLog:     connlimit.NewPeerLog(connlimit.LogInterval),
-		handlers:    make(map[string]Handler),
+		handlers:    make(map[string]handlerEntry),
 		raftCh:      make(chan net.Conn, raftBacklog),
 		work:        make(chan streamJob),
 		listeners:   make(map[net.Listener]struct{}),
@@ -83,11 +83,18 @@ func (s *Server) sessionCount() int { return int(s.nsessions.Load()) }
 // Handle registers h for method, replacing any previous handler.
 func (s *Server) Handle(method string, h Handler) {
 	s.handlersMu.Lock()
-	s.handlers[method] = h
+	s.handlers[method] = handlerEntry{h: h, served: s.metrics.methods.WithLabelValues(method)}
 	s.handlersMu.Unlock()
 }
 
-func (s *Server) handler(method string) Handler {
+// handlerEntry is a registered method and its request counter (the
+// method label takes registered names only, so its cardinality is fixed).
+type handlerEntry struct {
+	h      Handler
+	served prometheus.Counter
+}
+
+func (s *Server) handler(method string) handlerEntry {
 	s.handlersMu.RLock()
 	defer s.handlersMu.RUnlock()
 	return s.handlers[method]
@@ -472,17 +479,18 @@ func (s *Server) serveStream(ctx context.Context, stream *yamux.Stream, log *zap
 // call runs the handler, turning a panic into an error so one bad request
 // cannot take the server down.
 func (s *Server) call(ctx context.Context, method string, dec Decoder, log *zap.Logger) (reply any, err error) {
-	h := s.handler(method)
-	if h == nil {
+	e := s.handler(method)
+	if e.h == nil {
 		return nil, fmt.Errorf("rpc: unknown method %q", method)
 	}
+	e.served.Inc()
 	defer func() {
 		if r := recover(); r != nil {
 			log.Error("rpc: handler panic", zap.String("method", method), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
 			err = fmt.Errorf("rpc: internal error in %s", method)
 		}
 	}()
-	return h(ctx, dec)
+	return e.h(ctx, dec)
 }
 
 // Close stops every Serve loop, closes all sessions and pending raft
