@@ -36,6 +36,8 @@ type Server struct {
 
 	handlersMu sync.RWMutex
 	handlers   map[string]handlerEntry
+	// streamHandlers serve long-lived streams (stream.go).
+	streamHandlers map[string]StreamHandler
 
 	raftCh    chan net.Conn
 	nsessions atomic.Int64
@@ -84,6 +86,7 @@ func (s *Server) sessionCount() int { return int(s.nsessions.Load()) }
 func (s *Server) Handle(method string, h Handler) {
 	s.handlersMu.Lock()
 	s.handlers[method] = handlerEntry{h: h, served: s.metrics.methods.WithLabelValues(method)}
+	delete(s.streamHandlers, method)
 	s.handlersMu.Unlock()
 }
 
@@ -415,7 +418,12 @@ func (s *Server) streamWorker(job streamJob) {
 func (s *Server) serveStream(ctx context.Context, stream *yamux.Stream, log *zap.Logger) {
 	defer stream.Close()
 	st := s.codecs.get(stream, stream)
-	defer s.codecs.put(st)
+	pooled := true
+	defer func() {
+		if pooled {
+			s.codecs.put(st)
+		}
+	}()
 
 	_ = stream.SetReadDeadline(time.Now().Add(s.limits.StreamReadTimeout))
 	hdr, err := st.readRequest(s.limits.MaxFrameSize)
@@ -443,6 +451,11 @@ func (s *Server) serveStream(ctx context.Context, stream *yamux.Stream, log *zap
 	}
 	_ = stream.SetReadDeadline(time.Time{})
 
+	if sh := s.streamHandler(hdr.Method); sh != nil {
+		pooled = false // serveLongStream owns st
+		s.serveLongStream(ctx, stream, st, hdr.Method, sh, log)
+		return
+	}
 	reply, herr := s.call(ctx, hdr.Method, st, log)
 	var resp responseHeader
 	if herr != nil {
