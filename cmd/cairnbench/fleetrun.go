@@ -1,0 +1,279 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math/rand"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// runFleetPhases runs the fleet and watch phases on one 3-server cluster
+// with --services registered.
+func runFleetPhases(ctx context.Context, o *Options) error {
+	f := &o.Fleet
+	c, leader, err := startFleetServers(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	logf("registering %d services", f.Services)
+	if err := registerFleetServices(ctx, leader, f.Services); err != nil {
+		return err
+	}
+	if err := visibleEverywhere(ctx, c.agents, fleetService(f.Services-1)); err != nil {
+		return err
+	}
+	addrs := make([]string, 0, len(c.agents))
+	for _, a := range c.agents {
+		addrs = append(addrs, a.rpcAddr())
+	}
+	r := rand.New(rand.NewSource(14))
+	if f.runs("fleet") {
+		if err := fleetSubscribed(ctx, o, c, leader, addrs, r); err != nil {
+			return err
+		}
+	}
+	if f.runs("watch") {
+		if err := fleetIndexWatch(ctx, o, c, leader, addrs, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fleetSubscribed is the fleet phase: --clients subscribed sessions.
+func fleetSubscribed(ctx context.Context, o *Options, c *cluster, leader *agentProc, addrs []string, r *rand.Rand) error {
+	f := &o.Fleet
+	before, err := sampleServers(ctx, c)
+	if err != nil {
+		return err
+	}
+	sets := hotSets(r, f.Clients, f.Services, f.Hot)
+	fo := newFanout(f.Services, sets)
+	logf("starting %d subscribed sessions (%d hot services each)", f.Clients, f.Hot)
+	members, err := startFleet(ctx, addrs, sets, fo, func(ctx context.Context, addrs []string, hot []int, fo *fanout) (fleetMember, error) {
+		return startFleetSession(ctx, addrs, hot, fo)
+	})
+	if err != nil {
+		return err
+	}
+	defer stopFleet(members)
+	return measureFleet(ctx, o, c, leader, fo, before, f.Clients, f.Churn, "fleet")
+}
+
+// measureFleet measures a connected fleet: idle CPU and RSS, then the
+// churn's fan-out, reads and CPU; it prints the lines of name (fleet or
+// watch).
+func measureFleet(ctx context.Context, o *Options, c *cluster, leader *agentProc, fo *fanout, before []serverSample, clients int, churnFor time.Duration, name string) error {
+	f := &o.Fleet
+	if !sleepCtx(ctx, 2*time.Second) { // let connection set-up settle
+		return ctx.Err()
+	}
+	idle := newCPUMeter(c)
+	if !sleepCtx(ctx, fleetIdleWindow) {
+		return ctx.Err()
+	}
+	idlePct := idle.meanPct()
+	idle.report(name + " idle")
+	after, err := sampleServers(ctx, c)
+	if err != nil {
+		return err
+	}
+	logServerGrowth(before, after)
+
+	reads0 := sumReads(after)
+	logf("%s: churn of %.0f changes/s for %v", name, f.Rate, churnFor)
+	wait := profilePhase(ctx, o.ProfileDir, leader, churnFor, name+"_churn")
+	busy := newCPUMeter(c)
+	changes, err := churn(ctx, leader, fo, f.Services, f.Rate, churnFor, churnRand(f))
+	busyPct := busy.meanPct()
+	busy.report(name + " churn")
+	wait()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(fleetGrace)
+	for !fo.complete() && time.Now().Before(deadline) && sleepCtx(ctx, 100*time.Millisecond) {
+	}
+	end, err := sampleServers(ctx, c)
+	if err != nil {
+		return err
+	}
+	reads := sumReads(end) - reads0
+	lat, deliveries, missing := fo.outcome()
+	logf("%s: %d changes, %d deliveries, %d missing, %.0f read RPCs", name, changes, deliveries, missing, reads)
+	if changes == 0 {
+		return fmt.Errorf("%s: no change made", name)
+	}
+	if name == "watch" {
+		result("fleet_reads_per_change_index_watch=%.1f clients=%d", reads/float64(changes), clients)
+		if missing > 0 {
+			logf("watch: %d (change, session) pairs never delivered", missing)
+		}
+		return nil
+	}
+	result("fleet_fanout_p99_ms=%.1f clients=%d changes=%d deliveries=%d", msPct(lat, 0.99), clients, changes, deliveries)
+	result("fleet_reads_per_change=%.2f clients=%d", reads/float64(changes), clients)
+	result("fleet_server_cpu_pct=%.1f idle_cpu_pct=%.1f clients=%d", busyPct, idlePct, clients)
+	result("fleet_server_rss_kb_per_client=%.1f", rssPerClient(before, after))
+	if missing > 0 {
+		return fmt.Errorf("fleet: %d (change, session) pairs not delivered within %v after the churn", missing, fleetGrace)
+	}
+	return nil
+}
+
+// churnRand is the churn's own random source (the same draws at every run).
+func churnRand(f *fleetOptions) *rand.Rand { return rand.New(rand.NewSource(int64(f.Services))) }
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// meanPct is the mean CPU of the servers since the meter started, in
+// percent of one core.
+func (m *cpuMeter) meanPct() float64 {
+	wall := time.Since(m.start).Seconds()
+	if wall <= 0 || len(m.c.agents) == 0 {
+		return 0
+	}
+	var sum float64
+	for i, a := range m.c.agents {
+		sum += (procCPU(a.cmd.Process.Pid) - m.procs[i]).Seconds() / wall
+	}
+	return 100 * sum / float64(len(m.c.agents))
+}
+
+// serverSample is what one server reports at one moment.
+type serverSample struct {
+	name       string
+	rssKB      float64
+	sessions   float64 // cairn_rpc_sessions
+	goroutines float64 // go_goroutines
+	reads      float64 // read RPCs served so far
+}
+
+// readMethods are the RPC methods that read state (structs/methods.go):
+// what a client agent's cache would issue to stay fresh.
+var readMethods = []string{
+	"Catalog.ListNodes", "Catalog.ListServices", "Catalog.ServiceNodes", "Catalog.NodeServices",
+	"Health.ServiceNodes", "Health.NodeChecks", "Health.ServiceChecks", "Health.ChecksInState",
+	"KVS.Get", "KVS.List", "KVS.ListKeys",
+}
+
+func sampleServers(ctx context.Context, c *cluster) ([]serverSample, error) {
+	out := make([]serverSample, 0, len(c.agents))
+	for _, a := range c.agents {
+		m, err := scrape(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		s := serverSample{name: a.name, rssKB: procRSSKB(a.cmd.Process.Pid),
+			sessions: m["cairn_rpc_sessions"], goroutines: m["go_goroutines"]}
+		for _, meth := range readMethods {
+			s.reads += m[`cairn_rpc_method_requests_total{method="`+meth+`"}`]
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func sumReads(s []serverSample) float64 {
+	var n float64
+	for _, x := range s {
+		n += x.reads
+	}
+	return n
+}
+
+// rssPerClient is the servers' RSS growth per session gained.
+func rssPerClient(before, after []serverSample) float64 {
+	var rss, sessions float64
+	for i := range after {
+		rss += after[i].rssKB - before[i].rssKB
+		sessions += after[i].sessions - before[i].sessions
+	}
+	if sessions <= 0 {
+		return 0
+	}
+	return rss / sessions
+}
+
+func logServerGrowth(before, after []serverSample) {
+	for i := range after {
+		ds := after[i].sessions - before[i].sessions
+		if ds <= 0 {
+			continue
+		}
+		logf("%s: +%.0f sessions, RSS %.0f -> %.0f KiB (%.1f KiB/session), goroutines %.0f -> %.0f (%.2f/session)",
+			after[i].name, ds, before[i].rssKB, after[i].rssKB, (after[i].rssKB-before[i].rssKB)/ds,
+			before[i].goroutines, after[i].goroutines, (after[i].goroutines-before[i].goroutines)/ds)
+	}
+}
+
+// procRSSKB is VmRSS of pid in KiB (0 if unreadable).
+func procRSSKB(pid int) float64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				v, _ := strconv.ParseFloat(f[0], 64)
+				return v
+			}
+		}
+	}
+	return 0
+}
+
+// scrape reads a's Prometheus metrics into series -> value (the series
+// as written, labels included; no HELP or TYPE lines).
+func scrape(ctx context.Context, a *agentProc) (map[string]float64, error) {
+	url := "http://" + a.httpAddr() + "/v1/agent/metrics?format=prometheus"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := httpc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	m := map[string]float64{}
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		m[line[:i]] = v
+	}
+	return m, sc.Err()
+}
