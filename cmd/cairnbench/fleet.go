@@ -283,9 +283,10 @@ func hotSets(r *rand.Rand, sessions, services, hot int) [][]int {
 // fanout tracks every change and when each subscribed session saw it.
 type fanout struct {
 	subscribers []int // per service: sessions holding it hot
+	base        int   // seqs of earlier phases; this one's start after it
 
 	mu      sync.Mutex
-	changes []*fleetChange // change seq n is changes[n-1]
+	changes []*fleetChange // change seq base+n is changes[n-1]
 	bySvc   map[int][]int  // service -> its change seqs, ascending
 }
 
@@ -295,8 +296,10 @@ type fleetChange struct {
 	arrivals []time.Time
 }
 
-func newFanout(services int, sets [][]int) *fanout {
-	fo := &fanout{subscribers: make([]int, services), bySvc: make(map[int][]int)}
+// newFanout tracks the changes of one phase; base is the last change seq
+// of earlier phases on the same servers (checks still show them).
+func newFanout(services int, sets [][]int, base int) *fanout {
+	fo := &fanout{subscribers: make([]int, services), base: base, bySvc: make(map[int][]int)}
 	for _, set := range sets {
 		for _, s := range set {
 			fo.subscribers[s]++
@@ -310,14 +313,14 @@ func (fo *fanout) begin(svc int) int {
 	fo.mu.Lock()
 	defer fo.mu.Unlock()
 	fo.changes = append(fo.changes, &fleetChange{svc: svc})
-	seq := len(fo.changes)
+	seq := fo.base + len(fo.changes)
 	fo.bySvc[svc] = append(fo.bySvc[svc], seq)
 	return seq
 }
 
 func (fo *fanout) acked(seq int, at time.Time) {
 	fo.mu.Lock()
-	fo.changes[seq-1].acked = at
+	fo.changes[seq-fo.base-1].acked = at
 	fo.mu.Unlock()
 }
 
@@ -329,7 +332,7 @@ func (fo *fanout) saw(svc, last, seq int, at time.Time) {
 	defer fo.mu.Unlock()
 	for _, n := range fo.bySvc[svc] {
 		if n > last && n <= seq {
-			c := fo.changes[n-1]
+			c := fo.changes[n-fo.base-1]
 			c.arrivals = append(c.arrivals, at)
 		}
 	}
@@ -349,6 +352,13 @@ func (fo *fanout) outcome() (lat []time.Duration, deliveries, missing int) {
 	}
 	slices.Sort(lat)
 	return lat, deliveries, missing
+}
+
+// last is the seq of the phase's last change.
+func (fo *fanout) last() int {
+	fo.mu.Lock()
+	defer fo.mu.Unlock()
+	return fo.base + len(fo.changes)
 }
 
 // complete reports whether every change has reached all its subscribers.

@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -34,37 +35,40 @@ func runFleetPhases(ctx context.Context, o *Options) error {
 		addrs = append(addrs, a.rpcAddr())
 	}
 	r := rand.New(rand.NewSource(14))
+	seq := 0 // the last change seq made
 	if f.runs("fleet") {
-		if err := fleetSubscribed(ctx, o, c, leader, addrs, r); err != nil {
+		if seq, err = fleetSubscribed(ctx, o, c, leader, addrs, r); err != nil {
 			return err
 		}
 	}
 	if f.runs("watch") {
-		if err := fleetIndexWatch(ctx, o, c, leader, addrs, r); err != nil {
+		if err := fleetIndexWatch(ctx, o, c, leader, addrs, r, seq); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// fleetSubscribed is the fleet phase: --clients subscribed sessions.
-func fleetSubscribed(ctx context.Context, o *Options, c *cluster, leader *agentProc, addrs []string, r *rand.Rand) error {
+// fleetSubscribed is the fleet phase: --clients subscribed sessions. It
+// returns the last change seq it made.
+func fleetSubscribed(ctx context.Context, o *Options, c *cluster, leader *agentProc, addrs []string, r *rand.Rand) (int, error) {
 	f := &o.Fleet
 	before, err := sampleServers(ctx, c)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	sets := hotSets(r, f.Clients, f.Services, f.Hot)
-	fo := newFanout(f.Services, sets)
+	fo := newFanout(f.Services, sets, 0)
 	logf("starting %d subscribed sessions (%d hot services each)", f.Clients, f.Hot)
 	members, err := startFleet(ctx, addrs, sets, fo, func(ctx context.Context, addrs []string, hot []int, fo *fanout) (fleetMember, error) {
 		return startFleetSession(ctx, addrs, hot, fo)
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer stopFleet(members)
-	return measureFleet(ctx, o, c, leader, fo, before, f.Clients, f.Churn, "fleet")
+	err = measureFleet(ctx, o, c, leader, fo, before, f.Clients, f.Churn, "fleet")
+	return fo.last(), err
 }
 
 // measureFleet measures a connected fleet: idle CPU and RSS, then the
@@ -86,6 +90,14 @@ func measureFleet(ctx context.Context, o *Options, c *cluster, leader *agentProc
 		return err
 	}
 	logServerGrowth(before, after)
+	if o.ProfileDir != "" { // where a connected client's bytes are
+		path := filepath.Join(o.ProfileDir, name+"_idle_heap.pprof")
+		if err := fetchPprof(ctx, leader, "heap", path); err != nil {
+			logf("heap profile: %v", err)
+		} else {
+			logf("leader heap with the fleet connected: %s", path)
+		}
+	}
 
 	reads0 := sumReads(after)
 	logf("%s: churn of %.0f changes/s for %v", name, f.Rate, churnFor)
@@ -276,4 +288,33 @@ func scrape(ctx context.Context, a *agentProc) (map[string]float64, error) {
 		m[line[:i]] = v
 	}
 	return m, sc.Err()
+}
+
+// fetchPprof saves a's /debug/pprof/<what> (CAIRN_PPROF=1) to path.
+func fetchPprof(ctx context.Context, a *agentProc, what, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	url := "http://" + a.httpAddr() + "/debug/pprof/" + what
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := httpc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

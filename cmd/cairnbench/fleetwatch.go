@@ -110,27 +110,51 @@ func (s *watchSession) loop(ctx context.Context, fo *fanout) {
 		if first {
 			continue // the keys were just fetched
 		}
-		for slot, svc := range s.hot {
+		s.refreshRound(ctx, fo)
+	}
+}
+
+// refreshWorkers bounds the fetches of one round (cache/catalog.go's).
+const refreshWorkers = 16
+
+// refreshRound re-fetches every hot key, refreshWorkers at a time, and
+// records the changes it sees.
+func (s *watchSession) refreshRound(ctx context.Context, fo *fanout) {
+	seqs := make([]int, len(s.hot))
+	sem := make(chan struct{}, refreshWorkers)
+	var wg sync.WaitGroup
+	for slot, svc := range s.hot {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
 			seq, err := s.fetch(ctx, svc)
-			if err != nil || seq <= s.last[slot] {
-				continue
+			if err != nil {
+				seq = -1
 			}
-			fo.saw(svc, s.last[slot], seq, time.Now())
-			s.last[slot] = seq
-		}
+			seqs[slot] = seq
+			if seq > s.last[slot] {
+				fo.saw(svc, s.last[slot], seq, time.Now())
+			}
+		}()
+	}
+	wg.Wait()
+	for slot, seq := range seqs {
+		s.last[slot] = max(s.last[slot], seq)
 	}
 }
 
 // fleetIndexWatch is the watch phase: --watch-clients index-watch
 // sessions and the same churn for --watch-churn.
-func fleetIndexWatch(ctx context.Context, o *Options, c *cluster, leader *agentProc, addrs []string, r *rand.Rand) error {
+func fleetIndexWatch(ctx context.Context, o *Options, c *cluster, leader *agentProc, addrs []string, r *rand.Rand, seqBase int) error {
 	f := &o.Fleet
 	before, err := sampleServers(ctx, c)
 	if err != nil {
 		return err
 	}
 	sets := hotSets(r, f.WatchClients, f.Services, f.Hot)
-	fo := newFanout(f.Services, sets)
+	fo := newFanout(f.Services, sets, seqBase)
 	logf("starting %d index-watch sessions (%d hot services each)", f.WatchClients, f.Hot)
 	members, err := startFleet(ctx, addrs, sets, fo, func(ctx context.Context, addrs []string, hot []int, fo *fanout) (fleetMember, error) {
 		return startWatchSession(ctx, addrs, hot, fo)
