@@ -174,6 +174,8 @@ type serverSample struct {
 	rssKB      float64
 	sessions   float64 // cairn_rpc_sessions
 	goroutines float64 // go_goroutines
+	heapKB     float64 // go_memstats_heap_inuse_bytes
+	stackKB    float64 // go_memstats_stack_inuse_bytes
 	reads      float64 // read RPCs served so far
 }
 
@@ -193,7 +195,8 @@ func sampleServers(ctx context.Context, c *cluster) ([]serverSample, error) {
 			return nil, err
 		}
 		s := serverSample{name: a.name, rssKB: procRSSKB(a.cmd.Process.Pid),
-			sessions: m["cairn_rpc_sessions"], goroutines: m["go_goroutines"]}
+			sessions: m["cairn_rpc_sessions"], goroutines: m["go_goroutines"],
+			heapKB: m["go_memstats_heap_inuse_bytes"] / 1024, stackKB: m["go_memstats_stack_inuse_bytes"] / 1024}
 		for _, meth := range readMethods {
 			s.reads += m[`cairn_rpc_method_requests_total{method="`+meth+`"}`]
 		}
@@ -229,9 +232,10 @@ func logServerGrowth(before, after []serverSample) {
 		if ds <= 0 {
 			continue
 		}
-		logf("%s: +%.0f sessions, RSS %.0f -> %.0f KiB (%.1f KiB/session), goroutines %.0f -> %.0f (%.2f/session)",
-			after[i].name, ds, before[i].rssKB, after[i].rssKB, (after[i].rssKB-before[i].rssKB)/ds,
-			before[i].goroutines, after[i].goroutines, (after[i].goroutines-before[i].goroutines)/ds)
+		b, a := before[i], after[i]
+		logf("%s: +%.0f sessions, RSS %.0f -> %.0f KiB (%.1f KiB/session: heap in use %.1f, stacks %.1f), goroutines %.0f -> %.0f (%.2f/session)",
+			a.name, ds, b.rssKB, a.rssKB, (a.rssKB-b.rssKB)/ds, (a.heapKB-b.heapKB)/ds, (a.stackKB-b.stackKB)/ds,
+			b.goroutines, a.goroutines, (a.goroutines-b.goroutines)/ds)
 	}
 }
 
