@@ -6,8 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand"
-	"os"
-	"path/filepath"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -192,20 +191,12 @@ func raiseNoFile(want uint64) error {
 	return nil
 }
 
-// startFleetServers starts 3 servers that accept any number of sessions
-// from one address (limits.rpc_max_conns_per_client = 0: the whole fleet
-// dials from 127.0.0.1).
+// startFleetServers starts 3 servers with default limits: each simulated
+// client dials from its own loopback address (fleetSourceAddr), as client
+// agents do from their own IPs, so limits.rpc_max_conns_per_client (100)
+// holds as in production.
 func startFleetServers(ctx context.Context, o *Options) (*cluster, *agentProc, error) {
-	dir, err := os.MkdirTemp("", "cairnbench-fleet-conf-")
-	if err != nil {
-		return nil, nil, err
-	}
-	defer os.RemoveAll(dir) // read at start-up
-	conf := `{"limits": {"rpc_max_conns_per_client": 0}}`
-	if err := os.WriteFile(filepath.Join(dir, "limits.json"), []byte(conf), 0o644); err != nil {
-		return nil, nil, err
-	}
-	c, err := startServers(ctx, o.Bin, 3, o.ProfileDir != "", o.KeepLogs, "--config-dir", dir, "--log-level", "warn")
+	c, err := startServers(ctx, o.Bin, 3, o.ProfileDir != "", o.KeepLogs, "--log-level", "warn")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -215,6 +206,13 @@ func startFleetServers(ctx context.Context, o *Options) (*cluster, *agentProc, e
 		return nil, nil, err
 	}
 	return c, leader, nil
+}
+
+// fleetSourceAddr is session i's own source address, 127.1.0.1 up
+// (clear of 127.0.0.x, where tests and the chaos harness live).
+func fleetSourceAddr(i int) net.Addr {
+	n := i + 1
+	return &net.TCPAddr{IP: net.IPv4(127, byte(1+n>>16), byte(n>>8), byte(n))}
 }
 
 func fleetService(i int) string { return fmt.Sprintf("fleet-%d", i) }
@@ -453,7 +451,7 @@ type fleetSession struct {
 
 // startFleetSession connects one session to addrs and subscribes it to
 // its hot services; events go to fo.
-func startFleetSession(ctx context.Context, addrs []string, hot []int, fo *fanout) (*fleetSession, error) {
+func startFleetSession(ctx context.Context, src net.Addr, addrs []string, hot []int, fo *fanout) (*fleetSession, error) {
 	s := &fleetSession{hot: hot, last: make([]int, len(hot))}
 	for i := range s.last {
 		s.last[i] = -1
@@ -461,6 +459,7 @@ func startFleetSession(ctx context.Context, addrs []string, hot []int, fo *fanou
 	cfg := forwarder.DefaultConfig()
 	// The fleet stays where it connected: no rebalancing during the run.
 	cfg.RebalanceInterval = time.Hour
+	cfg.LocalAddr = src
 	s.fwd = forwarder.New(cfg, nil, nil)
 	s.fwd.SetServers(addrs)
 	subs, err := s.fwd.NewSubscriptions(forwarder.SubscriptionsConfig{
@@ -520,7 +519,7 @@ func (s *fleetSession) ready() bool { return int(s.snapshots.Load()) == len(s.ho
 // startFleet starts one session per hot set, fleetConnectConcurrency at a
 // time, each waited for until its stream is up and every subscription
 // has its snapshot. On error the sessions started are stopped.
-func startFleet(ctx context.Context, addrs []string, sets [][]int, fo *fanout, start func(ctx context.Context, addrs []string, hot []int, fo *fanout) (fleetMember, error)) ([]fleetMember, error) {
+func startFleet(ctx context.Context, addrs []string, sets [][]int, fo *fanout, start func(ctx context.Context, src net.Addr, addrs []string, hot []int, fo *fanout) (fleetMember, error)) ([]fleetMember, error) {
 	members := make([]fleetMember, len(sets))
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -535,7 +534,7 @@ func startFleet(ctx context.Context, addrs []string, sets [][]int, fo *fanout, s
 				if i >= len(sets) || ctx.Err() != nil {
 					return
 				}
-				m, err := start(ctx, addrs, sets[i], fo)
+				m, err := start(ctx, fleetSourceAddr(i), addrs, sets[i], fo)
 				if err == nil {
 					members[i] = m
 					err = waitReady(ctx, m)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -60,8 +61,8 @@ func fleetSubscribed(ctx context.Context, o *Options, c *cluster, leader *agentP
 	sets := hotSets(r, f.Clients, f.Services, f.Hot)
 	fo := newFanout(f.Services, sets, 0)
 	logf("starting %d subscribed sessions (%d hot services each)", f.Clients, f.Hot)
-	members, err := startFleet(ctx, addrs, sets, fo, func(ctx context.Context, addrs []string, hot []int, fo *fanout) (fleetMember, error) {
-		return startFleetSession(ctx, addrs, hot, fo)
+	members, err := startFleet(ctx, addrs, sets, fo, func(ctx context.Context, src net.Addr, addrs []string, hot []int, fo *fanout) (fleetMember, error) {
+		return startFleetSession(ctx, src, addrs, hot, fo)
 	})
 	if err != nil {
 		return 0, err

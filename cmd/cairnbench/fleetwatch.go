@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"math/rand"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,10 +37,11 @@ type watchSession struct {
 	stop      func()
 }
 
-func startWatchSession(ctx context.Context, addrs []string, hot []int, fo *fanout) (*watchSession, error) {
+func startWatchSession(ctx context.Context, src net.Addr, addrs []string, hot []int, fo *fanout) (*watchSession, error) {
 	s := &watchSession{hot: hot, last: make([]int, len(hot))}
 	cfg := forwarder.DefaultConfig()
 	cfg.RebalanceInterval = time.Hour
+	cfg.LocalAddr = src
 	s.fwd = forwarder.New(cfg, nil, nil)
 	s.fwd.SetServers(addrs)
 	runCtx, cancel := context.WithCancel(ctx)
@@ -156,8 +158,8 @@ func fleetIndexWatch(ctx context.Context, o *Options, c *cluster, leader *agentP
 	sets := hotSets(r, f.WatchClients, f.Services, f.Hot)
 	fo := newFanout(f.Services, sets, seqBase)
 	logf("starting %d index-watch sessions (%d hot services each)", f.WatchClients, f.Hot)
-	members, err := startFleet(ctx, addrs, sets, fo, func(ctx context.Context, addrs []string, hot []int, fo *fanout) (fleetMember, error) {
-		return startWatchSession(ctx, addrs, hot, fo)
+	members, err := startFleet(ctx, addrs, sets, fo, func(ctx context.Context, src net.Addr, addrs []string, hot []int, fo *fanout) (fleetMember, error) {
+		return startWatchSession(ctx, src, addrs, hot, fo)
 	})
 	if err != nil {
 		return err
