@@ -352,6 +352,29 @@ func (fo *fanout) outcome() (lat []time.Duration, deliveries, missing int) {
 	return lat, deliveries, missing
 }
 
+// worst logs the changes whose slowest delivery was the latest, with
+// their subscriber counts and write latency (where fan-out time goes).
+func (fo *fanout) worst(n int) {
+	fo.mu.Lock()
+	defer fo.mu.Unlock()
+	type w struct {
+		seq, svc, subs int
+		slowest        time.Duration
+	}
+	var all []w
+	for i, c := range fo.changes {
+		var slowest time.Duration
+		for _, a := range c.arrivals {
+			slowest = max(slowest, a.Sub(c.acked))
+		}
+		all = append(all, w{fo.base + i + 1, c.svc, fo.subscribers[c.svc], slowest})
+	}
+	slices.SortFunc(all, func(a, b w) int { return int(b.slowest - a.slowest) })
+	for _, x := range all[:min(n, len(all))] {
+		logf("slow change seq=%d service=%d subscribers=%d: last delivery %v after the ack", x.seq, x.svc, x.subs, x.slowest.Round(time.Millisecond))
+	}
+}
+
 // last is the seq of the phase's last change.
 func (fo *fanout) last() int {
 	fo.mu.Lock()
@@ -379,30 +402,29 @@ func changeSeq(nodes []structs.CheckServiceNode) int {
 	return -1
 }
 
-// churn makes rate changes per second for d (at most rate*d changes),
-// each a check flip of a service drawn uniformly but not changed within
-// fleetNoRepeat, and returns how many it made. Writes run concurrently
-// (at most fleetWriters in flight) so a slow commit does not slow the
-// rate; it waits for all of them.
+// churn makes rate changes per second for d: change k is due at k/rate
+// after the start and made then, or at once when the loop runs late, until
+// rate*d are made or d+fleetGrace passed. Each flips the check of a
+// service drawn uniformly but not changed within fleetNoRepeat. Writes run
+// concurrently (at most fleetWriters in flight) so a slow commit does not
+// slow the rate; it waits for all of them and returns how many it made.
 func churn(ctx context.Context, leader *agentProc, fo *fanout, services int, rate float64, d time.Duration, r *rand.Rand) (int, error) {
 	total := int(rate * d.Seconds())
 	interval := time.Duration(float64(time.Second) / rate)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	end := time.Now().Add(d + interval)
+	start := time.Now()
+	end := start.Add(d + fleetGrace)
 	lastChanged := map[int]time.Time{}
 	flips := map[int]int{}
 	sem := make(chan struct{}, fleetWriters)
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	var lastErr atomic.Value
+	var mu sync.Mutex
+	writes := make([]time.Duration, 0, total)
 	made := 0
 	for made < total && time.Now().Before(end) {
-		select {
-		case <-ctx.Done():
-			wg.Wait()
-			return made, ctx.Err()
-		case <-tick.C:
+		if !sleepCtx(ctx, time.Until(start.Add(time.Duration(made)*interval))) {
+			break
 		}
 		svc := r.Intn(services)
 		for tries := 0; tries < 100 && time.Since(lastChanged[svc]) < fleetNoRepeat; tries++ {
@@ -421,15 +443,25 @@ func churn(ctx context.Context, leader *agentProc, fo *fanout, services int, rat
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			t0 := time.Now()
 			if err := putFleetCheck(ctx, leader, svc, status, fmt.Sprintf("seq=%d", seq)); err != nil {
 				failed.Add(1)
 				lastErr.Store(err)
 				return
 			}
-			fo.acked(seq, time.Now())
+			now := time.Now()
+			fo.acked(seq, now)
+			mu.Lock()
+			writes = append(writes, now.Sub(t0))
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
+	slices.Sort(writes)
+	logf("churn: %d changes in %v; write acknowledged p50 %.1f ms, p99 %.1f ms", made, time.Since(start).Round(time.Millisecond), msPct(writes, 0.5), msPct(writes, 0.99))
+	if err := ctx.Err(); err != nil {
+		return made, err
+	}
 	if n := failed.Load(); n > 0 {
 		return made, fmt.Errorf("%d of %d changes failed: %v", n, made, lastErr.Load())
 	}
