@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,6 +47,11 @@ type SubscriptionsConfig struct {
 	// Up, if set, is called once a stream is open and every subscription
 	// re-sent, with the server's address.
 	Up func(server string)
+	// Unsupported, if set, is called when a server does not know
+	// MethodSubscribe (an older server during a rolling upgrade): the
+	// caller must keep its data current some other way. Run then retries
+	// only every unsupportedRetry.
+	Unsupported func(err error)
 }
 
 // subState is what a client remembers per subscription: the request and
@@ -62,6 +68,9 @@ const (
 	// maxStreamBackoff caps the pause between failed stream opens on live
 	// sessions; dead sessions are replaced by Run at its own pace.
 	maxStreamBackoff = time.Second
+	// unsupportedRetry: how often a server without subscriptions is asked
+	// again (it may have been upgraded meanwhile).
+	unsupportedRetry = 30 * time.Second
 )
 
 // NewSubscriptions returns an idle Subscriptions bound to f; Run connects.
@@ -167,6 +176,14 @@ func (s *Subscriptions) Run(ctx context.Context) error {
 		// A live session refused or broke the stream: pause, retry.
 		s.logger.Debug("subscription stream failed on a live session", zap.String("server", c.addr), zap.Error(err))
 		backoff = min(max(2*backoff, 25*time.Millisecond), maxStreamBackoff)
+		var re rpc.RemoteError
+		if errors.As(err, &re) && strings.Contains(re.Msg, "unknown method") {
+			s.logger.Warn("server does not serve subscriptions (older version?); asking again later", zap.String("server", c.addr), zap.Duration("retry", unsupportedRetry))
+			if s.cfg.Unsupported != nil {
+				s.cfg.Unsupported(err)
+			}
+			backoff = unsupportedRetry
+		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
@@ -203,7 +220,9 @@ func (s *Subscriptions) serve(ctx context.Context, c *conn) error {
 		r.Index = sub.index
 		s.sendLocked(&r)
 	}
+	n := len(ids)
 	s.mu.Unlock()
+	s.logger.Info("forwarder: subscription stream open", zap.String("server", c.addr), zap.Int("subscriptions", n))
 	if s.cfg.Up != nil {
 		s.cfg.Up(c.addr)
 	}

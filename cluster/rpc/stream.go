@@ -64,6 +64,14 @@ func newStream(ys *yamux.Stream, pool *codecPool, r *codecState, maxFrame int, w
 	return &Stream{ys: ys, pool: pool, r: r, w: pool.get(nil, ys), maxFrame: maxFrame, writeTimeout: writeTimeout}
 }
 
+// SetWriteTimeout sets how long each later Send may wait for the peer
+// (0: no bound). Call it before the Stream is shared.
+func (s *Stream) SetWriteTimeout(d time.Duration) {
+	s.wmu.Lock()
+	s.writeTimeout = d
+	s.wmu.Unlock()
+}
+
 // Send encodes v as one frame and writes it. A peer that does not take it
 // within the write timeout fails the Send (the stream is then unusable:
 // close it).

@@ -20,6 +20,10 @@ import (
 type State interface {
 	CheckServiceNodes(service, tag string, passingOnly bool) (uint64, []structs.CheckServiceNode)
 	Node(name string) (uint64, *structs.Node)
+	// ServiceIndex and NodeIndex are the indexes those reads report,
+	// without reading: a result already built at that index is reused.
+	ServiceIndex(name string) uint64
+	NodeIndex(name string) uint64
 	// Index is the highest index of any write applied.
 	Index() uint64
 }
@@ -65,7 +69,39 @@ type Publisher struct {
 	// subscription on it (and how many).
 	byKey    map[topicKey]map[*session]int
 	sessions map[*session]struct{}
+
+	// memo holds the last result built per subscription shape, so N
+	// sessions holding a key read and hash it once per change.
+	memoMu sync.Mutex
+	memo   map[memoKey]*memoSlot
 }
+
+// memoSlot holds the last result of one shape; mu makes concurrent
+// senders of the same shape build it once.
+type memoSlot struct {
+	mu sync.Mutex
+	e  *memoEntry
+}
+
+// memoKey is a subscription's shape: its key and filters.
+type memoKey struct {
+	key     topicKey
+	tag     string
+	passing bool
+}
+
+// memoEntry is one built result: valid while the store and the key's
+// index are the ones it was built from.
+type memoEntry struct {
+	st   State
+	idx  uint64
+	ev   Event // result fields only; shared, never modified
+	hash uint64
+}
+
+// maxMemo bounds the memo: each entry is one key's result set (the rows
+// are shared with the state store); past it the memo starts over.
+const maxMemo = 4096
 
 // NewPublisher returns a Publisher; register Serve as the MethodSubscribe
 // stream handler and feed it Changed and Reset.
@@ -87,6 +123,7 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 		seed: maphash.MakeSeed(), h: canonicalHandle(),
 		byKey:    make(map[topicKey]map[*session]int),
 		sessions: make(map[*session]struct{}),
+		memo:     make(map[memoKey]*memoSlot),
 	}, nil
 }
 
@@ -114,6 +151,9 @@ func (p *Publisher) Changed(idx uint64, services, nodes []string) {
 // Reset re-checks every subscription: the state store was replaced
 // (snapshot restore), so any key may have changed.
 func (p *Publisher) Reset() {
+	p.memoMu.Lock()
+	clear(p.memo) // built from the old store: let it go
+	p.memoMu.Unlock()
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	for s := range p.sessions {
@@ -135,7 +175,8 @@ func (p *Publisher) Serve(ctx context.Context, dec rpc.Decoder, open func() (*rp
 	if err != nil {
 		return err
 	}
-	s := newSession(p, st)
+	st.SetWriteTimeout(p.cfg.SendTimeout)
+	s := newSession(ctx, p, st)
 	p.mu.Lock()
 	p.sessions[s] = struct{}{}
 	p.mu.Unlock()
@@ -144,7 +185,7 @@ func (p *Publisher) Serve(ctx context.Context, dec rpc.Decoder, open func() (*rp
 		p.removeSession(s)
 		p.metrics.sessions.Dec()
 	}()
-	return s.run(ctx)
+	return s.run()
 }
 
 // addSub indexes s under k.
@@ -188,8 +229,31 @@ func (p *Publisher) removeSession(s *session) {
 	p.mu.Unlock()
 }
 
-// result reads the current result of sub and its hash.
+// result returns the current result of sub and its hash, built once per
+// change of the key and shared by every subscription of the same shape.
 func (p *Publisher) result(st State, sub *subscription) (idx uint64, ev Event, hash uint64, err error) {
+	mk := memoKey{sub.key, sub.tag, sub.passing}
+	switch sub.key.topic {
+	case TopicServiceHealth:
+		idx = st.ServiceIndex(sub.key.key)
+	case TopicNode:
+		idx = st.NodeIndex(sub.key.key)
+	}
+	p.memoMu.Lock()
+	slot := p.memo[mk]
+	if slot == nil {
+		if len(p.memo) >= maxMemo {
+			clear(p.memo)
+		}
+		slot = &memoSlot{}
+		p.memo[mk] = slot
+	}
+	p.memoMu.Unlock()
+	slot.mu.Lock()
+	defer slot.mu.Unlock()
+	if m := slot.e; m != nil && m.st == st && m.idx == idx {
+		return m.idx, m.ev, m.hash, nil
+	}
 	switch sub.key.topic {
 	case TopicServiceHealth:
 		idx, ev.Health = st.CheckServiceNodes(sub.key.key, sub.tag, sub.passing)
@@ -201,7 +265,9 @@ func (p *Publisher) result(st State, sub *subscription) (idx uint64, ev Event, h
 	if err := enc.Encode(&ev); err != nil {
 		return 0, ev, 0, err
 	}
-	return idx, ev, maphash.Bytes(p.seed, buf), nil
+	hash = maphash.Bytes(p.seed, buf)
+	slot.e = &memoEntry{st: st, idx: idx, ev: ev, hash: hash}
+	return idx, ev, hash, nil
 }
 
 // canonicalHandle encodes maps in key order, so equal results hash equal.

@@ -147,6 +147,8 @@ func (r *Request) Validate() error {
 		return fmt.Errorf("%w: %d bytes, limit %d (field Key)", ErrBadKey, len(r.Key), MaxKeyLen)
 	case len(r.Tag) > MaxKeyLen:
 		return fmt.Errorf("%w: %d bytes, limit %d (field Tag)", ErrBadKey, len(r.Tag), MaxKeyLen)
+	case len(r.Datacenter) > MaxKeyLen:
+		return fmt.Errorf("%w: %d bytes, limit %d (field Datacenter)", ErrBadKey, len(r.Datacenter), MaxKeyLen)
 	case r.Topic == TopicNode && (r.Tag != "" || r.PassingOnly):
 		return fmt.Errorf("%w: node subscriptions take no Tag or PassingOnly (field Tag)", ErrBadKey)
 	}
