@@ -152,7 +152,7 @@ func (p *codecPool) get(r io.Reader, w io.Writer) *codecState {
 	case r == nil:
 		st.br = nil
 	case st.br == nil:
-		st.br = bufio.NewReaderSize(r, bufioSize)
+		st.br = bufio.NewReaderSize(r, readBufferSize)
 	default:
 		st.br.Reset(r)
 	}
