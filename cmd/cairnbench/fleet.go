@@ -134,7 +134,7 @@ const (
 	// again, so each change is its own event on every session.
 	fleetNoRepeat = 2 * time.Second
 	// fleetGrace bounds the wait for the last deliveries after the churn.
-	fleetGrace = 10 * time.Second
+	fleetGrace = 30 * time.Second
 	// fleetIdleWindow is how long idle CPU is measured.
 	fleetIdleWindow = 10 * time.Second
 	// fleetConnectConcurrency sessions are started at a time: each waits
