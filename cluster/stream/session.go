@@ -43,6 +43,7 @@ type session struct {
 	all     bool            // re-check every subscription (Reset)
 	errs    []Event         // refusals to send
 	newSubs map[uint64]bool // subscriptions awaiting their first answer
+	frame   []byte          // the sender's frame buffer
 	sending bool            // the sender goroutine runs
 	closed  bool            // run ended or a send failed: no new sender
 	senders sync.WaitGroup
@@ -171,6 +172,10 @@ func (s *session) apply(r *Request) error {
 	return nil
 }
 
+// maxKeptFrame: a frame buffer grown past this by one big result is not
+// kept, so an idle session does not pin it.
+const maxKeptFrame = 64 << 10
+
 // maxPendingErrors bounds the refusals queued for a client that keeps
 // sending bad requests without reading; past it the session is closed.
 const maxPendingErrors = 1024
@@ -266,11 +271,12 @@ func (s *session) push(st State, sub *subscription) error {
 	if !live {
 		return nil
 	}
-	idx, ev, hash, err := s.p.result(st, sub)
+	m, err := s.p.result(st, sub)
 	if err != nil {
 		return err
 	}
-	ev.ID, ev.Index = sub.id, idx
+	idx, hash, body := m.idx, m.hash, m.body
+	var kind Kind
 	switch {
 	case sub.want > 0 && idx < sub.want && st.Index() < sub.want:
 		// This server is behind the client (a lagging follower): answer
@@ -279,23 +285,29 @@ func (s *session) push(st State, sub *subscription) error {
 		return nil
 	case sub.want > 0 && idx == sub.want:
 		// Resume: the client holds this very result.
-		ev = Event{ID: sub.id, Kind: KindResumed, Index: idx}
+		kind, body = KindResumed, nil
 		sub.want = 0
 	case !sub.sent || sub.want > 0:
 		if sub.want > 0 {
 			s.p.metrics.resnapshots.Inc()
 		}
-		ev.Kind = KindSnapshot
+		kind = KindSnapshot
 		sub.want = 0
 	case idx <= sub.index || hash == sub.hash:
 		return nil // nothing the client does not have
 	default:
-		ev.Kind = KindUpdate
+		kind = KindUpdate
 	}
-	if err := s.st.Send(&ev); err != nil {
+	// The result was encoded once for every session holding the key;
+	// only the frame's head is ours.
+	s.frame = appendEvent(s.frame[:0], sub.id, kind, idx, sub.key.topic, body)
+	if err := s.st.SendRaw(s.frame); err != nil {
 		return err
 	}
+	if cap(s.frame) > maxKeptFrame {
+		s.frame = nil
+	}
 	sub.sent, sub.index, sub.hash = true, idx, hash
-	s.p.metrics.sent(ev.Kind)
+	s.p.metrics.sent(kind)
 	return nil
 }
