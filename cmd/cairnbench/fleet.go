@@ -54,7 +54,9 @@ import (
 //	bench catalog_100k_dns_p99_us=<x> base_p99_us=<y>
 //	    a fresh cluster and one real client agent: DNS p99 through the
 //	    client for a 10-instance service with 100 instances in the catalog
-//	    (base), then with --catalog-instances over a tenth as many services.
+//	    (base), then with --catalog-instances over a tenth as many services;
+//	    each the median p99 of 11 rounds of 2,000 queries, measured once
+//	    every agent is below 10% of a core (the big registration done).
 //
 // --phases picks which of fleet, watch and catalog run.
 func init() {
