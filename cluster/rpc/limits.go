@@ -22,7 +22,7 @@ const (
 	DefaultMaxFrameSize = 8 << 20
 
 	// DefaultMaxConcurrentStreams bounds the handlers running for one
-	// session (and the yamux accept backlog). A client agent multiplexes
+	// session. A client agent multiplexes
 	// its DNS misses, blocking queries and anti-entropy over one session;
 	// 4096 is far above that yet caps the goroutines one peer can pin.
 	DefaultMaxConcurrentStreams = 4096
@@ -78,9 +78,25 @@ const (
 	// pooled entry for the life of the process.
 	pooledBufferCap = 64 << 10
 
-	// bufioSize is the read/write buffer of one stream: a typical request
-	// or response (a few hundred bytes) fits in one yamux frame.
+	// acceptBacklog is yamux's queue of opened streams not yet accepted;
+	// yamux allocates it with every session (8 bytes a slot: the 4,096 of
+	// MaxConcurrentStreams were 32 KiB per connected client). The accept
+	// loop drains it continuously and blocks only at MaxConcurrentStreams,
+	// so it need only absorb one burst of stream opens read together.
+	// 256 is Consul's (yamux's default) and the rpc bench's concurrency.
+	acceptBacklog = 256
+
+	// bufioSize bounds what a stream's frameWriter buffers before writing:
+	// a typical request or response (a few hundred bytes) goes out as one
+	// yamux frame.
 	bufioSize = 4 << 10
+
+	// readBufferSize is a stream's read buffer. Reads come from yamux's
+	// in-memory receive buffer, not the socket, so a small one costs no
+	// syscalls; it mostly joins a frame's length prefix with its payload.
+	// Every subscribed client holds one on its server for the life of its
+	// session: 1 KiB, not 4.
+	readBufferSize = 1 << 10
 )
 
 // Limits bound what one peer can make the server do. Zero fields take the
