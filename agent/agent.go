@@ -22,6 +22,7 @@ import (
 	"github.com/cairnd/cairn/cache"
 	"github.com/cairnd/cairn/cluster/gossip"
 	"github.com/cairnd/cairn/cluster/server"
+	"github.com/cairnd/cairn/cluster/stream"
 	"github.com/cairnd/cairn/cluster/structs"
 	"github.com/cairnd/cairn/cluster/tlsconf"
 	"github.com/cairnd/cairn/forwarder"
@@ -425,11 +426,32 @@ func (a *Agent) startDNS(ctx context.Context) error {
 		cat = &cache.Source{Datacenter: cfg.Datacenter, RPC: a.RPC, AllowStale: d.AllowStale,
 			Local: func() cache.LocalState { return a.srv.State() }}
 	} else {
-		cc2, err := cache.New(cfg.CacheConfig(), a.RPC, a.log.Named("cache"), a.reg)
+		// The cache's hot keys are pushed over one subscription stream
+		// on the forwarder's connection (cluster/stream).
+		var cc2 *cache.Catalog
+		subs, err := a.fwd.NewSubscriptions(forwarder.SubscriptionsConfig{
+			Datacenter: cfg.Datacenter,
+			Deliver:    func(ev stream.Event) { cc2.Deliver(ev) },
+			Down:       func(err error) { cc2.Down(err) },
+			Up:         func(server string) { cc2.Up(server) },
+			// An older server (rolling upgrade): the index watch takes over.
+			Unsupported: func(err error) { cc2.Unsupported(err) },
+		})
+		if err != nil {
+			return err
+		}
+		ccfg := cfg.CacheConfig()
+		ccfg.Subscriber = subs
+		cc2, err = cache.New(ccfg, a.RPC, a.log.Named("cache"), a.reg)
 		if err != nil {
 			return err
 		}
 		a.cache, cat = cc2, cc2
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			_ = subs.Run(a.ctx)
+		}()
 	}
 	srv, err := resolver.New(rc, cat, a.log.Named("dns"), a.reg)
 	if err != nil {

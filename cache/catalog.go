@@ -61,6 +61,7 @@ type entry struct {
 	lastOK  atomic.Int64  // unix nanos of the last answer from a server
 	stale   atomic.Bool   // the last refresh failed
 	removed atomic.Bool
+	subID   atomic.Uint64 // live subscription (0: none); set under Catalog.subMu
 }
 
 // Limits.
@@ -123,6 +124,13 @@ type Catalog struct {
 	index   atomic.Uint64
 	watchOK atomic.Int64
 
+	// Subscriptions (subscribe.go): entries by subscription ID, and
+	// whether the stream is up (watchOK then holds when it went down).
+	subMu    sync.Mutex
+	subs     map[uint64]*entry
+	streamUp atomic.Bool
+	fallback atomic.Bool // Unsupported: the index watch runs instead
+
 	// packedHits are the resolver's counts of questions answered from
 	// packed bytes built from our entries: they count as hits.
 	srcMu      sync.Mutex
@@ -165,7 +173,7 @@ func New(cfg Config, rpc RPCFunc, logger *zap.Logger, reg prometheus.Registerer)
 		logger = zap.NewNop()
 	}
 	c := &Catalog{cfg: cfg, rpc: rpc, log: logger, seed: maphash.MakeSeed(),
-		src: Source{Datacenter: cfg.Datacenter, RPC: rpc, AllowStale: true}}
+		src: Source{Datacenter: cfg.Datacenter, RPC: rpc, AllowStale: true}, subs: make(map[uint64]*entry)}
 	m, err := newMetrics(reg, func() float64 { return float64(c.hits.Load() + c.wireHits()) }, func() float64 { return float64(c.wireHits()) })
 	if err != nil {
 		return nil, err
@@ -176,15 +184,18 @@ func New(cfg Config, rpc RPCFunc, logger *zap.Logger, reg prometheus.Registerer)
 	}
 	c.clock.Store(time.Now().UnixNano())
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.wg.Add(2)
+	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		c.janitor()
 	}()
-	go func() {
-		defer c.wg.Done()
-		c.watchIndex()
-	}()
+	if !c.subscribing() {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.watchIndex()
+		}()
+	}
 	return c, nil
 }
 
@@ -215,6 +226,13 @@ func (c *Catalog) usable(e *entry, v *value, now int64) bool {
 // the local datacenter the index watch's last answer.
 func (c *Catalog) lastOK(e *entry) int64 {
 	ok := e.lastOK.Load()
+	if c.subscribing() {
+		// A live stream confirms every subscribed entry continuously.
+		if e.key.dc == c.cfg.Datacenter && e.subID.Load() != 0 && c.streamUp.Load() {
+			return c.clock.Load()
+		}
+		return max(ok, c.watchOK.Load())
+	}
 	if e.key.dc == c.cfg.Datacenter {
 		ok = max(ok, c.watchOK.Load())
 	}
@@ -367,7 +385,10 @@ func (c *Catalog) fill(e *entry) (*value, uint64, error) {
 		v.expires = time.Now().Add(c.cfg.NegativeTTL).UnixNano()
 	}
 	local := e.key.dc == c.cfg.Datacenter
-	if !v.empty() && !local {
+	// Pushed: kept current by the index watch or a subscription. The node
+	// list has no subscription topic.
+	pushed := local && (e.key.kind != kindNodes || !c.subscribing())
+	if !v.empty() && !pushed {
 		// Other datacenters have no index watch here: served for
 		// UnwatchedTTL, then fetched again.
 		v.expires = time.Now().Add(c.cfg.UnwatchedTTL).UnixNano()
@@ -378,6 +399,10 @@ func (c *Catalog) fill(e *entry) (*value, uint64, error) {
 	close(e.ready)
 	if v.empty() && c.cfg.NegativeTTL <= 0 {
 		c.remove(e) // no negative caching: the next ask fetches again
+		return v, ver, nil
+	}
+	if local && v.expires == 0 && c.subscribing() {
+		c.subscribe(e, v)
 		return v, ver, nil
 	}
 	if now := c.index.Load(); local && v.expires == 0 && now > watched && v.index < now {

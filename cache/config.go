@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -28,6 +29,14 @@ type Config struct {
 	// known outage misses get OutageFetchTimeout so DNS never hangs.
 	FetchTimeout       time.Duration
 	OutageFetchTimeout time.Duration
+	// Refresh selects how cached local keys stay current: RefreshSubscribe
+	// (default; needs Subscriber, else the index watch runs) or
+	// RefreshIndexWatch (the old refetch rounds, for comparison).
+	Refresh RefreshMode
+	// Subscriber opens the subscriptions of RefreshSubscribe
+	// (forwarder.Subscriptions on client agents); its events go to
+	// Catalog.Deliver, Down and Up.
+	Subscriber Subscriber
 }
 
 // Defaults. Each is a trade-off named here once.
@@ -77,6 +86,8 @@ func (c *Config) Validate() error {
 		return errors.New("cache: max_stale and negative ttl must not be negative")
 	case c.UnwatchedTTL <= 0:
 		return errors.New("cache: unwatched ttl must be positive")
+	case c.Refresh > RefreshIndexWatch:
+		return fmt.Errorf("cache: unknown refresh mode %d (field Refresh)", c.Refresh)
 	case c.IdleTimeout <= 0 || c.WatchWait <= 0 || c.FetchTimeout <= 0 || c.OutageFetchTimeout <= 0:
 		return errors.New("cache: idle timeout, watch wait and fetch timeouts must be positive")
 	}

@@ -10,20 +10,24 @@
 // the resolver's packed answers built from it; an unchanged answer keeps it.
 //
 // Decisions (reasons and measurements in README.md):
-//   - Push refresh: ONE blocking query follows the local datacenter's
-//     catalog index, not one per key (the servers' index is table-wide, so
-//     per-key queries would all wake on every change). When it moves, keys
-//     hit within hotWindow are fetched again, refreshWorkers at a time;
-//     colder keys are dropped and fetched when next asked.
-//   - Keys of other datacenters are served for Config.UnwatchedTTL, then
-//     fetched again.
+//   - Push by subscription (Config.Refresh = RefreshSubscribe, default):
+//     each cached local key holds one subscription on the forwarder's one
+//     stream (cluster/stream), opened from the index of the answer its miss
+//     fetched, so a change in between comes back as a snapshot. An event
+//     replaces the entry (packed answers of that key only are dropped); no
+//     read RPC follows a change. Removing a key unsubscribes it. After a
+//     failover the forwarder resumes each subscription from its last index.
+//   - RefreshIndexWatch keeps the old mode for comparison: one blocking
+//     query on the catalog index, then a refetch of every key hit within
+//     hotWindow on each move (O(hot keys) reads per change per client).
+//   - Keys of other datacenters (and the node list) are served for
+//     Config.UnwatchedTTL, then fetched again.
 //   - Keys not asked for within Config.IdleTimeout are dropped;
 //     Config.MaxEntries bounds the count (least recently hit goes first).
 //   - When no server answers, entries are served for up to Config.MaxStale
 //     and counted stale; a miss then fails at once (SERVFAIL).
 //   - Empty answers to cold misses are cached for NegativeTTL only.
-//   - Packed hits are checked by the entries themselves (entry.Serve), so
-//     freshness, max_stale and hit bookkeeping are the same on both paths.
+//   - Packed hits are checked by the entries themselves (entry.Serve).
 //
 // Metrics: README.md.
 package cache

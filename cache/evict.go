@@ -93,4 +93,5 @@ func (c *Catalog) remove(e *entry) {
 	s.mu.Unlock()
 	e.removed.Store(true)
 	e.version.Add(1)
+	c.unsubscribe(e)
 }

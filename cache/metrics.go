@@ -4,6 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
 	misses, coalesced, staleHits prometheus.Counter
+	pushed                       prometheus.Counter
 	hits, wireHits               prometheus.Collector
 	entries, watched             prometheus.Gauge
 }
@@ -22,10 +23,11 @@ func newMetrics(reg prometheus.Registerer, hits, wireHits func() float64) (*metr
 		staleHits: c("cairn_cache_stale_hits_total", "Hits served while no server answered the entry's refresh."),
 		wireHits:  prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cairn_cache_wire_hits_total", Help: "DNS questions answered from pre-packed bytes."}, wireHits),
 		entries:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "cairn_cache_entries", Help: "Cached catalog keys."}),
-		watched:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "cairn_cache_watched_keys", Help: "Keys kept fresh by a blocking query."}),
+		watched:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "cairn_cache_watched_keys", Help: "Keys kept fresh by push: live subscriptions (index-watch mode: keys fetched again in the last refresh round)."}),
+		pushed:    c("cairn_cache_pushed_total", "Subscription snapshots and updates applied to cache entries."),
 	}
 	if reg != nil {
-		for _, col := range []prometheus.Collector{m.hits, m.misses, m.coalesced, m.staleHits, m.wireHits, m.entries, m.watched} {
+		for _, col := range []prometheus.Collector{m.hits, m.misses, m.coalesced, m.staleHits, m.wireHits, m.entries, m.watched, m.pushed} {
 			if err := reg.Register(col); err != nil {
 				return nil, err
 			}

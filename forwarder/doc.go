@@ -19,6 +19,12 @@
 // sentinel servers answer with when they lost track of a write, so callers
 // test for one error either way.
 //
+// Subscriptions (subscribe.go) carry all of a client's subscriptions
+// (cluster/stream) on ONE long-lived stream of the current session; it
+// does not pin the session against a rebalance drain: when that session
+// closes, the stream is re-opened on the next one and every subscription
+// re-sent with the index of its last result (resume).
+//
 // Metrics: cairn_forwarder_requests_total{method, result="ok"|"error"} (one per
 // Call, retries not double-counted), cairn_forwarder_connections (open
 // server connections: 1 in steady state, 2 while a rebalance drains),

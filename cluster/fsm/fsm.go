@@ -20,6 +20,20 @@ type FSM struct {
 	logger  *zap.Logger
 	state   atomic.Pointer[state.Store]
 	applied atomic.Uint64
+	pub     Publisher
+}
+
+// Publisher hears of every change applied: Changed is installed as each
+// Store's commit hook, Reset is called when Restore replaces the Store.
+type Publisher interface {
+	Changed(idx uint64, services, nodes []string)
+	Reset()
+}
+
+// SetPublisher installs p; call it before raft starts (restores included).
+func (f *FSM) SetPublisher(p Publisher) {
+	f.pub = p
+	f.state.Load().SetCommitHook(p.Changed)
 }
 
 var (
@@ -166,8 +180,14 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
+	if f.pub != nil {
+		s.SetCommitHook(f.pub.Changed)
+	}
 	old := f.state.Swap(s)
 	old.Abandon()
+	if f.pub != nil {
+		f.pub.Reset()
+	}
 	f.logger.Info("restored state from snapshot", zap.Uint64("index", s.Index()))
 	return nil
 }

@@ -6,7 +6,9 @@
 //     yamux client. Every request uses its own stream: a length-prefixed
 //     msgpack header {Method} and a length-prefixed msgpack body; the
 //     response is a length-prefixed {Error} header and a length-prefixed
-//     body. The server closes the stream after the response.
+//     body. The server closes the stream after the response, except for
+//     methods registered with HandleStream (stream.go): their stream stays
+//     open and carries frames both ways (subscriptions, cluster/stream).
 //   - ProtoRaft (0x02): the raw hashicorp/raft network transport stream,
 //     handed to the raft.StreamLayer returned by Server.RaftLayer.
 //   - ProtoTLS (0x03, Consul's RPCTLS): a TLS handshake follows, then one

@@ -36,6 +36,8 @@ type Server struct {
 
 	handlersMu sync.RWMutex
 	handlers   map[string]Handler
+	// streamHandlers serve long-lived streams (stream.go).
+	streamHandlers map[string]StreamHandler
 
 	raftCh chan net.Conn
 	tls    tlsState // see tls.go
@@ -77,6 +79,7 @@ func NewServer(logger *zap.Logger, reg prometheus.Registerer, lim Limits) *Serve
 func (s *Server) Handle(method string, h Handler) {
 	s.handlersMu.Lock()
 	s.handlers[method] = h
+	delete(s.streamHandlers, method)
 	s.handlersMu.Unlock()
 }
 
@@ -381,7 +384,12 @@ func (s *Server) streamWorker(ctx context.Context, stream *yamux.Stream, work <-
 func (s *Server) serveStream(ctx context.Context, stream *yamux.Stream, log *zap.Logger) {
 	defer stream.Close()
 	st := s.codecs.get(stream, stream)
-	defer s.codecs.put(st)
+	pooled := true
+	defer func() {
+		if pooled {
+			s.codecs.put(st)
+		}
+	}()
 
 	_ = stream.SetReadDeadline(time.Now().Add(s.limits.StreamReadTimeout))
 	hdr, err := st.readRequest(s.limits.MaxFrameSize)
@@ -409,6 +417,11 @@ func (s *Server) serveStream(ctx context.Context, stream *yamux.Stream, log *zap
 	}
 	_ = stream.SetReadDeadline(time.Time{})
 
+	if sh := s.streamHandler(hdr.Method); sh != nil {
+		pooled = false // serveLongStream owns st
+		s.serveLongStream(ctx, stream, st, hdr.Method, sh, log)
+		return
+	}
 	reply, herr := s.call(ctx, hdr.Method, st, log)
 	var resp responseHeader
 	if herr != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/cairnd/cairn/cluster/raftstore"
 	"github.com/cairnd/cairn/cluster/rpc"
 	"github.com/cairnd/cairn/cluster/state"
+	"github.com/cairnd/cairn/cluster/stream"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 	"github.com/hashicorp/serf/serf"
@@ -52,6 +53,7 @@ type Server struct {
 	store     *raftstore.Store
 	transport *raft.NetworkTransport
 	fsm       *fsm.FSM
+	pub       *stream.Publisher
 	notifyCh  chan bool
 
 	lan *gossip.Pool
@@ -113,6 +115,17 @@ func New(cfg Config) (*Server, error) {
 	s.pool = newConnPool(s.log.Named("pool"))
 	s.pool.tls = cfg.TLS
 	s.registerEndpoints()
+	pub, err := stream.NewPublisher(stream.Config{
+		Datacenter: cfg.Datacenter,
+		State:      func() stream.State { return s.fsm.State() },
+		Logger:     s.log.Named("stream"),
+		Registry:   cfg.Registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.pub = pub
+	s.rpcSrv.HandleStream(stream.MethodSubscribe, pub.Serve)
 
 	if err := s.setupRaft(adv); err != nil {
 		return nil, err
@@ -206,6 +219,7 @@ func (s *Server) setupRaft(adv *net.TCPAddr) error {
 		rc.LeaderLeaseTimeout = 250 * time.Millisecond
 	}
 	s.fsm = fsm.New(s.log.Named("fsm"))
+	s.fsm.SetPublisher(s.pub)
 	if !s.cfg.InMemory {
 		if err := s.recoverFromPeersFile(dir, rc, st, st, snaps, s.transport); err != nil {
 			return err

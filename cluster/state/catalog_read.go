@@ -30,6 +30,22 @@ func (s *Store) Node(name string) (uint64, *structs.Node) {
 	return idx, nil
 }
 
+// ServiceIndex is the index a read of service name reports (its last
+// change), without the read: what the subscription publisher checks
+// before reusing a result it already built.
+func (s *Store) ServiceIndex(name string) uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.serviceIndex(name)
+}
+
+// NodeIndex is the index a read of node name reports.
+func (s *Store) NodeIndex(name string) uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.nodeIndexOf(name)
+}
+
 // Services returns every service name with the sorted union of its
 // instances' tags (an empty, non-nil slice when untagged).
 func (s *Store) Services() (uint64, map[string][]string) {

@@ -24,6 +24,12 @@
 // not move blocks again. Per-key indexes are not in snapshots: a restored
 // Store reports at least the snapshot's index for every key.
 //
+// Subscriptions: every write that changed a service or node hands its index
+// and the touched names to the CommitHook (SetCommitHook), under the write
+// lock and in apply order; cluster/stream's publisher marks the sessions
+// subscribed to those names and never blocks (protocol, resume and drop
+// rules in cluster/stream's doc.go).
+//
 // A restored snapshot replaces the Store: the old one is Abandoned, which
 // closes AbandonCh and ends every Block on it; the server re-runs against
 // the new one. Not here: persistence beyond the snapshot format, sessions,

@@ -80,7 +80,25 @@ func (s *Store) commit(m tableMask, idx uint64) {
 		}
 	}
 	s.notify(m, c)
+	if s.hook != nil && (len(c.services) > 0 || len(c.nodes) > 0) {
+		s.hook(idx, c.services, c.nodes)
+	}
 	c.reset()
+}
+
+// CommitHook is told, after every write that changed a service or a node,
+// the write's index and the names of the services and nodes it touched
+// (names may repeat; the slices are only valid during the call). It runs
+// under the Store's write lock, in apply order: it must not block and must
+// not read the Store. The subscription publisher (cluster/stream) is one.
+type CommitHook func(idx uint64, services, nodes []string)
+
+// SetCommitHook installs h (nil removes it). Set it before writes start,
+// or from the writer's goroutine.
+func (s *Store) SetCommitHook(h CommitHook) {
+	s.mu.Lock()
+	s.hook = h
+	s.mu.Unlock()
 }
 
 // serviceIndex is the index a read of service name reports. Callers hold mu.

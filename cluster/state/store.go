@@ -96,6 +96,7 @@ type Store struct {
 	kvDeleted  map[string]uint64
 	floor      uint64
 	pending    changes
+	hook       CommitHook
 	watchMu    sync.Mutex
 	watches    [numMasks]chan struct{}
 	keyWatches [numKinds]map[string]chan struct{}
