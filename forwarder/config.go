@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"errors"
+	"net"
 	"time"
 
 	"github.com/cairnd/cairn/cluster/rpc"
@@ -67,6 +68,10 @@ type Config struct {
 	// TLS, if set, is asked at every dial for the client's TLS settings
 	// (verify_outgoing, certificate), so a reload reaches the next dial.
 	TLS rpc.TLSConfigurator
+	// LocalAddr, if set, is the source address of every dial (nil: the
+	// kernel picks). The fleet bench gives each simulated client agent
+	// its own loopback address, as each real one has its own IP.
+	LocalAddr net.Addr
 }
 
 // DefaultConfig returns the production settings.

@@ -486,7 +486,7 @@ func (f *Forwarder) call(ctx context.Context, method string, args, reply any, id
 // dialOptions are the options of one dial: TLS is read now, so a reload
 // of certificates reaches the next connection.
 func (f *Forwarder) dialOptions() rpc.DialOptions {
-	o := rpc.DialOptions{Timeout: f.cfg.DialTimeout, Logger: f.logger}
+	o := rpc.DialOptions{Timeout: f.cfg.DialTimeout, Logger: f.logger, LocalAddr: f.cfg.LocalAddr}
 	if f.cfg.TLS != nil {
 		o.TLS = f.cfg.TLS.OutgoingTLS(f.cfg.Datacenter)
 	}

@@ -357,3 +357,20 @@ func BenchmarkForwarderParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestLocalAddr: with Config.LocalAddr the session is dialled from it.
+func TestLocalAddr(t *testing.T) {
+	servers := startServers(t, 1)
+	cfg := testConfig()
+	cfg.LocalAddr = &net.TCPAddr{IP: net.ParseIP("127.0.0.77")}
+	f, _ := startForwarder(t, cfg, addrs(servers))
+	if err := f.Call(context.Background(), "Test.Echo", &echoArgs{}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	local := f.cur.sess.LocalAddr().(*net.TCPAddr)
+	f.mu.Unlock()
+	if !local.IP.Equal(net.ParseIP("127.0.0.77")) {
+		t.Fatalf("session dialled from %v, want 127.0.0.77", local)
+	}
+}

@@ -67,7 +67,7 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Session, error) 
 		return nil, fmt.Errorf("rpc: dial %s: %w", addr, err)
 	}
 
-	cfg := yamuxConfig(opts.Logger.With(zap.String("server", addr)), DefaultMaxConcurrentStreams)
+	cfg := yamuxConfig(opts.Logger.With(zap.String("server", addr)), acceptBacklog)
 	// No per-stream open timer: yamux would start a goroutine and timer
 	// for every Call (it halved our round-trip rate). A server that never
 	// ACKs is caught by Call's ctx and by the session keepalive instead.

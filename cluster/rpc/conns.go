@@ -35,41 +35,96 @@ func (s *Server) logPeer(addr net.Addr) bool {
 	return s.peerLog.Allow(connlimit.PeerIP(addr).String())
 }
 
-// idleSessionCheck is how often, as a fraction of SessionIdleTimeout, a
-// session is checked for idleness: a session is closed between 1 and 1.25
-// idle timeouts after its last stream.
+// idleSessionChecks is how often, as a fraction of SessionIdleTimeout, the
+// sessions are checked for idleness: a session is closed between 1 and
+// 1.25 idle timeouts after its last stream.
 const idleSessionChecks = 4
 
-// watchIdle closes sess once it has had no open stream for
-// SessionIdleTimeout since the stream accepted at *lastStream (unix nanos).
-// It returns when the session closes.
-func (s *Server) watchIdle(sess *yamux.Session, lastStream *atomic.Int64, log *zap.Logger) {
+// idleEntry is one session as the idle sweeper sees it.
+type idleEntry struct {
+	sess       *yamux.Session
+	lastStream atomic.Int64 // unix nanos of the last accepted stream
+	log        *zap.Logger
+}
+
+// idleSweeper closes sessions that have had no open stream for
+// SessionIdleTimeout. One goroutine and one ticker serve every session of
+// the server (a ticker per session was 10,000 timers for 10,000 clients);
+// it starts with the first session and stops at Server.Close.
+type idleSweeper struct {
+	mu       sync.Mutex
+	sessions map[*idleEntry]struct{}
+	started  bool
+}
+
+func (w *idleSweeper) add(s *Server, e *idleEntry) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.sessions == nil {
+		w.sessions = make(map[*idleEntry]struct{})
+	}
+	w.sessions[e] = struct{}{}
+	if w.started {
+		return
+	}
+	w.started = true
+	s.mu.Lock()
+	closed := s.closed
+	if !closed {
+		s.wg.Add(1)
+	}
+	s.mu.Unlock()
+	if !closed {
+		go func() {
+			defer s.wg.Done()
+			w.run(s)
+		}()
+	}
+}
+
+func (w *idleSweeper) remove(e *idleEntry) {
+	w.mu.Lock()
+	delete(w.sessions, e)
+	w.mu.Unlock()
+}
+
+// run checks every session each SessionIdleTimeout/idleSessionChecks
+// until the server closes.
+func (w *idleSweeper) run(s *Server) {
 	idle := s.limits.SessionIdleTimeout
 	t := time.NewTicker(max(idle/idleSessionChecks, time.Millisecond))
 	defer t.Stop()
+	var expired []*idleEntry
 	for {
 		select {
-		case <-sess.CloseChan():
-			return
 		case <-s.closeCh:
 			return
 		case now := <-t.C:
-			if sess.NumStreams() > 0 {
-				// Busy (a blocking query may run for minutes): the idle
-				// spell starts no earlier than now.
-				lastStream.Store(now.UnixNano())
-				continue
+			expired = expired[:0]
+			w.mu.Lock()
+			for e := range w.sessions {
+				if e.sess.NumStreams() > 0 {
+					// Busy (a blocking query may run for minutes): the
+					// idle spell starts no earlier than now.
+					e.lastStream.Store(now.UnixNano())
+					continue
+				}
+				if now.Sub(time.Unix(0, e.lastStream.Load())) >= idle {
+					expired = append(expired, e)
+				}
 			}
-			if now.Sub(time.Unix(0, lastStream.Load())) < idle {
-				continue
+			w.mu.Unlock()
+			for _, e := range expired {
+				s.metrics.rejected.WithLabelValues("session_idle").Inc()
+				e.log.Debug("rpc: closing idle session", zap.Duration("idle", idle))
+				// GoAway first: a client that opens a stream now gets a
+				// clean "not sent" error (ErrRemoteGoAway) rather than a
+				// reset. Close ends the session's accept loop, which
+				// removes it from the sweeper.
+				_ = e.sess.GoAway()
+				e.sess.Close()
 			}
-			s.metrics.rejected.WithLabelValues("session_idle").Inc()
-			log.Debug("rpc: closing idle session", zap.Duration("idle", idle))
-			// GoAway first: a client that opens a stream now gets a clean
-			// "not sent" error (ErrRemoteGoAway) rather than a reset.
-			_ = sess.GoAway()
-			sess.Close()
-			return
+			clear(expired)
 		}
 	}
 }

@@ -56,7 +56,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // round trip allocates little.
 type codecState struct {
 	br      *bufio.Reader
-	bw      *bufio.Writer
+	bw      *frameWriter
 	cw      countWriter
 	enc     *codec.Encoder
 	dec     *codec.Decoder
@@ -84,11 +84,8 @@ type codecPool struct {
 func newCodecPool() *codecPool {
 	p := &codecPool{h: structs.MsgpackHandle()}
 	p.pool.New = func() any {
-		st := &codecState{
-			br:      bufio.NewReaderSize(nil, bufioSize),
-			scratch: make([]byte, 0, 512),
-		}
-		st.bw = bufio.NewWriterSize(&st.cw, bufioSize)
+		st := &codecState{scratch: make([]byte, 0, 512)}
+		st.bw = &frameWriter{w: &st.cw}
 		st.enc = codec.NewEncoderBytes(&st.scratch, p.h)
 		st.dec = codec.NewDecoderBytes(nil, p.h)
 		return st
@@ -96,10 +93,69 @@ func newCodecPool() *codecPool {
 	return p
 }
 
-// get returns a state reading from r and writing to w.
+// frameWriter buffers the frames of one message (a request's or
+// response's header and body, or one stream frame) until Flush writes them
+// in one Write, so a small message is one yamux frame. It replaces a
+// bufio.Writer, which kept 4 KiB per stream: a long-lived stream (a
+// subscription, one per connected client) now keeps only what its last
+// message needed, at most keptFrameBuffer. A frame that would overflow
+// bufioSize goes out directly after what was buffered, as bufio does.
+type frameWriter struct {
+	w   io.Writer
+	buf []byte
+}
+
+// keptFrameBuffer is the largest buffer a frameWriter keeps after Flush;
+// larger ones (a big response) are dropped.
+const keptFrameBuffer = 1 << 10
+
+func (f *frameWriter) Write(p []byte) (int, error) {
+	if len(f.buf)+len(p) <= bufioSize {
+		f.buf = append(f.buf, p...)
+		return len(p), nil
+	}
+	if err := f.Flush(); err != nil {
+		return 0, err
+	}
+	if len(p) <= bufioSize {
+		f.buf = append(f.buf, p...)
+		return len(p), nil
+	}
+	return f.w.Write(p)
+}
+
+// Flush writes what is buffered.
+func (f *frameWriter) Flush() error {
+	if len(f.buf) == 0 {
+		return nil
+	}
+	_, err := f.w.Write(f.buf)
+	f.buf = f.buf[:0]
+	if cap(f.buf) > keptFrameBuffer {
+		f.buf = nil
+	}
+	return err
+}
+
+// Reset discards what is buffered and writes to w from now on.
+func (f *frameWriter) Reset(w io.Writer) {
+	f.w = w
+	f.buf = f.buf[:0]
+}
+
+// get returns a state reading from r and writing to w. With r nil (the
+// sending half of a long-lived stream, which lives as long as its client's
+// session) the state holds no read buffer: 4 KiB less per connected client.
 func (p *codecPool) get(r io.Reader, w io.Writer) *codecState {
 	st := p.pool.Get().(*codecState)
-	st.br.Reset(r)
+	switch {
+	case r == nil:
+		st.br = nil
+	case st.br == nil:
+		st.br = bufio.NewReaderSize(r, bufioSize)
+	default:
+		st.br.Reset(r)
+	}
 	st.cw = countWriter{w: w}
 	st.bw.Reset(&st.cw)
 	return st
@@ -109,7 +165,9 @@ func (p *codecPool) put(st *codecState) {
 	if cap(st.hdr) > pooledBufferCap || cap(st.body) > pooledBufferCap || cap(st.scratch) > pooledBufferCap {
 		return
 	}
-	st.br.Reset(nil)
+	if st.br != nil {
+		st.br.Reset(nil)
+	}
 	st.bw.Reset(nil)
 	st.cw = countWriter{}
 	st.hdr, st.body = st.hdr[:0], st.body[:0]

@@ -22,7 +22,7 @@ const (
 	DefaultMaxFrameSize = 8 << 20
 
 	// DefaultMaxConcurrentStreams bounds the handlers running for one
-	// session (and the yamux accept backlog). A client agent multiplexes
+	// session. A client agent multiplexes
 	// its DNS misses, blocking queries and anti-entropy over one session;
 	// 4096 is far above that yet caps the goroutines one peer can pin.
 	DefaultMaxConcurrentStreams = 4096
@@ -77,6 +77,14 @@ const (
 	// returned to the pool, so a rare 8 MiB request does not pin 8 MiB per
 	// pooled entry for the life of the process.
 	pooledBufferCap = 64 << 10
+
+	// acceptBacklog is yamux's queue of opened streams not yet accepted;
+	// yamux allocates it with every session (8 bytes a slot: the 4,096 of
+	// MaxConcurrentStreams were 32 KiB per connected client). The accept
+	// loop drains it continuously and blocks only at MaxConcurrentStreams,
+	// so it need only absorb one burst of stream opens read together.
+	// 256 is Consul's (yamux's default) and the rpc bench's concurrency.
+	acceptBacklog = 256
 
 	// bufioSize is the read/write buffer of one stream: a typical request
 	// or response (a few hundred bytes) fits in one yamux frame.

@@ -10,6 +10,7 @@ import (
 type serverMetrics struct {
 	sessions prometheus.Gauge
 	requests *prometheus.CounterVec // result: ok | error
+	methods  *prometheus.CounterVec // method: a registered method's name
 	rejected *prometheus.CounterVec // reason: short label naming why a connection or stream was dropped
 }
 
@@ -23,6 +24,10 @@ func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
 			Name: "cairn_rpc_requests_total",
 			Help: "RPC requests handled by this server, by result.",
 		}, []string{"result"}),
+		methods: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_rpc_method_requests_total",
+			Help: "RPC requests received over the wire for each registered method (the fleet bench counts reads per change with it).",
+		}, []string{"method"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_rpc_rejected_total",
 			Help: "Connections or streams closed for bad input or limits, by reason.",
@@ -30,6 +35,7 @@ func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
 	}
 	m.sessions = register(reg, m.sessions)
 	m.requests = register(reg, m.requests)
+	m.methods = register(reg, m.methods)
 	m.rejected = register(reg, m.rejected)
 	return m
 }

@@ -35,12 +35,15 @@ type Server struct {
 	peerLog     *connlimit.PeerLog
 
 	handlersMu sync.RWMutex
-	handlers   map[string]Handler
+	handlers   map[string]handlerEntry
 	// streamHandlers serve long-lived streams (stream.go).
 	streamHandlers map[string]StreamHandler
 
-	raftCh chan net.Conn
-	tls    tlsState // see tls.go
+	raftCh    chan net.Conn
+	nsessions atomic.Int64
+	work      chan streamJob // idle stream workers take jobs here
+	idle      idleSweeper    // closes idle sessions (conns.go)
+	tls       tlsState       // see tls.go
 
 	mu          sync.Mutex
 	closed      bool
@@ -67,23 +70,34 @@ func NewServer(logger *zap.Logger, reg prometheus.Registerer, lim Limits) *Serve
 		codecs:      newCodecPool(),
 		connMetrics: connlimit.NewMetrics(reg, "rpc"),
 		peerLog:     connlimit.NewPeerLog(connlimit.LogInterval),
-		handlers:    make(map[string]Handler),
+		handlers:    make(map[string]handlerEntry),
 		raftCh:      make(chan net.Conn, raftBacklog),
+		work:        make(chan streamJob),
 		listeners:   make(map[net.Listener]struct{}),
 		conns:       make(map[net.Conn]struct{}),
 		closeCh:     make(chan struct{}),
 	}
 }
 
+// sessionCount is the number of open RPC sessions.
+func (s *Server) sessionCount() int { return int(s.nsessions.Load()) }
+
 // Handle registers h for method, replacing any previous handler.
 func (s *Server) Handle(method string, h Handler) {
 	s.handlersMu.Lock()
-	s.handlers[method] = h
+	s.handlers[method] = handlerEntry{h: h, served: s.metrics.methods.WithLabelValues(method)}
 	delete(s.streamHandlers, method)
 	s.handlersMu.Unlock()
 }
 
-func (s *Server) handler(method string) Handler {
+// handlerEntry is a registered method and its request counter (the
+// method label takes registered names only, so its cardinality is fixed).
+type handlerEntry struct {
+	h      Handler
+	served prometheus.Counter
+}
+
+func (s *Server) handler(method string) handlerEntry {
 	s.handlersMu.RLock()
 	defer s.handlersMu.RUnlock()
 	return s.handlers[method]
@@ -278,8 +292,22 @@ func yamuxConfig(logger *zap.Logger, backlog int) *yamux.Config {
 	return cfg
 }
 
+// serverYamuxConfig is yamuxConfig without the keepalive goroutine and
+// timer: the dialling side pings (and yamux answers pings from its receive
+// loop), so a live client proves itself; a client that vanished without a
+// FIN or RST is found by the kernel's TCP keepalive on the accepted
+// connection (Go enables it: 15 s idle, then 9 probes 15 s apart), which
+// costs no goroutine. See README.md, "Memory per connected client".
+func serverYamuxConfig(logger *zap.Logger, backlog int) *yamux.Config {
+	cfg := yamuxConfig(logger, backlog)
+	cfg.EnableKeepAlive = false
+	return cfg
+}
+
 // serveSession validates the first yamux frame, then runs the session's
-// accept loop until it dies.
+// accept loop until it dies. The accept loop is the only goroutine of its
+// own a session has (yamux adds its receive and send loops); its streams
+// are served by the server's shared workers.
 func (s *Server) serveSession(ctx context.Context, conn net.Conn) {
 	remote := conn.RemoteAddr().String()
 	hdr := make([]byte, yamuxHeaderSize)
@@ -294,87 +322,93 @@ func (s *Server) serveSession(ctx context.Context, conn net.Conn) {
 	_ = conn.SetReadDeadline(time.Time{})
 
 	log := s.logger.With(zap.String("remote", remote))
-	sess, err := yamux.Server(newBatchConn(&prefixConn{Conn: conn, prefix: hdr}), yamuxConfig(log, s.limits.MaxConcurrentStreams))
+	sess, err := yamux.Server(newBatchConn(&prefixConn{Conn: conn, prefix: hdr}), serverYamuxConfig(log, acceptBacklog))
 	if err != nil {
 		s.reject(conn, "handshake", "yamux setup failed", err)
 		return
 	}
 	s.metrics.sessions.Inc()
-	defer s.metrics.sessions.Dec()
+	s.nsessions.Add(1)
+	defer func() { s.metrics.sessions.Dec(); s.nsessions.Add(-1) }()
 
 	sessCtx, cancel := context.WithCancel(ctx)
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
 	defer cancel()
-	var streams sync.WaitGroup
-	defer streams.Wait()
 	defer sess.Close()
-	// Tie the session to ctx and the server: closing it unblocks Accept.
-	streams.Add(1)
-	go func() {
-		defer streams.Done()
-		select {
-		case <-sessCtx.Done():
-		case <-s.closeCh:
-		case <-sess.CloseChan():
-		}
-		cancel()
-		sess.Close()
-	}()
+	// ctx ending closes the session, which ends AcceptStream below; Close
+	// of the server closes the connection, which does the same.
+	stopClose := context.AfterFunc(sessCtx, func() { sess.Close() })
+	defer stopClose()
 
-	var lastStream atomic.Int64
-	lastStream.Store(time.Now().UnixNano())
-	streams.Add(1)
-	go func() {
-		defer streams.Done()
-		s.watchIdle(sess, &lastStream, log)
-	}()
+	entry := &idleEntry{sess: sess, log: log}
+	entry.lastStream.Store(time.Now().UnixNano())
+	s.idle.add(s, entry)
+	defer s.idle.remove(entry)
 
 	sem := make(chan struct{}, s.limits.MaxConcurrentStreams)
-	work := make(chan *yamux.Stream)
 	for {
 		stream, err := sess.AcceptStream()
 		if err != nil {
 			log.Debug("rpc: session ended", zap.Error(err))
 			return
 		}
-		lastStream.Store(time.Now().UnixNano())
+		entry.lastStream.Store(time.Now().UnixNano())
 		select {
 		case sem <- struct{}{}:
 		case <-sessCtx.Done():
 			stream.Close()
 			return
 		}
-		// Hand the stream to an idle worker, or start one. Workers outlive
-		// their stream so their grown stacks are reused: a goroutine per
-		// stream spent ~9% of a busy leader's CPU growing fresh stacks.
-		select {
-		case work <- stream:
-		default:
-			streams.Add(1)
-			go func(first *yamux.Stream) {
-				defer streams.Done()
-				s.streamWorker(sessCtx, first, work, sem, log)
-			}(stream)
-		}
+		inflight.Add(1)
+		s.dispatch(streamJob{ctx: sessCtx, stream: stream, sem: sem, inflight: &inflight, log: log})
 	}
 }
 
-// workerIdle is how long a stream worker waits for more work before it
-// exits; a burst leaves behind at most MaxConcurrentStreams workers for
-// this long.
-const workerIdle = 30 * time.Second
+// streamJob is one accepted stream waiting for a worker: the session's
+// context, its stream slot (sem) and in-flight count.
+type streamJob struct {
+	ctx      context.Context
+	stream   *yamux.Stream
+	sem      <-chan struct{}
+	inflight *sync.WaitGroup
+	log      *zap.Logger
+}
 
-func (s *Server) streamWorker(ctx context.Context, stream *yamux.Stream, work <-chan *yamux.Stream, sem <-chan struct{}, log *zap.Logger) {
+// workerIdle is how long a stream worker waits for more work before it
+// exits; a burst leaves its workers behind for this long.
+const workerIdle = 10 * time.Second
+
+// dispatch hands job to an idle worker of the server, or starts one.
+// Workers are shared by all sessions and outlive their stream so their
+// grown stacks are reused (a goroutine per stream spent ~9% of a busy
+// leader's CPU growing fresh stacks), yet an idle session pins none.
+func (s *Server) dispatch(job streamJob) {
+	select {
+	case s.work <- job:
+	default:
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.streamWorker(job)
+		}()
+	}
+}
+
+func (s *Server) streamWorker(job streamJob) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
-		s.serveStream(ctx, stream, log)
-		<-sem
+		s.serveStream(job.ctx, job.stream, job.log)
+		<-job.sem
+		job.inflight.Done()
+		job = streamJob{}
 		idle.Reset(workerIdle)
 		select {
-		case stream = <-work:
+		case job = <-s.work:
 		case <-idle.C:
 			return
-		case <-ctx.Done():
+		case <-s.closeCh:
 			return
 		}
 	}
@@ -458,17 +492,18 @@ func (s *Server) serveStream(ctx context.Context, stream *yamux.Stream, log *zap
 // call runs the handler, turning a panic into an error so one bad request
 // cannot take the server down.
 func (s *Server) call(ctx context.Context, method string, dec Decoder, log *zap.Logger) (reply any, err error) {
-	h := s.handler(method)
-	if h == nil {
+	e := s.handler(method)
+	if e.h == nil {
 		return nil, fmt.Errorf("rpc: unknown method %q", method)
 	}
+	e.served.Inc()
 	defer func() {
 		if r := recover(); r != nil {
 			log.Error("rpc: handler panic", zap.String("method", method), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
 			err = fmt.Errorf("rpc: internal error in %s", method)
 		}
 	}()
-	return h(ctx, dec)
+	return e.h(ctx, dec)
 }
 
 // Close stops every Serve loop, closes all sessions and pending raft

@@ -31,6 +31,8 @@ type Options struct {
 	Concurrency int           // concurrent HTTP clients (http)
 	ProfileDir  string        // if set: agents run with CAIRN_PPROF=1 and the leader's CPU profile is saved here per phase
 	KeepLogs    bool          // keep the agents' data dirs and logs
+
+	Fleet fleetOptions // fleet
 }
 
 type benchmark struct {
@@ -76,6 +78,7 @@ func main() {
 	flag.IntVar(&o.Concurrency, "concurrency", 64, "concurrent HTTP clients (http)")
 	flag.StringVar(&o.ProfileDir, "profile-dir", "", "run agents with CAIRN_PPROF=1 and save the leader's CPU profile of each phase here")
 	flag.BoolVar(&o.KeepLogs, "keep", false, "keep the agents' data dirs and logs")
+	o.Fleet.flags(flag.CommandLine)
 	total := flag.Duration("timeout", 5*time.Minute, "hard limit on the whole run")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: cairnbench --bench NAME [flags]\n\nbenchmarks:\n")
@@ -97,6 +100,10 @@ func main() {
 	}
 	if o.Writers < 1 || o.Writers > 4096 || o.Concurrency < 1 || o.Concurrency > 4096 {
 		logf("--writers and --concurrency must be in [1, 4096]")
+		os.Exit(2)
+	}
+	if err := o.Fleet.validate(); err != nil {
+		logf("%v", err)
 		os.Exit(2)
 	}
 	if _, err := os.Stat(o.Bin); err != nil {
