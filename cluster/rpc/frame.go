@@ -63,6 +63,7 @@ type codecState struct {
 	scratch []byte
 	hdr     []byte
 	body    []byte
+	out     []byte // a pipeline frame being written (pipeline.go)
 	lenBuf  [frameLenSize]byte
 }
 
@@ -162,7 +163,7 @@ func (p *codecPool) get(r io.Reader, w io.Writer) *codecState {
 }
 
 func (p *codecPool) put(st *codecState) {
-	if cap(st.hdr) > pooledBufferCap || cap(st.body) > pooledBufferCap || cap(st.scratch) > pooledBufferCap {
+	if cap(st.hdr) > pooledBufferCap || cap(st.body) > pooledBufferCap || cap(st.scratch) > pooledBufferCap || cap(st.out) > pooledBufferCap {
 		return
 	}
 	if st.br != nil {
@@ -170,7 +171,7 @@ func (p *codecPool) put(st *codecState) {
 	}
 	st.bw.Reset(nil)
 	st.cw = countWriter{}
-	st.hdr, st.body = st.hdr[:0], st.body[:0]
+	st.hdr, st.body, st.out = st.hdr[:0], st.body[:0], st.out[:0]
 	p.pool.Put(st)
 }
 
