@@ -354,15 +354,14 @@ func (s *Server) servePipeline(job streamJob, ys *yamux.Stream, st *codecState) 
 			s.reportStream(ys, reason, detail, err, log)
 			return
 		}
-		f := rst.hdr
-		if len(f) < pipelineReqHeader || len(f) < pipelineReqHeader+int(f[4]) || f[4] == 0 {
+		id, mb, body, err := parsePipelineRequest(rst.hdr)
+		if err != nil {
 			s.codecs.put(rst)
-			s.reportStream(ys, "bad_request", "malformed pipeline frame", fmt.Errorf("rpc: pipeline: bad request header (%d bytes)", len(f)), log)
+			s.reportStream(ys, "bad_request", "malformed pipeline frame", err, log)
 			return
 		}
-		mb := f[pipelineReqHeader : pipelineReqHeader+int(f[4])]
-		req := &pipeReq{ps: ps, st: rst, id: binary.BigEndian.Uint32(f)}
-		rst.body = f[pipelineReqHeader+len(mb):]
+		req := &pipeReq{ps: ps, st: rst, id: id}
+		rst.body = body
 		if e, ok := s.handlerFor(mb); ok {
 			req.entry, req.method = e, e.name
 		} else {
@@ -378,6 +377,19 @@ func (s *Server) servePipeline(job streamJob, ys *yamux.Stream, st *codecState) 
 		ps.wg.Add(1)
 		s.dispatch(streamJob{ctx: job.ctx, sem: job.sem, inflight: job.inflight, log: log, pipe: req})
 	}
+}
+
+// parsePipelineRequest splits a request frame's payload into its ID,
+// method and body (both aliasing f).
+func parsePipelineRequest(f []byte) (id uint32, method, body []byte, err error) {
+	if len(f) < pipelineReqHeader {
+		return 0, nil, nil, fmt.Errorf("rpc: pipeline: request frame of %d bytes", len(f))
+	}
+	n := int(f[4])
+	if n == 0 || len(f) < pipelineReqHeader+n {
+		return 0, nil, nil, fmt.Errorf("rpc: pipeline: method length %d in a frame of %d bytes", n, len(f))
+	}
+	return binary.BigEndian.Uint32(f), f[pipelineReqHeader : pipelineReqHeader+n], f[pipelineReqHeader+n:], nil
 }
 
 // reportStream counts a refused stream and logs it at most once a minute

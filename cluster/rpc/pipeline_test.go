@@ -1,10 +1,12 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -272,4 +274,100 @@ func TestPipelineBadFrames(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDecodeBinaryFastPath: a raft write request decodes the same through
+// the direct BinaryUnmarshaler path as through msgpack, and bodies that
+// are not exactly one byte string still go through msgpack.
+func TestDecodeBinaryFastPath(t *testing.T) {
+	pool := newCodecPool()
+	for _, tc := range []struct {
+		name      string
+		in        any
+		out, want func() any
+	}{
+		{"register", &structs.RegisterRequest{Datacenter: "dc1", Node: "n1", Address: "10.0.0.1", NodeMeta: map[string]string{"k": "v"},
+			Service: &structs.NodeService{ID: "web-1", Service: "web", Tags: []string{"a", "b"}, Port: 80, Weights: &structs.Weights{Passing: 3, Warning: 1}},
+			Checks:  []*structs.HealthCheck{{Node: "n1", CheckID: "c1", Status: "passing"}}},
+			func() any { return &structs.RegisterRequest{} }, func() any { return &structs.RegisterRequest{} }},
+		{"kv", &structs.KVSRequest{Datacenter: "dc1", Op: structs.KVSet, DirEnt: structs.DirEntry{Key: "k", Value: bytes.Repeat([]byte("v"), 70000), Flags: 9}},
+			func() any { return &structs.KVSRequest{} }, func() any { return &structs.KVSRequest{} }},
+		{"deregister", &structs.DeregisterRequest{Datacenter: "dc1", Node: "n1", ServiceID: "web-1"},
+			func() any { return &structs.DeregisterRequest{} }, func() any { return &structs.DeregisterRequest{} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body, err := structs.EncodeMsgpack(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := msgpackBytes(body); !ok {
+				t.Fatalf("body %x... is not one byte string: the fast path would never run", body[:min(8, len(body))])
+			}
+			st := pool.get(nil, nil)
+			defer pool.put(st)
+			st.body = body
+			got, want := tc.out(), tc.want()
+			if err := st.Decode(got); err != nil {
+				t.Fatal(err)
+			}
+			if err := structs.DecodeMsgpack(body, want); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(got, tc.in) {
+				t.Fatalf("fast path %+v, msgpack %+v, sent %+v", got, want, tc.in)
+			}
+			// A truncated command fails, as it does through msgpack.
+			raw, _ := msgpackBytes(body)
+			if st.body, err = structs.EncodeMsgpack(raw[:len(raw)-1]); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Decode(tc.out()); !errors.Is(err, structs.ErrBadCommand) {
+				t.Fatalf("truncated command: %v", err)
+			}
+			if err := structs.DecodeMsgpack(st.body, tc.out()); err == nil {
+				t.Fatal("msgpack accepted the truncated command: the paths differ")
+			}
+		})
+	}
+	for _, tc := range []struct {
+		b    []byte
+		want []byte
+		ok   bool
+	}{
+		{[]byte{0xa2, 'h', 'i'}, []byte("hi"), true},
+		{[]byte{0xc4, 2, 1, 2}, []byte{1, 2}, true},
+		{[]byte{0xd9, 1, 7}, []byte{7}, true},
+		{[]byte{0xc5, 0, 1, 9}, []byte{9}, true},
+		{[]byte{0xc6, 0, 0, 0, 1, 9}, []byte{9}, true},
+		{[]byte{0xc4, 3, 1, 2}, nil, false}, // short
+		{[]byte{0xc4, 1, 1, 2}, nil, false}, // trailing
+		{[]byte{0xc6, 0xff, 0xff, 0xff, 0xff}, nil, false},
+		{[]byte{0xc0}, nil, false}, // nil: msgpack decides
+		{[]byte{0x81, 0xa1, 'a', 1}, nil, false},
+		{nil, nil, false},
+	} {
+		got, ok := msgpackBytes(tc.b)
+		if ok != tc.ok || !bytes.Equal(got, tc.want) {
+			t.Errorf("msgpackBytes(%x) = %x, %v; want %x, %v", tc.b, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// FuzzPipelineRequest: the pipeline request parser and the byte-string
+// check never panic, and what they return lies inside their input.
+func FuzzPipelineRequest(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 1, 9, 'T', 'e', 's', 't', '.', 'E', 'c', 'h', 'o', 0xc4, 1, 0})
+	f.Add([]byte{0, 0, 0, 1, 0})
+	f.Add([]byte{0, 0, 0, 1, 200, 'x'})
+	f.Add([]byte{0xc6, 0, 0, 0, 1, 9})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if id, m, body, err := parsePipelineRequest(data); err == nil {
+			if len(m) == 0 || pipelineReqHeader+len(m)+len(body) != len(data) || id != binary.BigEndian.Uint32(data) {
+				t.Fatalf("parse(%x) = %d %x %x", data, id, m, body)
+			}
+		}
+		if raw, ok := msgpackBytes(data); ok && (len(raw) >= len(data) || !bytes.HasSuffix(data, raw)) {
+			t.Fatalf("msgpackBytes(%x) = %x", data, raw)
+		}
+	})
 }
