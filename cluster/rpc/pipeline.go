@@ -110,11 +110,13 @@ func (s *Session) pipelineFor(ctx context.Context, calls int32) *pipeline {
 	p := &pipeline{sess: s, str: str, pending: make(map[uint32]chan pipeResult), readerDone: make(chan struct{}), lastUse: time.Now()}
 	s.codecs.put(str.w) // the pipeline writes its own frames
 	str.w = nil
+	// Installed before the reader starts, so a reader failing at once
+	// uninstalls it (fail's CompareAndSwap) and a later call reopens.
+	s.pipe.Store(p)
 	p.mu.Lock()
 	p.idle = time.AfterFunc(pipelineIdle, p.idleCheck)
 	p.mu.Unlock()
 	go p.read()
-	s.pipe.Store(p)
 	s.pipeMode.Store(pipeAvailable)
 	return p
 }
