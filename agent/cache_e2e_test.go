@@ -151,12 +151,12 @@ func startCacheCluster(t *testing.T) *cacheCluster {
 
 func testCacheColdMissesCoalesce(t *testing.T, x *cacheCluster) {
 	client, dnsAddr := x.client, x.dnsAddr
-	// Only this key's reads count: anti-entropy and the cache's index
-	// watch use other methods and may run at any moment.
+	// Only this key's reads count: anti-entropy uses other methods and may
+	// run at any moment.
 	const reads = `method="Health.ServiceNodes"`
-	// The cache's index watch re-fetches recently asked keys whenever
-	// the catalog moves; wait until the just-started cluster has
-	// settled (no such request for a while) so the burst is alone.
+	// Wait until the just-started cluster has settled (no such request
+	// for a while, e.g. startup misses of the probe above) so the burst
+	// is alone.
 	before := cacheMetric(t, client, "cairn_forwarder_requests_total", reads)
 	quiet := time.Now()
 	testutil.Eventually(t, 20*time.Second, "no Health.ServiceNodes request for 1.5s", func() error {

@@ -27,5 +27,7 @@
 // Restore builds a new Store and swaps it in atomically; the old Store is
 // then abandoned so queries blocked on it return (its AbandonCh closes) and
 // re-run against the new one. Readers must therefore fetch State() per
-// query, not cache it. The FSM owns no goroutines.
+// query, not cache it. The FSM owns no goroutines. A Publisher
+// (SetPublisher; the subscription publisher of cluster/stream) is installed
+// as every Store's commit hook and reset after a Restore.
 package fsm

@@ -17,7 +17,7 @@ const (
 	// a burst may grow the buffers to maxPendingWrite, but thousands of
 	// idle client sessions must not each keep that (README.md, "Memory
 	// per connected client").
-	keptWriteBuffer = 4 << 10
+	keptWriteBuffer = 1 << 10
 )
 
 // batchConn combines writes: yamux's send loop writes every frame header

@@ -34,7 +34,8 @@
 // Connections are capped per client IP and in all, idle sessions and raft
 // connections are closed, and every refusal is counted and logged at most
 // once per peer per minute (conns.go; details in README.md). An idle
-// client session costs a server 3 goroutines and about 23 KiB: no
-// server-side keepalive timer, one idle sweeper and one worker pool for all
-// sessions (README.md, "Memory per connected client").
+// client session costs a server 3 goroutines and about 23 KiB, one holding
+// a subscription stream 4 and about 38 KiB: no server-side keepalive
+// timer, one idle sweeper and one worker pool for all sessions, small
+// per-stream buffers (README.md, "Memory per connected client").
 package rpc

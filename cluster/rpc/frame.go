@@ -138,7 +138,10 @@ func newCodecPool() *codecPool {
 // bufio.Writer, which kept 4 KiB per stream: a long-lived stream (a
 // subscription, one per connected client) now keeps only what its last
 // message needed, at most keptFrameBuffer. A frame that would overflow
-// bufioSize goes out directly after what was buffered, as bufio does.
+// bufioSize goes out directly after what was buffered, as bufio does, in
+// writes of at most bufioSize: yamux's send loop keeps a body buffer as big
+// as the largest write it was handed, for the life of the session, so one
+// big response must not leave every session that saw it holding it.
 type frameWriter struct {
 	w   io.Writer
 	buf []byte
@@ -160,7 +163,15 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 		f.buf = append(f.buf, p...)
 		return len(p), nil
 	}
-	return f.w.Write(p)
+	n := 0
+	for n < len(p) {
+		m, err := f.w.Write(p[n:min(len(p), n+bufioSize)])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // Flush writes what is buffered.
@@ -191,7 +202,7 @@ func (p *codecPool) get(r io.Reader, w io.Writer) *codecState {
 	case r == nil:
 		st.br = nil
 	case st.br == nil:
-		st.br = bufio.NewReaderSize(r, bufioSize)
+		st.br = bufio.NewReaderSize(r, readBufferSize)
 	default:
 		st.br.Reset(r)
 	}

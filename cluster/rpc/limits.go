@@ -86,9 +86,17 @@ const (
 	// 256 is Consul's (yamux's default) and the rpc bench's concurrency.
 	acceptBacklog = 256
 
-	// bufioSize is the read/write buffer of one stream: a typical request
-	// or response (a few hundred bytes) fits in one yamux frame.
+	// bufioSize bounds what a stream's frameWriter buffers before writing:
+	// a typical request or response (a few hundred bytes) goes out as one
+	// yamux frame.
 	bufioSize = 4 << 10
+
+	// readBufferSize is a stream's read buffer. Reads come from yamux's
+	// in-memory receive buffer, not the socket, so a small one costs no
+	// syscalls; it mostly joins a frame's length prefix with its payload.
+	// Every subscribed client holds one on its server for the life of its
+	// session: 1 KiB, not 4.
+	readBufferSize = 1 << 10
 )
 
 // Limits bound what one peer can make the server do. Zero fields take the

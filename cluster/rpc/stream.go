@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"reflect"
@@ -92,6 +93,34 @@ func (s *Stream) Send(v any) error {
 		if errors.Is(err, ErrFrameTooLarge) {
 			return err
 		}
+		return &TransportError{Method: "stream", MaybeSent: true, Err: err}
+	}
+	return nil
+}
+
+// SendRaw writes payload, already msgpack-encoded, as one frame: a
+// sender fanning one encoded result out to many streams encodes it once.
+func (s *Stream) SendRaw(payload []byte) error {
+	if len(payload) > s.maxFrame {
+		return fmt.Errorf("%w: encoded %d bytes, limit %d", ErrFrameTooLarge, len(payload), s.maxFrame)
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.w == nil {
+		return &TransportError{Method: "stream", MaybeSent: false, Err: yamux.ErrStreamClosed}
+	}
+	if s.writeTimeout > 0 {
+		_ = s.ys.SetWriteDeadline(time.Now().Add(s.writeTimeout))
+	}
+	binary.BigEndian.PutUint32(s.w.lenBuf[:], uint32(len(payload)))
+	_, err := s.w.bw.Write(s.w.lenBuf[:])
+	if err == nil {
+		_, err = s.w.bw.Write(payload)
+	}
+	if err == nil {
+		err = s.w.bw.Flush()
+	}
+	if err != nil {
 		return &TransportError{Method: "stream", MaybeSent: true, Err: err}
 	}
 	return nil

@@ -149,7 +149,9 @@ func readEndpoints() []func(*Server, *blockGroup) {
 // catalogIndexProbe is the service name client agents' index watch asks
 // for (cache/catalog.go indexProbe). Its health read reports and blocks on
 // the catalog-wide index, every catalog change waking it, as all reads did
-// before per-key indexes; it goes when clients subscribe per key (issue 14).
+// before per-key indexes. Clients subscribe per key now (cluster/stream);
+// it stays for caches in RefreshIndexWatch mode, the fallback against
+// older servers and the bench's comparison line.
 const catalogIndexProbe = "_cairn-catalog-index"
 
 func kvKey(a *structs.KeyRequest) state.Key { return state.KVPrefixKey(a.Key) }

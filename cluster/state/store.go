@@ -131,8 +131,8 @@ func (s *Store) Index() uint64 {
 
 // CatalogIndex returns the index of the last change to any catalog table
 // (nodes, services, checks), at least 1: what every catalog read reported
-// before indexes were per key. The client cache's index watch still blocks
-// on it (see cluster/server) until clients subscribe per key.
+// before indexes were per key. Only the client cache's old index-watch
+// mode still blocks on it (see cluster/server); clients subscribe per key.
 func (s *Store) CatalogIndex() uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

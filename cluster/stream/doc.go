@@ -22,7 +22,8 @@
 //   - Apply never blocks: it marks the sessions subscribed to the touched
 //     names (O(subscribers of that key)); each session has a dirty set, at
 //     most one mark per subscription (bounded by subscriptions, not change
-//     rate). Two changes before a send go out as one, at the newer index.
+//     rate), and a sender goroutine only while that set is not empty. Two
+//     changes before a send go out as one, at the newer index.
 //   - An unchanged filtered result is not sent (hash per subscription).
 //   - A subscriber that does not take a frame within SendTimeout is dropped
 //     (counted); its client re-opens the stream and resumes.

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"context"
 	"testing"
 
 	"github.com/cairnd/cairn/cluster/state"
@@ -41,7 +42,8 @@ func FuzzRequest(f *testing.F) {
 		if err := codec.NewDecoderBytes(frame, structs.MsgpackHandle()).Decode(&r); err != nil {
 			return
 		}
-		s := newSession(p, nil)
+		s := newSession(context.Background(), p, nil)
+		s.closed = true // no sender: the frames go nowhere
 		if err := s.apply(&r); err != nil {
 			t.Fatalf("apply on a live session: %v", err)
 		}

@@ -95,7 +95,7 @@ type memoKey struct {
 type memoEntry struct {
 	st   State
 	idx  uint64
-	ev   Event // result fields only; shared, never modified
+	body []byte // msgpack of the result (Health or Node); shared, read-only
 	hash uint64
 }
 
@@ -176,7 +176,7 @@ func (p *Publisher) Serve(ctx context.Context, dec rpc.Decoder, open func() (*rp
 		return err
 	}
 	st.SetWriteTimeout(p.cfg.SendTimeout)
-	s := newSession(p, st)
+	s := newSession(ctx, p, st)
 	p.mu.Lock()
 	p.sessions[s] = struct{}{}
 	p.mu.Unlock()
@@ -185,7 +185,7 @@ func (p *Publisher) Serve(ctx context.Context, dec rpc.Decoder, open func() (*rp
 		p.removeSession(s)
 		p.metrics.sessions.Dec()
 	}()
-	return s.run(ctx)
+	return s.run()
 }
 
 // addSub indexes s under k.
@@ -229,10 +229,12 @@ func (p *Publisher) removeSession(s *session) {
 	p.mu.Unlock()
 }
 
-// result returns the current result of sub and its hash, built once per
-// change of the key and shared by every subscription of the same shape.
-func (p *Publisher) result(st State, sub *subscription) (idx uint64, ev Event, hash uint64, err error) {
+// result returns the current result of sub, encoded, with its hash: built
+// once per change of the key and shared by every subscription of the same
+// shape.
+func (p *Publisher) result(st State, sub *subscription) (*memoEntry, error) {
 	mk := memoKey{sub.key, sub.tag, sub.passing}
+	var idx uint64
 	switch sub.key.topic {
 	case TopicServiceHealth:
 		idx = st.ServiceIndex(sub.key.key)
@@ -252,22 +254,26 @@ func (p *Publisher) result(st State, sub *subscription) (idx uint64, ev Event, h
 	slot.mu.Lock()
 	defer slot.mu.Unlock()
 	if m := slot.e; m != nil && m.st == st && m.idx == idx {
-		return m.idx, m.ev, m.hash, nil
+		return m, nil
 	}
+	var v any
 	switch sub.key.topic {
 	case TopicServiceHealth:
-		idx, ev.Health = st.CheckServiceNodes(sub.key.key, sub.tag, sub.passing)
+		var h []structs.CheckServiceNode
+		idx, h = st.CheckServiceNodes(sub.key.key, sub.tag, sub.passing)
+		v = h
 	case TopicNode:
-		idx, ev.Node = st.Node(sub.key.key)
+		var n *structs.Node
+		idx, n = st.Node(sub.key.key)
+		v = n
 	}
 	var buf []byte
-	enc := codec.NewEncoderBytes(&buf, p.h)
-	if err := enc.Encode(&ev); err != nil {
-		return 0, ev, 0, err
+	if err := codec.NewEncoderBytes(&buf, p.h).Encode(v); err != nil {
+		return nil, fmt.Errorf("stream: encode %s %q: %w", sub.key.topic, sub.key.key, err)
 	}
-	hash = maphash.Bytes(p.seed, buf)
-	slot.e = &memoEntry{st: st, idx: idx, ev: ev, hash: hash}
-	return idx, ev, hash, nil
+	m := &memoEntry{st: st, idx: idx, body: buf, hash: maphash.Bytes(p.seed, buf)}
+	slot.e = m
+	return m, nil
 }
 
 // canonicalHandle encodes maps in key order, so equal results hash equal.

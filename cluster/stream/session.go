@@ -27,11 +27,14 @@ type subscription struct {
 }
 
 // session is one client's subscription stream. The reader (run) applies
-// requests; the sender goroutine answers and pushes events. Publisher.Changed
-// only marks: dirty holds at most one mark per subscribed key.
+// requests; a sender goroutine, started only while there is something to
+// send, answers and pushes events (an idle subscribed session costs the
+// reader goroutine only). Publisher.Changed only marks: dirty holds at most
+// one mark per subscribed key.
 type session struct {
-	p  *Publisher
-	st *rpc.Stream
+	p   *Publisher
+	st  *rpc.Stream
+	ctx context.Context
 
 	mu      sync.Mutex
 	subs    map[uint64]*subscription
@@ -40,59 +43,63 @@ type session struct {
 	all     bool            // re-check every subscription (Reset)
 	errs    []Event         // refusals to send
 	newSubs map[uint64]bool // subscriptions awaiting their first answer
-	wake    chan struct{}   // 1-buffered
+	frame   []byte          // the sender's frame buffer
+	sending bool            // the sender goroutine runs
+	closed  bool            // run ended or a send failed: no new sender
+	senders sync.WaitGroup
 }
 
-func newSession(p *Publisher, st *rpc.Stream) *session {
-	return &session{p: p, st: st,
+func newSession(ctx context.Context, p *Publisher, st *rpc.Stream) *session {
+	return &session{p: p, st: st, ctx: ctx,
 		subs:    make(map[uint64]*subscription),
 		byKey:   make(map[topicKey][]uint64),
 		dirty:   make(map[topicKey]struct{}),
 		newSubs: make(map[uint64]bool),
-		wake:    make(chan struct{}, 1),
 	}
 }
 
-func (s *session) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+// kickLocked starts the sender unless it runs. s.mu held.
+func (s *session) kickLocked() {
+	if s.sending || s.closed {
+		return
 	}
+	s.sending = true
+	s.senders.Add(1)
+	go func() {
+		defer s.senders.Done()
+		if err := s.send(); err != nil {
+			s.p.metrics.drops.Inc()
+			s.p.log.Info("stream: dropping slow or broken subscriber; it resumes on its next stream", zap.Error(err))
+			s.st.Close() // ends run's Recv
+		}
+	}()
 }
 
 // mark notes a change to k; called with the publisher's lock held.
 func (s *session) mark(k topicKey) {
 	s.mu.Lock()
 	s.dirty[k] = struct{}{}
+	s.kickLocked()
 	s.mu.Unlock()
-	s.signal()
 }
 
 func (s *session) markAll() {
 	s.mu.Lock()
 	s.all = true
+	s.kickLocked()
 	s.mu.Unlock()
-	s.signal()
 }
 
-// run reads requests until the stream ends; a sender goroutine it owns
-// writes answers and events.
-func (s *session) run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { s.st.Close() })
+// run reads requests until the stream ends, then waits for the sender.
+func (s *session) run() error {
+	stop := context.AfterFunc(s.ctx, func() { s.st.Close() })
 	defer stop()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer cancel()
-		if err := s.send(ctx); err != nil && ctx.Err() == nil {
-			s.p.metrics.drops.Inc()
-			s.p.log.Info("stream: dropping slow or broken subscriber; it resumes on its next stream", zap.Error(err))
-			s.st.Close()
-		}
+	defer func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.st.Close() // a sender blocked in Send returns
+		s.senders.Wait()
 	}()
 	for {
 		var r Request
@@ -159,9 +166,15 @@ func (s *session) apply(r *Request) error {
 	s.mu.Unlock()
 	// Indexed before the first read: a change from here on marks it.
 	s.p.addSub(s, sub.key)
-	s.signal()
+	s.mu.Lock()
+	s.kickLocked()
+	s.mu.Unlock()
 	return nil
 }
+
+// maxKeptFrame: a frame buffer grown past this by one big result is not
+// kept, so an idle session does not pin it.
+const maxKeptFrame = 64 << 10
 
 // maxPendingErrors bounds the refusals queued for a client that keeps
 // sending bad requests without reading; past it the session is closed.
@@ -174,24 +187,20 @@ func (s *session) refuse(id uint64, err error) error {
 		return fmt.Errorf("stream: more than %d refusals pending; closing", maxPendingErrors)
 	}
 	s.errs = append(s.errs, Event{ID: id, Kind: KindError, Error: err.Error()})
+	s.kickLocked()
 	s.mu.Unlock()
-	s.signal()
 	return nil
 }
 
-// send is the sender loop: on each wake it answers new subscriptions and
-// pushes the dirty keys' results. A write error ends it (the caller drops
-// the session).
-func (s *session) send(ctx context.Context) error {
+// send is the sender: it answers new subscriptions and pushes the dirty
+// keys' results until nothing is left, then ends (a later mark starts it
+// again). A write error ends it and is returned (the session is dropped).
+func (s *session) send() error {
 	var work []*subscription
 	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-s.wake:
-		}
 		s.mu.Lock()
-		if s.subs == nil {
+		if s.closed || s.subs == nil || s.ctx.Err() != nil {
+			s.sending = false
 			s.mu.Unlock()
 			return nil
 		}
@@ -220,21 +229,36 @@ func (s *session) send(ctx context.Context) error {
 			clear(s.dirty)
 		}
 		clear(s.newSubs)
+		if len(errs) == 0 && len(work) == 0 {
+			s.sending = false
+			s.mu.Unlock()
+			return nil
+		}
 		s.mu.Unlock()
 
-		for i := range errs {
-			if err := s.st.Send(&errs[i]); err != nil {
-				return err
-			}
-			s.p.metrics.sent(KindError)
-		}
-		st := s.p.cfg.State()
-		for _, sub := range work {
-			if err := s.push(st, sub); err != nil {
-				return err
-			}
+		if err := s.sendAll(errs, work); err != nil {
+			s.mu.Lock()
+			s.sending, s.closed = false, true
+			s.mu.Unlock()
+			return err
 		}
 	}
+}
+
+func (s *session) sendAll(errs []Event, work []*subscription) error {
+	for i := range errs {
+		if err := s.st.Send(&errs[i]); err != nil {
+			return err
+		}
+		s.p.metrics.sent(KindError)
+	}
+	st := s.p.cfg.State()
+	for _, sub := range work {
+		if err := s.push(st, sub); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // push sends what sub's client lacks: its first answer, or an update if
@@ -247,11 +271,12 @@ func (s *session) push(st State, sub *subscription) error {
 	if !live {
 		return nil
 	}
-	idx, ev, hash, err := s.p.result(st, sub)
+	m, err := s.p.result(st, sub)
 	if err != nil {
 		return err
 	}
-	ev.ID, ev.Index = sub.id, idx
+	idx, hash, body := m.idx, m.hash, m.body
+	var kind Kind
 	switch {
 	case sub.want > 0 && idx < sub.want && st.Index() < sub.want:
 		// This server is behind the client (a lagging follower): answer
@@ -260,23 +285,29 @@ func (s *session) push(st State, sub *subscription) error {
 		return nil
 	case sub.want > 0 && idx == sub.want:
 		// Resume: the client holds this very result.
-		ev = Event{ID: sub.id, Kind: KindResumed, Index: idx}
+		kind, body = KindResumed, nil
 		sub.want = 0
 	case !sub.sent || sub.want > 0:
 		if sub.want > 0 {
 			s.p.metrics.resnapshots.Inc()
 		}
-		ev.Kind = KindSnapshot
+		kind = KindSnapshot
 		sub.want = 0
 	case idx <= sub.index || hash == sub.hash:
 		return nil // nothing the client does not have
 	default:
-		ev.Kind = KindUpdate
+		kind = KindUpdate
 	}
-	if err := s.st.Send(&ev); err != nil {
+	// The result was encoded once for every session holding the key;
+	// only the frame's head is ours.
+	s.frame = appendEvent(s.frame[:0], sub.id, kind, idx, sub.key.topic, body)
+	if err := s.st.SendRaw(s.frame); err != nil {
 		return err
 	}
+	if cap(s.frame) > maxKeptFrame {
+		s.frame = nil
+	}
 	sub.sent, sub.index, sub.hash = true, idx, hash
-	s.p.metrics.sent(ev.Kind)
+	s.p.metrics.sent(kind)
 	return nil
 }

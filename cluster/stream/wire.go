@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -153,4 +154,44 @@ func (r *Request) Validate() error {
 		return fmt.Errorf("%w: node subscriptions take no Tag or PassingOnly (field Tag)", ErrBadKey)
 	}
 	return nil
+}
+
+// appendEvent appends the msgpack encoding of Event{ID: id, Kind: kind,
+// Index: idx} carrying body, the already-encoded result of topic, so one
+// encoding of a result serves every subscriber. It decodes exactly as the
+// struct encoding does (a map keyed by field name; wire_test.go checks
+// them against each other and that Event has no other field).
+func appendEvent(dst []byte, id uint64, kind Kind, idx uint64, topic Topic, body []byte) []byte {
+	const msgpackNil = 0xc0
+	dst = append(dst, 0x80|6) // fixmap, 6 entries
+	dst = appendStr(dst, "ID")
+	dst = appendUint(dst, id)
+	dst = appendStr(dst, "Kind")
+	dst = appendUint(dst, uint64(kind))
+	dst = appendStr(dst, "Index")
+	dst = appendUint(dst, idx)
+	health, node := []byte{msgpackNil}, []byte{msgpackNil}
+	if len(body) > 0 {
+		if topic == TopicNode {
+			node = body
+		} else {
+			health = body
+		}
+	}
+	dst = appendStr(dst, "Health")
+	dst = append(dst, health...)
+	dst = appendStr(dst, "Node")
+	dst = append(dst, node...)
+	dst = appendStr(dst, "Error")
+	return appendStr(dst, "")
+}
+
+// appendStr appends a msgpack fixstr (s is at most 31 bytes here).
+func appendStr(dst []byte, s string) []byte {
+	return append(append(dst, 0xa0|byte(len(s))), s...)
+}
+
+// appendUint appends a msgpack uint64.
+func appendUint(dst []byte, v uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, 0xcf), v)
 }

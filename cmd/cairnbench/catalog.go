@@ -21,7 +21,7 @@ import (
 const (
 	catalogBase        = 100
 	catalogWriters     = 64
-	catalogQueryRounds = 5
+	catalogQueryRounds = 11
 	catalogRoundSize   = 2000
 	catalogQuery       = "cat-0.service.consul"
 	catalogPerService  = 10
@@ -60,6 +60,7 @@ func runCatalog(ctx context.Context, o *Options) error {
 	if err := visibleEverywhere(ctx, servers, fmt.Sprintf("cat-%d", catalogBase/catalogPerService-1)); err != nil {
 		return err
 	}
+	waitQuiet(ctx, c)
 	base, err := catalogDNSP99(ctx, probe)
 	if err != nil {
 		return fmt.Errorf("base catalog: %w", err)
@@ -73,6 +74,7 @@ func runCatalog(ctx context.Context, o *Options) error {
 	if err := visibleEverywhereWithin(ctx, servers, fmt.Sprintf("cat-%d", total/catalogPerService-1), 5*time.Minute); err != nil {
 		return err
 	}
+	waitQuiet(ctx, c)
 	big, err := catalogDNSP99(ctx, probe)
 	if err != nil {
 		return fmt.Errorf("%d-instance catalog: %w", total, err)
@@ -80,6 +82,39 @@ func runCatalog(ctx context.Context, o *Options) error {
 	logf("catalog: %d instances: DNS p99 %.0fus", total, big)
 	result("catalog_100k_dns_p99_us=%.0f base_p99_us=%.0f", big, base)
 	return nil
+}
+
+// Quiet: before each DNS measurement the agents must have settled after
+// the registrations (followers applying, a raft snapshot of 100,000
+// entries), or the query measures the machine's contention, not the
+// catalog's size. Bounded: after quietMaxWait it measures anyway.
+const (
+	quietPct     = 10.0 // % of a core, every agent
+	quietWindow  = time.Second
+	quietMaxWait = 90 * time.Second
+)
+
+// waitQuiet waits until every agent of c used under quietPct of a core
+// over one quietWindow, at most quietMaxWait.
+func waitQuiet(ctx context.Context, c *cluster) {
+	deadline := time.Now().Add(quietMaxWait)
+	for {
+		m := newCPUMeter(c)
+		if !sleepCtx(ctx, quietWindow) {
+			return
+		}
+		busiest := 0.0
+		for i, a := range c.agents {
+			busiest = max(busiest, 100*(procCPU(a.cmd.Process.Pid)-m.procs[i]).Seconds()/time.Since(m.start).Seconds())
+		}
+		if busiest < quietPct {
+			return
+		}
+		if time.Now().After(deadline) {
+			logf("catalog: agents still busy (%.0f%% of a core) after %v; measuring anyway", busiest, quietMaxWait)
+			return
+		}
+	}
 }
 
 // registerCatalog registers instances [from, to), catalogWriters at a time.

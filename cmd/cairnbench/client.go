@@ -42,7 +42,7 @@ const (
 // startClient starts one client agent joined to c's first server.
 func startClient(ctx context.Context, c *cluster, bin string) (*agentProc, error) {
 	a, err := startAgent(ctx, c.dir, bin, "c1", append(os.Environ(), "CAIRN_FAST_GOSSIP=1"),
-		"--log-level", "warn", "--retry-join", "127.0.0.1:"+strconv.Itoa(c.agents[0].serfLAN))
+		"--log-level", "warn", "--encrypt", c.key, "--retry-join", "127.0.0.1:"+strconv.Itoa(c.agents[0].serfLAN))
 	if err != nil {
 		return nil, err
 	}

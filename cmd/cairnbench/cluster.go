@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cairnd/cairn/cluster/gossip"
 	"github.com/cairnd/cairn/cluster/testutil"
 )
 
@@ -35,6 +36,12 @@ type cluster struct {
 	dir    string
 	keep   bool
 	agents []*agentProc
+	// key is the cluster's own gossip encryption key: agents of other
+	// clusters on this machine (other benches, tests) cannot merge into
+	// it. Without one, a stale serf member whose port a new agent reused
+	// joined two clusters (seen: a foreign server won a raft election
+	// mid-bench and writes were lost).
+	key string
 }
 
 // agentReadyTimeout bounds an agent's start up to its ready file: it binds
@@ -137,13 +144,13 @@ func startServers(ctx context.Context, bin string, n int, pprof, keep bool, extr
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{dir: dir, keep: keep}
+	c := &cluster{dir: dir, keep: keep, key: gossip.NewKey()}
 	env := append(os.Environ(), "CAIRN_FAST_GOSSIP=1")
 	if pprof {
 		env = append(env, "CAIRN_PPROF=1")
 	}
 	for i := range n {
-		args := []string{"--server", "--bootstrap-expect", strconv.Itoa(n)}
+		args := []string{"--server", "--bootstrap-expect", strconv.Itoa(n), "--encrypt", c.key}
 		if i > 0 {
 			args = append(args, "--retry-join", "127.0.0.1:"+strconv.Itoa(c.agents[0].serfLAN))
 		}

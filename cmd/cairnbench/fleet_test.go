@@ -47,9 +47,9 @@ func TestFanout(t *testing.T) {
 	fo.acked(a, t0)
 	fo.acked(b, t0.Add(time.Second))
 	fo.acked(c, t0)
-	fo.saw(1, 0, b, t0.Add(2*time.Second)) // session 0 jumps to 12: 11 and 12 delivered
-	fo.saw(1, 0, a, t0.Add(-time.Second))  // session 1 sees 11 before its ack
-	fo.saw(1, a, b, t0.Add(3*time.Second)) // then 12
+	fo.saw(1, 0, b, t0.Add(2*time.Second), "s1") // session 0 jumps to 12: 11 and 12 delivered
+	fo.saw(1, 0, a, t0.Add(-time.Second), "s1")  // session 1 sees 11 before its ack
+	fo.saw(1, a, b, t0.Add(3*time.Second), "s1") // then 12
 	if fo.complete() {
 		t.Fatal("complete with service 2's change undelivered")
 	}
@@ -63,7 +63,7 @@ func TestFanout(t *testing.T) {
 			t.Fatalf("latencies %v, want %v", lat, want)
 		}
 	}
-	fo.saw(2, 0, c, t0)
+	fo.saw(2, 0, c, t0, "s2")
 	if !fo.complete() {
 		t.Fatal("not complete after every delivery")
 	}

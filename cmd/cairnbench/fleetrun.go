@@ -123,6 +123,7 @@ func measureFleet(ctx context.Context, o *Options, c *cluster, leader *agentProc
 	logf("%s: %d changes, %d deliveries, %d missing, %.0f read RPCs; fan-out p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms",
 		name, changes, deliveries, missing, reads, msPct(lat, 0.5), msPct(lat, 0.9), msPct(lat, 0.99), msPct(lat, 1))
 	fo.worst(5)
+	fo.perServer()
 	if changes == 0 {
 		return fmt.Errorf("%s: no change made", name)
 	}

@@ -137,7 +137,7 @@ func (s *watchSession) refreshRound(ctx context.Context, fo *fanout) {
 			}
 			seqs[slot] = seq
 			if seq > s.last[slot] {
-				fo.saw(svc, s.last[slot], seq, time.Now())
+				fo.saw(svc, s.last[slot], seq, time.Now(), s.fwd.Server())
 			}
 		}()
 	}
