@@ -166,7 +166,7 @@ func (p *pipeline) call(ctx context.Context, method string, args, reply any) (er
 		p.wdeadline = now
 		_ = p.str.ys.SetWriteDeadline(now.Add(connectionWriteTimeout + deadlineRefresh))
 	}
-	_, werr := p.str.ys.Write(out)
+	werr := writeChunked(p.str.ys, out)
 	p.wmu.Unlock()
 	s.codecs.put(st)
 	if werr != nil {
@@ -279,6 +279,21 @@ func (p *pipeline) idleCheck() {
 // are left alone (a state's bufio.Reader is kept for later streams).
 func (p *codecPool) getFrame() *codecState {
 	return p.pool.Get().(*codecState)
+}
+
+// writeChunked writes a whole frame (its writer holds the pipeline's
+// write lock) in writes of at most bufioSize, as frameWriter does: yamux's
+// send loop keeps a buffer as big as the largest write it was handed for
+// the life of the session.
+func writeChunked(ys *yamux.Stream, frame []byte) error {
+	for len(frame) > 0 {
+		n := min(len(frame), bufioSize)
+		if _, err := ys.Write(frame[:n]); err != nil {
+			return err
+		}
+		frame = frame[n:]
+	}
+	return nil
 }
 
 // putFrame returns a state whose body aliased its frame buffer.
@@ -454,7 +469,7 @@ func (s *Server) servePipelined(ctx context.Context, r *pipeReq, log *zap.Logger
 		ps.wdeadline = now
 		_ = ps.ys.SetWriteDeadline(now.Add(s.limits.WriteTimeout + deadlineRefresh))
 	}
-	_, err := ps.ys.Write(out)
+	err := writeChunked(ps.ys, out)
 	ps.wmu.Unlock()
 	if err != nil {
 		log.Debug("rpc: write pipelined response failed", zap.String("method", r.method), zap.Error(err))

@@ -102,6 +102,11 @@ func TestPipelineCalls(t *testing.T) {
 			if err := s.Call(ctx, "Test.Map", nil, &reply); err != nil || len(reply) != 1 || reply["a"] != "1" {
 				t.Errorf("reply not zeroed: %v %v", reply, err)
 			}
+			// A frame of many yamux writes (writeChunked) arrives whole.
+			var big echoArgs
+			if err := s.Call(ctx, "Test.Echo", &echoArgs{Msg: strings.Repeat("y", 60<<10)}, &big); err != nil || len(big.Msg) != 60<<10 {
+				t.Errorf("60 KiB echo: %d bytes, %v", len(big.Msg), err)
+			}
 			var te *TransportError
 			if err := s.Call(ctx, "Test.Echo", &echoArgs{Msg: strings.Repeat("x", 70<<10)}, nil); !errors.Is(err, ErrFrameTooLarge) || errors.As(err, &te) {
 				t.Errorf("oversized request: got %v, want ErrFrameTooLarge and no TransportError", err)
