@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -375,4 +376,51 @@ func FuzzPipelineRequest(f *testing.F) {
 			t.Fatalf("msgpackBytes(%x) = %x", data, raw)
 		}
 	})
+}
+
+// TestPipelineConcurrencyBounded: pipelined requests take the session's
+// MaxConcurrentStreams slots like streams do (the pipeline's reader holds
+// one), so one peer still cannot pin more handlers than that.
+func TestPipelineConcurrencyBounded(t *testing.T) {
+	const limit = 4
+	ts := startServer(t, Limits{MaxConcurrentStreams: limit})
+	var running, peak atomic.Int32
+	release := make(chan struct{})
+	ts.srv.Handle("Test.Wait", func(ctx context.Context, _ Decoder) (any, error) {
+		n := running.Add(1)
+		for {
+			old := peak.Load()
+			if n <= old || peak.CompareAndSwap(old, n) {
+				break
+			}
+		}
+		<-release
+		running.Add(-1)
+		return nil, nil
+	})
+	s := dial(t, ts.addr)
+	p := openPipeline(t, s)
+	if p == nil {
+		t.Fatal("no pipeline")
+	}
+	const calls = 20
+	errs := make(chan error, calls)
+	for range calls {
+		go func() { errs <- p.callNow(context.Background(), "Test.Wait") }()
+	}
+	testutil.Eventually(t, 5*time.Second, "handlers at the limit", func() error {
+		if n := running.Load(); n != limit-1 {
+			return fmt.Errorf("%d handlers running", n)
+		}
+		return nil
+	})
+	close(release)
+	for range calls {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := peak.Load(); got != limit-1 {
+		t.Fatalf("peak %d handlers, want %d (limit %d less the pipeline's reader)", got, limit-1, limit)
+	}
 }
