@@ -90,7 +90,9 @@ func measureFleet(ctx context.Context, o *Options, c *cluster, leader *agentProc
 	if err != nil {
 		return err
 	}
-	logServerGrowth(before, after)
+	if name == "fleet" { // the watch phase starts while the fleet's sessions still close
+		logServerGrowth(before, after)
+	}
 	if o.ProfileDir != "" { // where a connected client's bytes are
 		path := filepath.Join(o.ProfileDir, name+"_idle_heap.pprof")
 		if err := fetchPprof(ctx, leader, "heap", path); err != nil {
