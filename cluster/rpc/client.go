@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -32,6 +33,9 @@ type DialOptions struct {
 	TLS *tls.Config
 	// LocalAddr, if set, is the local address to dial from.
 	LocalAddr net.Addr
+	// NoPipeline keeps a yamux stream per Call even when calls overlap
+	// (pipeline.go); for comparisons and tests.
+	NoPipeline bool
 }
 
 // Session is a client's multiplexed connection to one server. Calls on it
@@ -42,6 +46,13 @@ type Session struct {
 	mux      *yamux.Session
 	codecs   *codecPool
 	maxFrame int
+
+	// The call pipeline (pipeline.go): calls in flight, whether one may
+	// be opened, and the open one.
+	calls      atomic.Int32
+	noPipeline bool
+	pipeMode   atomic.Int32
+	pipe       atomic.Pointer[pipeline]
 }
 
 // Dial connects to a server's RPC port, selects ProtoRPC and starts a yamux
@@ -91,11 +102,12 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Session, error) 
 		return nil, fmt.Errorf("rpc: dial %s: handshake: %w", addr, err)
 	}
 	return &Session{
-		addr:     addr,
-		conn:     conn,
-		mux:      mux,
-		codecs:   newCodecPool(),
-		maxFrame: opts.MaxFrameSize,
+		addr:       addr,
+		conn:       conn,
+		mux:        mux,
+		codecs:     newCodecPool(),
+		maxFrame:   opts.MaxFrameSize,
+		noPipeline: opts.NoPipeline,
 	}, nil
 }
 
@@ -126,6 +138,18 @@ func (s *Session) NumStreams() int { return s.mux.NumStreams() }
 func (s *Session) Call(ctx context.Context, method string, args, reply any) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	n := s.calls.Add(1)
+	defer s.calls.Add(-1)
+	// A call carrying an ACL token takes a stream of its own: pipeline
+	// frames have no per-call header, and one caller's token must never
+	// stand for another's (the server runs pipelined calls tokenless).
+	if acl.TokenFromContext(ctx) == "" {
+		if p := s.pipelineFor(ctx, n); p != nil {
+			if err, ok := p.call(ctx, method, args, reply); ok {
+				return err
+			}
+		}
 	}
 	stream, err := s.mux.OpenStream()
 	if err != nil {

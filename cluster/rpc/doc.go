@@ -3,12 +3,13 @@
 // told apart by the first byte of each connection, as Consul does.
 //
 //   - ProtoRPC (0x01): a yamux session follows; the dialling side is the
-//     yamux client. Every request uses its own stream: a length-prefixed
+//     yamux client. A request on a stream of its own is a length-prefixed
 //     msgpack header {Method} and a length-prefixed msgpack body; the
-//     response is a length-prefixed {Error} header and a length-prefixed
-//     body. The server closes the stream after the response, except for
-//     methods registered with HandleStream (stream.go): their stream stays
-//     open and carries frames both ways (subscriptions, cluster/stream).
+//     response a length-prefixed {Error} header and body; the server then
+//     closes the stream, except for HandleStream methods (stream.go),
+//     whose stream carries frames both ways (cluster/stream). Calls that
+//     overlap share one pipeline stream instead (pipeline.go, method
+//     RPC.Pipeline/1; older servers refuse it and keep a stream per call).
 //   - ProtoRaft (0x02): the raw hashicorp/raft network transport stream,
 //     handed to the raft.StreamLayer returned by Server.RaftLayer.
 //   - ProtoTLS (0x03, Consul's RPCTLS): a TLS handshake follows, then one
@@ -27,7 +28,8 @@
 // whether the request may have reached the server (MaybeSent), so writes
 // are never resent blindly by the layers above; Call zeroes reply before
 // decoding, so a reused reply never keeps old entries and nothing it
-// pointed at (a server's own state-store rows) is ever written.
+// pointed at (a server's own state-store rows) is ever written. All of
+// that holds for pipelined calls too (README.md, "Write path").
 //
 // Connections are capped per client IP and in all, idle sessions and raft
 // connections are closed, and every refusal is counted and logged at most

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"bufio"
+	"encoding"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -67,16 +68,54 @@ type codecState struct {
 	scratch []byte
 	hdr     []byte
 	body    []byte
+	out     []byte // a pipeline frame being written (pipeline.go)
 	lenBuf  [frameLenSize]byte
 }
 
-// Decode implements Decoder over the last body read.
+// Decode implements Decoder over the last body read. A body that is one
+// msgpack byte string decoded into an encoding.BinaryUnmarshaler (the
+// raft write requests: register, deregister, KV, in their hand-written
+// command encoding) skips the msgpack decoder: same result, without its
+// reset and reflection on every request.
 func (st *codecState) Decode(v any) error {
+	if u, ok := v.(encoding.BinaryUnmarshaler); ok {
+		if raw, ok := msgpackBytes(st.body); ok {
+			if err := u.UnmarshalBinary(raw); err != nil {
+				return fmt.Errorf("rpc: decode body: %w", err)
+			}
+			return nil
+		}
+	}
 	st.dec.ResetBytes(st.body)
 	if err := st.dec.Decode(v); err != nil {
 		return fmt.Errorf("rpc: decode body: %w", err)
 	}
 	return nil
+}
+
+// msgpackBytes returns the payload of b when b is exactly one msgpack bin
+// or str value (go-msgpack decodes either into a BinaryUnmarshaler).
+func msgpackBytes(b []byte) ([]byte, bool) {
+	if len(b) == 0 {
+		return nil, false
+	}
+	var n, h int
+	switch c := b[0]; {
+	case c >= 0xa0 && c <= 0xbf: // fixstr
+		n, h = int(c&0x1f), 1
+	case (c == 0xc4 || c == 0xd9) && len(b) >= 2: // bin8, str8
+		n, h = int(b[1]), 2
+	case (c == 0xc5 || c == 0xda) && len(b) >= 3: // bin16, str16
+		n, h = int(binary.BigEndian.Uint16(b[1:])), 3
+	case (c == 0xc6 || c == 0xdb) && len(b) >= 5: // bin32, str32
+		n, h = int(binary.BigEndian.Uint32(b[1:])), 5
+	default:
+		return nil, false
+	}
+	if len(b)-h != n {
+		return nil, false
+	}
+	return b[h:], true
 }
 
 // codecPool hands out codecStates built around one msgpack handle.
@@ -177,7 +216,7 @@ func (p *codecPool) get(r io.Reader, w io.Writer) *codecState {
 }
 
 func (p *codecPool) put(st *codecState) {
-	if cap(st.hdr) > pooledBufferCap || cap(st.body) > pooledBufferCap || cap(st.scratch) > pooledBufferCap {
+	if cap(st.hdr) > pooledBufferCap || cap(st.body) > pooledBufferCap || cap(st.scratch) > pooledBufferCap || cap(st.out) > pooledBufferCap {
 		return
 	}
 	if st.br != nil {
@@ -185,7 +224,7 @@ func (p *codecPool) put(st *codecState) {
 	}
 	st.bw.Reset(nil)
 	st.cw = countWriter{}
-	st.hdr, st.body = st.hdr[:0], st.body[:0]
+	st.hdr, st.body, st.out = st.hdr[:0], st.body[:0], st.out[:0]
 	p.pool.Put(st)
 }
 

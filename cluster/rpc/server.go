@@ -45,6 +45,9 @@ type Server struct {
 	work      chan streamJob // idle stream workers take jobs here
 	idle      idleSweeper    // closes idle sessions (conns.go)
 	tls       tlsState       // see tls.go
+	// noPipeline makes the server answer the pipeline method as an
+	// older server does (tests of the client's fallback).
+	noPipeline bool
 
 	mu          sync.Mutex
 	closed      bool
@@ -86,7 +89,7 @@ func (s *Server) sessionCount() int { return int(s.nsessions.Load()) }
 // Handle registers h for method, replacing any previous handler.
 func (s *Server) Handle(method string, h Handler) {
 	s.handlersMu.Lock()
-	s.handlers[method] = handlerEntry{h: h, served: s.metrics.methods.WithLabelValues(method)}
+	s.handlers[method] = handlerEntry{h: h, name: method, served: s.metrics.methods.WithLabelValues(method)}
 	delete(s.streamHandlers, method)
 	s.handlersMu.Unlock()
 }
@@ -95,7 +98,16 @@ func (s *Server) Handle(method string, h Handler) {
 // method label takes registered names only, so its cardinality is fixed).
 type handlerEntry struct {
 	h      Handler
+	name   string
 	served prometheus.Counter
+}
+
+// handlerFor looks a method up by its wire bytes without allocating.
+func (s *Server) handlerFor(method []byte) (handlerEntry, bool) {
+	s.handlersMu.RLock()
+	defer s.handlersMu.RUnlock()
+	e, ok := s.handlers[string(method)]
+	return e, ok
 }
 
 func (s *Server) handler(method string) handlerEntry {
@@ -366,12 +378,14 @@ func (s *Server) serveSession(ctx context.Context, conn net.Conn) {
 	}
 }
 
-// streamJob is one accepted stream waiting for a worker: the session's
-// context, its stream slot (sem) and in-flight count.
+// streamJob is one accepted stream (or one pipelined request, pipe)
+// waiting for a worker: the session's context, its stream slot (sem) and
+// in-flight count.
 type streamJob struct {
 	ctx      context.Context
 	stream   *yamux.Stream
-	sem      <-chan struct{}
+	pipe     *pipeReq
+	sem      chan struct{}
 	inflight *sync.WaitGroup
 	log      *zap.Logger
 }
@@ -400,7 +414,11 @@ func (s *Server) streamWorker(job streamJob) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
-		s.serveStream(job.ctx, job.stream, job.log)
+		if job.pipe != nil {
+			s.servePipelined(job.ctx, job.pipe, job.log)
+		} else {
+			s.serveStream(job)
+		}
 		<-job.sem
 		job.inflight.Done()
 		job = streamJob{}
@@ -415,8 +433,10 @@ func (s *Server) streamWorker(job streamJob) {
 	}
 }
 
-// serveStream serves the one request of a stream.
-func (s *Server) serveStream(ctx context.Context, stream *yamux.Stream, log *zap.Logger) {
+// serveStream serves the one request of a stream, or the pipeline it
+// opens (pipeline.go).
+func (s *Server) serveStream(job streamJob) {
+	ctx, stream, log := job.ctx, job.stream, job.log
 	defer stream.Close()
 	st := s.codecs.get(stream, stream)
 	pooled := true
@@ -452,6 +472,14 @@ func (s *Server) serveStream(ctx context.Context, stream *yamux.Stream, log *zap
 	}
 	_ = stream.SetReadDeadline(time.Time{})
 
+	// The pipeline is dispatched before the token is read: its calls run
+	// without one (tokened calls never use it, see Session.Call), so the
+	// opening request's token cannot stand for the calls that follow.
+	if hdr.Method == pipelineMethod && !s.noPipeline {
+		pooled = false // servePipeline owns st
+		s.servePipeline(job, stream, st)
+		return
+	}
 	if hdr.Token != "" {
 		ctx = acl.ContextWithToken(ctx, hdr.Token)
 	}
@@ -500,6 +528,12 @@ func (s *Server) call(ctx context.Context, method string, dec Decoder, log *zap.
 	if e.h == nil {
 		return nil, fmt.Errorf("rpc: unknown method %q", method)
 	}
+	return s.callEntry(ctx, e, dec, log)
+}
+
+// callEntry runs a registered handler (see call).
+func (s *Server) callEntry(ctx context.Context, e handlerEntry, dec Decoder, log *zap.Logger) (reply any, err error) {
+	method := e.name
 	e.served.Inc()
 	defer func() {
 		if r := recover(); r != nil {

@@ -33,6 +33,11 @@ const (
 	// maxAppendEntries is the Raft batch size; large batches amortise the
 	// synced Pebble write across many concurrent writers.
 	maxAppendEntries = 1024
+	// raftLogCache is how many recent log entries the leader keeps in
+	// memory (raft.LogCache, Consul's size): replication reads just-
+	// appended entries back for each follower, and reading them from
+	// Pebble was ~6% of a busy leader's CPU (issue 19).
+	raftLogCache = 512
 	// leaderWait is how long a request waits for a leader to appear before
 	// failing with ErrNoLeader (Consul's RPCHoldTimeout is 7s).
 	leaderWait = 7 * time.Second
@@ -248,7 +253,11 @@ func (s *Server) setupRaft(adv *net.TCPAddr) error {
 		s.bootstrapped.Store(true)
 	}
 	s.epoch.Store(newLeaderEpoch())
-	r, err := raft.NewRaft(rc, s.fsm, st, st, snaps, s.transport)
+	logs, err := raft.NewLogCache(raftLogCache, st)
+	if err != nil {
+		return fmt.Errorf("server: raft log cache: %w", err)
+	}
+	r, err := raft.NewRaft(rc, s.fsm, logs, st, snaps, s.transport)
 	if err != nil {
 		return fmt.Errorf("server: start raft: %w", err)
 	}
