@@ -31,7 +31,7 @@ func inProcessAgent(t *testing.T, dir, node string, apply func(*config.Config)) 
 	opts := agent.Options{ConfigDirs: []string{dir}, Apply: func(c *config.Config) {
 		c.NodeName = node
 		c.BindAddr = "127.0.0.1"
-		c.Ports = config.Ports{} // config.PortAny for every listener
+		c.Ports = config.Ports{HTTPS: config.PortDisabled} // config.PortAny for every listener but HTTPS (off)
 		apply(c)
 	}}
 	cfg, err := config.Load(opts.ConfigDirs, opts.Apply)

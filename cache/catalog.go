@@ -399,9 +399,10 @@ func (c *Catalog) fill(e *entry) (*value, uint64, error) {
 		v.expires = time.Now().Add(c.cfg.NegativeTTL).UnixNano()
 	}
 	local := e.key.dc == c.cfg.Datacenter
-	// Pushed: kept current by the index watch or a subscription. The node
-	// list has no subscription topic.
-	pushed := local && (e.key.kind != kindNodes || !c.subscribing())
+	// Pushed: kept current by the index watch or a subscription. Only
+	// services and nodes have subscription topics: the node list and
+	// prepared queries are served for UnwatchedTTL, then fetched again.
+	pushed := local && (!c.subscribing() || e.key.kind == kindService || e.key.kind == kindNode)
 	if !v.empty() && !pushed {
 		// Other datacenters have no index watch here: served for
 		// UnwatchedTTL, then fetched again.

@@ -20,7 +20,8 @@
 //   - RefreshIndexWatch keeps the old mode for comparison: one blocking
 //     query on the catalog index, then a refetch of every key hit within
 //     hotWindow on each move (O(hot keys) reads per change per client).
-//   - Keys of other datacenters (and the node list) are served for
+//   - Keys of other datacenters (and, with subscriptions, the node list
+//     and prepared queries, which have no topic) are served for
 //     Config.UnwatchedTTL, then fetched again.
 //   - Keys not asked for within Config.IdleTimeout are dropped;
 //     Config.MaxEntries bounds the count (least recently hit goes first).

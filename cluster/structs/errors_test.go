@@ -17,6 +17,8 @@ func TestErrorFromString(t *testing.T) {
 		{ErrNotLeader.Error(), ErrNotLeader},
 		{ErrNotLeader.Error() + ": consistent read: leadership not verified", ErrNotLeader},
 		{ErrNoLeader.Error(), ErrNoLeader},
+		{ErrACLBootstrapDone.Error() + " (reset index: 7)", ErrACLBootstrapDone},
+		{ErrACLBootstrapDone.Error() + "(no space)", nil},
 		{"not leaderish", nil},
 		{"some handler error", nil},
 		{"", nil},

@@ -61,6 +61,10 @@ func ErrorFromString(msg string) error {
 		if rest, ok := strings.CutPrefix(msg, text+": "); ok {
 			return fmt.Errorf("%w: %s", e, rest)
 		}
+		if rest, ok := strings.CutPrefix(msg, text+" ("); ok {
+			// "%w (detail)", e.g. ACL bootstrap's reset index.
+			return fmt.Errorf("%w (%s", e, rest)
+		}
 	}
 	return nil
 }
