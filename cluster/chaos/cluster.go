@@ -209,7 +209,6 @@ func newCluster(bin, dir string, separateUIDs bool) (*Cluster, error) {
 	// idempotent methods; every write here is a PUT, so the harness never
 	// resubmits a write itself.
 	c := &Cluster{Dir: dir, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
-	join := fmt.Sprintf("127.0.0.%d:%d", nodeIPBase, serfLANPort)
 	for i := 0; i < 3; i++ {
 		n := &Node{
 			Name:    "s" + strconv.Itoa(i+1),
@@ -235,7 +234,14 @@ func newCluster(bin, dir string, separateUIDs bool) (*Cluster, error) {
 			"--http-port", strconv.Itoa(httpPort), "--dns-port", strconv.Itoa(dnsPort),
 			"--server-port", strconv.Itoa(serverPort), "--serf-lan-port", strconv.Itoa(serfLANPort),
 			"--serf-wan-port", strconv.Itoa(serfWANPort),
-			"--retry-join", join,
+		}
+		// Each node joins the two others: a node that restarts (kill,
+		// membership-change) must reach the cluster, not only itself (a
+		// join to its own address succeeds and ends retry-join alone).
+		for j := 0; j < 3; j++ {
+			if j != i {
+				n.args = append(n.args, "--retry-join", fmt.Sprintf("127.0.0.%d:%d", nodeIPBase+j, serfLANPort))
+			}
 		}
 		c.Nodes = append(c.Nodes, n)
 	}
