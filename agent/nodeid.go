@@ -45,7 +45,7 @@ func resolveNodeID(cfg *config.Config) (string, error) {
 	switch {
 	case err == nil:
 		id := strings.ToLower(strings.TrimSpace(string(b)))
-		if !isUUID(id) {
+		if !config.IsUUID(id) {
 			return "", fmt.Errorf("agent: node ID in %s is not a UUID: %q", path, id)
 		}
 		return id, nil
@@ -98,25 +98,6 @@ func formatUUID(b [16]byte) string {
 	b[6] = b[6]&0x0f | 0x40 // version 4 layout
 	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, r := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if r != '-' {
-				return false
-			}
-		default:
-			if !strings.ContainsRune("0123456789abcdef", r) {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // taggedAddresses are the node's lan, wan, lan_ipv4/wan_ipv4 (or _ipv6)

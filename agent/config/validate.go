@@ -37,7 +37,7 @@ func (c *Config) validate() error {
 	if strings.TrimSpace(c.NodeName) == "" {
 		return errors.New("node_name: must not be empty")
 	}
-	if c.NodeID != "" && !isUUID(c.NodeID) {
+	if c.NodeID != "" && !IsUUID(c.NodeID) {
 		return fmt.Errorf("node_id: %q is not a UUID", c.NodeID)
 	}
 	if dc := strings.ToLower(c.Datacenter); !isLabel(dc) {
@@ -328,7 +328,9 @@ func isLabel(l string) bool {
 	return true
 }
 
-func isUUID(s string) bool {
+// IsUUID reports whether s is a UUID in its 8-4-4-4-12 hex form (either
+// case), the form of Consul's node IDs.
+func IsUUID(s string) bool {
 	if len(s) != 36 {
 		return false
 	}

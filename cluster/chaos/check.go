@@ -50,10 +50,7 @@ var registerModel = porcupine.Model{
 		}
 		return false, st
 	},
-	DescribeOperation: func(input, output any) string {
-		o := output.(Op)
-		return strings.SplitN(o.String(), "  ", 2)[1]
-	},
+	DescribeOperation: describeOp,
 	DescribeState: func(state any) string {
 		if state.(string) == "" {
 			return "(absent)"
@@ -83,7 +80,7 @@ var instanceModel = porcupine.Model{
 		if o.Kind == KindReadSet {
 			return fmt.Sprintf("read-set %s -> %v", o.Key, contains(o.Set, o.Key))
 		}
-		return strings.SplitN(o.String(), "  ", 2)[1]
+		return describeOp(input, output)
 	},
 	DescribeState: func(state any) string { return fmt.Sprint(state) },
 }
@@ -133,6 +130,12 @@ func (r *Report) String() string {
 	return b.String()
 }
 
+// describeOp is an operation as porcupine's visualisation shows it: the
+// history line without its timestamps.
+func describeOp(_, output any) string {
+	return strings.SplitN(output.(Op).String(), "  ", 2)[1]
+}
+
 // lockModel is the lock key as Consul's KV lock: state is the holding
 // session ("" = free). acquire succeeds when the lock is free or already
 // held by the same session; release succeeds only for the holder; a read
@@ -174,10 +177,7 @@ var lockModel = porcupine.Model{
 		}
 		return false, st
 	},
-	DescribeOperation: func(input, output any) string {
-		o := output.(Op)
-		return strings.SplitN(o.String(), "  ", 2)[1]
-	},
+	DescribeOperation: describeOp,
 	DescribeState: func(state any) string {
 		if state.(string) == "" {
 			return "(free)"
