@@ -177,7 +177,8 @@ type Limits struct {
 	// IP: RPC sessions and raft connections (Consul's default 100; a
 	// client agent holds one session, a raft peer a few connections).
 	RPCMaxConnsPerClient int `json:"rpc_max_conns_per_client"`
-	// RequestLimits rate-limit HTTP API requests per client IP.
+	// RequestLimits rate-limit HTTP API requests, and on servers the
+	// server port's requests, per client IP.
 	RequestLimits RequestLimits `json:"request_limits"`
 }
 
@@ -189,9 +190,10 @@ const (
 )
 
 // RequestLimits is Consul's limits.request_limits block, applied per
-// client IP (Consul applies it per server): ReadRate to GET requests,
-// WriteRate to the others, in requests per second; 0 or less is
-// unlimited. Off by default.
+// client IP (Consul applies it per server) to the HTTP API and, on
+// servers, to the server port (a client agent counts as one client):
+// ReadRate to GET requests and read RPCs, WriteRate to the others, in
+// requests per second; 0 or less is unlimited. Off by default.
 type RequestLimits struct {
 	Mode      string  `json:"mode"`
 	ReadRate  float64 `json:"read_rate"`

@@ -104,6 +104,8 @@ func (c *Config) ServerConfig() (server.Config, error) {
 	sc.ReconnectTimeout = c.ReconnectTimeout.Duration()
 	sc.SessionTTLMin = c.SessionTTLMin.Duration()
 	sc.RPCMaxConnsPerClient = c.Limits.RPCMaxConnsPerClient
+	rl := c.Limits.RequestLimits
+	sc.RequestLimits = server.RequestLimits{Mode: rl.Mode, ReadRate: rl.ReadRate, WriteRate: rl.WriteRate}
 	sc.FastGossip = c.Dev
 	sc.Autopilot = c.Autopilot.ServerConfig()
 	sc.TombstoneTTL = c.KV.TombstoneTTL.Duration()

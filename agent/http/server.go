@@ -220,6 +220,8 @@ func errorStatus(err error) int {
 		return nethttp.StatusBadRequest
 	case errors.Is(err, config.ErrScriptChecksDisabled):
 		return nethttp.StatusForbidden
+	case errors.Is(err, structs.ErrRateLimited):
+		return nethttp.StatusTooManyRequests
 	}
 	return nethttp.StatusInternalServerError
 }

@@ -324,6 +324,7 @@ type pipeReq struct {
 // side or the session dies. It owns st.
 func (s *Server) servePipeline(job streamJob, ys *yamux.Stream, st *codecState) {
 	log := job.log
+	ctx := contextWithPeer(job.ctx, ys.RemoteAddr()) // every call of the pipeline
 	ps := &pipeServer{ys: ys}
 	defer func() {
 		ps.wg.Wait()
@@ -392,7 +393,7 @@ func (s *Server) servePipeline(job streamJob, ys *yamux.Stream, st *codecState) 
 		}
 		job.inflight.Add(1)
 		ps.wg.Add(1)
-		s.dispatch(streamJob{ctx: job.ctx, sem: job.sem, inflight: job.inflight, log: log, pipe: req})
+		s.dispatch(streamJob{ctx: ctx, sem: job.sem, inflight: job.inflight, log: log, pipe: req})
 	}
 }
 

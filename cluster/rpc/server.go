@@ -483,6 +483,7 @@ func (s *Server) serveStream(job streamJob) {
 	if hdr.Token != "" {
 		ctx = acl.ContextWithToken(ctx, hdr.Token)
 	}
+	ctx = contextWithPeer(ctx, stream.RemoteAddr())
 	if sh := s.streamHandler(hdr.Method); sh != nil {
 		pooled = false // serveLongStream owns st
 		s.serveLongStream(ctx, stream, st, hdr.Method, sh, log)

@@ -41,6 +41,9 @@ type Config struct {
 	// RPCMaxConnsPerClient caps server-port connections from one IP
 	// (limits.rpc_max_conns_per_client; 0 is unlimited).
 	RPCMaxConnsPerClient int
+	// RequestLimits rate-limits server-port requests per client IP
+	// (limits.request_limits; off by default).
+	RequestLimits RequestLimits
 	// FastGossip shortens serf/memberlist timings (tests, --dev).
 	FastGossip bool
 

@@ -33,7 +33,12 @@
 // every call passes one gate in handle() that resolves the caller's token
 // (RPC header) on this server's state and checks the method's rule; list
 // replies are filtered; methods without a rule need a management token.
-// peers.json is applied before Raft starts.
+// Before that gate, limits.request_limits (limits.go) rate-limits calls
+// that came over the network per client IP (reads and writes in separate
+// buckets; a client agent is one client); in-process calls are never
+// limited. With ACLs on, subscriptions are not served (clients fall back
+// to the index watch and its filtered reads): the publisher does not
+// filter by token.
 //
 // Prepared queries and coordinates (query.go, README.md): execute filters,
 // sorts by Near and fails over (NearestN by WAN RTT, then Datacenters);

@@ -20,9 +20,13 @@ type endpoint struct {
 // wire (rpc.Server).
 func handle[A, R any](s *Server, method string, fn func(ctx context.Context, args *A, reply *R) error) {
 	inner := fn
-	// Every call, local or remote, passes the ACL gate first and has its
-	// reply filtered after (acl.go).
+	// Every call, local or remote, passes the request-rate limit (remote
+	// calls only, limits.go) and the ACL gate first and has its reply
+	// filtered after (acl.go).
 	fn = func(ctx context.Context, args *A, reply *R) error {
+		if err := s.rates.allow(ctx, method); err != nil {
+			return err
+		}
 		authz, err := s.authorize(ctx, method, args)
 		if err != nil {
 			return err

@@ -53,6 +53,7 @@ type Server struct {
 	log    *zap.Logger
 	ln     net.Listener
 	rpcSrv *rpc.Server
+	rates  *rateGate // limits.request_limits on the server port; nil when off
 	pool   *connPool
 
 	raft      *raft.Raft
@@ -126,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 	s.rpcSrv.SetTLS(cfg.TLS)
 	s.pool = newConnPool(s.log.Named("pool"))
 	s.pool.tls = cfg.TLS
+	s.rates = newRateGate(cfg.RequestLimits, cfg.Registry, s.log.Named("rpc"))
 	s.registerEndpoints()
 	pub, err := stream.NewPublisher(stream.Config{
 		Datacenter: cfg.Datacenter,

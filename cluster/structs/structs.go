@@ -53,7 +53,7 @@ var (
 // an error wrapping it (errors.Is holds) with msg's text when msg is the
 // sentinel's text followed by ": " and details; nil otherwise.
 func ErrorFromString(msg string) error {
-	for _, e := range []error{ErrWriteOutcomeUnknown, ErrNotLeader, ErrNoLeader, ErrNoPathToDC, ErrCASConflict, ErrUnknownNode, ErrNoServers, ErrMissingNode, ErrMissingAddress, ErrInvalidRequest, ErrPermissionDenied, ErrACLNotFound, ErrACLBootstrapDone, ErrACLDisabled, ErrQueryNotFound} {
+	for _, e := range []error{ErrWriteOutcomeUnknown, ErrNotLeader, ErrNoLeader, ErrNoPathToDC, ErrCASConflict, ErrUnknownNode, ErrNoServers, ErrMissingNode, ErrMissingAddress, ErrInvalidRequest, ErrPermissionDenied, ErrACLNotFound, ErrACLBootstrapDone, ErrACLDisabled, ErrQueryNotFound, ErrRateLimited} {
 		text := e.Error()
 		if msg == text {
 			return e

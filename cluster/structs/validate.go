@@ -43,6 +43,10 @@ const (
 // Its text travels over RPC and is mapped back by ErrorFromString.
 var ErrInvalidRequest = errors.New("invalid request")
 
+// ErrRateLimited refuses a server-port request over limits.request_limits
+// (Consul's text); the HTTP API answers it 429.
+var ErrRateLimited = errors.New("rate limit exceeded")
+
 // FieldError names the field of a request that failed validation, in the
 // JSON spelling of the HTTP API ("Service.Tags[2]", "NodeMeta[rack]").
 type FieldError struct {
