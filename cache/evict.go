@@ -30,14 +30,14 @@ func (c *Catalog) janitor() {
 			c.trim(c.cfg.MaxEntries)
 		}
 	}
-	quiet := 0
+	quiet, sleeping := 0, false
 	for {
-		if c.asleep.Load() {
+		if sleeping {
 			select {
 			case <-c.ctx.Done():
 				return
 			case <-c.wakeCh: // touch cleared asleep and stored the clock
-				quiet = 0
+				sleeping, quiet = false, 0
 				sleep.Stop()
 				t.Reset(clockTick)
 			case now := <-sleep.C:
@@ -61,9 +61,9 @@ func (c *Catalog) janitor() {
 				continue
 			}
 			// Going to sleep. A question racing with this either sees
-			// asleep (and wakes us through wakeCh) or set active before
-			// we look at it again (and we stay up): one of the two
-			// always sees the other's store.
+			// asleep (and wakes us through wakeCh, which the sleeping
+			// select reads) or set active before we look at it (and we
+			// stay up): one of the two always sees the other's store.
 			c.asleep.Store(true)
 			if c.active.Load() && c.asleep.CompareAndSwap(true, false) {
 				quiet = 0
@@ -71,6 +71,7 @@ func (c *Catalog) janitor() {
 			}
 			t.Stop()
 			sleep.Reset(janitorEvery)
+			sleeping = true
 		}
 	}
 }
