@@ -35,8 +35,9 @@
 // replies are filtered; methods without a rule need a management token.
 // Before that gate, limits.request_limits (limits.go) rate-limits calls
 // that came over the network per client IP (reads and writes in separate
-// buckets; a client agent is one client); in-process calls are never
-// limited. With ACLs on, subscriptions are not served (clients fall back
+// buckets; a client agent is one client); in-process calls and other
+// servers of the Raft configuration (followers forward for many clients)
+// are never limited. With ACLs on, subscriptions are not served (clients fall back
 // to the index watch and its filtered reads): the publisher does not
 // filter by token.
 //

@@ -49,15 +49,19 @@ type rateGate struct {
 	limited       *prometheus.CounterVec
 	peerLog       *connlimit.PeerLog
 	log           *zap.Logger
+	// exempt reports whether ip is another server of this datacenter:
+	// a follower forwards its clients' writes and consistent reads, so
+	// it is many clients, not one (asked only when a bucket is empty).
+	exempt func(netip.Addr) bool
 }
 
 // newRateGate returns nil when the limit is off.
-func newRateGate(l RequestLimits, reg prometheus.Registerer, log *zap.Logger) *rateGate {
+func newRateGate(l RequestLimits, reg prometheus.Registerer, log *zap.Logger, exempt func(netip.Addr) bool) *rateGate {
 	if l.Mode != RateLimitPermissive && l.Mode != RateLimitEnforcing {
 		return nil
 	}
 	g := &rateGate{mode: l.Mode, reads: connlimit.NewRateLimiter(l.ReadRate), writes: connlimit.NewRateLimiter(l.WriteRate),
-		peerLog: connlimit.NewPeerLog(connlimit.LogInterval), log: log,
+		peerLog: connlimit.NewPeerLog(connlimit.LogInterval), log: log, exempt: exempt,
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_rpc_requests_rate_limited_total",
 			Help: "Server-port requests over limits.request_limits, by kind (read, write) and mode.",
@@ -95,7 +99,7 @@ func (g *rateGate) allow(ctx context.Context, method string) error {
 	if structs.IsWriteMethod(method) {
 		kind, lim = "write", g.writes
 	}
-	if lim.Allow(ip) {
+	if lim.Allow(ip) || g.exempt != nil && g.exempt(ip) {
 		return nil
 	}
 	g.limited.WithLabelValues(kind, g.mode).Inc()
@@ -107,4 +111,22 @@ func (g *rateGate) allow(ctx context.Context, method string) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %s from %s", structs.ErrRateLimited, kind, ip)
+}
+
+// isRaftPeerIP reports whether ip is the address of a server in this
+// server's Raft configuration.
+func (s *Server) isRaftPeerIP(ip netip.Addr) bool {
+	if s.raft == nil {
+		return false
+	}
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, srv := range f.Configuration().Servers {
+		if ap, err := netip.ParseAddrPort(string(srv.Address)); err == nil && ap.Addr().Unmap() == ip {
+			return true
+		}
+	}
+	return false
 }

@@ -14,8 +14,9 @@ import (
 
 // TestRequestRateLimit: with limits.request_limits enforcing, reads from
 // one client IP beyond the read rate are refused with ErrRateLimited
-// (which survives the RPC hop), while another client IP and in-process
-// calls are served; writes have their own bucket (unlimited here).
+// (which survives the RPC hop), while another client IP, a server's IP
+// (followers forward for many clients) and in-process calls are served;
+// writes have their own bucket (unlimited here).
 func TestRequestRateLimit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a server")
@@ -43,7 +44,7 @@ func TestRequestRateLimit(t *testing.T) {
 		var out structs.IndexedNodes
 		return sess.Call(ctx, structs.MethodCatalogListNodes, &structs.DCSpecificRequest{Datacenter: "dc1"}, &out)
 	}
-	a := dial("127.0.0.1")
+	a := dial("127.0.0.2")
 	limited := 0
 	for range 20 {
 		err := read(a)
@@ -58,8 +59,14 @@ func TestRequestRateLimit(t *testing.T) {
 	if limited < 10 {
 		t.Fatalf("%d of 20 back-to-back reads refused at 2 reads/s, want most", limited)
 	}
-	if err := read(dial("127.0.0.2")); err != nil {
+	if err := read(dial("127.0.0.3")); err != nil {
 		t.Fatalf("another client IP: %v", err)
+	}
+	srvIP := dial("127.0.0.1") // the server's own (raft) address
+	for i := range 20 {
+		if err := read(srvIP); err != nil {
+			t.Fatalf("read %d from a server's IP: %v", i, err)
+		}
 	}
 	var out structs.IndexedNodes
 	if err := s.RPC(ctx, structs.MethodCatalogListNodes, &structs.DCSpecificRequest{Datacenter: "dc1"}, &out); err != nil {

@@ -127,7 +127,7 @@ func New(cfg Config) (*Server, error) {
 	s.rpcSrv.SetTLS(cfg.TLS)
 	s.pool = newConnPool(s.log.Named("pool"))
 	s.pool.tls = cfg.TLS
-	s.rates = newRateGate(cfg.RequestLimits, cfg.Registry, s.log.Named("rpc"))
+	s.rates = newRateGate(cfg.RequestLimits, cfg.Registry, s.log.Named("rpc"), s.isRaftPeerIP)
 	s.registerEndpoints()
 	pub, err := stream.NewPublisher(stream.Config{
 		Datacenter: cfg.Datacenter,
