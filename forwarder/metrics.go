@@ -1,7 +1,7 @@
 package forwarder
 
 import (
-	"errors"
+	"github.com/cairnd/cairn/cluster/promutil"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -37,26 +37,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Planned moves to another server.",
 		}),
 	}
-	m.requests = register(reg, m.requests)
-	m.connections = register(reg, m.connections)
-	m.retries = register(reg, m.retries)
-	m.failovers = register(reg, m.failovers)
-	m.rebalances = register(reg, m.rebalances)
+	m.requests = promutil.Register(reg, m.requests)
+	m.connections = promutil.Register(reg, m.connections)
+	m.retries = promutil.Register(reg, m.retries)
+	m.failovers = promutil.Register(reg, m.failovers)
+	m.rebalances = promutil.Register(reg, m.rebalances)
 	return m
-}
-
-// register adds c to reg, reusing an identical collector already there.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }

@@ -1,6 +1,7 @@
 package connlimit
 
 import (
+	"github.com/cairnd/cairn/cluster/promutil"
 	"net"
 	"net/netip"
 	"sync"
@@ -45,28 +46,14 @@ func NewMetrics(reg prometheus.Registerer, name string) *Metrics {
 			Help: "Connections accepted and not yet closed on this listener.",
 		}),
 	}
-	m.refused = register(reg, m.refused)
-	m.open = register(reg, m.open)
+	m.refused = promutil.Register(reg, m.refused)
+	m.open = promutil.Register(reg, m.open)
 	return m
 }
 
 // Refused returns the refusal counter of reason (for tests and the README).
 func (m *Metrics) Refused(reason string) prometheus.Counter {
 	return m.refused.WithLabelValues(reason)
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		if are, ok := err.(prometheus.AlreadyRegisteredError); ok { //nolint:errorlint // Register returns it unwrapped
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 // Listener wraps a net.Listener with Config's limits.

@@ -1,7 +1,7 @@
 package rpc
 
 import (
-	"errors"
+	"github.com/cairnd/cairn/cluster/promutil"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -33,27 +33,9 @@ func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
 			Help: "Connections or streams closed for bad input or limits, by reason.",
 		}, []string{"reason"}),
 	}
-	m.sessions = register(reg, m.sessions)
-	m.requests = register(reg, m.requests)
-	m.methods = register(reg, m.methods)
-	m.rejected = register(reg, m.rejected)
+	m.sessions = promutil.Register(reg, m.sessions)
+	m.requests = promutil.Register(reg, m.requests)
+	m.methods = promutil.Register(reg, m.methods)
+	m.rejected = promutil.Register(reg, m.rejected)
 	return m
-}
-
-// register adds c to reg (nil reg: keep c unregistered). When an identical
-// collector is already registered (several servers in one test process
-// sharing a registry) the existing one is used.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }

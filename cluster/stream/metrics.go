@@ -1,7 +1,7 @@
 package stream
 
 import (
-	"errors"
+	"github.com/cairnd/cairn/cluster/promutil"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -37,28 +37,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Resumed subscriptions answered with a fresh snapshot because the key changed since the client's index.",
 		}),
 	}
-	m.events = register(reg, m.events)
-	m.subscriptions = register(reg, m.subscriptions)
-	m.sessions = register(reg, m.sessions)
-	m.drops = register(reg, m.drops)
-	m.resnapshots = register(reg, m.resnapshots)
+	m.events = promutil.Register(reg, m.events)
+	m.subscriptions = promutil.Register(reg, m.subscriptions)
+	m.sessions = promutil.Register(reg, m.sessions)
+	m.drops = promutil.Register(reg, m.drops)
+	m.resnapshots = promutil.Register(reg, m.resnapshots)
 	return m
 }
 
 func (m *metrics) sent(k Kind) { m.events.WithLabelValues(k.String()).Inc() }
-
-// register adds c to reg, reusing an identical collector already there.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
-}
