@@ -6,10 +6,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
-
-	"github.com/cairnd/cairn/agent/config"
 	"github.com/cairnd/cairn/cluster/connlimit"
 )
 
@@ -58,41 +54,14 @@ func (a *Agent) limitDNSTCP(ln net.Listener) net.Listener {
 // (permissive). Off by default; h itself when disabled.
 func (a *Agent) limitRequests(h http.Handler) http.Handler {
 	rl := a.cfg.Limits.RequestLimits
-	if rl.Mode == "" || rl.Mode == config.RequestLimitsDisabled {
+	lim := connlimit.NewRequestLimiter(rl.Mode, rl.ReadRate, rl.WriteRate, "cairn_http_requests_rate_limited_total",
+		"HTTP API requests over limits.request_limits, by kind (read, write) and mode.", a.reg, a.log.Named("http"))
+	if lim == nil {
 		return h
 	}
-	reads, writes := connlimit.NewRateLimiter(rl.ReadRate), connlimit.NewRateLimiter(rl.WriteRate)
-	if reads == nil && writes == nil {
-		return h
-	}
-	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "cairn_http_requests_rate_limited_total",
-		Help: "HTTP API requests over limits.request_limits, by kind (read, write) and mode.",
-	}, []string{"kind", "mode"})
-	if err := a.reg.Register(limited); err != nil {
-		if are, ok := err.(prometheus.AlreadyRegisteredError); ok { //nolint:errorlint // Register returns it unwrapped
-			limited = are.ExistingCollector.(*prometheus.CounterVec)
-		}
-	}
-	peerLog := connlimit.NewPeerLog(connlimit.LogInterval)
-	log := a.log.Named("http")
-	enforcing := rl.Mode == config.RequestLimitsEnforcing
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		kind, lim := "write", writes
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			kind, lim = "read", reads
-		}
-		ip := clientIP(r.RemoteAddr)
-		if lim.Allow(ip) {
-			h.ServeHTTP(w, r)
-			return
-		}
-		limited.WithLabelValues(kind, rl.Mode).Inc()
-		if peerLog.Allow(ip.String()) {
-			log.Warn("request rate limit exceeded (logged once a minute per peer)",
-				zap.String("remote", ip.String()), zap.String("kind", kind), zap.String("mode", rl.Mode))
-		}
-		if !enforcing {
+		write := r.Method != http.MethodGet && r.Method != http.MethodHead
+		if !lim.Refuse(clientIP(r.RemoteAddr), write, nil) {
 			h.ServeHTTP(w, r)
 			return
 		}

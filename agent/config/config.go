@@ -3,6 +3,8 @@ package config
 import (
 	"os"
 	"time"
+
+	"github.com/cairnd/cairn/cluster/connlimit"
 )
 
 // Defaults that are Consul's, so operators' muscle memory carries over.
@@ -184,9 +186,9 @@ type Limits struct {
 
 // Request limit modes (Consul's names).
 const (
-	RequestLimitsDisabled   = "disabled"
-	RequestLimitsPermissive = "permissive" // count and log, serve anyway
-	RequestLimitsEnforcing  = "enforcing"  // answer 429
+	RequestLimitsDisabled   = connlimit.ModeDisabled
+	RequestLimitsPermissive = connlimit.ModePermissive // count and log, serve anyway
+	RequestLimitsEnforcing  = connlimit.ModeEnforcing  // answer 429
 )
 
 // RequestLimits is Consul's limits.request_limits block, applied per

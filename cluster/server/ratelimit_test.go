@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnd/cairn/cluster/connlimit"
 	"github.com/cairnd/cairn/cluster/rpc"
 	"github.com/cairnd/cairn/cluster/structs"
 	"github.com/cairnd/cairn/cluster/testutil"
@@ -22,7 +23,7 @@ func TestRequestRateLimit(t *testing.T) {
 		t.Skip("runs a server")
 	}
 	s := testServer(t, "s1", 1, t.TempDir(), nil, func(c *Config) {
-		c.RequestLimits = RequestLimits{Mode: RateLimitEnforcing, ReadRate: 2}
+		c.RequestLimits = RequestLimits{Mode: connlimit.ModeEnforcing, ReadRate: 2}
 	})
 	testutil.Eventually(t, 20*time.Second, "a leader", func() error {
 		if !s.IsLeader() {
