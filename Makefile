@@ -30,12 +30,14 @@ bench: build
 # CHAOS_DURATION per nemesis against 3 real servers, one `chaos nemesis=...`
 # line per nemesis. Partition nemeses need root and iptables. CHAOS_NEMESIS
 # picks one nemesis; CHAOS_SEED replays a trial (trial i uses seed+i).
+# CHAOS_PARALLEL=k runs k nemeses side by side, each on its own addresses.
 CHAOS_TRIALS   ?= 20
 CHAOS_DURATION ?= 60s
+CHAOS_PARALLEL ?= 1
 chaos:
 	@log=$$(mktemp /tmp/cairn-chaos-XXXXXX.log); \
-	CHAOS_TRIALS=$(CHAOS_TRIALS) CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_SEED=$(CHAOS_SEED) CHAOS_NEMESIS=$(CHAOS_NEMESIS) \
-		$(GO) test -count=1 -timeout 0 -v -run '^TestChaos$$' ./cluster/chaos >$$log 2>&1; rc=$$?; \
+	CHAOS_TRIALS=$(CHAOS_TRIALS) CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_SEED=$(CHAOS_SEED) CHAOS_NEMESIS=$(CHAOS_NEMESIS) CHAOS_PARALLEL=$(CHAOS_PARALLEL) \
+		$(GO) test -count=1 -timeout 0 -parallel $(CHAOS_PARALLEL) -v -run '^TestChaos$$' ./cluster/chaos >$$log 2>&1; rc=$$?; \
 	grep -E '^chaos ' $$log; \
 	if [ $$rc -ne 0 ]; then grep -E -- '--- FAIL|SKIP|artefacts kept|^(FAIL|panic)' $$log; echo "chaos: failed; full log in $$log" >&2; exit $$rc; fi; \
 	rm -f $$log

@@ -101,23 +101,40 @@ func TestChaos(t *testing.T) {
 			t.Fatalf("CHAOS_DURATION=%q: %v", d, err)
 		}
 	}
+	lanes := 1
+	if p := os.Getenv("CHAOS_PARALLEL"); p != "" {
+		if lanes, err = strconv.Atoi(p); err != nil || lanes < 1 || lanes > maxLanes {
+			t.Fatalf("CHAOS_PARALLEL=%q: want 1–%d", p, maxLanes)
+		}
+	}
+	// Each nemesis takes a free lane (its own addresses, uids and iptables
+	// chains) for all its trials; with one lane they run one after another.
+	free := make(chan int, lanes)
+	for l := 0; l < lanes; l++ {
+		free <- l
+	}
 	bin := binary(t)
 	for _, info := range Nemeses() {
 		if !selected(info) {
 			continue
 		}
 		t.Run(info.Name, func(t *testing.T) {
+			if lanes > 1 {
+				t.Parallel()
+			}
 			if err := Usable(info); err != nil {
 				fmt.Printf("chaos nemesis=%s skipped: %v\n", info.Name, err)
 			}
 			skipUnusable(t, info)
+			lane := <-free
+			defer func() { free <- lane }()
 			sum := Summary{Nemesis: info.Name}
 			for i := 0; i < trials; i++ {
 				s := seed(t, i)
 				var res *Result
 				t.Run(fmt.Sprintf("trial%d", i), func(t *testing.T) {
-					t.Logf("nemesis=%s trial=%d seed=%d", info.Name, i, s)
-					res = Run(t, Config{Nemesis: info, Seed: s, Duration: dur, Binary: bin})
+					t.Logf("nemesis=%s trial=%d seed=%d lane=%d", info.Name, i, s, lane)
+					res = Run(t, Config{Nemesis: info, Seed: s, Duration: dur, Binary: bin, Lane: lane})
 					t.Logf("faults=%d %s", res.Faults, res.Report.String())
 					if !res.Report.OK() {
 						t.Errorf("nemesis=%s seed=%d artefacts=%s: %s", info.Name, s, res.Dir, res.Report.String())

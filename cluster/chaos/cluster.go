@@ -22,9 +22,13 @@ import (
 
 // Node addresses: each server owns one loopback address and Consul's
 // default ports on it, so no port is ever drawn and a node keeps its
-// address across restarts. Nobody else on this machine uses 127.0.0.3x.
+// address across restarts. Lane 0 is 127.0.0.31–33; lane k (`make chaos`
+// with CHAOS_PARALLEL) is 127.0.0.(31+10k)–(33+10k). Nobody else on this
+// machine uses 127.0.0.31–99.
 const (
-	nodeIPBase  = 31 // s1 = 127.0.0.31, s2 = .32, s3 = .33
+	nodeIPBase  = 31 // lane 0: s1 = 127.0.0.31, s2 = .32, s3 = .33
+	laneStride  = 10 // lane k's addresses are nodeIPBase+laneStride*k+i
+	maxLanes    = 7  // lanes 0–6: 127.0.0.31–93
 	httpPort    = 8500
 	dnsPort     = 8600
 	serverPort  = 8300
@@ -202,9 +206,13 @@ func buildBinary(dir string) (string, error) {
 	return out, nil
 }
 
-// newCluster lays out three nodes under dir; separateUIDs runs each as
-// its own uid (needs root) so the firewall can partition them.
-func newCluster(bin, dir string, separateUIDs bool) (*Cluster, error) {
+// newCluster lays out three nodes of lane under dir; separateUIDs runs
+// each as its own uid (needs root) so the firewall can partition them.
+func newCluster(bin, dir string, lane int, separateUIDs bool) (*Cluster, error) {
+	if lane < 0 || lane >= maxLanes {
+		return nil, fmt.Errorf("chaos: lane %d out of range 0–%d", lane, maxLanes-1)
+	}
+	base := nodeIPBase + laneStride*lane
 	// net/http repeats a request on a dead keep-alive connection only for
 	// idempotent methods; every write here is a PUT, so the harness never
 	// resubmits a write itself.
@@ -212,13 +220,13 @@ func newCluster(bin, dir string, separateUIDs bool) (*Cluster, error) {
 	for i := 0; i < 3; i++ {
 		n := &Node{
 			Name:    "s" + strconv.Itoa(i+1),
-			IP:      fmt.Sprintf("127.0.0.%d", nodeIPBase+i),
+			IP:      fmt.Sprintf("127.0.0.%d", base+i),
 			bin:     bin,
 			LogPath: filepath.Join(dir, fmt.Sprintf("s%d.log", i+1)),
 			DataDir: filepath.Join(dir, fmt.Sprintf("s%d-data", i+1)),
 		}
 		if separateUIDs {
-			n.UID = uidBase + nodeIPBase + i
+			n.UID = uidBase + base + i
 		}
 		if err := os.MkdirAll(n.DataDir, 0o755); err != nil {
 			return nil, err
@@ -240,7 +248,7 @@ func newCluster(bin, dir string, separateUIDs bool) (*Cluster, error) {
 		// join to its own address succeeds and ends retry-join alone).
 		for j := 0; j < 3; j++ {
 			if j != i {
-				n.args = append(n.args, "--retry-join", fmt.Sprintf("127.0.0.%d:%d", nodeIPBase+j, serfLANPort))
+				n.args = append(n.args, "--retry-join", fmt.Sprintf("127.0.0.%d:%d", base+j, serfLANPort))
 			}
 		}
 		c.Nodes = append(c.Nodes, n)

@@ -26,18 +26,17 @@ import (
 // uid. The harness itself (another uid) is never filtered, so clients
 // keep reaching every node, as in the setup.
 //
-// Rules live in two chains of our own, hooked into OUTPUT; Close removes
-// the hooks and the chains, so nothing we added survives the trial.
+// Rules live in two chains of our own per lane, hooked into OUTPUT; Close
+// removes the hooks and the chains, so nothing we added survives the
+// trial. Lanes never touch each other's chains: their nodes have other
+// uids and addresses, so their rules cannot match another lane's packets.
 type Firewall struct {
-	mu    sync.Mutex
-	cut   map[[2]*Node]bool
-	hooks bool
+	mu        sync.Mutex
+	cut       map[[2]*Node]bool
+	hooks     bool
+	fwChain   string
+	markChain string
 }
-
-const (
-	fwChain   = "CAIRN-CHAOS"
-	markChain = "CAIRN-CHAOS-MARK"
-)
 
 // FirewallUsable says why partitions cannot run here, or nil.
 func FirewallUsable() error {
@@ -63,9 +62,14 @@ func iptables(args ...string) error {
 
 // newFirewall creates the chains and marks connections of the nodes.
 // Leftovers of a run that was killed before its cleanup are removed first.
-func newFirewall(nodes []*Node) (*Firewall, error) {
-	f := &Firewall{cut: map[[2]*Node]bool{}}
+func newFirewall(lane int, nodes []*Node) (*Firewall, error) {
+	f := &Firewall{cut: map[[2]*Node]bool{}, fwChain: "CAIRN-CHAOS", markChain: "CAIRN-CHAOS-MARK"}
+	if lane > 0 {
+		f.fwChain += "-" + strconv.Itoa(lane)
+		f.markChain += "-" + strconv.Itoa(lane)
+	}
 	f.removeChains()
+	fwChain, markChain := f.fwChain, f.markChain
 	steps := [][]string{
 		{"-N", fwChain},
 		{"-t", "mangle", "-N", markChain},
@@ -107,7 +111,7 @@ func (f *Firewall) Cut(from, to *Node) error {
 	}
 	f.cut[k] = true // before adding: a half-added link is still undone
 	for _, r := range linkRules(from, to) {
-		if err := iptables(append([]string{"-A", fwChain}, r...)...); err != nil {
+		if err := iptables(append([]string{"-A", f.fwChain}, r...)...); err != nil {
 			return err
 		}
 	}
@@ -121,7 +125,7 @@ func (f *Firewall) HealAll() error {
 	var errs []error
 	for k := range f.cut {
 		for _, r := range linkRules(k[0], k[1]) {
-			if err := iptables(append([]string{"-D", fwChain}, r...)...); err != nil && !strings.Contains(err.Error(), "does a matching rule exist") && !strings.Contains(err.Error(), "Bad rule") {
+			if err := iptables(append([]string{"-D", f.fwChain}, r...)...); err != nil && !strings.Contains(err.Error(), "does a matching rule exist") && !strings.Contains(err.Error(), "Bad rule") {
 				errs = append(errs, err)
 			}
 		}
@@ -144,6 +148,7 @@ func (f *Firewall) Close() error {
 
 // removeChains deletes hooks and chains, ignoring what is not there.
 func (f *Firewall) removeChains() {
+	fwChain, markChain := f.fwChain, f.markChain
 	for iptables("-D", "OUTPUT", "-j", fwChain) == nil {
 	}
 	for iptables("-t", "mangle", "-D", "OUTPUT", "-j", markChain) == nil {

@@ -28,6 +28,10 @@ type Config struct {
 	Seed     uint64
 	Duration time.Duration // of load and faults, excluding start and checks
 	Binary   string        // cairn binary (see Binary)
+	// Lane picks the trial's addresses, uids and iptables chains, so
+	// trials of different lanes run side by side (CHAOS_PARALLEL); 0 is
+	// 127.0.0.31–33.
+	Lane int
 }
 
 // Result is one trial's outcome.
@@ -143,14 +147,14 @@ func artefactDir(t testing.TB, cfg Config, keep *bool) string {
 func startTrialCluster(t testing.TB, cfg Config, dir string) (*Cluster, *Env) {
 	t.Helper()
 	separate := os.Geteuid() == 0
-	c, err := newCluster(cfg.Binary, dir, separate)
+	c, err := newCluster(cfg.Binary, dir, cfg.Lane, separate)
 	if err != nil {
 		t.Fatal(err)
 	}
 	env := &Env{Cluster: c, Rng: rand.New(rand.NewPCG(cfg.Seed, 1))}
 	t.Cleanup(c.Stop)
 	if cfg.Nemesis.Firewall {
-		fw, err := newFirewall(c.Nodes)
+		fw, err := newFirewall(cfg.Lane, c.Nodes)
 		if err != nil {
 			t.Fatalf("chaos: firewall: %v", err)
 		}
