@@ -30,13 +30,16 @@ bench: build
 # CHAOS_DURATION per nemesis against 3 real servers, one `chaos nemesis=...`
 # line per nemesis. Partition nemeses need root and iptables. CHAOS_NEMESIS
 # picks one nemesis; CHAOS_SEED replays a trial (trial i uses seed+i).
-# CHAOS_PARALLEL=k runs k nemeses side by side, each on its own addresses.
+# CHAOS_PARALLEL=k runs k nemeses side by side, each on its own addresses
+# (lanes CHAOS_LANE_FIRST.., default 0: a second run beside a first one
+# takes other lanes).
 CHAOS_TRIALS   ?= 20
 CHAOS_DURATION ?= 60s
 CHAOS_PARALLEL ?= 1
+CHAOS_LANE_FIRST ?= 0
 chaos:
 	@log=$$(mktemp /tmp/cairn-chaos-XXXXXX.log); \
-	CHAOS_TRIALS=$(CHAOS_TRIALS) CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_SEED=$(CHAOS_SEED) CHAOS_NEMESIS=$(CHAOS_NEMESIS) CHAOS_PARALLEL=$(CHAOS_PARALLEL) \
+	CHAOS_TRIALS=$(CHAOS_TRIALS) CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_SEED=$(CHAOS_SEED) CHAOS_NEMESIS=$(CHAOS_NEMESIS) CHAOS_PARALLEL=$(CHAOS_PARALLEL) CHAOS_LANE_FIRST=$(CHAOS_LANE_FIRST) \
 		$(GO) test -count=1 -timeout 0 -parallel $(CHAOS_PARALLEL) -v -run '^TestChaos$$' ./cluster/chaos >$$log 2>&1; rc=$$?; \
 	grep -E '^chaos ' $$log; \
 	if [ $$rc -ne 0 ]; then grep -E -- '--- FAIL|SKIP|artefacts kept|^(FAIL|panic)' $$log; echo "chaos: failed; full log in $$log" >&2; exit $$rc; fi; \

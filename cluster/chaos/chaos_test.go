@@ -107,10 +107,16 @@ func TestChaos(t *testing.T) {
 			t.Fatalf("CHAOS_PARALLEL=%q: want 1–%d", p, maxLanes)
 		}
 	}
+	first := 0
+	if f := os.Getenv("CHAOS_LANE_FIRST"); f != "" {
+		if first, err = strconv.Atoi(f); err != nil || first < 0 || first+lanes > maxLanes {
+			t.Fatalf("CHAOS_LANE_FIRST=%q with CHAOS_PARALLEL=%d: lanes must lie in 0–%d", f, lanes, maxLanes-1)
+		}
+	}
 	// Each nemesis takes a free lane (its own addresses, uids and iptables
 	// chains) for all its trials; with one lane they run one after another.
 	free := make(chan int, lanes)
-	for l := 0; l < lanes; l++ {
+	for l := first; l < first+lanes; l++ {
 		free <- l
 	}
 	bin := binary(t)
