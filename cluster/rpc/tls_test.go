@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 	"go.uber.org/zap"
 )
 
-func configurator(t *testing.T, cfg tlsconf.Config) *tlsconf.Configurator {
+func configurator(t testing.TB, cfg tlsconf.Config) *tlsconf.Configurator {
 	t.Helper()
 	c, err := tlsconf.New(cfg)
 	if err != nil {
@@ -302,4 +303,52 @@ func TestTLSRaftNeedsServerCert(t *testing.T) {
 	if ts.logs.FilterMessageSnippet("refusing connection").FilterField(zap.String("reason", "raft peer certificate does not name server.dc1.consul")).Len() != 1 {
 		t.Fatalf("refusal of the client certificate's raft connection not logged: %v", ts.logs.All())
 	}
+}
+
+// BenchmarkCallParallelTLS is BenchmarkCallParallel with and without TLS
+// (verify_incoming, ECDSA P-256), side by side; cpu-ns/op is the whole
+// process's CPU (client and server sides) per call, the figure TLS adds
+// to on a busy machine.
+func BenchmarkCallParallelTLS(b *testing.B) {
+	for _, size := range []int{16, 1024} {
+		for _, withTLS := range []bool{false, true} {
+			b.Run(fmt.Sprintf("tls=%v/msg=%d", withTLS, size), func(b *testing.B) {
+				ts := startServer(b, Limits{HandshakeTimeout: 2 * time.Second})
+				var cfg *tls.Config
+				if withTLS {
+					ca := tlsconftest.NewCA(b)
+					ts.srv.SetTLS(configurator(b, ca.Config(ca.Cert(b, tlsconf.KindServer, "dc1"), true, true, true)))
+					cfg = configurator(b, ca.Config(ca.Cert(b, tlsconf.KindClient, "dc1"), true, true, true)).OutgoingTLS("")
+				}
+				s, err := Dial(context.Background(), ts.addr, DialOptions{Timeout: 2 * time.Second, TLS: cfg})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				msg := strings.Repeat("x", size)
+				b.ReportAllocs()
+				b.SetParallelism(64)
+				before := processCPU()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					in := &echoArgs{Msg: msg, N: 1}
+					var out echoArgs
+					for pb.Next() {
+						if err := s.Call(context.Background(), "Test.Echo", in, &out); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.StopTimer()
+				b.ReportMetric(float64(processCPU()-before)/float64(b.N), "cpu-ns/op")
+			})
+		}
+	}
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
