@@ -4,4 +4,6 @@
 # stdout: only `bench ...` lines; logs go to stderr. Needs bin/cairn (make build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-go run ./cmd/cairnbench --bench tls --bin bin/cairn "$@" | grep '^bench '
+# Both clusters run side by side and the loads alternate between them in
+# 5 rounds of 6 s (--tls-rounds, --duration is their sum); medians print.
+go run ./cmd/cairnbench --bench tls --bin bin/cairn --duration 30s "$@" | grep '^bench '
