@@ -18,12 +18,14 @@ die() { log "$*"; exit 1; }
 # missing, picks the cores (SERVER_CORE, CLIENT_CORE) and makes the work
 # directory WORK, removed with every process in PIDS on exit.
 bench_setup() {
-	if ! command -v dnsperf >/dev/null 2>&1 || ! command -v unbound >/dev/null 2>&1; then
+	# dig (dnsutils) checks answers; `make bench` on a fresh machine has not
+	# run .ci/run, which installs it for the tests.
+	if ! command -v dnsperf >/dev/null 2>&1 || ! command -v unbound >/dev/null 2>&1 || ! command -v dig >/dev/null 2>&1; then
 		SUDO=""
 		[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-		log "installing dnsperf and unbound"
+		log "installing dnsperf, unbound and dnsutils"
 		timeout 300 $SUDO apt-get update -qq >&2
-		DEBIAN_FRONTEND=noninteractive timeout 600 $SUDO apt-get install -y -qq dnsperf unbound >&2
+		DEBIAN_FRONTEND=noninteractive timeout 600 $SUDO apt-get install -y -qq dnsperf unbound dnsutils >&2
 	fi
 	# The Debian package starts a system unbound on :53; ours uses its own port.
 	[ -x "$BIN" ] || make build >&2
