@@ -366,13 +366,7 @@ func (m *membership) Start(ctx context.Context, e *Env) error {
 	// The removal must show in the configuration: the DELETE answers once
 	// the new configuration is committed, so every other node's list
 	// drops v soon after. It may not stay out: see Stop.
-	var other *Node
-	for _, n := range e.Cluster.Nodes {
-		if n != v {
-			other = n
-			break
-		}
-	}
+	other := firstOther(e.Cluster, v)
 	return testutil.Wait(cctx, 5*time.Second, func() error {
 		ids, err := e.Cluster.voters(cctx, other)
 		if err == nil && slices.Contains(ids, v.Name) {
@@ -382,19 +376,23 @@ func (m *membership) Start(ctx context.Context, e *Env) error {
 	})
 }
 
+// firstOther is the first node of c that is not v.
+func firstOther(c *Cluster, v *Node) *Node {
+	for _, n := range c.Nodes {
+		if n != v {
+			return n
+		}
+	}
+	return nil
+}
+
 func (m *membership) Stop(ctx context.Context, e *Env) error {
 	v := m.victim
 	m.victim = nil
 	if v == nil {
 		return nil
 	}
-	var other *Node
-	for _, n := range e.Cluster.Nodes {
-		if n != v {
-			other = n
-			break
-		}
-	}
+	other := firstOther(e.Cluster, v)
 	// v kept running and gossiping, so the leader's reconcile (every 60 s)
 	// may have added it back as a voter by now, as Consul's does for a
 	// live server: remove-peer is meant for servers that are gone. Both
