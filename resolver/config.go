@@ -104,6 +104,12 @@ const (
 	// directions, so bursts are queued rather than dropped. The kernel caps
 	// it at net.core.rmem_max/wmem_max.
 	udpSocketBuffer = 4 << 20
+	// udpBatchSize bounds the datagrams one reader takes from its socket
+	// per syscall (recvmmsg, then one sendmmsg for their packed answers):
+	// under load the kernel has several queued, and each syscall pair
+	// saved is CPU the answers no longer pay; at moderate load a batch is
+	// one datagram, as before.
+	udpBatchSize = 16
 	// udpReadSize is the largest query datagram read; queries are small but
 	// EDNS0 options can push them past 512 bytes.
 	udpReadSize = 4096

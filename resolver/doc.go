@@ -16,9 +16,11 @@
 //     rather than NXDOMAIN at the apex, SOA in node NODATA answers, REFUSED
 //     at once without recursors, TC only with enable_truncate.
 //   - One UDP path on every agent: on Linux up to maxUDPReaders
-//     SO_REUSEPORT sockets, each read by a goroutine blocked in recvfrom
-//     (cheaper than the netpoller at moderate load, udp_linux.go);
-//     elsewhere one net.UDPConn. TCP is miekg/dns's server.
+//     SO_REUSEPORT sockets, each read by a goroutine blocked in recvmmsg
+//     (cheaper than the netpoller at moderate load, udp_linux.go), which
+//     takes up to udpBatchSize queued datagrams at once and sends their
+//     packed answers with one sendmmsg; elsewhere, and for server agents'
+//     polled sockets, one datagram per call. TCP is miekg/dns's server.
 //   - Packed answers only for a PackedCatalog (the client cache): a plain
 //     UDP question asked before is answered by copying packed bytes and
 //     patching ID, RD/CD and letter case, allocating nothing. The Catalog

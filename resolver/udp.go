@@ -14,40 +14,65 @@ import (
 // goes the full path (ServeDNS) in its own goroutine, as miekg/dns's
 // server would run it.
 func (s *Server) serveUDP(c *udpSock, r *reader) {
-	buf := make([]byte, udpReadSize)
-	out := make([]byte, 0, udpReadSize)
+	b := newUDPBatch(c.batchLen())
 	var keyBuf [maxKeyLen]byte
 	var q question
 	var turn uint32
-	var from peer
 	for !s.closed.Load() {
-		n, err := c.recv(buf, &from)
+		n, err := c.recvBatch(b)
 		if err != nil || n == 0 {
 			continue // read timeout, shutdown, EINTR or ICMP-induced: the loop ends on Close
 		}
-		p := buf[:n]
-		if s.packed != nil && parseQuery(p, &q, &keyBuf) {
-			turn++
-			if resp, ok := s.packed.lookup(p, &q, turn, out[:0]); ok {
-				r.hits.Add(1)
-				_ = c.send(resp, &from)
+		for i := range n {
+			p := b.bufs[i][:b.lens[i]]
+			if len(p) == 0 {
 				continue
 			}
+			if s.packed != nil && parseQuery(p, &q, &keyBuf) {
+				turn++
+				if resp, ok := s.packed.lookup(p, &q, turn, b.outs[i][:0]); ok {
+					r.hits.Add(1)
+					c.queue(b, resp, &b.from[i])
+					continue
+				}
+			}
+			select {
+			case s.inFlight <- struct{}{}:
+			default:
+				continue // overloaded: drop, the client retries
+			}
+			pkt := bytes.Clone(p)
+			to := b.from[i]
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer func() { <-s.inFlight }()
+				s.serveSlow(c, &to, pkt)
+			}()
 		}
-		select {
-		case s.inFlight <- struct{}{}:
-		default:
-			continue // overloaded: drop, the client retries
-		}
-		pkt := bytes.Clone(p)
-		to := from
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer func() { <-s.inFlight }()
-			s.serveSlow(c, &to, pkt)
-		}()
+		c.flush(b)
 	}
+}
+
+// udpBatch is a reader's buffers for up to udpBatchSize datagrams taken
+// from its socket at once (recvmmsg on Linux's blocking sockets, one at a
+// time elsewhere) and the packed answers queued for them (one sendmmsg).
+// A socket read one datagram at a time gets buffers for one.
+type udpBatch struct {
+	bufs [udpBatchSize][]byte // query datagrams, udpReadSize each
+	lens [udpBatchSize]int
+	from [udpBatchSize]peer
+	outs [udpBatchSize][]byte // packed answers, reused
+	sys  batchSys             // the platform's syscall state
+}
+
+func newUDPBatch(n int) *udpBatch {
+	b := &udpBatch{}
+	for i := range n {
+		b.bufs[i] = make([]byte, udpReadSize)
+		b.outs[i] = make([]byte, 0, udpReadSize)
+	}
+	return b
 }
 
 // serveSlow answers one query through ServeDNS, like miekg/dns's server

@@ -20,7 +20,8 @@ import (
 )
 
 // udpSock is one blocking UDP socket read by one goroutine in a plain
-// blocking recvfrom, outside Go's netpoller.
+// blocking recvmmsg (recvBatch; recv is the one-datagram form), outside
+// Go's netpoller.
 //
 // Why: at moderate load (a query every ~50 µs) the netpoller path costs a
 // failed recvfrom, a park, an epoll_wait and a reschedule per packet;
@@ -190,6 +191,104 @@ func (u *udpSock) send(b []byte, to *peer) error {
 		return e
 	}
 	return nil
+}
+
+// mmsghdr is struct mmsghdr of recvmmsg(2)/sendmmsg(2) (not in x/sys):
+// Go pads it to the alignment of Msghdr, as C does.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
+}
+
+// batchSys is the recvmmsg/sendmmsg state of a udpBatch: the headers and
+// iovecs point into the batch's buffers and peers, set once per call.
+type batchSys struct {
+	in   [udpBatchSize]mmsghdr
+	inv  [udpBatchSize]unix.Iovec
+	out  [udpBatchSize]mmsghdr
+	outv [udpBatchSize]unix.Iovec
+	nout int
+}
+
+// batchLen is how many datagrams recvBatch may return: a polled socket
+// reads one at a time.
+func (u *udpSock) batchLen() int {
+	if u.conn != nil {
+		return 1
+	}
+	return udpBatchSize
+}
+
+// recvBatch blocks for at least one datagram and takes up to
+// udpBatchSize that are queued (MSG_WAITFORONE), or times out
+// (unix.EAGAIN). A polled socket reads one datagram.
+func (u *udpSock) recvBatch(b *udpBatch) (int, error) {
+	b.sys.nout = 0
+	if u.conn != nil {
+		n, err := u.recv(b.bufs[0], &b.from[0])
+		b.lens[0] = n
+		if err != nil {
+			return 0, err
+		}
+		return 1, nil
+	}
+	for i := range b.sys.in {
+		v := &b.sys.inv[i]
+		v.Base = &b.bufs[i][0]
+		v.SetLen(len(b.bufs[i]))
+		h := &b.sys.in[i].hdr
+		h.Name = (*byte)(unsafe.Pointer(&b.from[i].sa))
+		h.Namelen = unix.SizeofSockaddrAny
+		h.Iov = v
+		h.SetIovlen(1)
+	}
+	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(u.fd), uintptr(unsafe.Pointer(&b.sys.in[0])), udpBatchSize,
+		unix.MSG_WAITFORONE, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	for i := range int(n) {
+		b.lens[i] = int(b.sys.in[i].n)
+		b.from[i].len = b.sys.in[i].hdr.Namelen
+	}
+	if n == 1 && b.lens[0] == 0 && b.from[0].len == 0 {
+		return 0, errShutdown
+	}
+	return int(n), nil
+}
+
+// queue adds resp for to to the batch's answers (sent by flush); resp
+// must stay untouched until then. A polled socket sends at once.
+func (u *udpSock) queue(b *udpBatch, resp []byte, to *peer) {
+	if u.conn != nil || len(resp) == 0 {
+		_ = u.send(resp, to)
+		return
+	}
+	i := b.sys.nout
+	b.sys.nout++
+	v := &b.sys.outv[i]
+	v.Base = &resp[0]
+	v.SetLen(len(resp))
+	h := &b.sys.out[i].hdr
+	h.Name = (*byte)(unsafe.Pointer(&to.sa))
+	h.Namelen = to.len
+	h.Iov = v
+	h.SetIovlen(1)
+}
+
+// flush sends the queued answers without blocking, in as few sendmmsg
+// calls as the socket buffer allows; what it refuses is dropped (the
+// client retries, as with any UDP loss), like send.
+func (u *udpSock) flush(b *udpBatch) {
+	for sent := 0; sent < b.sys.nout; {
+		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(u.fd), uintptr(unsafe.Pointer(&b.sys.out[sent])),
+			uintptr(b.sys.nout-sent), unix.MSG_DONTWAIT, 0, 0)
+		if e != 0 || n == 0 {
+			break
+		}
+		sent += int(n)
+	}
+	b.sys.nout = 0
 }
 
 // shutdown wakes a reader blocked in recv.

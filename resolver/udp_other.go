@@ -55,6 +55,28 @@ func (u *udpSock) send(b []byte, to *peer) error {
 	return err
 }
 
+// batchSys: no batched syscalls here.
+type batchSys struct{}
+
+// batchLen: one datagram at a time.
+func (u *udpSock) batchLen() int { return 1 }
+
+// recvBatch reads one datagram.
+func (u *udpSock) recvBatch(b *udpBatch) (int, error) {
+	n, err := u.recv(b.bufs[0], &b.from[0])
+	b.lens[0] = n
+	if err != nil {
+		return 0, err
+	}
+	return 1, nil
+}
+
+// queue sends resp at once.
+func (u *udpSock) queue(_ *udpBatch, resp []byte, to *peer) { _ = u.send(resp, to) }
+
+// flush has nothing queued.
+func (u *udpSock) flush(*udpBatch) {}
+
 // shutdown wakes a reader blocked in recv; close then releases the socket.
 func (u *udpSock) shutdown() { _ = u.conn.SetReadDeadline(time.Unix(1, 0)) }
 
