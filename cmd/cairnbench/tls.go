@@ -129,14 +129,14 @@ func runTLS(ctx context.Context, o *Options) error {
 	defer withTLS.close()
 
 	round := o.Duration / time.Duration(tlsFlags.rounds)
-	rounds := func(load string, run func(*tlsBench, string) (float64, error)) (tlsRate, plainRate float64, err error) {
+	rounds := func(load string, run func(*tlsBench) (float64, error)) (tlsRate, plainRate float64, err error) {
 		var rp, rt []float64
 		for i := range tlsFlags.rounds {
 			for _, b := range []*tlsBench{plain, withTLS} {
 				name := fmt.Sprintf("tls_%s_%s_round%d", load, b.mode, i+1)
 				logf("tls bench (%s): %s round %d of %d, %v", b.mode, load, i+1, tlsFlags.rounds, round)
 				wait := b.profile(ctx, o, round, name, load == "registers")
-				r, err := run(b, load)
+				r, err := run(b)
 				wait()
 				if err != nil {
 					return 0, 0, err
@@ -151,11 +151,11 @@ func runTLS(ctx context.Context, o *Options) error {
 		logf("tls bench: %s per round: plain %.0f, tls %.0f", load, rp, rt)
 		return median(rt), median(rp), nil
 	}
-	tr, pr, err := rounds("reads", func(b *tlsBench, _ string) (float64, error) { return b.runReads(ctx, round) })
+	tr, pr, err := rounds("reads", func(b *tlsBench) (float64, error) { return b.runReads(ctx, round) })
 	if err != nil {
 		return err
 	}
-	tw, pw, err := rounds("registers", func(b *tlsBench, _ string) (float64, error) { return b.runRegisters(ctx, o.Writers, round) })
+	tw, pw, err := rounds("registers", func(b *tlsBench) (float64, error) { return b.runRegisters(ctx, o.Writers, round) })
 	if err != nil {
 		return err
 	}
