@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cairnd/cairn/cluster/gossip"
+	"github.com/cairnd/cairn/cluster/state"
 	"github.com/cairnd/cairn/cluster/structs"
 	"github.com/hashicorp/raft"
 	"github.com/hashicorp/serf/serf"
@@ -133,7 +134,29 @@ func (s *Server) reconcileMember(m serf.Member) {
 }
 
 func (s *Server) ensureNodeHealth(m serf.Member, status, output string) {
-	st := s.State()
+	req := reconcileRegistration(s.State(), s.cfg.Datacenter, m, status, output)
+	if req == nil {
+		return
+	}
+	if _, _, err := s.apply(structs.RegisterRequestType, req); err != nil {
+		s.log.Warn("reconcile member", zap.String("node", m.Name), zap.Error(err))
+	}
+}
+
+// reconcileRegistration is the registration that gives member m's node
+// its serfHealth check (status, output) and a server its consul service,
+// or nil when st already says so.
+//
+// It is built from st now and applied later, through Raft, after whatever
+// is in flight: the agent's own anti-entropy registers its node with meta
+// and tagged addresses, often in the same instant (a new leader reconciles
+// every member at once). So the node is never rewritten from this stale
+// read unless its address must change: an absent node is registered with
+// SkipNodeUpdate, which creates it if it is still absent at apply time and
+// otherwise leaves what the agent registered meanwhile. (Writing it with
+// the empty meta read here wiped the agent's node meta until its next
+// sync; TestConsulConfigAndFilterE2E caught it.)
+func reconcileRegistration(st *state.Store, dc string, m serf.Member, status, output string) *structs.RegisterRequest {
 	_, node := st.Node(m.Name)
 	addr := m.Addr.String()
 	_, checks := st.NodeChecks(m.Name)
@@ -152,14 +175,14 @@ func (s *Server) ensureNodeHealth(m serf.Member, status, output string) {
 		needService = ns == nil || ns.Services[structs.ConsulServiceID] == nil || ns.Services[structs.ConsulServiceID].Port != port
 	}
 	if node != nil && node.Address == addr && cur != nil && cur.Status == status && !needService {
-		return
+		return nil
 	}
 	req := &structs.RegisterRequest{
-		Datacenter:     s.cfg.Datacenter,
+		Datacenter:     dc,
 		Node:           m.Name,
 		ID:             m.Tags[gossip.TagID],
 		Address:        addr,
-		SkipNodeUpdate: node != nil && node.Address == addr,
+		SkipNodeUpdate: node == nil || node.Address == addr,
 		Check: &structs.HealthCheck{
 			Node: m.Name, CheckID: structs.SerfCheckID, Name: structs.SerfCheckName,
 			Status: status, Output: output,
@@ -175,9 +198,7 @@ func (s *Server) ensureNodeHealth(m serf.Member, status, output string) {
 			Weights: &structs.Weights{Passing: 1, Warning: 1},
 		}
 	}
-	if _, _, err := s.apply(structs.RegisterRequestType, req); err != nil {
-		s.log.Warn("reconcile member", zap.String("node", m.Name), zap.Error(err))
-	}
+	return req
 }
 
 func (s *Server) deregisterNode(name string) {
