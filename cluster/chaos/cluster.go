@@ -23,8 +23,8 @@ import (
 // Node addresses: each server owns one loopback address and Consul's
 // default ports on it, so no port is ever drawn and a node keeps its
 // address across restarts. Lane 0 is 127.0.0.31–33; lane k (`make chaos`
-// with CHAOS_PARALLEL) is 127.0.0.(31+10k)–(33+10k). Nobody else on this
-// machine uses 127.0.0.31–99.
+// with CHAOS_PARALLEL) is 127.0.0.(31+10k)–(33+10k). No other test here
+// uses those addresses.
 const (
 	nodeIPBase  = 31 // lane 0: s1 = 127.0.0.31, s2 = .32, s3 = .33
 	laneStride  = 10 // lane k's addresses are nodeIPBase+laneStride*k+i
