@@ -60,11 +60,14 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	s.log.Info("cluster leadership acquired")
 	defer s.log.Info("cluster leadership lost")
 	for {
-		if err := s.raft.Barrier(time.Minute).Error(); err == nil {
+		err := s.barrier(ctx)
+		if err == nil {
 			break
-		} else {
-			s.log.Warn("leader barrier failed", zap.Error(err))
 		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("leader barrier failed", zap.Error(err))
 		select {
 		case <-ctx.Done():
 			return
@@ -140,6 +143,26 @@ func (s *Server) ensureNodeHealth(m serf.Member, status, output string) {
 	}
 	if _, _, err := s.apply(structs.RegisterRequestType, req); err != nil {
 		s.log.Warn("reconcile member", zap.String("node", m.Name), zap.Error(err))
+	}
+}
+
+// barrier waits for a Raft barrier, or until ctx ends (Close). Raft may
+// never answer a future it accepted as it shut down: raft.Barrier's select
+// can enqueue into the buffered apply channel after shutdown began, and
+// nothing drains that channel afterwards. Waiting on such a future kept
+// the leader loop, and so Close, blocked forever (a cluster/server test
+// hung 14 minutes in CI). The waiter goroutine ends when Raft answers,
+// which it does for every future but that one; then it ends with the
+// process, holding only the future.
+func (s *Server) barrier(ctx context.Context) error {
+	f := s.raft.Barrier(time.Minute)
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
