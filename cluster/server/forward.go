@@ -408,6 +408,20 @@ func (s *Server) apply(t structs.MessageType, req any) (any, uint64, error) {
 	return resp, f.Index(), nil
 }
 
+// awaitNextLeader pauses a write that raft refused as "not leader" while
+// leadership is moving: until the epoch ep ends (raft names the next
+// leader) or briefly, if it already did. It reports false when ctx ended
+// first and the write should give up.
+func awaitNextLeader(ctx context.Context, ep *leaderEpoch) bool {
+	select {
+	case <-ep.ctx.Done():
+	case <-time.After(leaderRetryPause):
+	case <-ctx.Done():
+		return false
+	}
+	return true
+}
+
 // applyError maps a failed raft.Apply to what the caller may conclude.
 // dispatched: raft had given the entry a log index, so it may be in other
 // servers' logs and a later leader may commit it: ErrLeadershipLost (and
@@ -444,12 +458,7 @@ func (s *Server) write(ctx context.Context, method, dc string, t structs.Message
 		ep := s.epoch.Load()
 		resp, idx, err := s.apply(t, req)
 		if errors.Is(err, structs.ErrNotLeader) && attempt < maxApplyAttempts {
-			// Leadership is moving: wait until raft names the next leader
-			// (or briefly, if it already does) and go there.
-			select {
-			case <-ep.ctx.Done():
-			case <-time.After(leaderRetryPause):
-			case <-ctx.Done():
+			if !awaitNextLeader(ctx, ep) {
 				return err
 			}
 			continue

@@ -49,10 +49,7 @@ func (s *Server) applyTxn(ctx context.Context, a *structs.TxnRequest, r *structs
 		ep := s.epoch.Load()
 		resp, _, err := s.apply(structs.TxnRequestType, a)
 		if errors.Is(err, structs.ErrNotLeader) && attempt < maxApplyAttempts {
-			select {
-			case <-ep.ctx.Done():
-			case <-time.After(leaderRetryPause):
-			case <-ctx.Done():
+			if !awaitNextLeader(ctx, ep) {
 				return err
 			}
 			continue
