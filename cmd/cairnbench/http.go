@@ -14,6 +14,17 @@ func init() {
 	register("http", "3-server cluster: PUT /v1/catalog/register and GET /v1/kv/<key> against the leader's HTTP API", runHTTP)
 }
 
+// benchHTTPClient is the benchmark clients' HTTP client: one keep-alive
+// pool big enough for every one of o.Concurrency clients.
+func benchHTTPClient(o *Options) *http.Client {
+	tr := &http.Transport{
+		MaxIdleConns:        o.Concurrency * 2,
+		MaxIdleConnsPerHost: o.Concurrency * 2,
+		IdleConnTimeout:     time.Minute,
+	}
+	return &http.Client{Transport: tr, Timeout: opTimeout}
+}
+
 func runHTTP(ctx context.Context, o *Options) error {
 	c, leader, err := startBenchCluster(ctx, o)
 	if err != nil {
@@ -23,14 +34,8 @@ func runHTTP(ctx context.Context, o *Options) error {
 	base := "http://" + leader.httpAddr()
 	logf("leader is %s (http %s)", leader.name, base)
 
-	// One keep-alive pool big enough for every client.
-	tr := &http.Transport{
-		MaxIdleConns:        o.Concurrency * 2,
-		MaxIdleConnsPerHost: o.Concurrency * 2,
-		IdleConnTimeout:     time.Minute,
-	}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: opTimeout}
+	hc := benchHTTPClient(o)
+	defer hc.CloseIdleConnections()
 	do := func(ctx context.Context, method, url string, body []byte, want int) error {
 		req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 		if err != nil {

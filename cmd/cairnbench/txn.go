@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 )
 
 func init() {
@@ -26,13 +25,8 @@ func runTxn(ctx context.Context, o *Options) error {
 	defer c.Close()
 	base := "http://" + leader.httpAddr()
 	logf("leader is %s (http %s)", leader.name, base)
-	tr := &http.Transport{
-		MaxIdleConns:        o.Concurrency * 2,
-		MaxIdleConnsPerHost: o.Concurrency * 2,
-		IdleConnTimeout:     time.Minute,
-	}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: opTimeout}
+	hc := benchHTTPClient(o)
+	defer hc.CloseIdleConnections()
 	// "dmFsdWU=" is "value": each client rewrites its own 8 keys, so the
 	// transactions never conflict and the figure is Raft's, not retries'.
 	body := func(w, i int) []byte {
