@@ -150,6 +150,16 @@ func TestSingleflight(t *testing.T) {
 	if bad.Load() != 0 {
 		t.Fatalf("%d lookups failed", bad.Load())
 	}
+	// The waiters' channel went with the fill: no entry keeps one.
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		n := len(s.waits)
+		s.mu.RUnlock()
+		if n != 0 {
+			t.Fatalf("shard %d still holds %d wait channels after the fill", i, n)
+		}
+	}
 	testutil.Eventually(t, 5*time.Second, "the index watch to block", func() error {
 		if tier.blocked.Load() != 1 {
 			return errors.New("not blocked")

@@ -28,11 +28,13 @@ const (
 	kindQuery // a prepared query's results; name is its ID or name
 )
 
+// key names one cached answer. The small fields sit together, so a key
+// is 56 bytes (a map slot of every cached name).
 type key struct {
 	dc      string
-	kind    kind
 	name    string
 	tag     string
+	kind    kind
 	passing bool
 }
 
@@ -52,19 +54,22 @@ func (v *value) empty() bool {
 	return len(v.insts) == 0 && v.node == nil && len(v.nodes) == 0
 }
 
+// entry is one cached answer. A client agent holds one per name it was
+// asked, so it is kept small: no per-entry channel (identical misses wait
+// on one from shard.waits, made only when a second asker comes).
 type entry struct {
-	key   key
-	cat   *Catalog
-	ready chan struct{} // closed once the first fetch ended
-	err   error         // first fetch's error; read after ready
+	key key
+	cat *Catalog
+	err error // first fetch's error; read once filled
 
 	val     atomic.Pointer[value]
 	version atomic.Uint64 // moves on every replacement and on removal
 	lastHit atomic.Int64  // coarse clock (unix nanos)
 	lastOK  atomic.Int64  // unix nanos of the last answer from a server
+	subID   atomic.Uint64 // live subscription (0: none); set under Catalog.subMu
+	filled  atomic.Bool   // the first fetch ended (err or val is set)
 	stale   atomic.Bool   // the last refresh failed
 	removed atomic.Bool
-	subID   atomic.Uint64 // live subscription (0: none); set under Catalog.subMu
 }
 
 // Limits.
@@ -109,6 +114,47 @@ const (
 type shard struct {
 	mu sync.RWMutex
 	m  map[key]*entry
+	// waits holds, for each entry whose first fetch is still running and
+	// has a second asker, the channel closed when it ends; under mu.
+	waits map[*entry]chan struct{}
+}
+
+// awaitFill waits until e's first fetch ended, or ctx ends.
+func (s *shard) awaitFill(ctx context.Context, e *entry) error {
+	s.mu.Lock()
+	if e.filled.Load() {
+		s.mu.Unlock()
+		return nil
+	}
+	ch := s.waits[e]
+	if ch == nil {
+		if s.waits == nil {
+			s.waits = make(map[*entry]chan struct{})
+		}
+		ch = make(chan struct{})
+		s.waits[e] = ch
+	}
+	s.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// markFilled records that e's first fetch ended and wakes its waiters.
+// filled is set before the lock is taken: a waiter that checks it under
+// the lock after that sees it set; one that registered before is woken.
+func (s *shard) markFilled(e *entry) {
+	e.filled.Store(true)
+	s.mu.Lock()
+	ch := s.waits[e]
+	delete(s.waits, e)
+	s.mu.Unlock()
+	if ch != nil {
+		close(ch)
+	}
 }
 
 // Catalog implements resolver.Catalog for client agents.
@@ -265,14 +311,10 @@ func (c *Catalog) get(ctx context.Context, k key) (*value, error) {
 		e := s.m[k]
 		s.mu.RUnlock()
 		if e != nil {
-			select {
-			case <-e.ready:
-			default:
+			if !e.filled.Load() {
 				c.metrics.coalesced.Inc()
-				select {
-				case <-e.ready:
-				case <-ctx.Done():
-					return nil, ctx.Err()
+				if err := s.awaitFill(ctx, e); err != nil {
+					return nil, err
 				}
 				if e.err != nil {
 					return nil, e.err
@@ -292,7 +334,7 @@ func (c *Catalog) get(ctx context.Context, k key) (*value, error) {
 			continue
 		}
 		// Miss: publish a pending entry so identical misses wait for ours.
-		ne := &entry{key: k, cat: c, ready: make(chan struct{})}
+		ne := &entry{key: k, cat: c}
 		ne.lastHit.Store(c.clock.Load())
 		s.mu.Lock()
 		if cur := s.m[k]; cur != nil {
@@ -390,7 +432,7 @@ func (c *Catalog) fill(e *entry) (*value, uint64, error) {
 			c.markOutage(err)
 		}
 		e.err = err
-		close(e.ready)
+		c.shardOf(&e.key).markFilled(e)
 		c.remove(e)
 		return nil, 0, err
 	}
@@ -411,7 +453,7 @@ func (c *Catalog) fill(e *entry) (*value, uint64, error) {
 	e.val.Store(v)
 	e.lastOK.Store(time.Now().UnixNano())
 	ver := e.version.Add(1)
-	close(e.ready)
+	c.shardOf(&e.key).markFilled(e)
 	if v.empty() && c.cfg.NegativeTTL <= 0 {
 		c.remove(e) // no negative caching: the next ask fetches again
 		return v, ver, nil
