@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"hash/maphash"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -92,18 +93,25 @@ type packedShard struct {
 	m  atomic.Pointer[map[uint64]*packedEntry]
 }
 
-// packedEntry is an immutable set of packed answers to one question.
+// packedEntry is an immutable set of packed answers to one question. A
+// client agent keeps one per name asked, so it is kept small (112 bytes,
+// key and name in one allocation).
 type packedEntry struct {
-	key      []byte
-	name     []byte // the question name as first asked (letter case kept)
-	caseFree bool
-	deps     []Dep
-	vers     []uint64
-	resps    [][]byte
+	// kn is the question's key, then its name as first asked (letter case
+	// kept); keyLen splits them.
+	kn     []byte
+	deps   []Dep
+	vers   []uint64
+	resps  [][]byte
+	keyLen uint16
 	// want is how many packings make the entry complete: rotations, or
 	// 1 for an answer with a single record (every shuffle is the same).
-	want int
+	want     uint8
+	caseFree bool
 }
+
+func (pe *packedEntry) key() []byte  { return pe.kn[:pe.keyLen] }
+func (pe *packedEntry) name() []byte { return pe.kn[pe.keyLen:] }
 
 func newPackedStore() *packedStore {
 	ps := &packedStore{seed: maphash.MakeSeed()}
@@ -121,11 +129,11 @@ func (ps *packedStore) shardFor(h uint64) *packedShard { return &ps.shards[h%pac
 func (ps *packedStore) lookup(p []byte, q *question, turn uint32, out []byte) ([]byte, bool) {
 	h := maphash.Bytes(ps.seed, q.key)
 	pe := (*ps.shardFor(h).m.Load())[h]
-	if pe == nil || !bytes.Equal(pe.key, q.key) || len(pe.resps) < pe.want {
+	if pe == nil || !bytes.Equal(pe.key(), q.key) || len(pe.resps) < int(pe.want) {
 		return nil, false
 	}
 	name := p[headerLen:q.nameEnd]
-	sameCase := bytes.Equal(name, pe.name)
+	sameCase := bytes.Equal(name, pe.name())
 	if !sameCase && !pe.caseFree {
 		return nil, false
 	}
@@ -170,9 +178,13 @@ func (ps *packedStore) store(p []byte, q *question, resp []byte, rec *depSet) {
 	defer s.mu.Unlock()
 	old := *s.m.Load()
 	cur := old[h]
+	name := p[headerLen:q.nameEnd]
+	if len(q.key) > math.MaxUint16 {
+		return
+	}
 	ne := &packedEntry{
-		key:      bytes.Clone(q.key),
-		name:     bytes.Clone(p[headerLen:q.nameEnd]),
+		kn:       append(append(make([]byte, 0, len(q.key)+len(name)), q.key...), name...),
+		keyLen:   uint16(len(q.key)),
 		caseFree: caseFree(resp, q.nameEnd),
 		deps:     rec.deps,
 		vers:     rec.vers,
@@ -183,11 +195,11 @@ func (ps *packedStore) store(p []byte, q *question, resp []byte, rec *depSet) {
 	if binary.BigEndian.Uint16(resp[6:]) == 1 && binary.BigEndian.Uint16(resp[8:]) == 0 && binary.BigEndian.Uint16(resp[10:]) <= 1 {
 		ne.want = 1
 	}
-	if cur != nil && bytes.Equal(cur.key, q.key) && sameDeps(cur, rec) {
-		if len(cur.resps) >= cur.want {
+	if cur != nil && bytes.Equal(cur.key(), q.key) && sameDeps(cur, rec) {
+		if len(cur.resps) >= int(cur.want) {
 			return
 		}
-		ne.name, ne.caseFree = cur.name, cur.caseFree && ne.caseFree
+		ne.kn, ne.keyLen, ne.caseFree = cur.kn, cur.keyLen, cur.caseFree && ne.caseFree
 		ne.resps = append(append(ne.resps, cur.resps...), bytes.Clone(resp))
 	} else {
 		ne.resps = [][]byte{bytes.Clone(resp)}
