@@ -190,7 +190,7 @@ func (s *Server) raftStats() structs.RaftStats {
 // serf and each server's own Raft stats, and stores it.
 func (s *Server) gatherHealth(ctx context.Context) *structs.OperatorHealthReply {
 	f := s.raft.GetConfiguration()
-	if f.Error() != nil {
+	if s.wait(f) != nil {
 		return nil
 	}
 	servers := f.Configuration().Servers
@@ -295,7 +295,7 @@ func (s *Server) gatherHealth(ctx context.Context) *structs.OperatorHealthReply 
 // reconciliation.
 func (s *Server) pruneDeadServers() {
 	f := s.raft.GetConfiguration()
-	if f.Error() != nil {
+	if s.wait(f) != nil {
 		return
 	}
 	status := map[string]serf.MemberStatus{}

@@ -237,7 +237,7 @@ func (s *Server) registerStatus() {
 			return s.forwardDC(ctx, structs.MethodStatusPeers, a.Datacenter, a, r)
 		}
 		f := s.raft.GetConfiguration()
-		if err := f.Error(); err != nil {
+		if err := s.wait(f); err != nil {
 			return err
 		}
 		*r = (*r)[:0]
@@ -251,7 +251,7 @@ func (s *Server) registerStatus() {
 			return err
 		}
 		f := s.raft.GetConfiguration()
-		if err := f.Error(); err != nil {
+		if err := s.wait(f); err != nil {
 			return err
 		}
 		leader := raft.ServerAddress(s.Leader())

@@ -396,10 +396,12 @@ func (s *Server) apply(t structs.MessageType, req any) (any, uint64, error) {
 		return nil, 0, err
 	}
 	f := s.raft.Apply(buf, raftApplyTimeout)
-	if err := f.Error(); err != nil {
+	if err := s.wait(f); err != nil {
 		// raft gives an entry its index when it dispatches it to the log
-		// and the followers; before that it is only on this server.
-		return nil, 0, applyError(err, f.Index() != 0)
+		// and the followers; before that it is only on this server. A
+		// future left unanswered as the server closes may have been
+		// dispatched (and its index is not safe to read).
+		return nil, 0, applyError(err, errors.Is(err, errAbandoned) || f.Index() != 0)
 	}
 	resp := f.Response()
 	if err, ok := resp.(error); ok {
@@ -513,7 +515,7 @@ func (s *Server) readLocal(ctx context.Context, q *structs.QueryOptions, meta *s
 			// the state was read (a blocking read may have waited minutes),
 			// so no other leader can have committed what it did not see.
 			// A caller that was forwarded here retries on the new leader.
-			if err := s.raft.VerifyLeader().Error(); err != nil {
+			if err := s.wait(s.raft.VerifyLeader()); err != nil {
 				return fmt.Errorf("%w: consistent read: leadership not verified: %w", structs.ErrNotLeader, err)
 			}
 		}

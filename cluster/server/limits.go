@@ -87,7 +87,7 @@ func (s *Server) isRaftPeerIP(ip netip.Addr) bool {
 		return false
 	}
 	f := s.raft.GetConfiguration()
-	if f.Error() != nil {
+	if s.wait(f) != nil {
 		return false
 	}
 	for _, srv := range f.Configuration().Servers {

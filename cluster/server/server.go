@@ -435,7 +435,7 @@ func (s *Server) Leave(ctx context.Context) error {
 
 func (s *Server) inRaftConfig() bool {
 	f := s.raft.GetConfiguration()
-	if f.Error() != nil {
+	if s.wait(f) != nil {
 		return false
 	}
 	for _, srv := range f.Configuration().Servers {

@@ -105,7 +105,7 @@ func (s *Server) registerOperatorEndpoints() {
 // write acknowledged before the call.
 func (s *Server) SaveSnapshot(ctx context.Context, r *structs.SnapshotResponse) error {
 	if s.IsLeader() {
-		if err := s.raft.Barrier(raftApplyTimeout).Error(); err != nil {
+		if err := s.wait(s.raft.Barrier(raftApplyTimeout)); err != nil {
 			return fmt.Errorf("server: snapshot: barrier: %w", err)
 		}
 	}
@@ -190,7 +190,7 @@ func (s *Server) TransferLeader(id string) error {
 		fut = s.raft.LeadershipTransfer()
 	} else {
 		f := s.raft.GetConfiguration()
-		if err := f.Error(); err != nil {
+		if err := s.wait(f); err != nil {
 			return err
 		}
 		var target *raft.Server
@@ -211,7 +211,7 @@ func (s *Server) TransferLeader(id string) error {
 		fut = s.raft.LeadershipTransferToServer(target.ID, target.Address)
 	}
 	s.log.Warn("transferring raft leadership on operator request", zap.String("to", id))
-	if err := fut.Error(); err != nil {
+	if err := s.wait(fut); err != nil {
 		return fmt.Errorf("server: leadership transfer: %w", err)
 	}
 	return nil
@@ -240,7 +240,7 @@ func (s *Server) awaitNewLeader(ctx context.Context, before raft.ServerID) raft.
 // leader.
 func (s *Server) RemovePeer(id, address string) error {
 	f := s.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
+	if err := s.wait(f); err != nil {
 		return err
 	}
 	for _, srv := range f.Configuration().Servers {
