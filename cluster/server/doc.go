@@ -20,6 +20,10 @@
 //     included) share one wait and one result (blocking.go).
 //   - "consistent" reads verify leadership (a quorum round) after the read,
 //     on the server that read: never older than an acknowledged write.
+//   - Close returns: every wait on a Raft future that raft can leave
+//     unanswered at shutdown (Apply, Barrier, VerifyLeader,
+//     GetConfiguration, leadership transfer) goes through Server.wait,
+//     which ends with the server; a write abandoned so is outcome-unknown.
 //
 // Decisions (details in README.md): default reads are Consul's (a deposed
 // leader may answer stale within its lease; a paused process escapes it);
