@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"math/rand/v2"
 	"time"
 
 	"go.uber.org/zap"
@@ -8,21 +9,45 @@ import (
 	"github.com/cairnd/cairn/cluster/structs"
 )
 
-// coordinateSyncInterval is how often an agent sends its LAN coordinate
-// to the servers (Consul's sync_coordinate_interval_min, 15s); fast
-// gossip (tests) sends every second.
-const coordinateSyncInterval = 15 * time.Second
+// Coordinate sync pacing, Consul's: every agent sends at most every
+// coordinateSyncInterval (sync_coordinate_interval_min, 15s), and a
+// bigger cluster stretches the interval so that all agents together send
+// about coordinateRateTarget updates per second
+// (sync_coordinate_rate_target, 64): 5,000 agents send every 78-156 s,
+// not 333 Raft writes a second. Fast gossip (tests) sends every second.
+const (
+	coordinateSyncInterval = 15 * time.Second
+	coordinateRateTarget   = 64.0
+)
 
-// syncCoordinates sends this agent's serf LAN coordinate to the servers
-// every coordinateSyncInterval until the agent stops. Each send is one
-// Raft write (MessageType 12, a batch of one: see cluster/server doc.go).
-// A failed send is retried at the next tick.
-func (a *Agent) syncCoordinates() {
-	interval := coordinateSyncInterval
-	if fastGossip() {
-		interval = time.Second
+// coordinateInterval is the pause before the next send in a cluster of
+// n members: max(min, n / rate seconds) plus a random stagger of up to as
+// much again, so agents started together spread out (Consul's
+// RateScaledInterval + RandomStagger).
+func coordinateInterval(minInterval time.Duration, rate float64, n int) time.Duration {
+	d := minInterval
+	if scaled := time.Duration(float64(n) / rate * float64(time.Second)); scaled > d {
+		d = scaled
 	}
-	t := time.NewTicker(interval)
+	return d + rand.N(d)
+}
+
+// syncCoordinates sends this agent's serf LAN coordinate to the servers,
+// paced by coordinateInterval, until the agent stops. Each send is one
+// Raft write (MessageType 12, a batch of one: see cluster/server doc.go).
+// A failed send is retried at the next turn.
+func (a *Agent) syncCoordinates() {
+	next := func() time.Duration {
+		if fastGossip() {
+			return time.Second
+		}
+		n := 1
+		if p := a.lanPool(); p != nil {
+			n = p.Serf().NumNodes()
+		}
+		return coordinateInterval(coordinateSyncInterval, coordinateRateTarget, n)
+	}
+	t := time.NewTimer(next())
 	defer t.Stop()
 	for {
 		select {
@@ -30,6 +55,7 @@ func (a *Agent) syncCoordinates() {
 			return
 		case <-t.C:
 		}
+		t.Reset(next())
 		p := a.lanPool()
 		if p == nil {
 			continue

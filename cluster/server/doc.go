@@ -47,5 +47,6 @@
 //
 // Prepared queries and coordinates (query.go, README.md): execute filters,
 // sorts by Near and fails over (NearestN by WAN RTT, then Datacenters);
-// LAN coordinates replicate through Raft, one entry per agent update.
+// LAN coordinates replicate through Raft, one entry per agent update;
+// agents pace updates to ~64/s per cluster (agent/coordinate.go).
 package server
