@@ -7,6 +7,11 @@ type tableMask uint8
 
 const numMasks = 1 << numTables
 
+// allTables has every table's bit: a ninth table overflows tableMask and
+// fails to compile here, instead of sharing a bit silently (widen
+// tableMask then; watch sets are indexed by mask, 2^numTables of them).
+const allTables tableMask = 1<<numTables - 1
+
 func maskOf(tables []Table) tableMask {
 	var m tableMask
 	for _, t := range tables {
