@@ -546,6 +546,7 @@ func (a *Agent) serveHTTP() {
 
 // withPprof serves net/http/pprof under /debug/pprof/ next to api when
 // CAIRN_PPROF=1 (benchmarks profile a server with it); otherwise api alone.
+// Heap-profile sampling is on only then too (cmd/cairn's main).
 func withPprof(api http.Handler) http.Handler {
 	if os.Getenv("CAIRN_PPROF") != "1" {
 		return api
