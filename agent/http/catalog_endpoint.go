@@ -310,10 +310,7 @@ func (a *handler) catalogNodeServices(w nethttp.ResponseWriter, r *nethttp.Reque
 	if err := validName("node name", node); err != nil {
 		return err
 	}
-	if err := a.parseRead(r, &args.Datacenter, &args.QueryOptions); err != nil {
-		return err
-	}
-	flt, err := parseFilter(r)
+	flt, err := a.readArgs(r, &args.Datacenter, &args.QueryOptions)
 	if err != nil {
 		return err
 	}

@@ -11,10 +11,7 @@ func (a *handler) healthNodeChecks(w nethttp.ResponseWriter, r *nethttp.Request,
 	if err := validName("node name", node); err != nil {
 		return err
 	}
-	if err := a.parseRead(r, &args.Datacenter, &args.QueryOptions); err != nil {
-		return err
-	}
-	flt, err := parseFilter(r)
+	flt, err := a.readArgs(r, &args.Datacenter, &args.QueryOptions)
 	if err != nil {
 		return err
 	}
@@ -30,10 +27,7 @@ func (a *handler) healthServiceChecks(w nethttp.ResponseWriter, r *nethttp.Reque
 	if err := validName("service name", service); err != nil {
 		return err
 	}
-	if err := a.parseRead(r, &args.Datacenter, &args.QueryOptions); err != nil {
-		return err
-	}
-	flt, err := parseFilter(r)
+	flt, err := a.readArgs(r, &args.Datacenter, &args.QueryOptions)
 	if err != nil {
 		return err
 	}
@@ -53,10 +47,7 @@ func (a *handler) healthChecksInState(w nethttp.ResponseWriter, r *nethttp.Reque
 		return badRequest("Invalid check state %q", state)
 	}
 	args := structs.ChecksInStateRequest{State: state}
-	if err := a.parseRead(r, &args.Datacenter, &args.QueryOptions); err != nil {
-		return err
-	}
-	flt, err := parseFilter(r)
+	flt, err := a.readArgs(r, &args.Datacenter, &args.QueryOptions)
 	if err != nil {
 		return err
 	}

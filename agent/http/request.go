@@ -156,6 +156,15 @@ func (a *handler) parseRead(r *nethttp.Request, dc *string, o *structs.QueryOpti
 	return parseQueryOptions(q, o)
 }
 
+// readArgs parses ?dc, the query options and ?filter: the preamble of a
+// filtered read.
+func (a *handler) readArgs(r *nethttp.Request, dc *string, o *structs.QueryOptions) (*filter, error) {
+	if err := a.parseRead(r, dc, o); err != nil {
+		return nil, err
+	}
+	return parseFilter(r)
+}
+
 func (a *handler) datacenter(q url.Values) string {
 	if dc := q.Get("dc"); dc != "" {
 		return dc
