@@ -209,14 +209,11 @@ func (a *handler) catalogDatacenters(w nethttp.ResponseWriter, r *nethttp.Reques
 
 func (a *handler) catalogNodes(w nethttp.ResponseWriter, r *nethttp.Request, _ string) error {
 	var args structs.DCSpecificRequest
-	if err := a.parseRead(r, &args.Datacenter, &args.QueryOptions); err != nil {
+	flt, err := a.readArgs(r, &args.Datacenter, &args.QueryOptions)
+	if err != nil {
 		return err
 	}
 	if err := parseNodeMeta(r, &args.NodeMetaFilters); err != nil {
-		return err
-	}
-	flt, err := parseFilter(r)
-	if err != nil {
 		return err
 	}
 	var out structs.IndexedNodes
@@ -237,14 +234,11 @@ func (a *handler) catalogNodes(w nethttp.ResponseWriter, r *nethttp.Request, _ s
 
 func (a *handler) catalogServices(w nethttp.ResponseWriter, r *nethttp.Request, _ string) error {
 	var args structs.DCSpecificRequest
-	if err := a.parseRead(r, &args.Datacenter, &args.QueryOptions); err != nil {
+	flt, err := a.readArgs(r, &args.Datacenter, &args.QueryOptions)
+	if err != nil {
 		return err
 	}
 	if err := parseNodeMeta(r, &args.NodeMetaFilters); err != nil {
-		return err
-	}
-	flt, err := parseFilter(r)
-	if err != nil {
 		return err
 	}
 	var out structs.IndexedServices
