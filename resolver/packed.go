@@ -172,16 +172,16 @@ func (ps *packedStore) store(p []byte, q *question, resp []byte, rec *depSet) {
 			return // changed while we answered
 		}
 	}
+	name := p[headerLen:q.nameEnd]
+	if len(q.key) > math.MaxUint16 {
+		return
+	}
 	h := maphash.Bytes(ps.seed, q.key)
 	s := ps.shardFor(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := *s.m.Load()
 	cur := old[h]
-	name := p[headerLen:q.nameEnd]
-	if len(q.key) > math.MaxUint16 {
-		return
-	}
 	ne := &packedEntry{
 		kn:       append(append(make([]byte, 0, len(q.key)+len(name)), q.key...), name...),
 		keyLen:   uint16(len(q.key)),
