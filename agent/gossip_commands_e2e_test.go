@@ -77,7 +77,13 @@ func testGossipEvent(t *testing.T, gc *gossipCluster) {
 func testGossipExec(t *testing.T, gc *gossipCluster) {
 	bin, servers, c1, all := gc.bin, gc.servers, gc.c1, gc.all
 	host, _ := os.Hostname()
-	out, errOut, code := gossipCLI(t, bin, s1HTTP(servers), "exec", "-wait", "3s", "uname -n")
+	// -wait is how long exec keeps listening after the last result. The
+	// job reaches each agent by a gossip user event, which a loaded CI
+	// machine has delivered to c2 more than 3 s after the others finished
+	// (c2's debug log had no "user event _rexec" by the end): 8 s leaves
+	// room for a late gossip round or the 5 s push/pull resync.
+	fired := time.Now()
+	out, errOut, code := gossipCLI(t, bin, s1HTTP(servers), "exec", "-wait", "8s", "uname -n")
 	t.Logf("cairn exec 'uname -n' (exit %d):\n%s%s", code, out, errOut)
 	for _, n := range []string{"s1", "s2", "s3", "c1"} {
 		if !strings.Contains(out, "    "+n+": "+host+"\n") {
@@ -97,6 +103,7 @@ func testGossipExec(t *testing.T, gc *gossipCluster) {
 		t.Errorf("exec exit %d, want 2 (a node refused)", code)
 	}
 	if t.Failed() {
+		t.Logf("exec fired at %s", fired.UTC().Format("15:04:05.000"))
 		for _, p := range all {
 			for _, l := range strings.Split(p.Log(), "\n") {
 				if strings.Contains(l, "_rexec") || strings.Contains(l, "remote exec") {
