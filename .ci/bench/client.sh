@@ -16,6 +16,10 @@
 #                             (VmRSS after 1,000,000 queries over 10,000
 #                              names, all registered: every name is a real
 #                              hit; anon/file: RssAnon and RssFile)
+#   bench client_idle_10k_names_cpu_pct=<x> wakeups_per_s=<y>
+#                             (the same client idle for
+#                              CLIENT_IDLE_FULL_SECONDS, default 30, right
+#                              after that run)
 #   bench miss_p99_ms=<x> ...       (cmd/cairnbench --bench client)
 #   bench freshness_p99_ms=<x> ...  (cmd/cairnbench --bench client)
 # Server CPU is utime+stime from /proc/<pid>/stat over the dnsperf run,
@@ -106,6 +110,17 @@ RSS_KB=$(awk '/^VmRSS:/ {print $2}' "/proc/$CAIRN_PID/status")
 # binary's text and tables, shared and reclaimable).
 ANON_KB=$(awk '/^RssAnon:/ {print $2}' "/proc/$CAIRN_PID/status")
 FILE_KB=$(awk '/^RssFile:/ {print $2}' "/proc/$CAIRN_PID/status")
+# Idle again, now holding 10,000 names: the collector must not run when
+# nothing allocates (a soft memory limit under the live heap made it run
+# 6 times a second here: resolver/runtime.go).
+IDLE_FULL=${CLIENT_IDLE_FULL_SECONDS:-30}
+log "client idle for ${IDLE_FULL}s holding 10,000 names"
+C0=$(cpu_ticks "$CAIRN_PID") CW0=$(wakeups "$CAIRN_PID")
+sleep "$IDLE_FULL"
+C1=$(cpu_ticks "$CAIRN_PID") CW1=$(wakeups "$CAIRN_PID")
+IDLE_FULL_LINE=$(awk -v c=$((C1 - C0)) -v cw=$((CW1 - CW0)) -v hz="$TCK" -v s="$IDLE_FULL" 'BEGIN {
+	printf "bench client_idle_10k_names_cpu_pct=%.3f wakeups_per_s=%.1f\n", c / hz / s * 100, cw / s
+}')
 ENTRIES=$(curl -sf --max-time 5 "http://127.0.0.1:$HTTP_PORT/v1/agent/metrics?format=prometheus" | awk '/^cairn_cache_entries / {print $2}')
 log "client cache entries after the RSS run: ${ENTRIES:-?}"
 if [ -n "${CLIENT_BENCH_PERF_DIR:-}" ]; then
@@ -115,6 +130,7 @@ if [ -n "${CLIENT_BENCH_PERF_DIR:-}" ]; then
 fi
 
 echo "$IDLE_LINE"
+echo "$IDLE_FULL_LINE"
 awk -v c="$CAIRN_QPS" -v u="$UNBOUND_QPS" -v cc="$CAIRN_CPU" -v uc="$UNBOUND_CPU" -v c20="$CAIRN_CPU20" -v u20="$UNBOUND_CPU20" -v rss="$RSS_KB" -v anon="${ANON_KB:-0}" -v file="${FILE_KB:-0}" 'BEGIN {
 	printf "bench client_cpu_us_per_query_at_20k cairn=%s unbound=%s\n", c20, u20
 	printf "bench client_rss_mb=%.1f anon_mb=%.1f file_mb=%.1f\n", rss / 1024, anon / 1024, file / 1024
