@@ -51,6 +51,11 @@ type Config struct {
 	RaftSnapshotThreshold uint64
 	RaftSnapshotInterval  time.Duration
 	RaftTrailingLogs      uint64
+	// RaftCommitTimeout is hashicorp/raft's CommitTimeout: after this long
+	// without writes the leader tells followers its commit index. 0 keeps
+	// Raft's 50 ms; followers learn of commits sooner anyway (see
+	// commitnudge.go), and tests set it long to show that.
+	RaftCommitTimeout time.Duration
 	// RaftNoSync skips fsync of the log (benchmarks of CPU only; never in
 	// production: acknowledged writes could be lost on power failure).
 	RaftNoSync bool

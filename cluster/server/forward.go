@@ -403,6 +403,7 @@ func (s *Server) apply(t structs.MessageType, req any) (any, uint64, error) {
 		// dispatched (and its index is not safe to read).
 		return nil, 0, applyError(err, errors.Is(err, errAbandoned) || f.Index() != 0)
 	}
+	s.noteCommit()
 	resp := f.Response()
 	if err, ok := resp.(error); ok {
 		return nil, 0, err

@@ -83,6 +83,8 @@ type Server struct {
 	bootstrapped   atomic.Bool
 
 	applies prometheus.CounterFunc
+	// nudge tells followers of commits once writes pause (commitnudge.go).
+	nudge commitNudge
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -169,6 +171,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.registerTombstoneMetrics()
 
+	s.nudge.ch = make(chan struct{}, 1)
+	s.wg.Add(1)
+	go s.nudgeFollowers()
 	s.wg.Add(1)
 	go s.monitorLeadership()
 	s.startAutopilot()
@@ -234,6 +239,9 @@ func (s *Server) setupRaft(adv *net.TCPAddr) error {
 	rc.SnapshotThreshold = s.cfg.RaftSnapshotThreshold
 	rc.SnapshotInterval = s.cfg.RaftSnapshotInterval
 	rc.TrailingLogs = s.cfg.RaftTrailingLogs
+	if s.cfg.RaftCommitTimeout > 0 {
+		rc.CommitTimeout = s.cfg.RaftCommitTimeout
+	}
 	if s.cfg.FastGossip {
 		rc.HeartbeatTimeout = 500 * time.Millisecond
 		rc.ElectionTimeout = 500 * time.Millisecond
