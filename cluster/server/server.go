@@ -110,6 +110,7 @@ func New(cfg Config) (*Server, error) {
 		notifyCh:    make(chan bool, 8),
 		reconcileCh: make(chan serf.Member, 256),
 		sessionTTL:  newSessionTTLs(),
+		nudge:       commitNudge{ch: make(chan struct{}, 1)},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
@@ -171,7 +172,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.registerTombstoneMetrics()
 
-	s.nudge.ch = make(chan struct{}, 1)
 	s.wg.Add(1)
 	go s.nudgeFollowers()
 	s.wg.Add(1)
