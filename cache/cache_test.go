@@ -417,11 +417,7 @@ func TestIndexWatch(t *testing.T) {
 
 // entryVersion is the version of the cached entry of service name in dc1.
 func entryVersion(c *Catalog, name string) uint64 {
-	k := key{dc: "dc1", kind: kindService, name: name}
-	s := c.shardOf(&k)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.m[k].version.Load()
+	return c.entryOf(key{dc: "dc1", kind: kindService, name: name}).version.Load()
 }
 
 // indexedTier is a server tier for TestIndexWatch: every service has one

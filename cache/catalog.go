@@ -29,7 +29,8 @@ const (
 )
 
 // key names one cached answer. The small fields sit together, so a key
-// is 56 bytes (a map slot of every cached name).
+// is 56 bytes. Shards index entries by its 64-bit hash (keyHash), not by
+// the key itself: a map slot is 16 bytes, not 64.
 type key struct {
 	dc      string
 	name    string
@@ -67,8 +68,11 @@ type entry struct {
 	lastHit atomic.Int64  // coarse clock (unix nanos)
 	lastOK  atomic.Int64  // unix nanos of the last answer from a server
 	subID   atomic.Uint64 // live subscription (0: none); set under Catalog.subMu
-	filled  atomic.Bool   // the first fetch ended (err or val is set)
-	stale   atomic.Bool   // the last refresh failed
+	// next chains entries whose keys share a 64-bit hash (shard.find);
+	// under the shard's mu. The field fits the 144-byte size class.
+	next    *entry
+	filled  atomic.Bool // the first fetch ended (err or val is set)
+	stale   atomic.Bool // the last refresh failed
 	removed atomic.Bool
 }
 
@@ -113,10 +117,60 @@ const (
 
 type shard struct {
 	mu sync.RWMutex
-	m  map[key]*entry
+	// m holds the entries by keyHash; keys whose hashes collide chain
+	// through entry.next. Use find, add and drop, under mu.
+	m map[uint64]*entry
 	// waits holds, for each entry whose first fetch is still running and
 	// has a second asker, the channel closed when it ends; under mu.
 	waits map[*entry]chan struct{}
+}
+
+// find returns k's entry (h is keyHash(k)), or nil; under s.mu.
+func (s *shard) find(h uint64, k *key) *entry {
+	for e := s.m[h]; e != nil; e = e.next {
+		if e.key == *k {
+			return e
+		}
+	}
+	return nil
+}
+
+// add inserts e (h is keyHash of its key), which must not be there; under
+// s.mu held for writing.
+func (s *shard) add(h uint64, e *entry) {
+	e.next = s.m[h]
+	s.m[h] = e
+}
+
+// drop removes e (h is keyHash of its key) and reports whether it was
+// there; under s.mu held for writing.
+func (s *shard) drop(h uint64, e *entry) bool {
+	head := s.m[h]
+	if head == e {
+		if e.next == nil {
+			delete(s.m, h)
+		} else {
+			s.m[h] = e.next
+		}
+		e.next = nil
+		return true
+	}
+	for p := head; p != nil; p = p.next {
+		if p.next == e {
+			p.next, e.next = e.next, nil
+			return true
+		}
+	}
+	return false
+}
+
+// each calls f for every entry of s; under s.mu.
+func (s *shard) each(f func(e *entry)) {
+	for _, head := range s.m {
+		for e := head; e != nil; e = e.next {
+			f(e)
+		}
+	}
 }
 
 // awaitFill waits until e's first fetch ended, or ctx ends.
@@ -238,7 +292,7 @@ func New(cfg Config, rpc RPCFunc, logger *zap.Logger, reg prometheus.Registerer)
 	}
 	c.metrics = m
 	for i := range c.shards {
-		c.shards[i].m = make(map[key]*entry)
+		c.shards[i].m = make(map[uint64]*entry)
 	}
 	c.clock.Store(time.Now().UnixNano())
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -267,6 +321,22 @@ func (c *Catalog) Close() error {
 func (c *Catalog) shardOf(k *key) *shard {
 	h := maphash.String(c.seed, k.name)
 	return &c.shards[(h^uint64(k.kind))&(numShards-1)]
+}
+
+// keyHash is k's index in its shard's map: every field of k, hashed.
+func (c *Catalog) keyHash(k *key) uint64 {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	h.WriteString(k.dc)
+	h.WriteByte(0)
+	h.WriteString(k.name)
+	h.WriteByte(0)
+	h.WriteString(k.tag)
+	h.WriteByte(byte(k.kind))
+	if k.passing {
+		h.WriteByte(1)
+	}
+	return h.Sum64()
 }
 
 // usable reports whether v may answer now, given e's staleness.
@@ -303,12 +373,12 @@ func (c *Catalog) get(ctx context.Context, k key) (*value, error) {
 	if k.dc == "" {
 		k.dc = c.cfg.Datacenter
 	}
-	s := c.shardOf(&k)
+	s, h := c.shardOf(&k), c.keyHash(&k)
 	// Bounded: a second round only follows an entry found unusable or
 	// failed, which is then replaced by our own fetch.
 	for attempt := 0; attempt < 3; attempt++ {
 		s.mu.RLock()
-		e := s.m[k]
+		e := s.find(h, &k)
 		s.mu.RUnlock()
 		if e != nil {
 			if !e.filled.Load() {
@@ -337,11 +407,11 @@ func (c *Catalog) get(ctx context.Context, k key) (*value, error) {
 		ne := &entry{key: k, cat: c}
 		ne.lastHit.Store(c.clock.Load())
 		s.mu.Lock()
-		if cur := s.m[k]; cur != nil {
+		if s.find(h, &k) != nil {
 			s.mu.Unlock()
 			continue
 		}
-		s.m[k] = ne
+		s.add(h, ne)
 		s.mu.Unlock()
 		if n := c.count.Add(1); n > int64(c.cfg.MaxEntries+evictSlack) {
 			c.trim(c.cfg.MaxEntries)

@@ -108,11 +108,11 @@ func (c *Catalog) dropIdle(now int64) {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.RLock()
-		for _, e := range s.m {
+		s.each(func(e *entry) {
 			if now-e.lastHit.Load() > int64(c.cfg.IdleTimeout) {
 				idle = append(idle, e)
 			}
-		}
+		})
 		s.mu.RUnlock()
 	}
 	for _, e := range idle {
@@ -134,9 +134,7 @@ func (c *Catalog) trim(max int) {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.RLock()
-		for _, e := range s.m {
-			all = append(all, cand{e, e.lastHit.Load()})
-		}
+		s.each(func(e *entry) { all = append(all, cand{e, e.lastHit.Load()}) })
 		s.mu.RUnlock()
 	}
 	slices.SortFunc(all, func(a, b cand) int {
@@ -156,9 +154,9 @@ func (c *Catalog) trim(max int) {
 // remove drops e from its shard (if still there) and invalidates it.
 func (c *Catalog) remove(e *entry) {
 	s := c.shardOf(&e.key)
+	h := c.keyHash(&e.key)
 	s.mu.Lock()
-	if s.m[e.key] == e {
-		delete(s.m, e.key)
+	if s.drop(h, e) {
 		c.count.Add(-1)
 		c.metrics.entries.Dec()
 	}

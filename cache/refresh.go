@@ -67,17 +67,17 @@ func (c *Catalog) refreshRound(idx uint64) {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.RLock()
-		for _, e := range s.m {
+		s.each(func(e *entry) {
 			v := e.val.Load()
 			if v == nil || v.expires != 0 || v.index >= idx || e.key.dc != c.cfg.Datacenter {
-				continue // pending, timed (negative or other-dc), or current
+				return // pending, timed (negative or other-dc), or current
 			}
 			if now-e.lastHit.Load() <= int64(hotWindow) {
 				hot = append(hot, e)
 			} else {
 				cold = append(cold, e)
 			}
-		}
+		})
 		s.mu.RUnlock()
 	}
 	for _, e := range cold {

@@ -72,7 +72,7 @@ func (c *Catalog) entryOf(k key) *entry {
 	s := c.shardOf(&k)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.m[k]
+	return s.find(c.keyHash(&k), &k)
 }
 
 func webAddrs(t *testing.T, c *Catalog) []string {
