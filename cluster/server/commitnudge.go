@@ -23,7 +23,14 @@ import (
 // for the last, and no barrier is added; when nothing is written nothing
 // is sent.
 const (
-	commitQuiet = 2 * time.Millisecond
+	// commitQuiet is the pause after the last write before the barrier.
+	// Barriers come at most once a quiet gap: for writes arriving at
+	// random at rate r, r·e^(-r·commitQuiet) a second, at most
+	// 1/(e·commitQuiet), ≈74/s at 5 ms (≈184/s at 2 ms), whatever the
+	// load; each costs a log append (an fsync when not batched with a
+	// write). Measured freshness on a follower: p50 ≈11 ms at 5 ms, ≈7.5
+	// ms at 2 ms.
+	commitQuiet = 5 * time.Millisecond
 	// nudgeEnqueueTimeout bounds handing the barrier to Raft.
 	nudgeEnqueueTimeout = time.Second
 )

@@ -25,7 +25,7 @@
 //     GetConfiguration, leadership transfer) goes through Server.wait,
 //     which ends with the server; a write abandoned so is outcome-unknown.
 //   - Followers apply a write within a round trip of writes pausing for
-//     2 ms: the leader then appends a Raft barrier whose AppendEntries
+//     5 ms: the leader then appends a Raft barrier whose AppendEntries
 //     carries the commit (commitnudge.go), not Raft's 50–100 ms
 //     CommitTimeout; subscriptions served by followers are as fresh.
 //
