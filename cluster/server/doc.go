@@ -24,10 +24,12 @@
 //     unanswered at shutdown (Apply, Barrier, VerifyLeader,
 //     GetConfiguration, leadership transfer) goes through Server.wait,
 //     which ends with the server; a write abandoned so is outcome-unknown.
-//   - Followers apply a write within a round trip of writes pausing for
-//     5 ms: the leader then appends a Raft barrier whose AppendEntries
-//     carries the commit (commitnudge.go), not Raft's 50–100 ms
-//     CommitTimeout; subscriptions served by followers are as fresh.
+//   - Followers apply a write soon after writes pause for 5 ms, not after
+//     Raft's 50–100 ms CommitTimeout: the leader then appends a Raft
+//     barrier whose AppendEntries carries the commit (commitnudge.go), so
+//     the delay is the pause, the barrier's log appends (leader, then
+//     follower) and a round trip; subscriptions served by followers are
+//     that fresh.
 //
 // Decisions (details in README.md): default reads are Consul's (a deposed
 // leader may answer stale within its lease; a paused process escapes it);
