@@ -19,7 +19,8 @@ import (
 // Instead, once writes pause for commitQuiet, the leader appends a Raft
 // barrier: a log entry the state machine never sees, whose AppendEntries
 // carries the commit index of the writes before it, so followers apply
-// them a round trip later. While writes keep coming each one does that
+// them once the barrier is appended (leader, then follower: an fsync
+// each) and a round trip later. While writes keep coming each one does that
 // for the last, and no barrier is added; when nothing is written nothing
 // is sent.
 const (
