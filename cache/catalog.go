@@ -318,9 +318,11 @@ func (c *Catalog) Close() error {
 	return nil
 }
 
-func (c *Catalog) shardOf(k *key) *shard {
-	h := maphash.String(c.seed, k.name)
-	return &c.shards[(h^uint64(k.kind))&(numShards-1)]
+// locate returns k's shard and its index there (keyHash): one hash of
+// the whole key picks both.
+func (c *Catalog) locate(k *key) (*shard, uint64) {
+	h := c.keyHash(k)
+	return &c.shards[h&(numShards-1)], h
 }
 
 // keyHash is k's index in its shard's map: every field of k, hashed.
@@ -373,7 +375,7 @@ func (c *Catalog) get(ctx context.Context, k key) (*value, error) {
 	if k.dc == "" {
 		k.dc = c.cfg.Datacenter
 	}
-	s, h := c.shardOf(&k), c.keyHash(&k)
+	s, h := c.locate(&k)
 	// Bounded: a second round only follows an entry found unusable or
 	// failed, which is then replaced by our own fetch.
 	for attempt := 0; attempt < 3; attempt++ {
@@ -502,7 +504,8 @@ func (c *Catalog) fill(e *entry) (*value, uint64, error) {
 			c.markOutage(err)
 		}
 		e.err = err
-		c.shardOf(&e.key).markFilled(e)
+		s, _ := c.locate(&e.key)
+		s.markFilled(e)
 		c.remove(e)
 		return nil, 0, err
 	}
@@ -523,7 +526,8 @@ func (c *Catalog) fill(e *entry) (*value, uint64, error) {
 	e.val.Store(v)
 	e.lastOK.Store(time.Now().UnixNano())
 	ver := e.version.Add(1)
-	c.shardOf(&e.key).markFilled(e)
+	s, _ := c.locate(&e.key)
+	s.markFilled(e)
 	if v.empty() && c.cfg.NegativeTTL <= 0 {
 		c.remove(e) // no negative caching: the next ask fetches again
 		return v, ver, nil

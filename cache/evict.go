@@ -153,8 +153,7 @@ func (c *Catalog) trim(max int) {
 
 // remove drops e from its shard (if still there) and invalidates it.
 func (c *Catalog) remove(e *entry) {
-	s := c.shardOf(&e.key)
-	h := c.keyHash(&e.key)
+	s, h := c.locate(&e.key)
 	s.mu.Lock()
 	if s.drop(h, e) {
 		c.count.Add(-1)

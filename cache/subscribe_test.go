@@ -69,10 +69,10 @@ func newSubCatalog(t *testing.T, tier *fakeTier, subs Subscriber, mod func(*Conf
 }
 
 func (c *Catalog) entryOf(k key) *entry {
-	s := c.shardOf(&k)
+	s, h := c.locate(&k)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.find(c.keyHash(&k), &k)
+	return s.find(h, &k)
 }
 
 func webAddrs(t *testing.T, c *Catalog) []string {
