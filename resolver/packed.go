@@ -199,8 +199,19 @@ func (ps *packedStore) store(p []byte, q *question, resp []byte, rec *depSet) {
 		if len(cur.resps) >= int(cur.want) {
 			return
 		}
+		r := bytes.Clone(resp)
+		if !bytes.Equal(name, cur.name()) {
+			// Asked in another letter case. Every packing of an entry
+			// carries the entry's name (lookup serves it as is to an
+			// asker in that case), so this one may join only if the
+			// name is in its question alone, rewritten to the entry's.
+			if !cur.caseFree || !ne.caseFree {
+				return
+			}
+			copy(r[headerLen:], cur.name())
+		}
 		ne.kn, ne.keyLen, ne.caseFree = cur.kn, cur.keyLen, cur.caseFree && ne.caseFree
-		ne.resps = append(append(ne.resps, cur.resps...), bytes.Clone(resp))
+		ne.resps = append(append(ne.resps, cur.resps...), r)
 	} else {
 		ne.resps = [][]byte{bytes.Clone(resp)}
 	}

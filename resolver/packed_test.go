@@ -169,3 +169,38 @@ func BenchmarkPackedHit(b *testing.B) {
 		}
 	}
 }
+
+// TestPackedAnswersKeepAskedCase: whatever letter case the packings of a
+// shuffled answer were first asked in, a packed answer's question and
+// owner names are the asker's own, byte for byte (resolvers using 0x20
+// case randomisation drop answers whose question differs in case).
+func TestPackedAnswersKeepAskedCase(t *testing.T) {
+	cat := newPackedCatalog()
+	s := startPacked(t, cat)
+	// The rotations are packed from questions asked in different cases.
+	fills := []string{"Web.service.consul.", "web.service.consul.", "WEB.service.consul.", "wEb.service.consul."}
+	for i := range len(fills) * rotations {
+		exchange(t, "udp", s, fills[i%len(fills)], dns.TypeA)
+	}
+	waitPackings(t, s, rotations)
+	before := cat.hits()
+	for _, name := range append(fills, "web.SERVICE.consul.") {
+		for range 2 * rotations { // every turn of the rotation
+			r, _ := exchange(t, "udp", s, name, dns.TypeA)
+			if len(r.Question) != 1 || r.Question[0].Name != name {
+				t.Fatalf("asked %q: question %v", name, r.Question)
+			}
+			if len(r.Answer) != 3 {
+				t.Fatalf("asked %q: %d answers, want 3", name, len(r.Answer))
+			}
+			for _, rr := range r.Answer {
+				if rr.Header().Name != name {
+					t.Fatalf("asked %q: answer owner %q", name, rr.Header().Name)
+				}
+			}
+		}
+	}
+	if cat.hits() == before {
+		t.Fatal("no answer came from the packed store")
+	}
+}
