@@ -43,16 +43,34 @@ type key struct {
 type value struct {
 	index uint64
 	insts []resolver.Instance
+	// expires (unix nanos) is set on negative answers to cold misses.
+	expires int64
+	// more holds what only the rarer kinds answer (nil for a service's
+	// instances, which a client agent holds one of per name): a value is
+	// 48 bytes, not 96.
+	more *moreValue
+}
+
+// moreValue is the part of a value only node, nodes and prepared query
+// keys carry.
+type moreValue struct {
 	node  *resolver.Node
 	nodes []resolver.Node
 	// query is what a prepared query said about insts (kindQuery only).
 	query resolver.QueryAnswer
-	// expires (unix nanos) is set on negative answers to cold misses.
-	expires int64
+}
+
+// extra is v's moreValue, zero for a service's value.
+func (v *value) extra() moreValue {
+	if v.more == nil {
+		return moreValue{}
+	}
+	return *v.more
 }
 
 func (v *value) empty() bool {
-	return len(v.insts) == 0 && v.node == nil && len(v.nodes) == 0
+	m := v.extra()
+	return len(v.insts) == 0 && m.node == nil && len(m.nodes) == 0
 }
 
 // entry is one cached answer. A client agent holds one per name it was
@@ -562,10 +580,10 @@ func (c *Catalog) ServiceNodes(ctx context.Context, dc, service, tag string, pas
 // Node implements resolver.Catalog.
 func (c *Catalog) Node(ctx context.Context, dc, name string) (*resolver.Node, error) {
 	v, err := c.get(ctx, key{dc: dc, kind: kindNode, name: name})
-	if err != nil || v.node == nil {
+	if err != nil || v.extra().node == nil {
 		return nil, err
 	}
-	n := *v.node
+	n := *v.more.node
 	return &n, nil
 }
 
@@ -575,7 +593,7 @@ func (c *Catalog) Nodes(ctx context.Context, dc string) ([]resolver.Node, error)
 	if err != nil {
 		return nil, err
 	}
-	return v.nodes, nil
+	return v.extra().nodes, nil
 }
 
 // ServicesByAddress implements resolver.Catalog. Reverse lookups of
@@ -603,7 +621,7 @@ func (c *Catalog) PreparedQuery(ctx context.Context, dc, name string, dst []reso
 	if err != nil {
 		return dst, resolver.QueryAnswer{TTL: -1}, err
 	}
-	return append(dst, v.insts...), v.query, nil
+	return append(dst, v.insts...), v.extra().query, nil
 }
 
 // Len returns the number of cached keys.

@@ -146,8 +146,9 @@ func (c *Catalog) refresh(e *entry) {
 }
 
 func sameValue(a, b *value) bool {
-	return a.expires == b.expires && a.query == b.query && reflect.DeepEqual(a.insts, b.insts) &&
-		reflect.DeepEqual(a.node, b.node) && reflect.DeepEqual(a.nodes, b.nodes)
+	am, bm := a.extra(), b.extra()
+	return a.expires == b.expires && am.query == bm.query && reflect.DeepEqual(a.insts, b.insts) &&
+		reflect.DeepEqual(am.node, bm.node) && reflect.DeepEqual(am.nodes, bm.nodes)
 }
 
 // markOutage notes that a server request failed: from now on hits count as
@@ -199,12 +200,15 @@ func (c *Catalog) fetch(ctx context.Context, k key, minIndex uint64) (*value, er
 	case kindService:
 		v.index, v.insts, err = c.src.serviceNodes(ctx, k.dc, k.name, k.tag, k.passing, q, nil)
 	case kindNode:
-		v.index, v.node, err = c.src.node(ctx, k.dc, k.name, q)
+		v.more = &moreValue{}
+		v.index, v.more.node, err = c.src.node(ctx, k.dc, k.name, q)
 	case kindNodes:
-		v.index, v.nodes, err = c.src.nodes(ctx, k.dc, q)
+		v.more = &moreValue{}
+		v.index, v.more.nodes, err = c.src.nodes(ctx, k.dc, q)
 	case kindQuery:
 		q.MinQueryIndex = 0 // query results are refreshed, never watched
-		v.index, v.insts, v.query, err = c.src.preparedQuery(ctx, k.dc, k.name, q, nil)
+		v.more = &moreValue{}
+		v.index, v.insts, v.more.query, err = c.src.preparedQuery(ctx, k.dc, k.name, q, nil)
 	}
 	if err != nil {
 		return nil, err

@@ -3,6 +3,8 @@ package cache
 import (
 	"testing"
 	"unsafe"
+
+	"github.com/cairnd/cairn/cluster/structs"
 )
 
 // TestShardHashChains: entries whose keys share a 64-bit hash (forced
@@ -56,10 +58,50 @@ func TestShardHashChains(t *testing.T) {
 	}
 }
 
-// TestEntrySize: an entry (one per cached name) stays in the 144-byte
-// size class with its hash-chain link.
+// TestEntrySize: what a client agent holds per cached name stays in its
+// size class: an entry (144 bytes, with its hash-chain link) and a value
+// (48, the rarer kinds' fields behind one pointer).
 func TestEntrySize(t *testing.T) {
-	if n := unsafe.Sizeof(entry{}); n > 144 {
-		t.Fatalf("entry is %d bytes, want at most 144", n)
+	for _, c := range []struct {
+		what      string
+		size, max uintptr
+	}{
+		{"entry", unsafe.Sizeof(entry{}), 144},
+		{"value", unsafe.Sizeof(value{}), 48},
+	} {
+		if c.size > c.max {
+			t.Errorf("%s is %d bytes, want at most %d", c.what, c.size, c.max)
+		}
+	}
+}
+
+// TestAppendInstancesShares: decoded strings equal to one held already
+// (service ID = service name, service address = node address, the agent's
+// datacenter) are shared, not kept twice per cached name; different ones
+// are kept as they are.
+func TestAppendInstancesShares(t *testing.T) {
+	same := func(a, b string) bool { return unsafe.StringData(a) == unsafe.StringData(b) }
+	// clone gives each decoded field its own bytes, as the decoder does.
+	clone := func(s string) string { return string([]byte(s)) }
+	dc := "dc1"
+	nodes := []structs.CheckServiceNode{
+		{Node: &structs.Node{Node: "n1", Address: "10.0.0.1", Datacenter: clone(dc)},
+			Service: &structs.NodeService{ID: clone("web"), Service: "web", Address: clone("10.0.0.1"), Port: 80}},
+		{Node: &structs.Node{Node: "n2", Address: "10.0.0.2", Datacenter: "dc2"},
+			Service: &structs.NodeService{ID: "web-2", Service: "web", Address: "10.0.9.9", Port: 81}},
+	}
+	got := appendInstances(nil, nodes, dc)
+	if len(got) != 2 {
+		t.Fatalf("got %d instances, want 2", len(got))
+	}
+	a, b := got[0], got[1]
+	if !same(a.ServiceID, a.Service) || !same(a.Address, a.Node.Address) || !same(a.Node.Datacenter, dc) {
+		t.Errorf("equal strings not shared: id %q/%q address %q/%q dc %q", a.ServiceID, a.Service, a.Address, a.Node.Address, a.Node.Datacenter)
+	}
+	if b.ServiceID != "web-2" || b.Address != "10.0.9.9" || b.Node.Datacenter != "dc2" || b.Port != 81 {
+		t.Errorf("distinct strings changed: %+v", b)
+	}
+	if a.ServiceID != "web" || a.Address != "10.0.0.1" || a.Node.Datacenter != "dc1" || a.Port != 80 {
+		t.Errorf("shared strings changed: %+v", a)
 	}
 }

@@ -75,7 +75,7 @@ func (s *Source) serviceNodes(ctx context.Context, dc, service, tag string, pass
 		}
 		index, nodes = out.Index, out.Nodes
 	}
-	return index, appendInstances(dst, nodes), nil
+	return index, appendInstances(dst, nodes, s.Datacenter), nil
 }
 
 // node returns the node called name in dc, nil if there is none.
@@ -188,7 +188,13 @@ func servicesByAddress(ctx context.Context, services map[string][]string, addr s
 // appendInstances appends catalog rows to dst as resolver instances,
 // sharing the (immutable) maps and slices of the rows rather than copying
 // them: servers convert per query on their local state, clients per fetch.
-func appendInstances(dst []resolver.Instance, nodes []structs.CheckServiceNode) []resolver.Instance {
+//
+// Strings equal to one already held are shared rather than kept twice:
+// a service ID that is the service's name (the usual registration), a
+// service address that is its node's, and a datacenter named dc (the
+// agent's: pass it in). A client agent keeps these for every name it
+// caches, and each decoded string is an allocation of its own.
+func appendInstances(dst []resolver.Instance, nodes []structs.CheckServiceNode, dc string) []resolver.Instance {
 	dst = slices.Grow(dst, len(nodes))
 	for i := range nodes {
 		n := &nodes[i]
@@ -197,20 +203,30 @@ func appendInstances(dst []resolver.Instance, nodes []structs.CheckServiceNode) 
 		}
 		in := resolver.Instance{
 			Node:      toNode(n.Node),
-			ServiceID: n.Service.ID,
+			ServiceID: share(n.Service.ID, n.Service.Service),
 			Service:   n.Service.Service,
-			Address:   n.Service.Address,
 			Port:      n.Service.Port,
 			Tags:      n.Service.Tags,
 			Meta:      n.Service.Meta,
 			Status:    structs.AggregateStatus(n.Checks),
 		}
+		in.Address = share(n.Service.Address, in.Node.Address)
+		in.Node.Datacenter = share(in.Node.Datacenter, dc)
 		if w := n.Service.Weights; w != nil {
 			in.Weights = resolver.Weights{Passing: w.Passing, Warning: w.Warning}
 		}
 		dst = append(dst, in)
 	}
 	return dst
+}
+
+// share returns held if s has the same bytes, so the copy in s can be
+// collected.
+func share(s, held string) string {
+	if s == held {
+		return held
+	}
+	return s
 }
 
 // toNode converts a catalog node to the resolver's view of it.
@@ -240,7 +256,7 @@ func (s *Source) preparedQuery(ctx context.Context, dc, name string, q structs.Q
 		}
 	}
 	qa.Ordered = out.Sorted
-	return out.Index, appendInstances(dst, out.Nodes), qa, nil
+	return out.Index, appendInstances(dst, out.Nodes, s.Datacenter), qa, nil
 }
 
 // PreparedQuery implements resolver.QueryCatalog.

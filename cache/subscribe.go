@@ -131,11 +131,12 @@ func (c *Catalog) Deliver(ev stream.Event) {
 		v := &value{index: ev.Index}
 		switch e.key.kind {
 		case kindService:
-			v.insts = appendInstances(nil, ev.Health)
+			v.insts = appendInstances(nil, ev.Health, c.cfg.Datacenter)
 		case kindNode:
+			v.more = &moreValue{}
 			if ev.Node != nil {
 				n := toNode(ev.Node)
-				v.node = &n
+				v.more.node = &n
 			}
 		}
 		e.lastOK.Store(now)

@@ -28,7 +28,7 @@ type Subscriptions struct {
 	cfg     SubscriptionsConfig
 	logger  *zap.Logger
 	mu      sync.Mutex
-	subs    map[uint64]*subState
+	subs    map[uint64]subState
 	nextID  uint64
 	cur     *rpc.Stream // nil while disconnected
 	running bool
@@ -54,11 +54,23 @@ type SubscriptionsConfig struct {
 	Unsupported func(err error)
 }
 
-// subState is what a client remembers per subscription: the request and
-// the index of the last result delivered (its resume point).
+// subState is what a client remembers per subscription: what it asked
+// for and the index of the last result delivered (its resume point). A
+// client agent holds one per cached name, so it keeps only what differs
+// between subscriptions (48 bytes, inline in the map: the rest of a
+// Request is the same for all, or is the map key) rather than the whole
+// Request behind a pointer (96 bytes and a pointer slot).
 type subState struct {
-	req   stream.Request
-	index uint64
+	key, tag string
+	index    uint64
+	topic    stream.Topic
+	passing  bool
+}
+
+// request is the subscription's Request, resuming from its index.
+func (st subState) request(id uint64, dc string) stream.Request {
+	return stream.Request{Op: stream.OpSubscribe, ID: id, Topic: st.topic, Key: st.key, Tag: st.tag,
+		PassingOnly: st.passing, Datacenter: dc, Index: st.index}
 }
 
 // Stream timings.
@@ -81,7 +93,7 @@ func (f *Forwarder) NewSubscriptions(cfg SubscriptionsConfig) (*Subscriptions, e
 	if cfg.Datacenter == "" {
 		cfg.Datacenter = f.cfg.Datacenter
 	}
-	return &Subscriptions{f: f, cfg: cfg, logger: f.logger.Named("subscriptions"), subs: make(map[uint64]*subState)}, nil
+	return &Subscriptions{f: f, cfg: cfg, logger: f.logger.Named("subscriptions"), subs: make(map[uint64]subState)}, nil
 }
 
 // Subscribe adds a subscription and returns its ID. req's Op, ID and
@@ -94,8 +106,7 @@ func (s *Subscriptions) Subscribe(req stream.Request) uint64 {
 	defer s.mu.Unlock()
 	s.nextID++
 	req.Op, req.ID, req.Datacenter = stream.OpSubscribe, s.nextID, s.cfg.Datacenter
-	st := &subState{req: req, index: req.Index}
-	s.subs[req.ID] = st
+	s.subs[req.ID] = subState{key: req.Key, tag: req.Tag, index: req.Index, topic: req.Topic, passing: req.PassingOnly}
 	s.sendLocked(&req)
 	return req.ID
 }
@@ -215,9 +226,7 @@ func (s *Subscriptions) serve(ctx context.Context, c *conn) error {
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		sub := s.subs[id]
-		r := sub.req
-		r.Index = sub.index
+		r := s.subs[id].request(id, s.cfg.Datacenter)
 		s.sendLocked(&r)
 	}
 	n := len(ids)
@@ -247,7 +256,10 @@ func (s *Subscriptions) serve(ctx context.Context, c *conn) error {
 		if ok {
 			switch ev.Kind {
 			case stream.KindSnapshot, stream.KindUpdate, stream.KindResumed:
-				sub.index = max(sub.index, ev.Index)
+				if ev.Index > sub.index {
+					sub.index = ev.Index
+					s.subs[ev.ID] = sub
+				}
 			case stream.KindError:
 				delete(s.subs, ev.ID)
 			}
