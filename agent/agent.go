@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -467,6 +468,9 @@ func (a *Agent) startDNS(ctx context.Context) error {
 		}
 		ccfg := cfg.CacheConfig()
 		ccfg.Subscriber = subs
+		// Fill bursts' garbage goes back to the OS once they end
+		// (cache/memory.go).
+		ccfg.ReleaseMemory = debug.FreeOSMemory
 		cc2, err = cache.New(ccfg, a.RPC, a.log.Named("cache"), a.reg)
 		if err != nil {
 			return err

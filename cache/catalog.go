@@ -239,6 +239,7 @@ type Catalog struct {
 	seed    maphash.Seed
 	shards  [numShards]shard
 	count   atomic.Int64
+	fills   atomic.Uint64 // values stored: fills, refreshes, pushes (memory.go)
 	hits    atomic.Uint64
 	clock   atomic.Int64
 	outage  atomic.Bool
@@ -542,6 +543,7 @@ func (c *Catalog) fill(e *entry) (*value, uint64, error) {
 		v.expires = time.Now().Add(c.cfg.UnwatchedTTL).UnixNano()
 	}
 	e.val.Store(v)
+	c.fills.Add(1)
 	e.lastOK.Store(time.Now().UnixNano())
 	ver := e.version.Add(1)
 	s, _ := c.locate(&e.key)

@@ -39,6 +39,10 @@ type Config struct {
 	// (forwarder.Subscriptions on client agents); its events go to
 	// Catalog.Deliver, Down and Up.
 	Subscriber Subscriber
+	// ReleaseMemory, if set, is called by the janitor once a burst of at
+	// least ReleaseBurst fills has been followed by ReleaseQuiet without
+	// one (memory.go). Client agents pass debug.FreeOSMemory.
+	ReleaseMemory func()
 }
 
 // Defaults. Each is a trade-off named here once.

@@ -28,13 +28,17 @@
 //   - When no server answers, entries are served for up to Config.MaxStale
 //     and counted stale; a miss then fails at once (SERVFAIL).
 //   - Empty answers to cold misses are cached for NegativeTTL only.
-//   - Packed hits are checked by the entries themselves (entry.Serve).
 //   - Prepared query results are keys of their own (kind query), fetched
 //     and refreshed like a local service: a change to the query definition
 //     alone is seen when the key is next fetched (idle drop or a catalog
 //     change), not pushed.
 //   - Packed hits are checked by the entries themselves (entry.Serve), so
 //     freshness, max_stale and hit bookkeeping are the same on both paths.
+//   - Memory goes back to the OS after a burst of fills (Config.
+//     ReleaseMemory, memory.go): at least ReleaseBurst fills, then
+//     ReleaseQuiet without one, cost one collection and a release of the
+//     free pages; hits allocate nothing, so nothing else would collect
+//     the burst's garbage soon.
 //
 // Metrics: README.md.
 package cache

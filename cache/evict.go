@@ -15,7 +15,8 @@ import (
 // and wakes only every janitorEvery for that work (an idle client agent's
 // only cache wake-up), until the next question wakes it (touch), which
 // first stores a fresh clock. A timed answer is therefore never judged by
-// a clock older than the question.
+// a clock older than the question. It also releases memory once a burst
+// of fills has ended (memory.go), waking early for it when asleep.
 func (c *Catalog) janitor() {
 	t := time.NewTicker(clockTick)
 	defer t.Stop()
@@ -23,12 +24,26 @@ func (c *Catalog) janitor() {
 	sleep.Stop()
 	defer sleep.Stop()
 	last := time.Now()
+	var burst fillBurst
 	work := func(now time.Time) {
 		if now.Sub(last) >= janitorEvery {
 			last = now
 			c.dropIdle(now.UnixNano())
 			c.trim(c.cfg.MaxEntries)
 		}
+		if c.cfg.ReleaseMemory != nil && burst.ended(now, c.fills.Load()) {
+			c.cfg.ReleaseMemory()
+			c.metrics.releases.Inc()
+		}
+	}
+	// nap is a sleeping janitor's next wake: asleepEvery, or sooner when
+	// a burst of fills is due its release.
+	nap := func(now time.Time) time.Duration {
+		d := c.asleepEvery()
+		if w, ok := burst.wait(now); ok && c.cfg.ReleaseMemory != nil {
+			d = min(d, max(w, clockTick))
+		}
+		return d
 	}
 	quiet, sleeping := 0, false
 	for {
@@ -43,7 +58,7 @@ func (c *Catalog) janitor() {
 			case now := <-sleep.C:
 				c.clock.Store(now.UnixNano())
 				work(now)
-				sleep.Reset(c.asleepEvery())
+				sleep.Reset(nap(now))
 			}
 			continue
 		}
@@ -70,7 +85,7 @@ func (c *Catalog) janitor() {
 				continue
 			}
 			t.Stop()
-			sleep.Reset(c.asleepEvery())
+			sleep.Reset(nap(time.Now()))
 			sleeping = true
 		}
 	}

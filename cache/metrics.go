@@ -4,7 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
 	misses, coalesced, staleHits prometheus.Counter
-	pushed                       prometheus.Counter
+	pushed, releases             prometheus.Counter
 	hits, wireHits               prometheus.Collector
 	entries, watched             prometheus.Gauge
 }
@@ -25,9 +25,10 @@ func newMetrics(reg prometheus.Registerer, hits, wireHits func() float64) (*metr
 		entries:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "cairn_cache_entries", Help: "Cached catalog keys."}),
 		watched:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "cairn_cache_watched_keys", Help: "Keys kept fresh by push: live subscriptions (index-watch mode: keys fetched again in the last refresh round)."}),
 		pushed:    c("cairn_cache_pushed_total", "Subscription snapshots and updates applied to cache entries."),
+		releases:  c("cairn_cache_memory_releases_total", "Collections run to return memory to the OS after a burst of fills ended."),
 	}
 	if reg != nil {
-		for _, col := range []prometheus.Collector{m.hits, m.misses, m.coalesced, m.staleHits, m.wireHits, m.entries, m.watched, m.pushed} {
+		for _, col := range []prometheus.Collector{m.hits, m.misses, m.coalesced, m.staleHits, m.wireHits, m.entries, m.watched, m.pushed, m.releases} {
 			if err := reg.Register(col); err != nil {
 				return nil, err
 			}

@@ -140,6 +140,7 @@ func (c *Catalog) refresh(e *entry) {
 	}
 	same := cur != nil && sameValue(cur, v)
 	e.val.Store(v)
+	c.fills.Add(1)
 	if !same {
 		e.version.Add(1)
 	}

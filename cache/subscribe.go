@@ -147,6 +147,7 @@ func (c *Catalog) Deliver(ev stream.Event) {
 		}
 		same := cur != nil && sameValue(cur, v)
 		e.val.Store(v)
+		c.fills.Add(1)
 		if !same {
 			e.version.Add(1)
 		}
