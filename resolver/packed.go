@@ -94,24 +94,43 @@ type packedShard struct {
 }
 
 // packedEntry is an immutable set of packed answers to one question. A
-// client agent keeps one per name asked, so it is kept small (112 bytes,
-// key and name in one allocation).
+// client agent keeps one per name asked, so it is kept small: a 96-byte
+// header and one buffer holding the key and every packing (one allocation
+// of key plus answer for a single-record name).
 type packedEntry struct {
-	// kn is the question's key, then its name as first asked (letter case
-	// kept); keyLen splits them.
-	kn     []byte
-	deps   []Dep
-	vers   []uint64
-	resps  [][]byte
-	keyLen uint16
-	// want is how many packings make the entry complete: rotations, or
-	// 1 for an answer with a single record (every shuffle is the same).
-	want     uint8
+	// buf is the question's key, then the packings back to back; packing
+	// i ends at ends[i]. Every packing's question carries the name as
+	// first asked (letter case kept), which name returns.
+	buf  []byte
+	deps []Dep
+	vers []uint64
+	ends [rotations]uint16
+	// keyLen ends the key in buf; nameLen is the question name's length.
+	keyLen  uint16
+	nameLen uint8
+	// n is how many packings buf holds; want is how many make the entry
+	// complete: rotations, or 1 for an answer with a single record
+	// (every shuffle is the same).
+	n, want  uint8
 	caseFree bool
 }
 
-func (pe *packedEntry) key() []byte  { return pe.kn[:pe.keyLen] }
-func (pe *packedEntry) name() []byte { return pe.kn[pe.keyLen:] }
+func (pe *packedEntry) key() []byte { return pe.buf[:pe.keyLen] }
+
+// packing returns packing i (i < pe.n).
+func (pe *packedEntry) packing(i int) []byte {
+	start := int(pe.keyLen)
+	if i > 0 {
+		start = int(pe.ends[i-1])
+	}
+	return pe.buf[start:pe.ends[i]]
+}
+
+// name is the question name every packing carries.
+func (pe *packedEntry) name() []byte {
+	start := int(pe.keyLen) + headerLen
+	return pe.buf[start : start+int(pe.nameLen)]
+}
 
 func newPackedStore() *packedStore {
 	ps := &packedStore{seed: maphash.MakeSeed()}
@@ -129,7 +148,7 @@ func (ps *packedStore) shardFor(h uint64) *packedShard { return &ps.shards[h%pac
 func (ps *packedStore) lookup(p []byte, q *question, turn uint32, out []byte) ([]byte, bool) {
 	h := maphash.Bytes(ps.seed, q.key)
 	pe := (*ps.shardFor(h).m.Load())[h]
-	if pe == nil || !bytes.Equal(pe.key(), q.key) || len(pe.resps) < int(pe.want) {
+	if pe == nil || !bytes.Equal(pe.key(), q.key) || pe.n < pe.want {
 		return nil, false
 	}
 	name := p[headerLen:q.nameEnd]
@@ -142,10 +161,11 @@ func (ps *packedStore) lookup(p []byte, q *question, turn uint32, out []byte) ([
 			return nil, false
 		}
 	}
-	resp := pe.resps[0]
+	i := 0
 	if pe.want == rotations {
-		resp = pe.resps[turn%rotations]
+		i = int(turn % rotations)
 	}
+	resp := pe.packing(i)
 	out = append(out, resp...)
 	out[0], out[1] = p[0], p[1]
 	out[2] = out[2]&^flagRD | p[2]&flagRD
@@ -173,47 +193,49 @@ func (ps *packedStore) store(p []byte, q *question, resp []byte, rec *depSet) {
 		}
 	}
 	name := p[headerLen:q.nameEnd]
-	if len(q.key) > math.MaxUint16 {
-		return
-	}
 	h := maphash.Bytes(ps.seed, q.key)
 	s := ps.shardFor(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := *s.m.Load()
 	cur := old[h]
-	ne := &packedEntry{
-		kn:       append(append(make([]byte, 0, len(q.key)+len(name)), q.key...), name...),
-		keyLen:   uint16(len(q.key)),
-		caseFree: caseFree(resp, q.nameEnd),
-		deps:     rec.deps,
-		vers:     rec.vers,
-		want:     rotations,
-	}
-	// One answer record and at most one additional (EDNS's OPT): nothing
-	// for a shuffle to reorder, so one packing serves every turn.
-	if binary.BigEndian.Uint16(resp[6:]) == 1 && binary.BigEndian.Uint16(resp[8:]) == 0 && binary.BigEndian.Uint16(resp[10:]) <= 1 {
-		ne.want = 1
-	}
+	free := caseFree(resp, q.nameEnd)
+	var ne *packedEntry
 	if cur != nil && bytes.Equal(cur.key(), q.key) && sameDeps(cur, rec) {
-		if len(cur.resps) >= int(cur.want) {
+		if cur.n >= cur.want || len(cur.buf)+len(resp) > math.MaxUint16 {
 			return
 		}
-		r := bytes.Clone(resp)
+		start := len(cur.buf)
+		buf := append(append(make([]byte, 0, start+len(resp)), cur.buf...), resp...)
 		if !bytes.Equal(name, cur.name()) {
 			// Asked in another letter case. Every packing of an entry
 			// carries the entry's name (lookup serves it as is to an
 			// asker in that case), so this one may join only if the
 			// name is in its question alone, rewritten to the entry's.
-			if !cur.caseFree || !ne.caseFree {
+			if !cur.caseFree || !free {
 				return
 			}
-			copy(r[headerLen:], cur.name())
+			copy(buf[start+headerLen:], cur.name())
 		}
-		ne.kn, ne.keyLen, ne.caseFree = cur.kn, cur.keyLen, cur.caseFree && ne.caseFree
-		ne.resps = append(append(ne.resps, cur.resps...), r)
+		c := *cur
+		ne = &c
+		ne.buf, ne.caseFree = buf, cur.caseFree && free
+		ne.ends[ne.n] = uint16(len(buf))
+		ne.n++
 	} else {
-		ne.resps = [][]byte{bytes.Clone(resp)}
+		if len(q.key)+len(resp) > math.MaxUint16 {
+			return
+		}
+		buf := append(append(make([]byte, 0, len(q.key)+len(resp)), q.key...), resp...)
+		ne = &packedEntry{buf: buf, deps: rec.deps, vers: rec.vers, keyLen: uint16(len(q.key)),
+			nameLen: uint8(len(name)), n: 1, want: rotations, caseFree: free}
+		ne.ends[0] = uint16(len(buf))
+		// One answer record and at most one additional (EDNS's OPT):
+		// nothing for a shuffle to reorder, so one packing serves every
+		// turn.
+		if binary.BigEndian.Uint16(resp[6:]) == 1 && binary.BigEndian.Uint16(resp[8:]) == 0 && binary.BigEndian.Uint16(resp[10:]) <= 1 {
+			ne.want = 1
+		}
 	}
 	m := make(map[uint64]*packedEntry, len(old)+1)
 	if ps.n.Load() < maxPacked {

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/cairnd/cairn/cluster/testutil"
 	"github.com/miekg/dns"
@@ -68,7 +69,7 @@ func waitPackings(t testing.TB, s *Server, n int) {
 		have := 0
 		for i := range s.packed.shards {
 			for _, pe := range *s.packed.shards[i].m.Load() {
-				have += len(pe.resps)
+				have += int(pe.n)
 			}
 		}
 		if have < n {
@@ -202,5 +203,54 @@ func TestPackedAnswersKeepAskedCase(t *testing.T) {
 	}
 	if cat.hits() == before {
 		t.Fatal("no answer came from the packed store")
+	}
+}
+
+// TestPackedEntrySize: a packed entry (one per name a client agent was
+// asked) keeps its 96-byte header; key and packings share one buffer.
+func TestPackedEntrySize(t *testing.T) {
+	if n := unsafe.Sizeof(packedEntry{}); n > 96 {
+		t.Fatalf("packedEntry is %d bytes, want at most 96", n)
+	}
+}
+
+// TestPackedRotations: hits cycle through every stored packing of a
+// shuffled answer, each served whole (the packings share one buffer).
+func TestPackedRotations(t *testing.T) {
+	cat := newPackedCatalog()
+	s := startPacked(t, cat)
+	for range rotations {
+		askA(t, s, "udp")
+	}
+	waitPackings(t, s, rotations)
+	order := func(m *dns.Msg) string {
+		var o string
+		for _, rr := range m.Answer {
+			o += rr.(*dns.A).A.String() + " "
+		}
+		return o
+	}
+	stored := map[string]bool{}
+	for i := range s.packed.shards {
+		for _, pe := range *s.packed.shards[i].m.Load() {
+			for j := range int(pe.n) {
+				m := new(dns.Msg)
+				if err := m.Unpack(pe.packing(j)); err != nil {
+					t.Fatalf("packing %d: %v", j, err)
+				}
+				stored[order(m)] = true
+			}
+		}
+	}
+	served := map[string]bool{}
+	for range 4 * rotations {
+		o := order(askA(t, s, "udp"))
+		if !stored[o] {
+			t.Fatalf("served order %q is none of the stored packings %v", o, stored)
+		}
+		served[o] = true
+	}
+	if len(served) != len(stored) {
+		t.Fatalf("served %d of %d stored orders", len(served), len(stored))
 	}
 }
