@@ -20,6 +20,12 @@
 #                             (the same client idle for
 #                              CLIENT_IDLE_FULL_SECONDS, default 30, right
 #                              after that run)
+#   bench client_rss_idle_mb=<x> anon_mb=<a> file_mb=<f> after_s=<s>
+#                             (the same client's RSS at the end of that
+#                              idle period: what a host pays for 10,000
+#                              cached names once the fill is over; the
+#                              cache returns a fill burst's garbage to the
+#                              OS 5 s after it ends, cache/memory.go)
 #   bench miss_p99_ms=<x> ...       (cmd/cairnbench --bench client)
 #   bench freshness_p99_ms=<x> ...  (cmd/cairnbench --bench client)
 # Server CPU is utime+stime from /proc/<pid>/stat over the dnsperf run,
@@ -118,6 +124,9 @@ log "client idle for ${IDLE_FULL}s holding 10,000 names"
 C0=$(cpu_ticks "$CAIRN_PID") CW0=$(wakeups "$CAIRN_PID")
 sleep "$IDLE_FULL"
 C1=$(cpu_ticks "$CAIRN_PID") CW1=$(wakeups "$CAIRN_PID")
+RSS_IDLE_LINE=$(awk -v s="$IDLE_FULL" '/^VmRSS:/ {r = $2} /^RssAnon:/ {a = $2} /^RssFile:/ {f = $2} END {
+	printf "bench client_rss_idle_mb=%.1f anon_mb=%.1f file_mb=%.1f after_s=%d\n", r / 1024, a / 1024, f / 1024, s
+}' "/proc/$CAIRN_PID/status")
 IDLE_FULL_LINE=$(awk -v c=$((C1 - C0)) -v cw=$((CW1 - CW0)) -v hz="$TCK" -v s="$IDLE_FULL" 'BEGIN {
 	printf "bench client_idle_10k_names_cpu_pct=%.3f wakeups_per_s=%.1f\n", c / hz / s * 100, cw / s
 }')
@@ -131,6 +140,7 @@ fi
 
 echo "$IDLE_LINE"
 echo "$IDLE_FULL_LINE"
+echo "$RSS_IDLE_LINE"
 awk -v c="$CAIRN_QPS" -v u="$UNBOUND_QPS" -v cc="$CAIRN_CPU" -v uc="$UNBOUND_CPU" -v c20="$CAIRN_CPU20" -v u20="$UNBOUND_CPU20" -v rss="$RSS_KB" -v anon="${ANON_KB:-0}" -v file="${FILE_KB:-0}" 'BEGIN {
 	printf "bench client_cpu_us_per_query_at_20k cairn=%s unbound=%s\n", c20, u20
 	printf "bench client_rss_mb=%.1f anon_mb=%.1f file_mb=%.1f\n", rss / 1024, anon / 1024, file / 1024
