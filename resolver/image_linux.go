@@ -30,7 +30,9 @@ const madvNoHugePage = 15
 // before, 18.0 MB (file 12.6) after; what stays is the working set, each
 // page's fault bringing its 64 KiB fault-around neighbours. Writable
 // segments are left alone. Best effort: any failure leaves the mappings as
-// they were.
+// they were. A client agent calls it once it is up, and again when a
+// burst of cache fills has ended (cache/memory.go), so the code that only
+// start-up and fills run stops counting as resident.
 func TrimImage() {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
