@@ -92,6 +92,9 @@ func testEncryptedKeyringRotation(t *testing.T, x *encryptedCluster) {
 	bin, servers, client, key, alive := x.bin, x.servers, x.client, x.key, x.alive
 	newKey := strings.TrimSpace(mustKeygen(t, bin))
 	http := servers[1].HTTPAddr()
+	// A keyring operation counts the members its sender knows: e2 must
+	// see everyone first, or a member it has not met misses the new key.
+	waitMembers(t, bin, http, alive, 30*time.Second)
 	steps := [][]string{
 		{"keyring", "--install", newKey},
 		{"keyring", "-use", newKey},

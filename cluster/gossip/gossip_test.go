@@ -108,7 +108,13 @@ func TestKeyringRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testutil.Eventually(t, 10*time.Second, "three members alive", alive(a, 3))
+	// Every member must see the others before the rotation: a keyring
+	// operation counts the members its sender knows, so an install sent
+	// before b saw c's join reported 2/2 and c missed the key (then "use"
+	// failed: c could not decrypt the new key's packets).
+	for _, p := range []*Pool{a, b, c} {
+		testutil.Eventually(t, 10*time.Second, "three members alive", alive(p, 3))
+	}
 	next := NewKey()
 	for _, step := range []struct {
 		op  KeyOp
