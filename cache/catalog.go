@@ -582,11 +582,15 @@ func (c *Catalog) ServiceNodes(ctx context.Context, dc, service, tag string, pas
 // Node implements resolver.Catalog.
 func (c *Catalog) Node(ctx context.Context, dc, name string) (*resolver.Node, error) {
 	v, err := c.get(ctx, key{dc: dc, kind: kindNode, name: name})
-	if err != nil || v.extra().node == nil {
+	if err != nil {
 		return nil, err
 	}
-	n := *v.more.node
-	return &n, nil
+	n := v.extra().node
+	if n == nil {
+		return nil, nil
+	}
+	cp := *n
+	return &cp, nil
 }
 
 // Nodes implements resolver.Catalog.

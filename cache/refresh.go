@@ -138,6 +138,13 @@ func (c *Catalog) refresh(e *entry) {
 	if cur != nil && v.index <= cur.index {
 		return
 	}
+	c.replace(e, cur, v)
+}
+
+// replace publishes v as e's value in place of cur (nil: none) and counts
+// it as a fill (memory.go); the version, and so every packed answer built
+// from e, moves only if the answer changed.
+func (c *Catalog) replace(e *entry, cur, v *value) {
 	same := cur != nil && sameValue(cur, v)
 	e.val.Store(v)
 	c.fills.Add(1)

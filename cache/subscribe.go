@@ -145,12 +145,7 @@ func (c *Catalog) Deliver(ev stream.Event) {
 		if cur != nil && ev.Kind == stream.KindUpdate && v.index <= cur.index {
 			return
 		}
-		same := cur != nil && sameValue(cur, v)
-		e.val.Store(v)
-		c.fills.Add(1)
-		if !same {
-			e.version.Add(1)
-		}
+		c.replace(e, cur, v)
 		c.metrics.pushed.Inc()
 	case stream.KindError:
 		// Refused (e.g. the server's subscription limit): the entry is
