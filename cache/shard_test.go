@@ -5,6 +5,7 @@ import (
 	"unsafe"
 
 	"github.com/cairnd/cairn/cluster/structs"
+	"github.com/cairnd/cairn/resolver"
 )
 
 // TestShardHashChains: entries whose keys share a 64-bit hash (forced
@@ -59,8 +60,9 @@ func TestShardHashChains(t *testing.T) {
 }
 
 // TestEntrySize: what a client agent holds per cached name stays in its
-// size class: an entry (144 bytes, with its hash-chain link) and a value
-// (48, the rarer kinds' fields behind one pointer).
+// size class: an entry (144 bytes, with its hash-chain link), a value
+// (48, the rarer kinds' fields behind one pointer) and each instance (144:
+// only what an answer shows, resolver.Instance).
 func TestEntrySize(t *testing.T) {
 	for _, c := range []struct {
 		what      string
@@ -68,6 +70,7 @@ func TestEntrySize(t *testing.T) {
 	}{
 		{"entry", unsafe.Sizeof(entry{}), 144},
 		{"value", unsafe.Sizeof(value{}), 48},
+		{"instance", unsafe.Sizeof(resolver.Instance{}), 144},
 	} {
 		if c.size > c.max {
 			t.Errorf("%s is %d bytes, want at most %d", c.what, c.size, c.max)
@@ -76,9 +79,8 @@ func TestEntrySize(t *testing.T) {
 }
 
 // TestAppendInstancesShares: decoded strings equal to one held already
-// (service ID = service name, service address = node address, the agent's
-// datacenter) are shared, not kept twice per cached name; different ones
-// are kept as they are.
+// (service address = node address, the agent's datacenter) are shared,
+// not kept twice per cached name; different ones are kept as they are.
 func TestAppendInstancesShares(t *testing.T) {
 	same := func(a, b string) bool { return unsafe.StringData(a) == unsafe.StringData(b) }
 	// clone gives each decoded field its own bytes, as the decoder does.
@@ -95,13 +97,13 @@ func TestAppendInstancesShares(t *testing.T) {
 		t.Fatalf("got %d instances, want 2", len(got))
 	}
 	a, b := got[0], got[1]
-	if !same(a.ServiceID, a.Service) || !same(a.Address, a.Node.Address) || !same(a.Node.Datacenter, dc) {
-		t.Errorf("equal strings not shared: id %q/%q address %q/%q dc %q", a.ServiceID, a.Service, a.Address, a.Node.Address, a.Node.Datacenter)
+	if !same(a.Address, a.Node.Address) || !same(a.Node.Datacenter, dc) {
+		t.Errorf("equal strings not shared: address %q/%q dc %q", a.Address, a.Node.Address, a.Node.Datacenter)
 	}
-	if b.ServiceID != "web-2" || b.Address != "10.0.9.9" || b.Node.Datacenter != "dc2" || b.Port != 81 {
+	if b.Address != "10.0.9.9" || b.Node.Datacenter != "dc2" || b.Port != 81 {
 		t.Errorf("distinct strings changed: %+v", b)
 	}
-	if a.ServiceID != "web" || a.Address != "10.0.0.1" || a.Node.Datacenter != "dc1" || a.Port != 80 {
+	if a.Address != "10.0.0.1" || a.Node.Datacenter != "dc1" || a.Port != 80 {
 		t.Errorf("shared strings changed: %+v", a)
 	}
 }

@@ -190,8 +190,7 @@ func servicesByAddress(ctx context.Context, services map[string][]string, addr s
 // them: servers convert per query on their local state, clients per fetch.
 //
 // Strings equal to one already held are shared rather than kept twice:
-// a service ID that is the service's name (the usual registration), a
-// service address that is its node's, and a datacenter named dc (the
+// a service address that is its node's, and a datacenter named dc (the
 // agent's: pass it in). A client agent keeps these for every name it
 // caches, and each decoded string is an allocation of its own.
 func appendInstances(dst []resolver.Instance, nodes []structs.CheckServiceNode, dc string) []resolver.Instance {
@@ -202,13 +201,10 @@ func appendInstances(dst []resolver.Instance, nodes []structs.CheckServiceNode, 
 			continue
 		}
 		in := resolver.Instance{
-			Node:      toNode(n.Node),
-			ServiceID: share(n.Service.ID, n.Service.Service),
-			Service:   n.Service.Service,
-			Port:      n.Service.Port,
-			Tags:      n.Service.Tags,
-			Meta:      n.Service.Meta,
-			Status:    structs.AggregateStatus(n.Checks),
+			Node:    toNode(n.Node),
+			Service: n.Service.Service,
+			Port:    n.Service.Port,
+			Status:  structs.AggregateStatus(n.Checks),
 		}
 		in.Address = share(n.Service.Address, in.Node.Address)
 		in.Node.Datacenter = share(in.Node.Datacenter, dc)

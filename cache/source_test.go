@@ -63,11 +63,11 @@ func TestSource(t *testing.T) {
 		t.Fatalf("local web: %v %v, rpc %v", insts, err, methods)
 	}
 	want := resolver.Instance{
-		Node:      resolver.Node{Name: "s1", Address: "10.0.0.1", Datacenter: "dc1", Meta: map[string]string{"rack": "a"}},
-		ServiceID: "web1", Service: "web", Address: "2001:db8::1", Port: 80,
+		Node:    resolver.Node{Name: "s1", Address: "10.0.0.1", Datacenter: "dc1", Meta: map[string]string{"rack": "a"}},
+		Service: "web", Address: "2001:db8::1", Port: 80,
 		Weights: resolver.Weights{Passing: 3, Warning: 1}, Status: resolver.StatusWarning,
 	}
-	if got := insts[0]; got.ServiceID != want.ServiceID || got.Address != want.Address || got.Weights != want.Weights ||
+	if got := insts[0]; got.Service != want.Service || got.Address != want.Address || got.Weights != want.Weights ||
 		got.Status != want.Status || got.Node.Name != want.Node.Name || got.Node.Meta["rack"] != "a" {
 		t.Fatalf("converted %+v, want %+v", got, want)
 	}
@@ -79,7 +79,7 @@ func TestSource(t *testing.T) {
 	}
 	// The PTR scan matches the canonical form of the service address.
 	got, err := src.ServicesByAddress(ctx, "", "2001:db8:0::1")
-	if err != nil || len(got) != 1 || got[0].ServiceID != "web1" {
+	if err != nil || len(got) != 1 || got[0].Address != "2001:db8::1" || got[0].Node.Name != "s1" {
 		t.Fatalf("by address: %v %v", got, err)
 	}
 

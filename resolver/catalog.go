@@ -89,15 +89,15 @@ type Weights struct {
 	Warning int
 }
 
-// Instance is one service instance on one node.
+// Instance is one service instance on one node: what a DNS answer shows
+// of it. The instance's ID, tags and service meta are not kept: no answer
+// shows them (a tag query is filtered by the server), and a client agent
+// holds an Instance for every name it caches (144 bytes, not 192).
 type Instance struct {
-	Node      Node
-	ServiceID string
-	Service   string
-	Address   string // empty: use the node's address
-	Port      int
-	Tags      []string
-	Meta      map[string]string
-	Weights   Weights
-	Status    string // StatusPassing, StatusWarning or StatusCritical
+	Node    Node
+	Service string
+	Address string // empty: use the node's address
+	Port    int
+	Weights Weights
+	Status  string // StatusPassing, StatusWarning or StatusCritical
 }

@@ -20,6 +20,7 @@ type fixtureCatalog struct {
 type fixtureDC struct {
 	nodes   []Node
 	insts   []Instance
+	tags    [][]string // insts[i]'s tags (filtered here, as a server does)
 	queries map[string]fixtureQuery
 }
 
@@ -63,9 +64,10 @@ func loadFixture(t testing.TB) *fixtureCatalog {
 				t.Fatalf("catalog.json: service %s on unknown node %s", s.ID, s.Node)
 			}
 			fd.insts = append(fd.insts, Instance{
-				Node: fd.nodes[i], ServiceID: s.ID, Service: s.Service, Address: s.Address,
-				Port: s.Port, Tags: s.Tags, Weights: s.Weights, Status: s.Status,
+				Node: fd.nodes[i], Service: s.Service, Address: s.Address,
+				Port: s.Port, Weights: s.Weights, Status: s.Status,
 			})
+			fd.tags = append(fd.tags, s.Tags)
 		}
 		c.dcs[dc] = fd
 	}
@@ -85,11 +87,11 @@ func (c *fixtureCatalog) ServiceNodes(_ context.Context, dc, service, tag string
 	if err != nil {
 		return dst, err
 	}
-	for _, in := range d.insts {
+	for i, in := range d.insts {
 		if !strings.EqualFold(in.Service, service) {
 			continue
 		}
-		if tag != "" && !slices.ContainsFunc(in.Tags, func(t string) bool { return strings.EqualFold(t, tag) }) {
+		if tag != "" && !slices.ContainsFunc(d.tags[i], func(t string) bool { return strings.EqualFold(t, tag) }) {
 			continue
 		}
 		dst = append(dst, in)
