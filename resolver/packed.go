@@ -55,12 +55,26 @@ const (
 	maxDeps = 8
 )
 
+// depVer is one Dep an answer was built from, at the version it read.
+type depVer struct {
+	dep Dep
+	ver uint64
+}
+
 // depSet collects the Deps one answer is built from. It lives in the
 // query's ctx and is used by the query's goroutine only.
 type depSet struct {
-	deps []Dep
-	vers []uint64
+	deps []depVer
 	over bool // too many deps, or one not worth keeping
+}
+
+func (r *depSet) has(d Dep) bool {
+	for _, x := range r.deps {
+		if x.dep == d {
+			return true
+		}
+	}
+	return false
 }
 
 type depSetKey struct{}
@@ -70,15 +84,14 @@ type depSetKey struct{}
 // only costs a refill. Outside a packable UDP query it does nothing.
 func NoteDep(ctx context.Context, d Dep, ver uint64) {
 	r, _ := ctx.Value(depSetKey{}).(*depSet)
-	if r == nil || r.over || slices.Contains(r.deps, d) {
+	if r == nil || r.over || r.has(d) {
 		return
 	}
 	if ver == 0 || len(r.deps) == maxDeps {
 		r.over = true
 		return
 	}
-	r.deps = append(r.deps, d)
-	r.vers = append(r.vers, ver)
+	r.deps = append(r.deps, depVer{d, ver})
 }
 
 // packedStore holds packed answers by question.
@@ -94,16 +107,15 @@ type packedShard struct {
 }
 
 // packedEntry is an immutable set of packed answers to one question. A
-// client agent keeps one per name asked, so it is kept small: a 96-byte
-// header and one buffer holding the key and every packing (one allocation
-// of key plus answer for a single-record name).
+// client agent keeps one per name asked, so it is kept small: a 64-byte
+// header, one buffer holding the key and every packing (one allocation
+// of key plus answer for a single-record name) and its deps.
 type packedEntry struct {
 	// buf is the question's key, then the packings back to back; packing
 	// i ends at ends[i]. Every packing's question carries the name as
 	// first asked (letter case kept), which name returns.
 	buf  []byte
-	deps []Dep
-	vers []uint64
+	deps []depVer
 	ends [rotations]uint16
 	// keyLen ends the key in buf; nameLen is the question name's length.
 	keyLen  uint16
@@ -156,8 +168,8 @@ func (ps *packedStore) lookup(p []byte, q *question, turn uint32, out []byte) ([
 	if !sameCase && !pe.caseFree {
 		return nil, false
 	}
-	for i, d := range pe.deps {
-		if !d.Serve(pe.vers[i]) {
+	for _, d := range pe.deps {
+		if !d.dep.Serve(d.ver) {
 			return nil, false
 		}
 	}
@@ -187,8 +199,8 @@ func (ps *packedStore) store(p []byte, q *question, resp []byte, rec *depSet) {
 	if !bytes.Equal(resp[headerLen:q.nameEnd+4], p[headerLen:q.nameEnd+4]) {
 		return
 	}
-	for i, d := range rec.deps {
-		if d.Version() != rec.vers[i] {
+	for _, d := range rec.deps {
+		if d.dep.Version() != d.ver {
 			return // changed while we answered
 		}
 	}
@@ -227,7 +239,7 @@ func (ps *packedStore) store(p []byte, q *question, resp []byte, rec *depSet) {
 			return
 		}
 		buf := append(append(make([]byte, 0, len(q.key)+len(resp)), q.key...), resp...)
-		ne = &packedEntry{buf: buf, deps: rec.deps, vers: rec.vers, keyLen: uint16(len(q.key)),
+		ne = &packedEntry{buf: buf, deps: rec.deps, keyLen: uint16(len(q.key)),
 			nameLen: uint8(len(name)), n: 1, want: rotations, caseFree: free}
 		ne.ends[0] = uint16(len(buf))
 		// One answer record and at most one additional (EDNS's OPT):
@@ -253,15 +265,7 @@ func (ps *packedStore) store(p []byte, q *question, resp []byte, rec *depSet) {
 }
 
 func sameDeps(pe *packedEntry, rec *depSet) bool {
-	if len(pe.deps) != len(rec.deps) {
-		return false
-	}
-	for i := range pe.deps {
-		if pe.deps[i] != rec.deps[i] || pe.vers[i] != rec.vers[i] {
-			return false
-		}
-	}
-	return true
+	return slices.Equal(pe.deps, rec.deps)
 }
 
 // reader is one UDP reader's count of packed hits, on its own cache line

@@ -207,10 +207,11 @@ func TestPackedAnswersKeepAskedCase(t *testing.T) {
 }
 
 // TestPackedEntrySize: a packed entry (one per name a client agent was
-// asked) keeps its 96-byte header; key and packings share one buffer.
+// asked) keeps its 64-byte header; key and packings share one buffer, and
+// each dep is one element with its version.
 func TestPackedEntrySize(t *testing.T) {
-	if n := unsafe.Sizeof(packedEntry{}); n > 96 {
-		t.Fatalf("packedEntry is %d bytes, want at most 96", n)
+	if n := unsafe.Sizeof(packedEntry{}); n > 64 {
+		t.Fatalf("packedEntry is %d bytes, want at most 64", n)
 	}
 }
 
