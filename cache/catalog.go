@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -425,7 +426,11 @@ func (c *Catalog) get(ctx context.Context, k key) (*value, error) {
 			continue
 		}
 		// Miss: publish a pending entry so identical misses wait for ours.
+		// Its key keeps copies of name and tag: the resolver's are slices
+		// of the whole question name, which the entry would otherwise
+		// hold for as long as it lives.
 		ne := &entry{key: k, cat: c}
+		ne.key.name, ne.key.tag = strings.Clone(k.name), strings.Clone(k.tag)
 		ne.lastHit.Store(c.clock.Load())
 		s.mu.Lock()
 		if s.find(h, &k) != nil {

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"testing"
 	"unsafe"
 
@@ -105,5 +106,35 @@ func TestAppendInstancesShares(t *testing.T) {
 	}
 	if a.Address != "10.0.0.1" || a.Node.Datacenter != "dc1" || a.Port != 80 {
 		t.Errorf("shared strings changed: %+v", a)
+	}
+}
+
+// TestEntryKeyOwnsItsStrings: an entry's key does not keep the asker's
+// string alive: the resolver's service name and tag are slices of the
+// whole question name, which a cached name would otherwise hold for as
+// long as it lives.
+func TestEntryKeyOwnsItsStrings(t *testing.T) {
+	tier := newFakeTier()
+	c := newTestCatalog(t, tier)
+	qname := "primary.web.service.consul."
+	tag, service := qname[:len("primary")], qname[len("primary."):len("primary.web")]
+	if _, err := c.ServiceNodes(context.Background(), "", service, tag, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	k := key{dc: c.cfg.Datacenter, kind: kindService, name: service, tag: tag}
+	s, h := c.locate(&k)
+	s.mu.RLock()
+	e := s.find(h, &k)
+	s.mu.RUnlock()
+	if e == nil {
+		t.Fatal("no entry for web/primary")
+	}
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(qname)))
+	within := func(v string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(v)))
+		return p >= lo && p < lo+uintptr(len(qname))
+	}
+	if within(e.key.name) || within(e.key.tag) {
+		t.Fatalf("entry key %q/%q points into the question name %q", e.key.name, e.key.tag, qname)
 	}
 }
