@@ -80,7 +80,10 @@ func (v *value) empty() bool {
 type entry struct {
 	key key
 	cat *Catalog
-	err error // first fetch's error; read once filled
+	// err is the first fetch's error, if it failed; read once filled. A
+	// pointer, as failed entries are few and short-lived: the entry is
+	// then 128 bytes (TestEntrySize), a size class down from 144.
+	err *error
 
 	val     atomic.Pointer[value]
 	version atomic.Uint64 // moves on every replacement and on removal
@@ -88,11 +91,30 @@ type entry struct {
 	lastOK  atomic.Int64  // unix nanos of the last answer from a server
 	subID   atomic.Uint64 // live subscription (0: none); set under Catalog.subMu
 	// next chains entries whose keys share a 64-bit hash (shard.find);
-	// under the shard's mu. The field fits the 144-byte size class.
-	next    *entry
-	filled  atomic.Bool // the first fetch ended (err or val is set)
-	stale   atomic.Bool // the last refresh failed
-	removed atomic.Bool
+	// under the shard's mu.
+	next  *entry
+	flags atomic.Uint32 // entryFilled, entryStale, entryRemoved
+}
+
+// An entry's flags, each set and read on its own (atomically).
+const (
+	entryFilled  uint32 = 1 << iota // the first fetch ended (err or val is set)
+	entryStale                      // the last refresh failed
+	entryRemoved                    // dropped from its shard
+)
+
+// is reports whether flag f is set.
+func (e *entry) is(f uint32) bool { return e.flags.Load()&f != 0 }
+
+// set sets flag f to on (a read, and a write only if it changes).
+func (e *entry) set(f uint32, on bool) {
+	switch {
+	case e.is(f) == on:
+	case on:
+		e.flags.Or(f)
+	default:
+		e.flags.And(^f)
+	}
 }
 
 // Limits.
@@ -195,7 +217,7 @@ func (s *shard) each(f func(e *entry)) {
 // awaitFill waits until e's first fetch ended, or ctx ends.
 func (s *shard) awaitFill(ctx context.Context, e *entry) error {
 	s.mu.Lock()
-	if e.filled.Load() {
+	if e.is(entryFilled) {
 		s.mu.Unlock()
 		return nil
 	}
@@ -220,7 +242,7 @@ func (s *shard) awaitFill(ctx context.Context, e *entry) error {
 // filled is set before the lock is taken: a waiter that checks it under
 // the lock after that sees it set; one that registered before is woken.
 func (s *shard) markFilled(e *entry) {
-	e.filled.Store(true)
+	e.set(entryFilled, true)
 	s.mu.Lock()
 	ch := s.waits[e]
 	delete(s.waits, e)
@@ -366,7 +388,7 @@ func (c *Catalog) usable(e *entry, v *value, now int64) bool {
 	if v.expires != 0 && now > v.expires {
 		return false
 	}
-	if (e.stale.Load() || c.outage.Load()) && now-c.lastOK(e) > int64(c.cfg.MaxStale) {
+	if (e.is(entryStale) || c.outage.Load()) && now-c.lastOK(e) > int64(c.cfg.MaxStale) {
 		return false
 	}
 	return true
@@ -403,13 +425,13 @@ func (c *Catalog) get(ctx context.Context, k key) (*value, error) {
 		e := s.find(h, &k)
 		s.mu.RUnlock()
 		if e != nil {
-			if !e.filled.Load() {
+			if !e.is(entryFilled) {
 				c.metrics.coalesced.Inc()
 				if err := s.awaitFill(ctx, e); err != nil {
 					return nil, err
 				}
 				if e.err != nil {
-					return nil, e.err
+					return nil, *e.err
 				}
 				return c.load(ctx, e), nil
 			}
@@ -458,7 +480,7 @@ func (c *Catalog) hit(e *entry, now int64) {
 		e.lastHit.Store(now) // written at most once per tick per key
 	}
 	c.hits.Add(1)
-	if e.stale.Load() || c.outage.Load() {
+	if e.is(entryStale) || c.outage.Load() {
 		c.metrics.staleHits.Inc()
 	}
 }
@@ -476,7 +498,7 @@ func (c *Catalog) load(ctx context.Context, e *entry) *value {
 // (keep nothing) for an empty or dropped entry, whose answer carries a
 // timed SOA or is fetched again on the next ask.
 func depVersion(e *entry, v *value, ver uint64) uint64 {
-	if v == nil || v.empty() || e.removed.Load() {
+	if v == nil || v.empty() || e.is(entryRemoved) {
 		return 0
 	}
 	return ver
@@ -501,7 +523,7 @@ func (e *entry) Serve(ver uint64) bool {
 	if v == nil || v.expires != 0 && now > v.expires {
 		return false // a timed answer (other datacenter) past its TTL
 	}
-	if c.outage.Load() || e.stale.Load() {
+	if c.outage.Load() || e.is(entryStale) {
 		if !c.usable(e, v, now) {
 			return false
 		}
@@ -527,7 +549,7 @@ func (c *Catalog) fill(e *entry) (*value, uint64, error) {
 		if !errors.Is(err, resolver.ErrNoSuchDatacenter) {
 			c.markOutage(err)
 		}
-		e.err = err
+		e.err = &err
 		s, _ := c.locate(&e.key)
 		s.markFilled(e)
 		c.remove(e)

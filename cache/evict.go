@@ -175,7 +175,7 @@ func (c *Catalog) remove(e *entry) {
 		c.metrics.entries.Dec()
 	}
 	s.mu.Unlock()
-	e.removed.Store(true)
+	e.set(entryRemoved, true)
 	e.version.Add(1)
 	c.unsubscribe(e)
 }

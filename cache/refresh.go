@@ -118,7 +118,7 @@ func (c *Catalog) refreshRound(idx uint64) {
 // refresh fetches e again and publishes the answer; the version (and so
 // every packed answer built from e) moves only if the answer changed.
 func (c *Catalog) refresh(e *entry) {
-	if e.removed.Load() {
+	if e.is(entryRemoved) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.FetchTimeout)
@@ -126,13 +126,13 @@ func (c *Catalog) refresh(e *entry) {
 	cancel()
 	if err != nil {
 		if c.ctx.Err() == nil {
-			e.stale.Store(true)
+			e.set(entryStale, true)
 			c.markOutage(err)
 		}
 		return
 	}
 	e.lastOK.Store(time.Now().UnixNano())
-	e.stale.Store(false)
+	e.set(entryStale, false)
 	c.markUp()
 	cur := e.val.Load()
 	if cur != nil && v.index <= cur.index {

@@ -81,7 +81,7 @@ func (c *Catalog) subscribe(e *entry, v *value) {
 	// Held across Subscribe so Deliver cannot see an event for the ID
 	// before the ID is mapped to e.
 	c.subMu.Lock()
-	if e.removed.Load() {
+	if e.is(entryRemoved) {
 		c.subMu.Unlock()
 		return
 	}
@@ -119,14 +119,14 @@ func (c *Catalog) Deliver(ev stream.Event) {
 		e.subID.Store(0)
 	}
 	c.subMu.Unlock()
-	if e == nil || e.removed.Load() {
+	if e == nil || e.is(entryRemoved) {
 		return
 	}
 	now := time.Now().UnixNano()
 	switch ev.Kind {
 	case stream.KindResumed:
 		e.lastOK.Store(now)
-		e.stale.Store(false)
+		e.set(entryStale, false)
 	case stream.KindSnapshot, stream.KindUpdate:
 		v := &value{index: ev.Index}
 		switch e.key.kind {
@@ -140,7 +140,7 @@ func (c *Catalog) Deliver(ev stream.Event) {
 			}
 		}
 		e.lastOK.Store(now)
-		e.stale.Store(false)
+		e.set(entryStale, false)
 		cur := e.val.Load()
 		if cur != nil && ev.Kind == stream.KindUpdate && v.index <= cur.index {
 			return
