@@ -19,7 +19,9 @@ import (
 // forwarder.Subscriptions on client agents, whose events are handed to
 // Catalog.Deliver, Down and Up.
 type Subscriber interface {
-	Subscribe(req stream.Request) uint64
+	// SubscribeFrom subscribes to what src gives (asked again whenever
+	// the subscription is re-sent), resuming from index.
+	SubscribeFrom(src stream.Source, index uint64) uint64
 	Unsubscribe(id uint64)
 }
 
@@ -69,13 +71,7 @@ func (c *Catalog) Unsupported(err error) {
 // fresh snapshot if something did (so no change between the fetch and the
 // subscription is missed).
 func (c *Catalog) subscribe(e *entry, v *value) {
-	req := stream.Request{Key: e.key.name, Index: v.index}
-	switch e.key.kind {
-	case kindService:
-		req.Topic, req.Tag, req.PassingOnly = stream.TopicServiceHealth, e.key.tag, e.key.passing
-	case kindNode:
-		req.Topic = stream.TopicNode
-	default:
+	if e.key.kind != kindService && e.key.kind != kindNode {
 		return
 	}
 	// Held across Subscribe so Deliver cannot see an event for the ID
@@ -85,11 +81,20 @@ func (c *Catalog) subscribe(e *entry, v *value) {
 		c.subMu.Unlock()
 		return
 	}
-	id := c.cfg.Subscriber.Subscribe(req)
+	id := c.cfg.Subscriber.SubscribeFrom(e, v.index)
 	c.subs[id] = e
 	e.subID.Store(id)
 	c.subMu.Unlock()
 	c.metrics.watched.Inc()
+}
+
+// Subscription implements stream.Source: what e subscribes to, from its
+// key alone (immutable), so the forwarder need not keep a copy.
+func (e *entry) Subscription() stream.Request {
+	if e.key.kind == kindService {
+		return stream.Request{Topic: stream.TopicServiceHealth, Key: e.key.name, Tag: e.key.tag, PassingOnly: e.key.passing}
+	}
+	return stream.Request{Topic: stream.TopicNode, Key: e.key.name}
 }
 
 // unsubscribe ends e's subscription, if any. Called once e is removed.

@@ -22,11 +22,12 @@ type fakeSubs struct {
 	unsubs []uint64
 }
 
-func (f *fakeSubs) Subscribe(r stream.Request) uint64 {
+func (f *fakeSubs) SubscribeFrom(src stream.Source, index uint64) uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.next++
-	r.ID = f.next
+	r := src.Subscription()
+	r.ID, r.Index = f.next, index
 	if f.live == nil {
 		f.live = make(map[uint64]stream.Request)
 	}
@@ -227,4 +228,25 @@ func TestUnsupportedServersFallBackToIndexWatch(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestEntrySubscription: what an entry subscribes to comes from its key
+// alone (the forwarder asks again on every re-send, keeping no copy).
+func TestEntrySubscription(t *testing.T) {
+	for _, tc := range []struct {
+		k    key
+		want stream.Request
+	}{
+		{key{dc: "dc1", kind: kindService, name: "web", tag: "v2", passing: true},
+			stream.Request{Topic: stream.TopicServiceHealth, Key: "web", Tag: "v2", PassingOnly: true}},
+		{key{dc: "dc1", kind: kindService, name: "db"},
+			stream.Request{Topic: stream.TopicServiceHealth, Key: "db"}},
+		{key{dc: "dc1", kind: kindNode, name: "n1"},
+			stream.Request{Topic: stream.TopicNode, Key: "n1"}},
+	} {
+		e := &entry{key: tc.k}
+		if got := e.Subscription(); got != tc.want {
+			t.Errorf("%+v: subscription %+v, want %+v", tc.k, got, tc.want)
+		}
+	}
 }

@@ -54,23 +54,21 @@ type SubscriptionsConfig struct {
 	Unsupported func(err error)
 }
 
-// subState is what a client remembers per subscription: what it asked
-// for and the index of the last result delivered (its resume point). A
-// client agent holds one per cached name, so it keeps only what differs
-// between subscriptions (48 bytes, inline in the map: the rest of a
-// Request is the same for all, or is the map key) rather than the whole
-// Request behind a pointer (96 bytes and a pointer slot).
+// subState is what a client remembers per subscription: where to ask
+// what it subscribed to, and the index of the last result delivered (its
+// resume point). A client agent holds one per cached name, so the map
+// keeps 24 bytes inline per subscription; the cache entry that is the
+// source already holds the key, tag and topic.
 type subState struct {
-	key, tag string
-	index    uint64
-	topic    stream.Topic
-	passing  bool
+	src   stream.Source
+	index uint64
 }
 
 // request is the subscription's Request, resuming from its index.
 func (st subState) request(id uint64, dc string) stream.Request {
-	return stream.Request{Op: stream.OpSubscribe, ID: id, Topic: st.topic, Key: st.key, Tag: st.tag,
-		PassingOnly: st.passing, Datacenter: dc, Index: st.index}
+	r := st.src.Subscription()
+	r.Op, r.ID, r.Datacenter, r.Index = stream.OpSubscribe, id, dc, st.index
+	return r
 }
 
 // Stream timings.
@@ -96,19 +94,28 @@ func (f *Forwarder) NewSubscriptions(cfg SubscriptionsConfig) (*Subscriptions, e
 	return &Subscriptions{f: f, cfg: cfg, logger: f.logger.Named("subscriptions"), subs: make(map[uint64]subState)}, nil
 }
 
-// Subscribe adds a subscription and returns its ID. req's Op, ID and
-// Datacenter are filled in; req.Index may carry the index of a result the
-// caller already holds (the server then answers Resumed if it is current).
-// It never blocks on the network beyond one frame write; while
-// disconnected the subscription is sent when the next stream opens.
+// Subscribe adds a subscription to req and returns its ID: SubscribeFrom
+// with a Source holding a copy of req, and req.Index as the index.
 func (s *Subscriptions) Subscribe(req stream.Request) uint64 {
+	f := stream.Fixed(req)
+	return s.SubscribeFrom(&f, req.Index)
+}
+
+// SubscribeFrom adds a subscription to what src gives and returns its ID.
+// index may be the index of a result the caller already holds (the server
+// then answers Resumed if it is current). src is asked again each time
+// the subscription is re-sent (stream.Source). It never blocks on the
+// network beyond one frame write; while disconnected the subscription is
+// sent when the next stream opens.
+func (s *Subscriptions) SubscribeFrom(src stream.Source, index uint64) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nextID++
-	req.Op, req.ID, req.Datacenter = stream.OpSubscribe, s.nextID, s.cfg.Datacenter
-	s.subs[req.ID] = subState{key: req.Key, tag: req.Tag, index: req.Index, topic: req.Topic, passing: req.PassingOnly}
+	st := subState{src: src, index: index}
+	s.subs[s.nextID] = st
+	req := st.request(s.nextID, s.cfg.Datacenter)
 	s.sendLocked(&req)
-	return req.ID
+	return s.nextID
 }
 
 // Unsubscribe ends subscription id; events for it that are still in

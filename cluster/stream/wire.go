@@ -66,6 +66,24 @@ type Request struct {
 	Index uint64
 }
 
+// Source is a subscription as its client holds it. Subscription returns
+// the Request's Topic, Key, Tag and PassingOnly; the rest is the
+// subscriber's (Op, ID, Datacenter, and Index, its resume point). A client
+// re-sends every live subscription when its stream is replaced, and asks
+// the source again then instead of keeping a copy per subscription: a
+// client agent has one per cached name (forwarder.Subscriptions). It is
+// called under the subscriber's lock, so it must neither block nor take
+// a lock.
+type Source interface {
+	Subscription() Request
+}
+
+// Fixed is a Source that gives the same Request each time.
+type Fixed Request
+
+// Subscription implements Source.
+func (f *Fixed) Subscription() Request { return Request(*f) }
+
 // Kind says what an Event carries.
 type Kind uint8
 
