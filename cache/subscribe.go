@@ -74,7 +74,7 @@ func (c *Catalog) subscribe(e *entry, v *value) {
 	if e.key.kind != kindService && e.key.kind != kindNode {
 		return
 	}
-	// Held across Subscribe so Deliver cannot see an event for the ID
+	// Held across SubscribeFrom so Deliver cannot see an event for the ID
 	// before the ID is mapped to e.
 	c.subMu.Lock()
 	if e.is(entryRemoved) {
