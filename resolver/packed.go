@@ -68,6 +68,7 @@ type depSet struct {
 	over bool // too many deps, or one not worth keeping
 }
 
+// has reports whether d is noted already.
 func (r *depSet) has(d Dep) bool {
 	for _, x := range r.deps {
 		if x.dep == d {
