@@ -564,7 +564,7 @@ func testCLILock(t *testing.T, c *sessionCluster) {
 		t.Fatalf("A's child runs but the lock is held by %q (%+v, %v)", sessA, info, err)
 	}
 	b := startCairnLock(t, c.bin, c.clients[1].HTTPAddr(), dir, "cli/job",
-		"echo B-start >> record; echo $$ > pidB; while true; do sleep 0.05; done")
+		"echo $$ > pidB; echo B-start >> record; while true; do sleep 0.05; done") // pidB is whole once B-start shows
 	select {
 	case code := <-b.done:
 		t.Fatalf("second cairn lock exited (%d) instead of waiting: %s", code, b.stderr.String())
