@@ -569,10 +569,8 @@ func (c *Catalog) fill(e *entry) (*value, uint64, error) {
 		// UnwatchedTTL, then fetched again.
 		v.expires = time.Now().Add(c.cfg.UnwatchedTTL).UnixNano()
 	}
-	e.val.Store(v)
-	c.fills.Add(1)
+	ver := c.replace(e, nil, v)
 	e.lastOK.Store(time.Now().UnixNano())
-	ver := e.version.Add(1)
 	s, _ := c.locate(&e.key)
 	s.markFilled(e)
 	if v.empty() && c.cfg.NegativeTTL <= 0 {

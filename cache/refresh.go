@@ -143,14 +143,15 @@ func (c *Catalog) refresh(e *entry) {
 
 // replace publishes v as e's value in place of cur (nil: none) and counts
 // it as a fill (memory.go); the version, and so every packed answer built
-// from e, moves only if the answer changed.
-func (c *Catalog) replace(e *entry, cur, v *value) {
+// from e, moves only if the answer changed. It returns e's version.
+func (c *Catalog) replace(e *entry, cur, v *value) uint64 {
 	same := cur != nil && sameValue(cur, v)
 	e.val.Store(v)
 	c.fills.Add(1)
-	if !same {
-		e.version.Add(1)
+	if same {
+		return e.version.Load()
 	}
+	return e.version.Add(1)
 }
 
 func sameValue(a, b *value) bool {
