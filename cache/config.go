@@ -41,7 +41,8 @@ type Config struct {
 	Subscriber Subscriber
 	// ReleaseMemory, if set, is called by the janitor once a burst of at
 	// least ReleaseBurst fills has been followed by ReleaseQuiet without
-	// one (memory.go). Client agents pass debug.FreeOSMemory.
+	// one (memory.go). Client agents pass debug.FreeOSMemory followed by
+	// resolver.TrimImage.
 	ReleaseMemory func()
 }
 
