@@ -68,16 +68,6 @@ type depSet struct {
 	over bool // too many deps, or one not worth keeping
 }
 
-// has reports whether d is noted already.
-func (r *depSet) has(d Dep) bool {
-	for _, x := range r.deps {
-		if x.dep == d {
-			return true
-		}
-	}
-	return false
-}
-
 type depSetKey struct{}
 
 // NoteDep ties the answer being built under ctx to d as it was at version
@@ -85,7 +75,7 @@ type depSetKey struct{}
 // only costs a refill. Outside a packable UDP query it does nothing.
 func NoteDep(ctx context.Context, d Dep, ver uint64) {
 	r, _ := ctx.Value(depSetKey{}).(*depSet)
-	if r == nil || r.over || r.has(d) {
+	if r == nil || r.over || slices.ContainsFunc(r.deps, func(x depVer) bool { return x.dep == d }) {
 		return
 	}
 	if ver == 0 || len(r.deps) == maxDeps {
@@ -219,7 +209,7 @@ func (ps *packedStore) store(p []byte, q *question, resp []byte, rec *depSet) {
 			return
 		}
 		start := len(cur.buf)
-		buf := append(append(make([]byte, 0, start+len(resp)), cur.buf...), resp...)
+		buf := slices.Concat(cur.buf, resp)
 		if !bytes.Equal(name, cur.name()) {
 			// Asked in another letter case. Every packing of an entry
 			// carries the entry's name (lookup serves it as is to an
@@ -239,7 +229,7 @@ func (ps *packedStore) store(p []byte, q *question, resp []byte, rec *depSet) {
 		if len(q.key)+len(resp) > math.MaxUint16 {
 			return
 		}
-		buf := append(append(make([]byte, 0, len(q.key)+len(resp)), q.key...), resp...)
+		buf := slices.Concat(q.key, resp)
 		ne = &packedEntry{buf: buf, deps: rec.deps, keyLen: uint16(len(q.key)),
 			nameLen: uint8(len(name)), n: 1, want: rotations, caseFree: free}
 		ne.ends[0] = uint16(len(buf))
